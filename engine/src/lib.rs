@@ -1,0 +1,1 @@
+//! ringside BPF link engine.

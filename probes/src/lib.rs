@@ -1,0 +1,1 @@
+//! ringside kernel tracepoint probes (see issue 4).

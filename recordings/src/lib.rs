@@ -1,0 +1,1 @@
+//! ringside recordings: format, writer, reader, replay, export.
