@@ -1,1 +1,18 @@
-//! ringside BPF link engine.
+//! ringside's BPF link engine.
+//!
+//! After each io_uring completion of a chain, the engine runs a small eBPF
+//! program (rbpf, in this process) that decides what happens next: go on,
+//! stop, fail, issue new requests, drop or unlink steps, accumulate in maps,
+//! post completions to the application. Chains without programs go to the
+//! kernel as real `IOSQE_IO_LINK` chains. Everything that happens is an
+//! [`event::Event`].
+
+pub mod abi;
+pub mod decision;
+pub mod elf;
+pub mod fixup;
+pub mod interp;
+pub mod maps;
+pub mod program;
+pub mod verifier;
+pub mod vm;

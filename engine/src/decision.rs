@@ -1,0 +1,1293 @@
+//! One decision: a program run on one completion, and the helpers' semantics.
+//!
+//! This is the only implementation of what helpers do. The live engine runs
+//! it against the real maps, buffers and clock; replay runs it against the
+//! inputs recorded in a decision's event ([`reexecute`]) and compares. A
+//! helper never changes a chain directly: it validates its arguments against
+//! a [`ChainView`] and appends an [`Action`] the engine applies after the
+//! program returns, so a decision that breaks a budget can be discarded whole.
+
+use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, helper_id, op};
+use crate::interp::{self, MemRegion, TraceStep};
+use crate::maps::{Map, MapDef, MapKind};
+use crate::program::{LoadedProgram, MapId};
+use crate::vm::{ExecMode, HelperHost};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// What programs may name: registered files and buffers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registrations {
+    /// Number of registered files (valid indexes are 0..files).
+    pub files: u32,
+    /// Size of each registered buffer.
+    pub buffers: Vec<u64>,
+}
+
+/// Limits that stop runaway programs; breaking one fails the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budgets {
+    /// Instructions one decision may execute.
+    pub insns_per_decision: u64,
+    /// `rs_submit` calls one decision may make.
+    pub submits_per_decision: u32,
+    /// Steps a chain may have in total.
+    pub steps_per_chain: u32,
+    /// Issues of one step (first issue + resubmissions).
+    pub attempts_per_step: u8,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            insns_per_decision: 4096,
+            submits_per_decision: 16,
+            steps_per_chain: 4096,
+            attempts_per_step: 32,
+        }
+    }
+}
+
+/// Which budget was broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetKind {
+    /// Instructions per decision.
+    Instructions,
+    /// Submissions per completion.
+    SubmitsPerDecision,
+    /// Steps per chain.
+    StepsPerChain,
+    /// Resubmissions of one step.
+    AttemptsPerStep,
+}
+
+impl std::fmt::Display for BudgetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BudgetKind::Instructions => "instructions per decision",
+            BudgetKind::SubmitsPerDecision => "submissions per completion",
+            BudgetKind::StepsPerChain => "steps per chain",
+            BudgetKind::AttemptsPerStep => "resubmissions of one step",
+        })
+    }
+}
+
+/// A broken budget: which, its limit, and the value that broke it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetViolation {
+    /// Which budget.
+    pub kind: BudgetKind,
+    /// Its limit.
+    pub limit: u64,
+    /// What the program tried.
+    pub value: u64,
+}
+
+impl std::fmt::Display for BudgetViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "budget exceeded: {} ({} > {})",
+            self.kind, self.value, self.limit
+        )
+    }
+}
+
+/// A step not yet issued, as a decision sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingStep {
+    /// Index in the chain.
+    pub index: u32,
+    /// Already dropped.
+    pub dropped: bool,
+    /// Already unlinked.
+    pub unlinked: bool,
+}
+
+/// The part of a chain a decision may act on; recorded with the decision so
+/// it can be re-executed from its event alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainView {
+    /// Chain id.
+    pub chain: u64,
+    /// Index of the completed step.
+    pub step: u32,
+    /// Steps in the chain.
+    pub nsteps: u32,
+    /// Opcode of the completed step (resubmission detection).
+    pub opcode: u8,
+    /// Registered-file index of the completed step.
+    pub fd: i32,
+    /// Attempt number of the completed step.
+    pub attempt: u8,
+    /// Steps not yet issued.
+    pub pending: Vec<PendingStep>,
+}
+
+/// A change a decision asks for; applied by the engine after the program returns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Insert a new step.
+    Submit {
+        /// Index it gets in the chain.
+        index: u32,
+        /// Placement.
+        place: Where,
+        /// Template.
+        sqe: RsSqe,
+        /// Attempt number it will carry.
+        attempt: u8,
+    },
+    /// Drop an unissued step.
+    Drop {
+        /// Step index.
+        step: u32,
+    },
+    /// Make a step independent of what follows.
+    Unlink {
+        /// Step index.
+        step: u32,
+    },
+    /// Post a completion to the application.
+    Emit {
+        /// user_data.
+        user_data: u64,
+        /// Result.
+        res: i32,
+        /// Flags.
+        flags: u32,
+    },
+    /// Set the result the chain's final completion reports.
+    SetRes {
+        /// Result.
+        res: i32,
+    },
+}
+
+/// What a helper call saw and did, beyond its raw arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CallDetail {
+    /// Nothing more to say (argument errors).
+    None,
+    /// `bpf_map_lookup_elem`.
+    MapLookup {
+        /// Object-local map index.
+        map: u32,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value at lookup time, if found.
+        value: Option<Vec<u8>>,
+    },
+    /// `bpf_map_update_elem`.
+    MapUpdate {
+        /// Map.
+        map: u32,
+        /// Key.
+        key: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+        /// Flags.
+        flags: u64,
+    },
+    /// `bpf_map_delete_elem`.
+    MapDelete {
+        /// Map.
+        map: u32,
+        /// Key.
+        key: Vec<u8>,
+    },
+    /// `bpf_ktime_get_ns`: the value returned.
+    Ktime {
+        /// Nanoseconds.
+        ns: u64,
+    },
+    /// `bpf_trace_printk`: the formatted text.
+    Printk {
+        /// Text.
+        text: String,
+    },
+    /// `rs_submit`.
+    Submit {
+        /// Template as read.
+        sqe: RsSqe,
+        /// `where`.
+        place: u64,
+    },
+    /// `rs_drop`.
+    Drop {
+        /// Step.
+        step: u64,
+    },
+    /// `rs_unlink`.
+    Unlink {
+        /// Step.
+        step: u64,
+    },
+    /// `rs_emit`.
+    Emit {
+        /// user_data.
+        user_data: u64,
+        /// res.
+        res: i32,
+        /// flags.
+        flags: u32,
+    },
+    /// `rs_read_buf`: the bytes copied out (a nondeterministic input).
+    ReadBuf {
+        /// Buffer index.
+        buf_index: u16,
+        /// Offset.
+        off: u64,
+        /// Bytes copied (empty on error).
+        data: Vec<u8>,
+    },
+    /// `rs_set_res`.
+    SetRes {
+        /// Result.
+        res: i32,
+    },
+}
+
+/// One helper call of a decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelperCall {
+    /// Helper id.
+    pub helper: u32,
+    /// r1..r5; pointer arguments are recorded as 0 (addresses differ run to run).
+    pub args: [u64; 5],
+    /// r0; for `bpf_map_lookup_elem`, 1 when found and 0 when not (not the address).
+    pub ret: i64,
+    /// What it saw and did.
+    pub detail: CallDetail,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A map entry as it was when a decision first touched it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapTouch {
+    /// Object-local map index.
+    pub map: u32,
+    /// Key.
+    pub key: Vec<u8>,
+    /// Value before, if present.
+    pub before: Option<Vec<u8>>,
+    /// Entries in the map before (hash maps: decides whether an insert finds it full).
+    pub len_before: u32,
+}
+
+/// A change to a map entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapWrite {
+    /// Object-local map index.
+    pub map: u32,
+    /// Key.
+    pub key: Vec<u8>,
+    /// Value before (None: absent).
+    pub before: Option<Vec<u8>>,
+    /// Value after (None: deleted).
+    pub after: Option<Vec<u8>>,
+}
+
+/// How a decision ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum DecisionResult {
+    /// A valid decision.
+    Verdict {
+        /// Which.
+        verdict: Verdict,
+    },
+    /// The program returned something that is not a decision.
+    BadReturn {
+        /// r0.
+        ret: u64,
+    },
+    /// The VM stopped it (out-of-bounds access of a trusted program, ...).
+    VmError {
+        /// rbpf's message.
+        message: String,
+    },
+    /// It broke a budget.
+    Budget {
+        /// Which and by how much.
+        violation: BudgetViolation,
+    },
+}
+
+impl DecisionResult {
+    /// The verdict, when the decision was valid.
+    pub fn verdict(&self) -> Option<Verdict> {
+        match self {
+            DecisionResult::Verdict { verdict } => Some(*verdict),
+            _ => None,
+        }
+    }
+}
+
+/// Everything about one decision: its inputs (enough to re-execute it) and what it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Decision number in its engine, from 0.
+    pub seq: u64,
+    /// Program.
+    pub prog: u32,
+    /// Program name.
+    pub prog_name: String,
+    /// Chain.
+    pub chain: u64,
+    /// Step the decision is about.
+    pub step: u32,
+    /// The context.
+    pub ctx: RsCtx,
+    /// The chain as the decision saw it.
+    pub view: ChainView,
+    /// Map entries as first touched.
+    pub touched: Vec<MapTouch>,
+    /// Helper calls in order.
+    pub calls: Vec<HelperCall>,
+    /// Map changes.
+    pub map_writes: Vec<MapWrite>,
+    /// Actions it asked for (applied only when the result is a verdict).
+    pub actions: Vec<Action>,
+    /// r0.
+    pub ret: u64,
+    /// How it ended.
+    pub result: DecisionResult,
+    /// Instructions executed, when counted.
+    pub insns: Option<u64>,
+    /// Wall time of the program run in ns (not part of replay comparison).
+    pub duration_ns: u64,
+    /// Interpreter or JIT.
+    pub exec: ExecMode,
+}
+
+/// Sources of a decision's nondeterministic inputs.
+pub trait InputSource {
+    /// `bpf_ktime_get_ns`.
+    fn ktime_ns(&mut self) -> u64;
+    /// Copy `dst.len()` bytes of registered buffer `buf` at `off` (already
+    /// range-checked against the registration).
+    fn read_buf(&mut self, buf: u16, off: u64, dst: &mut [u8]);
+}
+
+/// The environment a program runs in: helper semantics over a chain view.
+struct Env<'a> {
+    prog: &'a LoadedProgram,
+    maps: &'a mut [Map],
+    /// Object-local map index -> index into `maps`.
+    map_index: Vec<usize>,
+    regs: &'a Registrations,
+    budgets: &'a Budgets,
+    view: ChainView,
+    source: &'a mut dyn InputSource,
+    record: bool,
+    calls: Vec<HelperCall>,
+    actions: Vec<Action>,
+    touched: Vec<MapTouch>,
+    writes: Vec<MapWrite>,
+    /// (local map, key, address, last known bytes) of looked-up values, to see direct writes.
+    watches: Vec<(u32, Vec<u8>, u64, Vec<u8>)>,
+    submits: u32,
+    violation: Option<BudgetViolation>,
+}
+
+fn errno(e: i32) -> i64 {
+    -(e as i64)
+}
+
+/// Copy `len` bytes the program pointed at.
+///
+/// # Safety
+/// For verified programs the verifier proved the range readable; trusted
+/// programs are the caller's responsibility.
+unsafe fn read_mem(addr: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    if len > 0 {
+        unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, v.as_mut_ptr(), len) };
+    }
+    v
+}
+
+impl Env<'_> {
+    fn map(&mut self, handle: u64) -> Option<(u32, usize)> {
+        let (local, _) = self.prog.map_of_handle(handle)?;
+        Some((local as u32, *self.map_index.get(local)?))
+    }
+
+    fn touch(&mut self, local: u32, idx: usize, key: &[u8]) {
+        if !self.record || self.touched.iter().any(|t| t.map == local && t.key == key) {
+            return;
+        }
+        let m = &self.maps[idx];
+        self.touched.push(MapTouch {
+            map: local,
+            key: key.to_vec(),
+            before: m.get(key).ok().flatten(),
+            len_before: m.len() as u32,
+        });
+    }
+
+    fn refresh_watch(&mut self, local: u32, key: &[u8], now: Option<&[u8]>) {
+        for w in self
+            .watches
+            .iter_mut()
+            .filter(|w| w.0 == local && w.1 == key)
+        {
+            w.3 = now
+                .map(|v| v.to_vec())
+                .unwrap_or_else(|| vec![0; w.3.len()]);
+        }
+    }
+
+    fn ptr_args(id: u32) -> [bool; 5] {
+        match id {
+            helper_id::MAP_LOOKUP_ELEM | helper_id::MAP_DELETE_ELEM => {
+                [true, true, false, false, false]
+            }
+            helper_id::MAP_UPDATE_ELEM => [true, true, true, false, false],
+            helper_id::TRACE_PRINTK => [true, false, false, false, false],
+            helper_id::RS_SUBMIT => [true, true, false, false, false],
+            helper_id::RS_READ_BUF => [true, false, false, true, false],
+            _ => [true, false, false, false, false], // ctx
+        }
+    }
+
+    fn submit(
+        &mut self,
+        sqe_addr: u64,
+        size: u64,
+        place: u64,
+    ) -> (i64, CallDetail, Option<String>) {
+        if size != abi::SQE_SIZE as u64 {
+            let sqe = RsSqe::default();
+            return (
+                errno(libc::EINVAL),
+                CallDetail::Submit { sqe, place },
+                Some(format!(
+                    "size {size} is not sizeof(struct rs_sqe) = {}",
+                    abi::SQE_SIZE
+                )),
+            );
+        }
+        // SAFETY: verified programs pass a readable 40-byte template (see read_mem).
+        let raw = unsafe { read_mem(sqe_addr, abi::SQE_SIZE) };
+        let sqe = RsSqe::from_bytes(raw.as_slice().try_into().expect("40 bytes"));
+        let detail = CallDetail::Submit { sqe, place };
+        let fail = |e: i32, why: String| (errno(e), CallDetail::Submit { sqe, place }, Some(why));
+        let Some(place_w) = Where::from_raw(place) else {
+            return fail(
+                libc::EINVAL,
+                format!("where = {place} is not RS_AFTER_CURRENT, RS_AT_END or RS_DETACHED"),
+            );
+        };
+        if sqe._rsvd != 0 {
+            return fail(libc::EINVAL, format!("_rsvd is {}, must be 0", sqe._rsvd));
+        }
+        if !op::allowed(sqe.opcode) {
+            return fail(
+                libc::EPERM,
+                format!(
+                    "opcode {} ({}) is not on the allow-list",
+                    sqe.opcode,
+                    op::name(sqe.opcode)
+                ),
+            );
+        }
+        if op::needs_file(sqe.opcode) && (sqe.fd < 0 || sqe.fd as u32 >= self.regs.files) {
+            return fail(
+                libc::EPERM,
+                format!(
+                    "fd {} is not a registered-file index ({} files registered)",
+                    sqe.fd, self.regs.files
+                ),
+            );
+        }
+        if op::needs_buffer(sqe.opcode) {
+            let Some(&size) = self.regs.buffers.get(sqe.buf_index as usize) else {
+                return fail(
+                    libc::EPERM,
+                    format!(
+                        "buf_index {} is not a registered buffer ({} registered)",
+                        sqe.buf_index,
+                        self.regs.buffers.len()
+                    ),
+                );
+            };
+            if sqe
+                .buf_off
+                .checked_add(sqe.len as u64)
+                .is_none_or(|end| end > size)
+            {
+                return fail(
+                    libc::EFAULT,
+                    format!(
+                        "buf_off {} + len {} is outside buffer {} ({size} bytes)",
+                        sqe.buf_off, sqe.len, sqe.buf_index
+                    ),
+                );
+            }
+        } else if sqe.buf_index != abi::NO_BUF
+            && (sqe.buf_index as usize) >= self.regs.buffers.len()
+        {
+            return fail(
+                libc::EPERM,
+                format!("buf_index {} is not a registered buffer", sqe.buf_index),
+            );
+        }
+        if sqe.len > i32::MAX as u32 {
+            return fail(libc::EINVAL, format!("len {} is too large", sqe.len));
+        }
+        // Budgets.
+        self.submits += 1;
+        if self.submits > self.budgets.submits_per_decision {
+            self.violation.get_or_insert(BudgetViolation {
+                kind: BudgetKind::SubmitsPerDecision,
+                limit: self.budgets.submits_per_decision as u64,
+                value: self.submits as u64,
+            });
+            return fail(
+                libc::E2BIG,
+                "submission budget of this completion exhausted".into(),
+            );
+        }
+        if self.view.nsteps >= self.budgets.steps_per_chain {
+            self.violation.get_or_insert(BudgetViolation {
+                kind: BudgetKind::StepsPerChain,
+                limit: self.budgets.steps_per_chain as u64,
+                value: self.view.nsteps as u64 + 1,
+            });
+            return fail(libc::E2BIG, "step budget of this chain exhausted".into());
+        }
+        // A request placed right after the completed step, with its opcode and
+        // file, is a resubmission of that step.
+        let resubmission = place_w == Where::AfterCurrent
+            && sqe.opcode == self.view.opcode
+            && sqe.fd == self.view.fd;
+        let attempt = if resubmission {
+            self.view.attempt.saturating_add(1)
+        } else {
+            1
+        };
+        if attempt > self.budgets.attempts_per_step {
+            self.violation.get_or_insert(BudgetViolation {
+                kind: BudgetKind::AttemptsPerStep,
+                limit: self.budgets.attempts_per_step as u64,
+                value: attempt as u64,
+            });
+            return fail(
+                libc::E2BIG,
+                "resubmission budget of this step exhausted".into(),
+            );
+        }
+        let index = match place_w {
+            Where::AfterCurrent => {
+                let at = self.view.step + 1;
+                for p in self.view.pending.iter_mut().filter(|p| p.index >= at) {
+                    p.index += 1;
+                }
+                // Later actions in this decision name indexes after the shift.
+                for a in self.actions.iter_mut() {
+                    match a {
+                        Action::Submit { index, .. }
+                        | Action::Drop { step: index }
+                        | Action::Unlink { step: index }
+                            if *index >= at =>
+                        {
+                            *index += 1
+                        }
+                        _ => {}
+                    }
+                }
+                at
+            }
+            Where::AtEnd | Where::Detached => self.view.nsteps,
+        };
+        self.view.nsteps += 1;
+        if place_w != Where::Detached {
+            self.view.pending.push(PendingStep {
+                index,
+                dropped: false,
+                unlinked: false,
+            });
+            self.view.pending.sort_by_key(|p| p.index);
+        }
+        self.actions.push(Action::Submit {
+            index,
+            place: place_w,
+            sqe,
+            attempt,
+        });
+        (index as i64, detail, None)
+    }
+
+    fn pending_step(&mut self, step: u64) -> Result<&mut PendingStep, (i32, String)> {
+        let nsteps = self.view.nsteps as u64;
+        match self
+            .view
+            .pending
+            .iter_mut()
+            .find(|p| p.index as u64 == step)
+        {
+            Some(p) => Ok(p),
+            None if step >= nsteps => Err((
+                libc::ENOENT,
+                format!("no step {step} (the chain has {nsteps})"),
+            )),
+            None => Err((libc::EBUSY, format!("step {step} was already issued"))),
+        }
+    }
+}
+
+impl HelperHost for Env<'_> {
+    fn call(&mut self, id: u32, args: [u64; 5]) -> u64 {
+        let [a1, a2, a3, a4, a5] = args;
+        let (ret, detail, error): (i64, CallDetail, Option<String>) = match id {
+            helper_id::MAP_LOOKUP_ELEM => match self.map(a1) {
+                None => (
+                    0,
+                    CallDetail::None,
+                    Some(format!("{a1:#x} is not a map of this program")),
+                ),
+                Some((local, idx)) => {
+                    let ks = self.maps[idx].def().key_size as usize;
+                    // SAFETY: see read_mem.
+                    let key = unsafe { read_mem(a2, ks) };
+                    self.touch(local, idx, &key);
+                    let vs = self.maps[idx].def().value_size as usize;
+                    match self.maps[idx].lookup_ptr(&key) {
+                        Ok(Some(addr)) => {
+                            // SAFETY: addr is inside the map's arena.
+                            let value = unsafe { read_mem(addr, vs) };
+                            if self.record {
+                                self.watches.push((local, key.clone(), addr, value.clone()));
+                            }
+                            // Return the real address; the call record keeps 1 (found).
+                            let detail = CallDetail::MapLookup {
+                                map: local,
+                                key,
+                                value: Some(value),
+                            };
+                            if self.record {
+                                self.calls.push(HelperCall {
+                                    helper: id,
+                                    args: [0; 5],
+                                    ret: 1,
+                                    detail,
+                                    error: None,
+                                });
+                            }
+                            return addr;
+                        }
+                        Ok(None) => (
+                            0,
+                            CallDetail::MapLookup {
+                                map: local,
+                                key,
+                                value: None,
+                            },
+                            None,
+                        ),
+                        Err(e) => (
+                            0,
+                            CallDetail::MapLookup {
+                                map: local,
+                                key,
+                                value: None,
+                            },
+                            Some(e.to_string()),
+                        ),
+                    }
+                }
+            },
+            helper_id::MAP_UPDATE_ELEM | helper_id::MAP_DELETE_ELEM => match self.map(a1) {
+                None => (
+                    errno(libc::EINVAL),
+                    CallDetail::None,
+                    Some(format!("{a1:#x} is not a map of this program")),
+                ),
+                Some((local, idx)) => {
+                    let def = self.maps[idx].def().clone();
+                    // SAFETY: see read_mem.
+                    let key = unsafe { read_mem(a2, def.key_size as usize) };
+                    self.touch(local, idx, &key);
+                    let before = self.maps[idx].get(&key).ok().flatten();
+                    let (res, detail) = if id == helper_id::MAP_UPDATE_ELEM {
+                        // SAFETY: see read_mem.
+                        let value = unsafe { read_mem(a3, def.value_size as usize) };
+                        let r = self.maps[idx].update(&key, &value, a4);
+                        (
+                            r,
+                            CallDetail::MapUpdate {
+                                map: local,
+                                key: key.clone(),
+                                value,
+                                flags: a4,
+                            },
+                        )
+                    } else {
+                        let r = self.maps[idx].delete(&key);
+                        (
+                            r,
+                            CallDetail::MapDelete {
+                                map: local,
+                                key: key.clone(),
+                            },
+                        )
+                    };
+                    match res {
+                        Ok(()) => {
+                            let after = self.maps[idx].get(&key).ok().flatten();
+                            self.refresh_watch(local, &key, after.as_deref());
+                            if self.record {
+                                self.writes.push(MapWrite {
+                                    map: local,
+                                    key,
+                                    before,
+                                    after,
+                                });
+                            }
+                            (0, detail, None)
+                        }
+                        Err(e) => (e.errno(), detail, Some(e.to_string())),
+                    }
+                }
+            },
+            helper_id::KTIME_GET_NS => {
+                let ns = self.source.ktime_ns();
+                self.finish(id, args, ns as i64, CallDetail::Ktime { ns }, None);
+                return ns;
+            }
+            helper_id::TRACE_PRINTK => {
+                let size = a2.min(256) as usize;
+                // SAFETY: see read_mem.
+                let fmt = unsafe { read_mem(a1, size) };
+                let text = format_printk(&fmt, [a3, a4, a5]);
+                (text.len() as i64, CallDetail::Printk { text }, None)
+            }
+            helper_id::RS_SUBMIT => self.submit(a2, a3, a4),
+            helper_id::RS_DROP => {
+                let detail = CallDetail::Drop { step: a2 };
+                match self.pending_step(a2) {
+                    Ok(p) if p.dropped => (
+                        errno(libc::EALREADY),
+                        detail,
+                        Some(format!("step {a2} is already dropped")),
+                    ),
+                    Ok(p) => {
+                        p.dropped = true;
+                        self.actions.push(Action::Drop { step: a2 as u32 });
+                        (0, detail, None)
+                    }
+                    Err((e, why)) => (errno(e), detail, Some(why)),
+                }
+            }
+            helper_id::RS_UNLINK => {
+                let detail = CallDetail::Unlink { step: a2 };
+                match self.pending_step(a2) {
+                    Ok(p) => {
+                        p.unlinked = true;
+                        self.actions.push(Action::Unlink { step: a2 as u32 });
+                        (0, detail, None)
+                    }
+                    Err((e, why)) => (errno(e), detail, Some(why)),
+                }
+            }
+            helper_id::RS_EMIT => {
+                let (user_data, res, flags) = (a2, a3 as i32, a4 as u32);
+                self.actions.push(Action::Emit {
+                    user_data,
+                    res,
+                    flags,
+                });
+                (
+                    0,
+                    CallDetail::Emit {
+                        user_data,
+                        res,
+                        flags,
+                    },
+                    None,
+                )
+            }
+            helper_id::RS_READ_BUF => {
+                let (buf, off, len) = (a2 as u16, a3, a5 as usize);
+                let size = self.regs.buffers.get(a2 as usize).copied();
+                let fail = |e: i32, why: String| {
+                    // Zero the destination, as the kernel's probe-read helpers do,
+                    // so a failed read never leaves stale bytes behind.
+                    // SAFETY: the verifier proved [a4, a4+len) writable.
+                    unsafe { std::ptr::write_bytes(a4 as *mut u8, 0, len) };
+                    (
+                        errno(e),
+                        CallDetail::ReadBuf {
+                            buf_index: buf,
+                            off,
+                            data: vec![],
+                        },
+                        Some(why),
+                    )
+                };
+                match size {
+                    _ if a2 > u16::MAX as u64 => fail(
+                        libc::EPERM,
+                        format!("buf_index {a2} is not a registered buffer"),
+                    ),
+                    None => fail(
+                        libc::EPERM,
+                        format!("buf_index {a2} is not a registered buffer"),
+                    ),
+                    Some(size) if off.checked_add(len as u64).is_none_or(|e| e > size) => fail(
+                        libc::EFAULT,
+                        format!("off {off} + len {len} is outside buffer {buf} ({size} bytes)"),
+                    ),
+                    Some(_) => {
+                        let mut data = vec![0u8; len];
+                        self.source.read_buf(buf, off, &mut data);
+                        // SAFETY: the verifier proved [a4, a4+len) writable.
+                        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), a4 as *mut u8, len) };
+                        let detail = CallDetail::ReadBuf {
+                            buf_index: buf,
+                            off,
+                            data: if self.record { data } else { vec![] },
+                        };
+                        (len as i64, detail, None)
+                    }
+                }
+            }
+            helper_id::RS_SET_RES => {
+                let res = a2 as i32;
+                self.actions.push(Action::SetRes { res });
+                (0, CallDetail::SetRes { res }, None)
+            }
+            _ => (
+                errno(libc::ENOSYS),
+                CallDetail::None,
+                Some(format!("unknown helper {id:#x}")),
+            ),
+        };
+        self.finish(id, args, ret, detail, error);
+        ret as u64
+    }
+}
+
+impl Env<'_> {
+    fn finish(
+        &mut self,
+        id: u32,
+        args: [u64; 5],
+        ret: i64,
+        detail: CallDetail,
+        error: Option<String>,
+    ) {
+        if !self.record {
+            return;
+        }
+        let ptrs = Self::ptr_args(id);
+        let mut a = args;
+        for (i, p) in ptrs.iter().enumerate() {
+            if *p {
+                a[i] = 0;
+            }
+        }
+        self.calls.push(HelperCall {
+            helper: id,
+            args: a,
+            ret,
+            detail,
+            error,
+        });
+    }
+
+    /// After the run: direct writes through looked-up pointers.
+    fn collect_direct_writes(&mut self) {
+        for (local, key, addr, last) in std::mem::take(&mut self.watches) {
+            // SAFETY: addr is inside a map arena that is still alive.
+            let now = unsafe { read_mem(addr, last.len()) };
+            if now != last {
+                self.writes.push(MapWrite {
+                    map: local,
+                    key,
+                    before: Some(last),
+                    after: Some(now),
+                });
+            }
+        }
+    }
+}
+
+/// `bpf_trace_printk` formatting: %d %i %u %x %ld %lu %lx %lld %llu %llx %p %% (no %s).
+pub fn format_printk(fmt: &[u8], args: [u64; 3]) -> String {
+    let end = fmt.iter().position(|&b| b == 0).unwrap_or(fmt.len());
+    let s = String::from_utf8_lossy(&fmt[..end]);
+    let mut out = String::new();
+    let mut it = s.chars().peekable();
+    let mut n = 0;
+    while let Some(c) = it.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut longs = 0;
+        while it.peek() == Some(&'l') {
+            it.next();
+            longs += 1;
+        }
+        let Some(conv) = it.next() else { break };
+        if conv == '%' {
+            out.push('%');
+            continue;
+        }
+        let v = args.get(n).copied().unwrap_or(0);
+        n += 1;
+        match conv {
+            'd' | 'i' if longs == 0 => out.push_str(&(v as i32).to_string()),
+            'd' | 'i' => out.push_str(&(v as i64).to_string()),
+            'u' if longs == 0 => out.push_str(&(v as u32).to_string()),
+            'u' => out.push_str(&v.to_string()),
+            'x' if longs == 0 => out.push_str(&format!("{:x}", v as u32)),
+            'x' => out.push_str(&format!("{v:x}")),
+            'p' => out.push_str(&format!("{v:#x}")),
+            other => {
+                out.push('%');
+                out.push(other);
+            }
+        }
+    }
+    out.trim_end_matches('\n').to_string()
+}
+
+/// What the engine asks of one decision.
+pub struct DecisionRequest<'a> {
+    /// Decision number.
+    pub seq: u64,
+    /// Context.
+    pub ctx: RsCtx,
+    /// The chain as it stands.
+    pub view: ChainView,
+    /// What programs may name.
+    pub regs: &'a Registrations,
+    /// Budgets.
+    pub budgets: &'a Budgets,
+    /// Record calls, touches and writes (someone is listening).
+    pub record: bool,
+    /// Count instructions even when the budget does not need it.
+    pub count_insns: bool,
+}
+
+/// Run one decision of `prog` against live `maps` (the registry's, indexed by
+/// [`MapId`]), with `source` providing the nondeterministic inputs.
+pub fn execute(
+    prog: &LoadedProgram,
+    maps: &mut [Map],
+    req: DecisionRequest<'_>,
+    source: &mut dyn InputSource,
+) -> DecisionRecord {
+    // Counting instructions needs a re-run, which needs the recorded inputs.
+    let budget_needs_count = prog.report.max_path as u64 > req.budgets.insns_per_decision;
+    let count = req.count_insns || budget_needs_count;
+    let record = req.record || count;
+    let map_index: Vec<usize> = prog.maps.iter().map(|&MapId(m)| m as usize).collect();
+    let mut env = Env {
+        prog,
+        maps,
+        map_index,
+        regs: req.regs,
+        budgets: req.budgets,
+        view: req.view.clone(),
+        source,
+        record,
+        calls: Vec::new(),
+        actions: Vec::new(),
+        touched: Vec::new(),
+        writes: Vec::new(),
+        watches: Vec::new(),
+        submits: 0,
+        violation: None,
+    };
+    let mut ctx_bytes = req.ctx.to_bytes();
+    let start = Instant::now();
+    let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
+    let duration_ns = start.elapsed().as_nanos() as u64;
+    env.collect_direct_writes();
+    let Env {
+        calls,
+        actions,
+        touched,
+        writes,
+        violation,
+        ..
+    } = env;
+    let mut rec = DecisionRecord {
+        seq: req.seq,
+        prog: prog.id.0,
+        prog_name: prog.name.clone(),
+        chain: req.view.chain,
+        step: req.view.step,
+        ctx: req.ctx,
+        view: req.view,
+        touched,
+        calls,
+        map_writes: writes,
+        actions,
+        ret: *ret.as_ref().unwrap_or(&0),
+        result: DecisionResult::VmError {
+            message: String::new(),
+        },
+        insns: None,
+        duration_ns,
+        exec: prog.exec_mode(),
+    };
+    if count && ret.is_ok() {
+        // Re-run under the counting interpreter with the recorded inputs.
+        match reexecute(prog, &rec, req.regs, req.budgets, None) {
+            Ok(r) => rec.insns = Some(r.insns),
+            Err(e) => {
+                rec.result = DecisionResult::VmError {
+                    message: format!("re-execution for counting failed: {e}"),
+                };
+                return rec;
+            }
+        }
+    }
+    rec.result = match (ret, violation) {
+        (Err(message), _) => DecisionResult::VmError { message },
+        (Ok(_), Some(violation)) => DecisionResult::Budget { violation },
+        (Ok(_), None)
+            if rec
+                .insns
+                .is_some_and(|n| n > req.budgets.insns_per_decision) =>
+        {
+            DecisionResult::Budget {
+                violation: BudgetViolation {
+                    kind: BudgetKind::Instructions,
+                    limit: req.budgets.insns_per_decision,
+                    value: rec.insns.unwrap_or(0),
+                },
+            }
+        }
+        (Ok(r), None) => match Verdict::from_ret(r) {
+            Some(verdict) => DecisionResult::Verdict { verdict },
+            None => DecisionResult::BadReturn { ret: r },
+        },
+    };
+    if !req.record {
+        // Recording was only for counting; nobody wants the details.
+        rec.calls.clear();
+        rec.touched.clear();
+        rec.map_writes.clear();
+    }
+    rec
+}
+
+/// Inputs replayed from a recorded decision: ktime values and buffer bytes, in call order.
+struct Recorded<'a> {
+    calls: &'a [HelperCall],
+    ktime_at: usize,
+    read_at: usize,
+    mismatch: Option<String>,
+}
+
+impl InputSource for Recorded<'_> {
+    fn ktime_ns(&mut self) -> u64 {
+        let found = self.calls[self.ktime_at.min(self.calls.len())..]
+            .iter()
+            .position(|c| matches!(c.detail, CallDetail::Ktime { .. }));
+        match found {
+            Some(p) => {
+                let i = self.ktime_at + p;
+                self.ktime_at = i + 1;
+                match self.calls[i].detail {
+                    CallDetail::Ktime { ns } => ns,
+                    _ => unreachable!(),
+                }
+            }
+            None => {
+                self.mismatch.get_or_insert(
+                    "the program asked for more ktime values than were recorded".into(),
+                );
+                0
+            }
+        }
+    }
+
+    fn read_buf(&mut self, buf: u16, off: u64, dst: &mut [u8]) {
+        let found = self.calls[self.read_at.min(self.calls.len())..]
+            .iter()
+            .position(|c| matches!(c.detail, CallDetail::ReadBuf { .. }) && c.ret >= 0);
+        match found {
+            Some(p) => {
+                let i = self.read_at + p;
+                self.read_at = i + 1;
+                if let CallDetail::ReadBuf {
+                    buf_index,
+                    off: o,
+                    data,
+                } = &self.calls[i].detail
+                {
+                    if *buf_index != buf || *o != off || data.len() != dst.len() {
+                        self.mismatch.get_or_insert(format!(
+                            "rs_read_buf({buf}, {off}, {}) where the recording has ({buf_index}, {o}, {})",
+                            dst.len(),
+                            data.len()
+                        ));
+                    }
+                    let n = data.len().min(dst.len());
+                    dst[..n].copy_from_slice(&data[..n]);
+                }
+            }
+            None => {
+                self.mismatch
+                    .get_or_insert("the program read more buffer bytes than were recorded".into());
+            }
+        }
+    }
+}
+
+/// Result of re-executing a recorded decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reexecution {
+    /// r0.
+    pub ret: u64,
+    /// Instructions executed.
+    pub insns: u64,
+    /// Helper calls made.
+    pub calls: Vec<HelperCall>,
+    /// Map writes.
+    pub map_writes: Vec<MapWrite>,
+    /// Actions.
+    pub actions: Vec<Action>,
+    /// Budget broken, if any.
+    pub violation: Option<BudgetViolation>,
+    /// An input the recording did not have.
+    pub input_mismatch: Option<String>,
+}
+
+/// Build the maps a recorded decision saw: its touched entries (and, for hash
+/// maps, filler entries so the entry count matches).
+pub fn maps_for_replay(defs: &[MapDef], touched: &[MapTouch]) -> Vec<Map> {
+    let mut maps: Vec<Map> = defs.iter().cloned().map(Map::new).collect();
+    for t in touched {
+        let Some(m) = maps.get_mut(t.map as usize) else {
+            continue;
+        };
+        if let Some(v) = &t.before {
+            let _ = m.update(&t.key, v, crate::maps::BPF_ANY);
+        }
+    }
+    for (i, m) in maps.iter_mut().enumerate() {
+        if m.def().kind != MapKind::Hash {
+            continue;
+        }
+        let want = touched
+            .iter()
+            .filter(|t| t.map as usize == i)
+            .map(|t| t.len_before)
+            .max()
+            .unwrap_or(0) as usize;
+        let ks = m.def().key_size as usize;
+        let vs = m.def().value_size as usize;
+        let mut n: u64 = 0;
+        while m.len() < want {
+            // Filler keys that no touched key equals.
+            let mut key = vec![0xa5u8; ks];
+            for (j, b) in n.to_le_bytes().iter().enumerate().take(ks) {
+                key[j] = *b ^ 0x5a;
+            }
+            n += 1;
+            if touched.iter().any(|t| t.map as usize == i && t.key == key) {
+                continue;
+            }
+            if m.update(&key, &vec![0u8; vs], crate::maps::BPF_NOEXIST)
+                .is_err()
+                && n > want as u64 * 4 + 16
+            {
+                break;
+            }
+        }
+    }
+    maps
+}
+
+/// Re-execute a recorded decision from its record alone, under the tracing
+/// interpreter, with the same helper semantics. `trace` sees every step.
+pub fn reexecute(
+    prog: &LoadedProgram,
+    rec: &DecisionRecord,
+    regs: &Registrations,
+    budgets: &Budgets,
+    trace: Option<&mut dyn FnMut(&TraceStep)>,
+) -> Result<Reexecution, String> {
+    let defs = &prog.map_defs;
+    let mut maps = maps_for_replay(defs, &rec.touched);
+    let mut regions: Vec<MemRegion> = maps
+        .iter()
+        .map(|m| MemRegion {
+            kind: "map",
+            range: m.arena_range(),
+            writable: true,
+        })
+        .collect();
+    regions.extend(
+        prog.regions()
+            .iter()
+            .filter(|r| r.kind == "rodata")
+            .cloned(),
+    );
+    let mut source = Recorded {
+        calls: &rec.calls,
+        ktime_at: 0,
+        read_at: 0,
+        mismatch: None,
+    };
+    let mut env = Env {
+        prog,
+        maps: &mut maps,
+        map_index: (0..defs.len()).collect(),
+        regs,
+        budgets,
+        view: rec.view.clone(),
+        source: &mut source,
+        record: true,
+        calls: Vec::new(),
+        actions: Vec::new(),
+        touched: Vec::new(),
+        writes: Vec::new(),
+        watches: Vec::new(),
+        submits: 0,
+        violation: None,
+    };
+    let mut ctx = rec.ctx.to_bytes();
+    // The interpreter must stop even if the recording lies about the program.
+    let limit = prog.report.max_path as u64 + 1;
+    let r = interp::run(
+        prog.code(),
+        &mut ctx,
+        &regions,
+        &mut env,
+        Some(limit),
+        trace,
+    )
+    .map_err(|e| e.to_string())?;
+    env.collect_direct_writes();
+    let Env {
+        calls,
+        actions,
+        writes,
+        violation,
+        ..
+    } = env;
+    Ok(Reexecution {
+        ret: r.ret,
+        insns: r.insns,
+        calls,
+        map_writes: writes,
+        actions,
+        violation,
+        input_mismatch: source.mismatch,
+    })
+}

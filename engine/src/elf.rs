@@ -1,0 +1,432 @@
+//! Program loading: ELF objects from `clang -O2 -target bpf`.
+//!
+//! An object holds programs in sections named `ringside/<name>`, maps in the
+//! `maps` section (kernel-style `struct rs_map_def`), and read-only data in
+//! `.rodata*`. Map and rodata references are `lddw` instructions with an
+//! `R_BPF_64_64` relocation; we record them so the verifier can type the
+//! loaded value and the VM can patch in the real address.
+//!
+//! Anything unexpected is a [`LoadError`] naming the file, section, and the
+//! instruction or byte offset, never a panic: objects are untrusted input.
+
+use crate::maps::MapDef;
+use object::{
+    Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex,
+};
+use std::fmt;
+
+/// Section name prefix of programs.
+pub const PROG_SECTION_PREFIX: &str = "ringside/";
+/// Section holding map definitions.
+pub const MAPS_SECTION: &str = "maps";
+/// Bytes of `struct rs_map_def` (five u32 fields).
+pub const MAP_DEF_SIZE: u64 = 20;
+/// Size of one BPF instruction.
+pub const INSN_SIZE: usize = 8;
+/// `lddw` opcode.
+const LD_DW_IMM: u8 = 0x18;
+/// `R_BPF_64_64`: 64-bit immediate of an `lddw`.
+const R_BPF_64_64: u32 = 1;
+/// `R_BPF_64_32`: call to a function.
+const R_BPF_64_32: u32 = 10;
+/// `R_BPF_64_ABS64` / `R_BPF_64_ABS32` / `R_BPF_64_NODYLD32`: data relocations
+/// (debug info, BTF); not expected inside program text.
+const EM_BPF: u16 = 247;
+
+/// Where a loading problem is, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// File name (or label) of the object.
+    pub file: String,
+    /// Section, when the problem is inside one.
+    pub section: Option<String>,
+    /// Instruction index inside the section.
+    pub insn: Option<usize>,
+    /// Byte offset in the file.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(s) = &self.section {
+            write!(f, ": section `{s}`")?;
+        }
+        if let Some(i) = self.insn {
+            write!(f, ": insn {i}")?;
+        }
+        if let Some(o) = self.offset {
+            write!(f, " (file offset {o:#x})")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// What a relocated `lddw` loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelocTarget {
+    /// A handle to the object's map number `n`.
+    Map(usize),
+    /// The address of byte `offset` of rodata region `region`.
+    Rodata {
+        /// Index into [`ElfObject::rodata`].
+        region: usize,
+        /// Byte offset inside the region.
+        offset: u32,
+    },
+}
+
+/// A relocated `lddw`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reloc {
+    /// Index of the `lddw` instruction.
+    pub insn: usize,
+    /// What it loads.
+    pub target: RelocTarget,
+}
+
+/// A read-only data section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rodata {
+    /// Section name.
+    pub name: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+/// One program: the code of a `ringside/<name>` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramImage {
+    /// `<name>` of the section.
+    pub name: String,
+    /// Full section name.
+    pub section: String,
+    /// Instructions, little endian, 8 bytes each (relocated `lddw`s hold 0).
+    pub code: Vec<u8>,
+    /// Relocated `lddw`s.
+    pub relocs: Vec<Reloc>,
+    /// Offset of the section in the file, for error messages.
+    pub file_offset: u64,
+}
+
+impl ProgramImage {
+    /// Number of instruction slots (an `lddw` takes two).
+    pub fn insn_count(&self) -> usize {
+        self.code.len() / INSN_SIZE
+    }
+
+    /// The relocation of instruction `insn`, if any.
+    pub fn reloc_at(&self, insn: usize) -> Option<RelocTarget> {
+        self.relocs
+            .iter()
+            .find(|r| r.insn == insn)
+            .map(|r| r.target)
+    }
+}
+
+/// A parsed object file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElfObject {
+    /// File name (or label) used in errors.
+    pub file: String,
+    /// Programs in section order.
+    pub programs: Vec<ProgramImage>,
+    /// Maps in `maps` section order.
+    pub maps: Vec<MapDef>,
+    /// Read-only data sections.
+    pub rodata: Vec<Rodata>,
+}
+
+impl ElfObject {
+    /// The program named `name` (the part after `ringside/`), or an error
+    /// listing the programs the object has.
+    pub fn program(&self, name: &str) -> Result<&ProgramImage, LoadError> {
+        self.programs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let have: Vec<_> = self.programs.iter().map(|p| p.section.as_str()).collect();
+                LoadError {
+                    file: self.file.clone(),
+                    section: Some(format!("{PROG_SECTION_PREFIX}{name}")),
+                    insn: None,
+                    offset: None,
+                    reason: format!("missing section (the object has: {})", have.join(", ")),
+                }
+            })
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, reason: impl Into<String>) -> LoadError {
+        LoadError {
+            file: self.file.to_string(),
+            section: None,
+            insn: None,
+            offset: None,
+            reason: reason.into(),
+        }
+    }
+    fn sec_err(&self, section: &str, offset: Option<u64>, reason: impl Into<String>) -> LoadError {
+        LoadError {
+            section: Some(section.to_string()),
+            offset,
+            ..self.err(reason)
+        }
+    }
+}
+
+/// Parse an ELF object. `file` names it in errors.
+pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
+    let cx = Ctx { file };
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Err(LoadError {
+            offset: Some(0),
+            ..cx.err("not an ELF file (bad magic)")
+        });
+    }
+    let obj = object::File::parse(bytes).map_err(|e| cx.err(format!("malformed ELF: {e}")))?;
+    let object::File::Elf64(elf) = &obj else {
+        return Err(cx.err("not a 64-bit ELF object (build with clang -target bpf)"));
+    };
+    let header = elf.elf_header();
+    let endian = elf.endian();
+    let machine = header.e_machine.get(endian);
+    if machine != EM_BPF {
+        return Err(LoadError {
+            offset: Some(18),
+            ..cx.err(format!(
+                "wrong machine {machine} (expected {EM_BPF}, EM_BPF: build with clang -target bpf)"
+            ))
+        });
+    }
+    if !obj.is_little_endian() {
+        return Err(cx.err("big-endian BPF object (build with -target bpf or bpfel)"));
+    }
+    if obj.kind() != object::ObjectKind::Relocatable {
+        return Err(cx.err("not a relocatable object (expected the .o from clang -c)"));
+    }
+
+    // Maps: the symbols of the `maps` section, in address order.
+    let mut maps = Vec::new();
+    let mut map_offsets: Vec<u64> = Vec::new();
+    let maps_section = obj.section_by_name(MAPS_SECTION);
+    if let Some(sec) = &maps_section {
+        let data = sec
+            .data()
+            .map_err(|e| cx.sec_err(MAPS_SECTION, None, format!("unreadable: {e}")))?;
+        let (sec_off, _) = sec.file_range().unwrap_or((0, 0));
+        let mut syms: Vec<_> = obj
+            .symbols()
+            .filter(|s| {
+                s.section_index() == Some(sec.index()) && s.kind() != object::SymbolKind::Section
+            })
+            .collect();
+        syms.sort_by_key(|s| s.address());
+        for sym in syms {
+            let name = sym.name().unwrap_or("?").to_string();
+            let at = sym.address();
+            let size = if sym.size() == 0 {
+                MAP_DEF_SIZE
+            } else {
+                sym.size()
+            };
+            if size < MAP_DEF_SIZE
+                || at
+                    .checked_add(MAP_DEF_SIZE)
+                    .is_none_or(|end| end > data.len() as u64)
+            {
+                return Err(cx.sec_err(
+                    MAPS_SECTION,
+                    Some(sec_off + at),
+                    format!(
+                        "map `{name}`: definition at byte {at} is {size} bytes, needs {MAP_DEF_SIZE} inside a {}-byte section",
+                        data.len()
+                    ),
+                ));
+            }
+            let f = |i: u64| {
+                let o = (at + 4 * i) as usize;
+                u32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes"))
+            };
+            let def = MapDef::validate(&name, f(0), f(1), f(2), f(3), f(4))
+                .map_err(|r| cx.sec_err(MAPS_SECTION, Some(sec_off + at), r))?;
+            maps.push(def);
+            map_offsets.push(at);
+        }
+    }
+
+    // Read-only data.
+    let mut rodata = Vec::new();
+    let mut rodata_index: Vec<(SectionIndex, usize)> = Vec::new();
+    for sec in obj.sections() {
+        let name = sec.name().unwrap_or("");
+        if name == ".rodata" || name.starts_with(".rodata.") {
+            let data = sec
+                .data()
+                .map_err(|e| cx.sec_err(name, None, format!("unreadable: {e}")))?;
+            rodata_index.push((sec.index(), rodata.len()));
+            rodata.push(Rodata {
+                name: name.to_string(),
+                bytes: data.to_vec(),
+            });
+        }
+    }
+
+    let mut programs = Vec::new();
+    for sec in obj.sections() {
+        let Ok(sec_name) = sec.name() else { continue };
+        let Some(prog_name) = sec_name.strip_prefix(PROG_SECTION_PREFIX) else {
+            continue;
+        };
+        let (file_offset, _) = sec.file_range().unwrap_or((0, 0));
+        let code = sec
+            .data()
+            .map_err(|e| {
+                cx.sec_err(
+                    sec_name,
+                    Some(file_offset),
+                    format!("unreadable (truncated file?): {e}"),
+                )
+            })?
+            .to_vec();
+        if prog_name.is_empty() {
+            return Err(cx.sec_err(
+                sec_name,
+                Some(file_offset),
+                "program section without a name",
+            ));
+        }
+        if code.is_empty() || code.len() % INSN_SIZE != 0 {
+            return Err(cx.sec_err(
+                sec_name,
+                Some(file_offset),
+                format!(
+                    "{} bytes is not a whole number of 8-byte instructions",
+                    code.len()
+                ),
+            ));
+        }
+        let mut code = code;
+        let mut relocs = Vec::new();
+        for (at, rel) in sec.relocations() {
+            let insn = (at / INSN_SIZE as u64) as usize;
+            let ierr = |reason: String| LoadError {
+                file: file.to_string(),
+                section: Some(sec_name.to_string()),
+                insn: Some(insn),
+                offset: Some(file_offset + at),
+                reason,
+            };
+            if at % INSN_SIZE as u64 != 0 || at as usize >= code.len() {
+                return Err(ierr(format!(
+                    "relocation at byte {at} is not on an instruction"
+                )));
+            }
+            let RelocationFlags::Elf { r_type } = rel.flags() else {
+                return Err(ierr("relocation without an ELF type".into()));
+            };
+            let RelocationTarget::Symbol(sym_idx) = rel.target() else {
+                return Err(ierr("relocation without a symbol".into()));
+            };
+            let sym = obj
+                .symbol_by_index(sym_idx)
+                .map_err(|e| ierr(format!("relocation names a bad symbol: {e}")))?;
+            let sym_name = sym.name().unwrap_or("?");
+            let sym_section = sym
+                .section_index()
+                .and_then(|i| obj.section_by_index(i).ok());
+            let sym_section_name = sym_section
+                .as_ref()
+                .and_then(|s| s.name().ok())
+                .unwrap_or("");
+            match r_type {
+                R_BPF_64_64 => {
+                    if code[at as usize] != LD_DW_IMM || (at as usize + 2 * INSN_SIZE) > code.len()
+                    {
+                        return Err(ierr(format!(
+                            "relocation against `{sym_name}` is not on an lddw instruction"
+                        )));
+                    }
+                    let imm_at = at as usize + 4;
+                    let addend =
+                        u32::from_le_bytes(code[imm_at..imm_at + 4].try_into().expect("4")) as u64;
+                    let target = if sym_section_name == MAPS_SECTION {
+                        let off = sym.address() + addend;
+                        let idx = map_offsets.iter().position(|&o| o == off).ok_or_else(|| {
+                            ierr(format!(
+                                "relocation against `{sym_name}`+{addend} names no map definition"
+                            ))
+                        })?;
+                        RelocTarget::Map(idx)
+                    } else if let Some(&(_, region)) = rodata_index
+                        .iter()
+                        .find(|(i, _)| Some(*i) == sym.section_index())
+                    {
+                        let off = sym.address() + addend;
+                        if off >= rodata[region].bytes.len() as u64 {
+                            return Err(ierr(format!(
+                                "relocation points past the end of `{}`",
+                                rodata[region].name
+                            )));
+                        }
+                        RelocTarget::Rodata {
+                            region,
+                            offset: off as u32,
+                        }
+                    } else if sym_section_name.starts_with(".data")
+                        || sym_section_name.starts_with(".bss")
+                    {
+                        return Err(ierr(format!(
+                            "global variable `{sym_name}` in `{sym_section_name}` is not supported: keep state in a map"
+                        )));
+                    } else {
+                        return Err(ierr(format!(
+                            "relocation against `{sym_name}` in section `{sym_section_name}` is not supported"
+                        )));
+                    };
+                    // The value is patched in when the program is instantiated.
+                    code[imm_at..imm_at + 4].fill(0);
+                    code[imm_at + 8..imm_at + 12].fill(0);
+                    relocs.push(Reloc { insn, target });
+                }
+                R_BPF_64_32 => {
+                    return Err(ierr(format!(
+                        "call to function `{sym_name}`: bpf-to-bpf calls are not supported (make it `static __always_inline`)"
+                    )));
+                }
+                t => {
+                    return Err(ierr(format!(
+                        "unknown relocation type {t} against `{sym_name}`"
+                    )));
+                }
+            }
+        }
+        programs.push(ProgramImage {
+            name: prog_name.to_string(),
+            section: sec_name.to_string(),
+            code,
+            relocs,
+            file_offset,
+        });
+    }
+    if programs.is_empty() {
+        return Err(cx.err(format!(
+            "no program sections (a program is a function in a section named `{PROG_SECTION_PREFIX}<name>`)"
+        )));
+    }
+    Ok(ElfObject {
+        file: file.to_string(),
+        programs,
+        maps,
+        rodata,
+    })
+}

@@ -1,0 +1,1736 @@
+//! The verifier: proves, before a program runs, that it terminates, calls only
+//! known helpers with well-typed arguments, never writes its read-only
+//! context, and touches only its context, its stack, map values a helper
+//! returned and its read-only data.
+//!
+//! rbpf's own verifier checks only encodings. This one runs on top of it and
+//! is an abstract interpreter over a DAG: control flow with a cycle is
+//! rejected (so every program terminates after at most as many instructions as
+//! it has), and one pass in topological order, joining states where paths
+//! meet (after keeping a few paths apart), visits every reachable instruction
+//! with states that cover every concrete execution.
+//!
+//! Values are tracked as unsigned ranges for scalars, and as (region, offset
+//! range) for pointers. Branches on constants refine ranges; null checks on
+//! `bpf_map_lookup_elem` results turn "value or null" into "value". Stack
+//! slots remember spilled registers and which bytes are initialised. Pointers
+//! never leave the program as numbers (not stored in maps, not passed as
+//! scalars, not returned), which keeps decisions deterministic for replay.
+
+use crate::abi::{self, helper_id};
+use crate::elf::{ProgramImage, RelocTarget};
+use crate::maps::MapDef;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Default limit on instructions in one program.
+pub const DEFAULT_MAX_INSNS: usize = 4096;
+/// Stack bytes a program may use.
+pub const STACK_SIZE: i64 = 512;
+
+/// A rejected program: the instruction and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyError {
+    /// Instruction index.
+    pub insn: usize,
+    /// Why the program is rejected.
+    pub reason: String,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "insn {}: {}", self.insn, self.reason)
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// What the verifier proved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Instruction slots in the program.
+    pub insns: usize,
+    /// Most instructions any one run can execute (longest path).
+    pub max_path: u32,
+    /// Deepest stack byte used (bytes below r10).
+    pub stack_depth: u32,
+    /// Helpers the program calls.
+    pub helpers: BTreeSet<u32>,
+    /// True when every memory access was proved in bounds (always true for a
+    /// verified program; false for a trusted program loaded without proof).
+    pub memory_safe: bool,
+}
+
+/// Limits the verifier enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most instruction slots a program may have.
+    pub max_insns: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_insns: DEFAULT_MAX_INSNS,
+        }
+    }
+}
+
+/// Everything the verifier needs to know about a program's surroundings.
+pub struct VerifyInput<'a> {
+    /// The program.
+    pub image: &'a ProgramImage,
+    /// Maps of its object, indexed by [`RelocTarget::Map`].
+    pub maps: &'a [MapDef],
+    /// Sizes of its rodata regions, indexed by [`RelocTarget::Rodata`].
+    pub rodata_sizes: &'a [usize],
+    /// Limits.
+    pub limits: Limits,
+}
+
+// ---- instruction encoding -------------------------------------------------
+
+const CLS_LD: u8 = 0x00;
+const CLS_LDX: u8 = 0x01;
+const CLS_ST: u8 = 0x02;
+const CLS_STX: u8 = 0x03;
+const CLS_ALU: u8 = 0x04;
+const CLS_JMP: u8 = 0x05;
+const CLS_JMP32: u8 = 0x06;
+const CLS_ALU64: u8 = 0x07;
+const MODE_MEM: u8 = 0x60;
+const SRC_X: u8 = 0x08;
+
+const ALU_ADD: u8 = 0x00;
+const ALU_SUB: u8 = 0x10;
+const ALU_MUL: u8 = 0x20;
+const ALU_DIV: u8 = 0x30;
+const ALU_OR: u8 = 0x40;
+const ALU_AND: u8 = 0x50;
+const ALU_LSH: u8 = 0x60;
+const ALU_RSH: u8 = 0x70;
+const ALU_NEG: u8 = 0x80;
+const ALU_MOD: u8 = 0x90;
+const ALU_XOR: u8 = 0xa0;
+const ALU_MOV: u8 = 0xb0;
+const ALU_ARSH: u8 = 0xc0;
+const ALU_END: u8 = 0xd0;
+
+const JMP_JA: u8 = 0x00;
+const JMP_JEQ: u8 = 0x10;
+const JMP_JGT: u8 = 0x20;
+const JMP_JGE: u8 = 0x30;
+const JMP_JSET: u8 = 0x40;
+const JMP_JNE: u8 = 0x50;
+const JMP_JSGT: u8 = 0x60;
+const JMP_JSGE: u8 = 0x70;
+const JMP_CALL: u8 = 0x80;
+const JMP_EXIT: u8 = 0x90;
+const JMP_JLT: u8 = 0xa0;
+const JMP_JLE: u8 = 0xb0;
+const JMP_JSLT: u8 = 0xc0;
+const JMP_JSLE: u8 = 0xd0;
+
+/// A decoded instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    /// Opcode byte.
+    pub opc: u8,
+    /// Destination register.
+    pub dst: u8,
+    /// Source register.
+    pub src: u8,
+    /// Offset.
+    pub off: i16,
+    /// Immediate.
+    pub imm: i32,
+}
+
+impl Insn {
+    /// Decode instruction `i` of `code` (caller checks bounds).
+    pub fn decode(code: &[u8], i: usize) -> Insn {
+        let b = &code[i * 8..i * 8 + 8];
+        Insn {
+            opc: b[0],
+            dst: b[1] & 0x0f,
+            src: b[1] >> 4,
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+    fn class(&self) -> u8 {
+        self.opc & 0x07
+    }
+    fn size(&self) -> i64 {
+        match self.opc & 0x18 {
+            0x00 => 4,
+            0x08 => 2,
+            0x10 => 1,
+            _ => 8,
+        }
+    }
+}
+
+// ---- abstract values -------------------------------------------------------
+
+/// Memory regions a pointer can point into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Region {
+    Ctx,
+    Stack,
+    MapValue(usize),
+    Rodata(usize),
+}
+
+impl Region {
+    fn name(&self) -> String {
+        match self {
+            Region::Ctx => "context".into(),
+            Region::Stack => "stack".into(),
+            Region::MapValue(m) => format!("map value (map {m})"),
+            Region::Rodata(r) => format!("rodata {r}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Val {
+    /// Never written on this path.
+    Uninit,
+    /// Paths disagree about what this is.
+    Conflict,
+    /// A number in [min, max] (unsigned).
+    Scalar { min: u64, max: u64 },
+    /// A pointer into `region` at an offset in [lo, hi].
+    Ptr { region: Region, lo: i64, hi: i64 },
+    /// A `bpf_map_lookup_elem` result before its null check; `id` ties copies together.
+    ValueOrNull { map: usize, id: u32 },
+    /// A map handle from a relocated `lddw`.
+    MapHandle(usize),
+}
+
+impl Val {
+    fn unknown() -> Val {
+        Val::Scalar {
+            min: 0,
+            max: u64::MAX,
+        }
+    }
+    fn konst(v: u64) -> Val {
+        Val::Scalar { min: v, max: v }
+    }
+    fn range(min: u64, max: u64) -> Val {
+        Val::Scalar { min, max }
+    }
+    fn is_pointer(&self) -> bool {
+        matches!(
+            self,
+            Val::Ptr { .. } | Val::ValueOrNull { .. } | Val::MapHandle(_)
+        )
+    }
+    fn describe(&self) -> String {
+        match self {
+            Val::Uninit => "uninitialised".into(),
+            Val::Conflict => "of unknown type (paths disagree)".into(),
+            Val::Scalar { min, max } if min == max => format!("the scalar {min}"),
+            Val::Scalar { min, max } => format!("a scalar in [{min}, {max}]"),
+            Val::Ptr { region, lo, hi } if lo == hi => {
+                format!("a {} pointer at offset {lo}", region.name())
+            }
+            Val::Ptr { region, lo, hi } => {
+                format!("a {} pointer at offset [{lo}, {hi}]", region.name())
+            }
+            Val::ValueOrNull { map, .. } => format!("a map {map} value pointer that may be null"),
+            Val::MapHandle(m) => format!("a handle to map {m}"),
+        }
+    }
+    fn join(&self, other: &Val) -> Val {
+        if self == other {
+            return self.clone();
+        }
+        match (self, other) {
+            (Val::Scalar { min: a, max: b }, Val::Scalar { min: c, max: d }) => {
+                Val::range(*a.min(c), *b.max(d))
+            }
+            (
+                Val::Ptr {
+                    region: r1,
+                    lo: l1,
+                    hi: h1,
+                },
+                Val::Ptr {
+                    region: r2,
+                    lo: l2,
+                    hi: h2,
+                },
+            ) if r1 == r2 => Val::Ptr {
+                region: *r1,
+                lo: *l1.min(l2),
+                hi: *h1.max(h2),
+            },
+            (Val::ValueOrNull { map: m1, id: i1 }, Val::ValueOrNull { map: m2, .. })
+                if m1 == m2 =>
+            {
+                // Different lookups meeting: keep the smaller id so the join is
+                // deterministic; a null check on it refines only this copy set.
+                Val::ValueOrNull { map: *m1, id: *i1 }
+            }
+            (Val::Uninit, _) | (_, Val::Uninit) => Val::Uninit,
+            _ => Val::Conflict,
+        }
+    }
+}
+
+/// Eight bytes of stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Slot {
+    /// A whole register stored here with an aligned 8-byte store.
+    spill: Option<Val>,
+    /// Bit i set: byte i is initialised.
+    init: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct State {
+    regs: [Val; 11],
+    stack: Vec<Slot>,
+}
+
+const NSLOTS: usize = (STACK_SIZE / 8) as usize;
+
+impl State {
+    fn entry() -> State {
+        let mut regs: [Val; 11] = std::array::from_fn(|_| Val::Uninit);
+        regs[1] = Val::Ptr {
+            region: Region::Ctx,
+            lo: 0,
+            hi: 0,
+        };
+        regs[10] = Val::Ptr {
+            region: Region::Stack,
+            lo: 0,
+            hi: 0,
+        };
+        State {
+            regs,
+            stack: vec![
+                Slot {
+                    spill: None,
+                    init: 0
+                };
+                NSLOTS
+            ],
+        }
+    }
+
+    fn join(&self, other: &State) -> State {
+        let regs = std::array::from_fn(|i| self.regs[i].join(&other.regs[i]));
+        let stack = self
+            .stack
+            .iter()
+            .zip(&other.stack)
+            .map(|(a, b)| Slot {
+                spill: match (&a.spill, &b.spill) {
+                    (Some(x), Some(y)) => Some(x.join(y)),
+                    _ => None,
+                },
+                init: a.init & b.init,
+            })
+            .collect();
+        State { regs, stack }
+    }
+
+    /// Apply a null-check outcome to every copy of lookup `id`.
+    fn refine_null(&mut self, id: u32, is_null: bool) {
+        let fix = |v: &mut Val| {
+            if let Val::ValueOrNull { map, id: vid } = *v
+                && vid == id
+            {
+                *v = if is_null {
+                    Val::konst(0)
+                } else {
+                    Val::Ptr {
+                        region: Region::MapValue(map),
+                        lo: 0,
+                        hi: 0,
+                    }
+                };
+            }
+        };
+        for r in self.regs.iter_mut() {
+            fix(r);
+        }
+        for s in self.stack.iter_mut() {
+            if let Some(v) = s.spill.as_mut() {
+                fix(v);
+            }
+        }
+    }
+}
+
+// ---- helper signatures -----------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arg {
+    /// Must be the context pointer itself.
+    Ctx,
+    /// A map handle.
+    Map,
+    /// Any scalar (never a pointer).
+    Scalar,
+    /// Readable initialised memory of the map's key size.
+    Key,
+    /// Readable initialised memory of the map's value size.
+    Value,
+    /// Readable initialised memory whose size is the given argument (0-based).
+    ReadMem { size_arg: usize },
+    /// Writable memory whose size is the given argument (0-based).
+    WriteMem { size_arg: usize },
+    /// A scalar with a known upper bound, used as a memory size.
+    Size,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ret {
+    Scalar,
+    ValueOrNull,
+}
+
+fn signature(id: u32) -> Option<(&'static [Arg], Ret)> {
+    use Arg::*;
+    Some(match id {
+        helper_id::MAP_LOOKUP_ELEM => (&[Map, Key], Ret::ValueOrNull),
+        helper_id::MAP_UPDATE_ELEM => (&[Map, Key, Value, Scalar], Ret::Scalar),
+        helper_id::MAP_DELETE_ELEM => (&[Map, Key], Ret::Scalar),
+        helper_id::KTIME_GET_NS => (&[], Ret::Scalar),
+        helper_id::TRACE_PRINTK => (
+            &[ReadMem { size_arg: 1 }, Size, Scalar, Scalar, Scalar],
+            Ret::Scalar,
+        ),
+        helper_id::RS_SUBMIT => (&[Ctx, ReadMem { size_arg: 2 }, Size, Scalar], Ret::Scalar),
+        helper_id::RS_DROP => (&[Ctx, Scalar], Ret::Scalar),
+        helper_id::RS_UNLINK => (&[Ctx, Scalar], Ret::Scalar),
+        helper_id::RS_EMIT => (&[Ctx, Scalar, Scalar, Scalar], Ret::Scalar),
+        helper_id::RS_READ_BUF => (
+            &[Ctx, Scalar, Scalar, WriteMem { size_arg: 4 }, Size],
+            Ret::Scalar,
+        ),
+        helper_id::RS_SET_RES => (&[Ctx, Scalar], Ret::Scalar),
+        _ => return None,
+    })
+}
+
+// ---- the verifier ----------------------------------------------------------
+
+struct Verifier<'a> {
+    input: &'a VerifyInput<'a>,
+    code: &'a [u8],
+    n: usize,
+    next_id: u32,
+    report: VerifyReport,
+    /// Reachable instructions in topological order.
+    order: Vec<usize>,
+}
+
+fn err<T>(insn: usize, reason: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError {
+        insn,
+        reason: reason.into(),
+    })
+}
+
+/// Verify a program; on success, what was proved.
+pub fn verify(input: &VerifyInput<'_>) -> Result<VerifyReport, VerifyError> {
+    let code = input.image.code.as_slice();
+    let n = code.len() / 8;
+    if n == 0 {
+        return err(0, "empty program");
+    }
+    if n > input.limits.max_insns {
+        return err(
+            input.limits.max_insns,
+            format!(
+                "program is {n} instructions long, the limit is {}",
+                input.limits.max_insns
+            ),
+        );
+    }
+    let mut v = Verifier {
+        input,
+        code,
+        n,
+        next_id: 1,
+        order: Vec::new(),
+        report: VerifyReport {
+            insns: n,
+            memory_safe: true,
+            ..Default::default()
+        },
+    };
+    v.check_structure()?;
+    v.report.max_path = v.longest_path();
+    v.run()?;
+    Ok(v.report)
+}
+
+/// Structural checks only (encodings, termination, helpers): what a trusted
+/// program must still pass. Memory safety is not proved.
+pub fn verify_structure(input: &VerifyInput<'_>) -> Result<VerifyReport, VerifyError> {
+    let code = input.image.code.as_slice();
+    let n = code.len() / 8;
+    if n == 0 {
+        return err(0, "empty program");
+    }
+    if n > input.limits.max_insns {
+        return err(
+            input.limits.max_insns,
+            format!(
+                "program is {n} instructions long, the limit is {}",
+                input.limits.max_insns
+            ),
+        );
+    }
+    let mut v = Verifier {
+        input,
+        code,
+        n,
+        next_id: 1,
+        order: Vec::new(),
+        report: VerifyReport {
+            insns: n,
+            memory_safe: false,
+            ..Default::default()
+        },
+    };
+    v.check_structure()?;
+    v.report.max_path = v.longest_path();
+    Ok(v.report)
+}
+
+impl<'a> Verifier<'a> {
+    fn insn(&self, i: usize) -> Insn {
+        Insn::decode(self.code, i)
+    }
+
+    fn successors(&self, i: usize) -> Vec<usize> {
+        successors(self.code, i)
+    }
+
+    fn check_structure(&mut self) -> Result<(), VerifyError> {
+        let n = self.n;
+        let mut lddw_second = vec![false; n];
+        for i in self.insn_starts() {
+            if self.insn(i).opc == 0x18 && i + 1 < n {
+                lddw_second[i + 1] = true;
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            let ins = self.insn(i);
+            if ins.dst > 10 || ins.src > 10 {
+                return err(
+                    i,
+                    format!("bad register number (dst r{}, src r{})", ins.dst, ins.src),
+                );
+            }
+            match ins.class() {
+                CLS_LD => {
+                    if ins.opc != 0x18 {
+                        return err(
+                            i,
+                            format!(
+                                "opcode {:#04x}: legacy packet access (LD_ABS/LD_IND) is not allowed",
+                                ins.opc
+                            ),
+                        );
+                    }
+                    if i + 1 >= n {
+                        return err(i, "lddw is missing its second half");
+                    }
+                    let hi = self.insn(i + 1);
+                    if hi.opc != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0 {
+                        return err(i + 1, "malformed second half of lddw");
+                    }
+                    if ins.src != 0 && self.input.image.reloc_at(i).is_none() {
+                        return err(
+                            i,
+                            format!(
+                                "lddw with src {} (pseudo map load) without a relocation",
+                                ins.src
+                            ),
+                        );
+                    }
+                    i += 2;
+                    continue;
+                }
+                CLS_LDX => {
+                    if ins.opc & 0xe0 != MODE_MEM {
+                        return err(
+                            i,
+                            format!("opcode {:#04x} is not a supported load", ins.opc),
+                        );
+                    }
+                }
+                CLS_ST | CLS_STX => {
+                    if ins.opc & 0xe0 == 0xc0 {
+                        return err(i, "atomic instructions are not supported");
+                    }
+                    if ins.opc & 0xe0 != MODE_MEM {
+                        return err(
+                            i,
+                            format!("opcode {:#04x} is not a supported store", ins.opc),
+                        );
+                    }
+                }
+                CLS_ALU | CLS_ALU64 => {
+                    let op = ins.opc & 0xf0;
+                    if op > ALU_END || ins.off != 0 {
+                        return err(
+                            i,
+                            format!("unknown ALU opcode {:#04x} (off {})", ins.opc, ins.off),
+                        );
+                    }
+                    if op == ALU_END {
+                        if ins.class() == CLS_ALU64 {
+                            return err(i, "unconditional byte swap (ALU64 END) is not supported");
+                        }
+                        if !matches!(ins.imm, 16 | 32 | 64) {
+                            return err(i, format!("byte swap of {} bits", ins.imm));
+                        }
+                    }
+                    if op == ALU_NEG && ins.opc & SRC_X != 0 {
+                        return err(i, format!("unknown ALU opcode {:#04x}", ins.opc));
+                    }
+                    if (op == ALU_DIV || op == ALU_MOD) && ins.opc & SRC_X == 0 && ins.imm == 0 {
+                        return err(i, "division by the constant zero");
+                    }
+                    if ins.dst == 10 {
+                        return err(i, "r10 (the frame pointer) is read-only");
+                    }
+                }
+                CLS_JMP | CLS_JMP32 => {
+                    let op = ins.opc & 0xf0;
+                    match op {
+                        JMP_EXIT => {
+                            if ins.class() == CLS_JMP32 || ins.opc != 0x95 {
+                                return err(i, format!("unknown opcode {:#04x}", ins.opc));
+                            }
+                        }
+                        JMP_CALL => {
+                            if ins.class() == CLS_JMP32 || ins.opc != 0x85 {
+                                return err(i, format!("unknown opcode {:#04x}", ins.opc));
+                            }
+                            match ins.src {
+                                0 => {
+                                    let id = ins.imm as u32;
+                                    if signature(id).is_none() {
+                                        return err(
+                                            i,
+                                            format!("call to unknown helper {id} ({id:#x})"),
+                                        );
+                                    }
+                                    self.report.helpers.insert(id);
+                                }
+                                1 => {
+                                    let target = i as i64 + 1 + ins.imm as i64;
+                                    if target <= i as i64 {
+                                        return err(
+                                            i,
+                                            format!(
+                                                "recursion: call back to insn {target} (programs must terminate)"
+                                            ),
+                                        );
+                                    }
+                                    return err(
+                                        i,
+                                        format!(
+                                            "bpf-to-bpf call to insn {target} is not supported (make the function static __always_inline)"
+                                        ),
+                                    );
+                                }
+                                s => return err(i, format!("call with src {s} is not supported")),
+                            }
+                        }
+                        JMP_JA | JMP_JEQ | JMP_JGT | JMP_JGE | JMP_JSET | JMP_JNE | JMP_JSGT
+                        | JMP_JSGE | JMP_JLT | JMP_JLE | JMP_JSLT | JMP_JSLE => {
+                            if op == JMP_JA && ins.class() == CLS_JMP32 {
+                                return err(i, "gotol (JMP32 JA) is not supported");
+                            }
+                            let target = i as i64 + 1 + ins.off as i64;
+                            if target < 0 {
+                                return err(
+                                    i,
+                                    format!(
+                                        "jump to insn {target}, before the start of the program"
+                                    ),
+                                );
+                            }
+                            if target >= n as i64 {
+                                return err(
+                                    i,
+                                    format!("jump to insn {target}, past the end of the program"),
+                                );
+                            }
+                            if lddw_second[target as usize] {
+                                return err(
+                                    i,
+                                    format!("jump into the middle of lddw at insn {}", target - 1),
+                                );
+                            }
+                            // rbpf's interpreter zero-extends the immediate of 64-bit
+                            // unsigned compares where the kernel (and the JIT) sign-extend.
+                            if ins.class() == CLS_JMP
+                                && ins.opc & SRC_X == 0
+                                && matches!(
+                                    op,
+                                    JMP_JEQ
+                                        | JMP_JNE
+                                        | JMP_JGT
+                                        | JMP_JGE
+                                        | JMP_JLT
+                                        | JMP_JLE
+                                        | JMP_JSET
+                                )
+                                && ins.imm < 0
+                            {
+                                return err(
+                                    i,
+                                    format!(
+                                        "64-bit unsigned compare with negative immediate {}: rbpf's interpreter and the kernel disagree on it; compare against a register",
+                                        ins.imm
+                                    ),
+                                );
+                            }
+                        }
+                        _ => return err(i, format!("unknown jump opcode {:#04x}", ins.opc)),
+                    }
+                }
+                _ => unreachable!("3-bit class"),
+            }
+            if matches!(ins.class(), CLS_LDX | CLS_ALU | CLS_ALU64) && ins.dst == 10 {
+                return err(i, "r10 (the frame pointer) is read-only");
+            }
+            i += 1;
+        }
+        self.order = self.topological_order()?;
+        Ok(())
+    }
+
+    fn topological_order(&self) -> Result<Vec<usize>, VerifyError> {
+        topological_order(self.code)
+    }
+
+    fn longest_path(&self) -> u32 {
+        let mut best = vec![0u32; self.n + 2];
+        for &i in self.order.iter().rev() {
+            let m = self
+                .successors(i)
+                .iter()
+                .map(|&s| best.get(s).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0);
+            best[i] = 1 + m;
+        }
+        best[0]
+    }
+
+    fn insn_starts(&self) -> Vec<usize> {
+        insn_starts(self.code)
+    }
+
+    fn run(&mut self) -> Result<(), VerifyError> {
+        // Up to PATHS distinct states per instruction keep the analysis path
+        // sensitive where clang relies on it (a register set and used under the
+        // same condition); beyond that, states are joined so the pass stays linear.
+        const PATHS: usize = 16;
+        let mut pending: Vec<Vec<State>> = vec![Vec::new(); self.n + 1];
+        pending[0].push(State::entry());
+        for i in self.order.clone() {
+            for st in std::mem::take(&mut pending[i]) {
+                for (target, s) in self.step(i, st)? {
+                    if target >= self.n {
+                        return err(i, "execution can run past the end of the program");
+                    }
+                    let list = &mut pending[target];
+                    if list.contains(&s) {
+                        continue;
+                    }
+                    list.push(s);
+                    if list.len() > PATHS {
+                        let a = list.pop().expect("len > PATHS");
+                        let b = list.pop().expect("len > PATHS");
+                        list.push(a.join(&b));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_reg(&self, i: usize, st: &State, r: u8) -> Result<Val, VerifyError> {
+        let v = st.regs[r as usize].clone();
+        match v {
+            Val::Uninit => err(i, format!("r{r} is read before it is written")),
+            Val::Conflict => err(i, format!("r{r} is {}", v.describe())),
+            _ => Ok(v),
+        }
+    }
+
+    fn step(&mut self, i: usize, mut st: State) -> Result<Vec<(usize, State)>, VerifyError> {
+        let ins = self.insn(i);
+        match ins.class() {
+            CLS_LD => {
+                let v = match self.input.image.reloc_at(i) {
+                    Some(RelocTarget::Map(m)) => {
+                        if m >= self.input.maps.len() {
+                            return err(
+                                i,
+                                format!(
+                                    "lddw names map {m}, the object has {}",
+                                    self.input.maps.len()
+                                ),
+                            );
+                        }
+                        Val::MapHandle(m)
+                    }
+                    Some(RelocTarget::Rodata { region, offset }) => Val::Ptr {
+                        region: Region::Rodata(region),
+                        lo: offset as i64,
+                        hi: offset as i64,
+                    },
+                    None => {
+                        let hi = self.insn(i + 1);
+                        Val::konst((ins.imm as u32 as u64) | ((hi.imm as u32 as u64) << 32))
+                    }
+                };
+                st.regs[ins.dst as usize] = v;
+                Ok(vec![(i + 2, st)])
+            }
+            CLS_LDX => {
+                let base = self.read_reg(i, &st, ins.src)?;
+                let size = ins.size();
+                let v = self.load(i, &st, &base, ins.off as i64, size, ins.src)?;
+                st.regs[ins.dst as usize] = v;
+                Ok(vec![(i + 1, st)])
+            }
+            CLS_ST | CLS_STX => {
+                let base = self.read_reg(i, &st, ins.dst)?;
+                let val = if ins.class() == CLS_STX {
+                    self.read_reg(i, &st, ins.src)?
+                } else {
+                    Val::konst(ins.imm as i64 as u64)
+                };
+                self.store(i, &mut st, &base, ins.off as i64, ins.size(), val, ins.dst)?;
+                Ok(vec![(i + 1, st)])
+            }
+            CLS_ALU | CLS_ALU64 => {
+                self.alu(i, &mut st, ins)?;
+                Ok(vec![(i + 1, st)])
+            }
+            CLS_JMP | CLS_JMP32 => self.jump(i, st, ins),
+            _ => unreachable!("3-bit class"),
+        }
+    }
+
+    /// Check an access of `size` bytes at `base + off`; returns the region and offset range.
+    fn access(
+        &mut self,
+        i: usize,
+        base: &Val,
+        off: i64,
+        size: i64,
+        reg: u8,
+        write: bool,
+    ) -> Result<(Region, i64, i64), VerifyError> {
+        let what = if write { "write" } else { "read" };
+        let (region, lo, hi) = match base {
+            Val::Ptr { region, lo, hi } => (*region, lo + off, hi + off),
+            Val::ValueOrNull { .. } => {
+                return err(
+                    i,
+                    format!(
+                        "{what} through r{reg}, a map value pointer that may be null (check it against 0 first)"
+                    ),
+                );
+            }
+            other => {
+                return err(
+                    i,
+                    format!("{what} through r{reg}, which is {}", other.describe()),
+                );
+            }
+        };
+        let (start, end) = match region {
+            Region::Ctx => (0, abi::CTX_SIZE as i64),
+            Region::Stack => (-STACK_SIZE, 0),
+            Region::MapValue(m) => (0, self.input.maps[m].value_size as i64),
+            Region::Rodata(r) => (
+                0,
+                self.input.rodata_sizes.get(r).copied().unwrap_or(0) as i64,
+            ),
+        };
+        if lo < start || hi + size > end {
+            let at = if lo == hi {
+                format!("offset {lo}")
+            } else {
+                format!("offsets [{lo}, {hi}]")
+            };
+            let verb = if write { "writes" } else { "reads" };
+            return err(
+                i,
+                format!(
+                    "{verb} {size} bytes at {at} of the {}, outside its {} bytes",
+                    region.name(),
+                    end - start
+                ),
+            );
+        }
+        if write && region == Region::Ctx {
+            return err(i, format!("writes the read-only context (offset {lo})"));
+        }
+        if write && matches!(region, Region::Rodata(_)) {
+            return err(i, "writes read-only data");
+        }
+        if region == Region::Stack {
+            self.report.stack_depth = self.report.stack_depth.max((-lo) as u32);
+        }
+        Ok((region, lo, hi))
+    }
+
+    fn load(
+        &mut self,
+        i: usize,
+        st: &State,
+        base: &Val,
+        off: i64,
+        size: i64,
+        reg: u8,
+    ) -> Result<Val, VerifyError> {
+        let (region, lo, hi) = self.access(i, base, off, size, reg, false)?;
+        let bounded = if size == 8 {
+            Val::unknown()
+        } else {
+            Val::range(0, (1u64 << (size * 8)) - 1)
+        };
+        if region != Region::Stack {
+            return Ok(bounded);
+        }
+        if lo == hi && size == 8 && lo % 8 == 0 {
+            let slot = &st.stack[slot_index(lo)];
+            if let Some(v) = &slot.spill {
+                return Ok(v.clone());
+            }
+        }
+        for b in lo..hi + size {
+            let s = &st.stack[slot_index(b)];
+            if s.init & (1 << (b.rem_euclid(8))) == 0 {
+                return err(i, format!("reads uninitialised stack byte at offset {b}"));
+            }
+            if s.spill.as_ref().is_some_and(|v| v.is_pointer()) {
+                return err(
+                    i,
+                    format!("reads part of a spilled pointer at stack offset {b}"),
+                );
+            }
+        }
+        Ok(bounded)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &mut self,
+        i: usize,
+        st: &mut State,
+        base: &Val,
+        off: i64,
+        size: i64,
+        val: Val,
+        reg: u8,
+    ) -> Result<(), VerifyError> {
+        let (region, lo, hi) = self.access(i, base, off, size, reg, true)?;
+        if region != Region::Stack {
+            if val.is_pointer() {
+                return err(
+                    i,
+                    format!(
+                        "stores a pointer into the {} (pointers may not leave the program)",
+                        region.name()
+                    ),
+                );
+            }
+            return Ok(());
+        }
+        if val.is_pointer() && !(size == 8 && lo == hi && lo % 8 == 0) {
+            return err(
+                i,
+                "a pointer may be spilled to the stack only with an aligned 8-byte store at a constant offset",
+            );
+        }
+        if lo != hi {
+            // Variable offset: any slot in range may change; none is known initialised by it.
+            for b in lo..hi + size {
+                st.stack[slot_index(b)].spill = None;
+            }
+            return Ok(());
+        }
+        if size == 8 && lo % 8 == 0 {
+            let slot = &mut st.stack[slot_index(lo)];
+            slot.spill = Some(val);
+            slot.init = 0xff;
+            return Ok(());
+        }
+        for b in lo..lo + size {
+            let s = &mut st.stack[slot_index(b)];
+            s.spill = None;
+            s.init |= 1 << b.rem_euclid(8);
+        }
+        Ok(())
+    }
+
+    fn alu(&mut self, i: usize, st: &mut State, ins: Insn) -> Result<(), VerifyError> {
+        let is64 = ins.class() == CLS_ALU64;
+        let op = ins.opc & 0xf0;
+        let d = ins.dst as usize;
+        let src_val = if ins.opc & SRC_X != 0 {
+            self.read_reg(i, st, ins.src)?
+        } else if is64 {
+            Val::konst(ins.imm as i64 as u64)
+        } else {
+            Val::konst(ins.imm as u32 as u64)
+        };
+        if op == ALU_MOV {
+            st.regs[d] = if is64 {
+                src_val
+            } else {
+                match src_val {
+                    Val::Scalar { min, max } if max <= u32::MAX as u64 => Val::range(min, max),
+                    Val::Scalar { min, max } if min == max => Val::konst(min as u32 as u64),
+                    Val::Scalar { .. } => Val::range(0, u32::MAX as u64),
+                    other => {
+                        return err(
+                            i,
+                            format!("32-bit move of r{} which is {}", ins.src, other.describe()),
+                        );
+                    }
+                }
+            };
+            return Ok(());
+        }
+        let dst_val = self.read_reg(i, st, ins.dst)?;
+        // Pointer arithmetic: only pointer +/- scalar (64-bit), or scalar + pointer.
+        if dst_val.is_pointer() || src_val.is_pointer() {
+            if !is64 {
+                return err(
+                    i,
+                    format!(
+                        "32-bit arithmetic on a pointer (r{} is {}, operand is {})",
+                        ins.dst,
+                        dst_val.describe(),
+                        src_val.describe()
+                    ),
+                );
+            }
+            let r = match (op, &dst_val, &src_val) {
+                (ALU_ADD, Val::Ptr { region, lo, hi }, Val::Scalar { min, max })
+                | (ALU_ADD, Val::Scalar { min, max }, Val::Ptr { region, lo, hi }) => {
+                    signed_range(*min, *max).and_then(|(a, b)| ptr_add(*region, *lo, *hi, a, b))
+                }
+                (ALU_SUB, Val::Ptr { region, lo, hi }, Val::Scalar { min, max }) => {
+                    signed_range(*min, *max).and_then(|(a, b)| ptr_add(*region, *lo, *hi, -b, -a))
+                }
+                (ALU_SUB, Val::Ptr { region: r1, .. }, Val::Ptr { region: r2, .. }) if r1 == r2 => {
+                    Some(Val::unknown())
+                }
+                _ => {
+                    return err(
+                        i,
+                        format!(
+                            "pointer arithmetic other than adding a scalar: r{} is {}, the operand is {}",
+                            ins.dst,
+                            dst_val.describe(),
+                            src_val.describe()
+                        ),
+                    );
+                }
+            };
+            match r {
+                Some(v) => st.regs[d] = v,
+                None => {
+                    return err(
+                        i,
+                        format!(
+                            "pointer offset out of range after arithmetic on r{}",
+                            ins.dst
+                        ),
+                    );
+                }
+            }
+            return Ok(());
+        }
+        let (Val::Scalar { min: a0, max: a1 }, Val::Scalar { min: b0, max: b1 }) =
+            (&dst_val, &src_val)
+        else {
+            unreachable!("non-pointer values are scalars here");
+        };
+        if op == ALU_END {
+            let (a0, a1) = (*a0, *a1);
+            let width = ins.imm as u32;
+            let mask = if width == 64 {
+                u64::MAX
+            } else {
+                (1u64 << width) - 1
+            };
+            st.regs[d] = if a0 == a1 {
+                Val::konst(eval_end(ins.opc, ins.imm, a0))
+            } else if ins.opc & SRC_X == 0 && a1 <= mask {
+                Val::range(a0, a1) // to little endian on a little-endian machine: a truncation
+            } else {
+                Val::range(0, mask)
+            };
+            return Ok(());
+        }
+        let (mut a0, mut a1, mut b0, mut b1) = (*a0, *a1, *b0, *b1);
+        if !is64 {
+            // 32-bit ops see the low halves; if a range spans more, it becomes the full u32 range.
+            let t = |lo: u64, hi: u64| {
+                if hi <= u32::MAX as u64 {
+                    (lo, hi)
+                } else if lo == hi {
+                    (lo as u32 as u64, lo as u32 as u64)
+                } else {
+                    (0, u32::MAX as u64)
+                }
+            };
+            (a0, a1) = t(a0, a1);
+            (b0, b1) = t(b0, b1);
+        }
+        let bits = if is64 { 64 } else { 32 };
+        let full = if is64 { u64::MAX } else { u32::MAX as u64 };
+        let both_const = a0 == a1 && b0 == b1;
+        let r = if both_const {
+            let v = eval_alu(op, is64, a0, b0);
+            (v, v)
+        } else {
+            match op {
+                ALU_ADD => match (a1.checked_add(b1), a0.checked_add(b0)) {
+                    (Some(hi), Some(lo)) if hi <= full => (lo, hi),
+                    _ => (0, full),
+                },
+                ALU_SUB if a0 >= b1 => (a0 - b1, a1 - b0),
+                ALU_MUL => match (a1.checked_mul(b1), a0.checked_mul(b0)) {
+                    (Some(hi), Some(lo)) if hi <= full => (lo, hi),
+                    _ => (0, full),
+                },
+                ALU_DIV => (if b1 == 0 { 0 } else { a0 / b1 }.min(a0), a1),
+                ALU_MOD => (0, if b0 > 0 { a1.min(b1 - 1) } else { a1 }),
+                ALU_AND => (0, a1.min(b1)),
+                ALU_OR | ALU_XOR => {
+                    let m = a1.max(b1);
+                    let top = if m == 0 {
+                        0
+                    } else {
+                        u64::MAX >> m.leading_zeros()
+                    };
+                    (0, top.min(full))
+                }
+                ALU_LSH if b0 == b1 && b0 < bits => {
+                    let s = b0 as u32;
+                    if a1.leading_zeros() >= s + (64 - bits as u32) {
+                        (a0 << s, a1 << s)
+                    } else {
+                        (0, full)
+                    }
+                }
+                ALU_RSH if b0 == b1 && b0 < bits => (a0 >> b0, a1 >> b0),
+                ALU_RSH => (0, a1),
+                ALU_ARSH if b0 == b1 && b0 < bits && a1 <= (full >> 1) => (a0 >> b0, a1 >> b0),
+                _ => (0, full),
+            }
+        };
+        st.regs[d] = Val::range(r.0, r.1);
+        Ok(())
+    }
+
+    fn jump(
+        &mut self,
+        i: usize,
+        mut st: State,
+        ins: Insn,
+    ) -> Result<Vec<(usize, State)>, VerifyError> {
+        let op = ins.opc & 0xf0;
+        let target = (i as i64 + 1 + ins.off as i64) as usize;
+        match op {
+            JMP_EXIT => {
+                match self.read_reg(i, &st, 0) {
+                    Ok(v) if v.is_pointer() => {
+                        return err(
+                            i,
+                            format!("returns r0 which is {} (return a decision)", v.describe()),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(_) => return err(i, "exit without setting r0 (the decision)"),
+                }
+                return Ok(vec![]);
+            }
+            JMP_JA => return Ok(vec![(target, st)]),
+            JMP_CALL => {
+                self.call(i, &mut st, ins.imm as u32)?;
+                return Ok(vec![(i + 1, st)]);
+            }
+            _ => {}
+        }
+        let is32 = ins.class() == CLS_JMP32;
+        let dv = self.read_reg(i, &st, ins.dst)?;
+        let (sv, src_reg) = if ins.opc & SRC_X != 0 {
+            (self.read_reg(i, &st, ins.src)?, Some(ins.src))
+        } else if is32 {
+            (Val::konst(ins.imm as u32 as u64), None)
+        } else {
+            (Val::konst(ins.imm as i64 as u64), None)
+        };
+
+        // Null checks of lookup results.
+        if let (Val::ValueOrNull { id, .. }, Val::Scalar { min: 0, max: 0 }) = (&dv, &sv)
+            && !is32
+            && matches!(op, JMP_JEQ | JMP_JNE)
+        {
+            let mut taken = st.clone();
+            let mut fall = st;
+            let null_when_taken = op == JMP_JEQ;
+            taken.refine_null(*id, null_when_taken);
+            fall.refine_null(*id, !null_when_taken);
+            return Ok(vec![(i + 1, fall), (target, taken)]);
+        }
+        // A pointer known non-null tested against 0 again (clang re-tests after merges).
+        if let (Val::Ptr { .. }, Val::Scalar { min: 0, max: 0 }) = (&dv, &sv)
+            && matches!(op, JMP_JEQ | JMP_JNE)
+        {
+            let to = if op == JMP_JEQ { i + 1 } else { target };
+            return Ok(vec![(to, st)]);
+        }
+        if dv.is_pointer() || sv.is_pointer() {
+            let same_region = matches!((&dv, &sv), (Val::Ptr { region: a, .. }, Val::Ptr { region: b, .. }) if a == b);
+            if !same_region {
+                return err(
+                    i,
+                    format!(
+                        "compares r{} ({}) with {} (only null checks of map values are allowed on pointers)",
+                        ins.dst,
+                        dv.describe(),
+                        sv.describe()
+                    ),
+                );
+            }
+            return Ok(vec![(i + 1, st.clone()), (target, st)]);
+        }
+        let (Val::Scalar { min: a0, max: a1 }, Val::Scalar { min: b0, max: b1 }) =
+            (dv.clone(), sv.clone())
+        else {
+            unreachable!()
+        };
+        let mut out = Vec::new();
+        // Refine dst against a constant operand (and src against a constant dst).
+        let refine = |taken: bool| -> (Option<(u64, u64)>, Option<(u64, u64)>) {
+            let d = if b0 == b1 {
+                refine_range(op, is32, a0, a1, b0, taken)
+            } else {
+                Some((a0, a1))
+            };
+            let s = if a0 == a1 && src_reg.is_some() {
+                refine_range(mirror(op), is32, b0, b1, a0, taken)
+            } else {
+                Some((b0, b1))
+            };
+            (d, s)
+        };
+        for (taken, to) in [(false, i + 1), (true, target)] {
+            let (d, s) = refine(taken);
+            let (Some(d), Some(s)) = (d, s) else { continue };
+            let mut ns = st.clone();
+            ns.regs[ins.dst as usize] = Val::range(d.0, d.1);
+            if let Some(r) = src_reg {
+                ns.regs[r as usize] = Val::range(s.0, s.1);
+            }
+            out.push((to, ns));
+        }
+        Ok(out)
+    }
+
+    /// Check a memory argument of up to `size` bytes; a write initialises the
+    /// first `min_size` bytes (what the helper writes on every path).
+    #[allow(clippy::too_many_arguments)]
+    fn mem_arg(
+        &mut self,
+        i: usize,
+        st: &mut State,
+        argn: usize,
+        val: &Val,
+        size: u64,
+        min_size: u64,
+        write: bool,
+    ) -> Result<(), VerifyError> {
+        let reg = (argn + 1) as u8;
+        if size == 0 {
+            return Ok(());
+        }
+        if size > STACK_SIZE as u64 * 128 {
+            return err(
+                i,
+                format!("argument {} (r{reg}) size {size} is too large", argn + 1),
+            );
+        }
+        let (region, lo, hi) = self
+            .access(i, val, 0, size as i64, reg, write)
+            .map_err(|e| VerifyError {
+                insn: e.insn,
+                reason: format!("helper argument {} (r{reg}): {}", argn + 1, e.reason),
+            })?;
+        if region == Region::Stack {
+            if write {
+                if lo != hi {
+                    return err(
+                        i,
+                        format!(
+                            "helper argument {} (r{reg}): stack buffer at a variable offset",
+                            argn + 1
+                        ),
+                    );
+                }
+                for b in lo..lo + size as i64 {
+                    let s = &mut st.stack[slot_index(b)];
+                    s.spill = None;
+                    if b < lo + min_size as i64 {
+                        s.init |= 1 << b.rem_euclid(8);
+                    }
+                }
+            } else {
+                for b in lo..hi + size as i64 {
+                    let s = &st.stack[slot_index(b)];
+                    if s.init & (1 << b.rem_euclid(8)) == 0 {
+                        return err(
+                            i,
+                            format!(
+                                "helper argument {} (r{reg}) reads uninitialised stack byte at offset {b}",
+                                argn + 1
+                            ),
+                        );
+                    }
+                    if s.spill.as_ref().is_some_and(|v| v.is_pointer()) {
+                        return err(
+                            i,
+                            format!(
+                                "helper argument {} (r{reg}) would read a spilled pointer at stack offset {b}",
+                                argn + 1
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, i: usize, st: &mut State, id: u32) -> Result<(), VerifyError> {
+        let (args, ret) = signature(id).expect("checked in check_structure");
+        let name = helper_id::name(id).unwrap_or("helper");
+        let vals: Vec<Val> = (0..args.len())
+            .map(|a| {
+                self.read_reg(i, st, (a + 1) as u8)
+                    .map_err(|e| VerifyError {
+                        insn: i,
+                        reason: format!("{name}: argument {}: {}", a + 1, e.reason),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut map = None;
+        for (a, kind) in args.iter().enumerate() {
+            let v = &vals[a];
+            let reg = a + 1;
+            match kind {
+                Arg::Ctx => {
+                    if !matches!(
+                        v,
+                        Val::Ptr {
+                            region: Region::Ctx,
+                            lo: 0,
+                            hi: 0
+                        }
+                    ) {
+                        return err(
+                            i,
+                            format!(
+                                "{name}: argument {reg} (r{reg}) must be the context pointer, it is {}",
+                                v.describe()
+                            ),
+                        );
+                    }
+                }
+                Arg::Map => match v {
+                    Val::MapHandle(m) => map = Some(*m),
+                    _ => {
+                        return err(
+                            i,
+                            format!(
+                                "{name}: argument {reg} (r{reg}) must be a map, it is {}",
+                                v.describe()
+                            ),
+                        );
+                    }
+                },
+                Arg::Scalar => {
+                    if v.is_pointer() {
+                        return err(
+                            i,
+                            format!(
+                                "{name}: argument {reg} (r{reg}) is {} where a number is expected (pointers may not leave the program)",
+                                v.describe()
+                            ),
+                        );
+                    }
+                }
+                Arg::Size => match v {
+                    Val::Scalar { max, .. } if *max <= (1 << 20) => {}
+                    _ => {
+                        return err(
+                            i,
+                            format!(
+                                "{name}: argument {reg} (r{reg}) is a size and must have a known bound, it is {}",
+                                v.describe()
+                            ),
+                        );
+                    }
+                },
+                Arg::Key | Arg::Value => {
+                    let m = map.expect("map comes first");
+                    let def = &self.input.maps[m];
+                    let size = if *kind == Arg::Key {
+                        def.key_size
+                    } else {
+                        def.value_size
+                    } as u64;
+                    let v = v.clone();
+                    self.mem_arg(i, st, a, &v, size, size, false)
+                        .map_err(|e| VerifyError {
+                            insn: e.insn,
+                            reason: format!("{name}: {}", e.reason),
+                        })?;
+                }
+                Arg::ReadMem { size_arg } | Arg::WriteMem { size_arg } => {
+                    let (min_size, size) = match &vals[*size_arg] {
+                        Val::Scalar { min, max } => (*min, *max),
+                        other => {
+                            return err(
+                                i,
+                                format!(
+                                    "{name}: size argument {} is {}",
+                                    size_arg + 1,
+                                    other.describe()
+                                ),
+                            );
+                        }
+                    };
+                    if size > (1 << 20) {
+                        return err(
+                            i,
+                            format!(
+                                "{name}: size argument {} (r{}) has no useful bound (up to {size})",
+                                size_arg + 1,
+                                size_arg + 1
+                            ),
+                        );
+                    }
+                    let v = v.clone();
+                    let write = matches!(kind, Arg::WriteMem { .. });
+                    self.mem_arg(i, st, a, &v, size, min_size, write)
+                        .map_err(|e| VerifyError {
+                            insn: e.insn,
+                            reason: format!("{name}: {}", e.reason),
+                        })?;
+                }
+            }
+        }
+        for r in 1..=5 {
+            st.regs[r] = Val::Uninit;
+        }
+        st.regs[0] = match ret {
+            Ret::Scalar => Val::unknown(),
+            Ret::ValueOrNull => {
+                let id = self.next_id;
+                self.next_id += 1;
+                Val::ValueOrNull {
+                    map: map.expect("lookup has a map"),
+                    id,
+                }
+            }
+        };
+        Ok(())
+    }
+}
+
+/// Successors of instruction `i` in the control-flow graph (targets may be
+/// out of range; callers check).
+pub fn successors(code: &[u8], i: usize) -> Vec<usize> {
+    let ins = Insn::decode(code, i);
+    match ins.class() {
+        CLS_JMP | CLS_JMP32 => {
+            let op = ins.opc & 0xf0;
+            let t = (i as i64 + 1 + ins.off as i64).max(0) as usize;
+            match op {
+                JMP_EXIT => vec![],
+                JMP_CALL => vec![i + 1],
+                JMP_JA => vec![t],
+                _ => vec![i + 1, t],
+            }
+        }
+        CLS_LD if ins.opc == 0x18 => vec![i + 2],
+        _ => vec![i + 1],
+    }
+}
+
+/// Indexes where instructions start (an `lddw` takes two slots).
+pub fn insn_starts(code: &[u8]) -> Vec<usize> {
+    let n = code.len() / 8;
+    let mut v = Vec::with_capacity(n);
+    let mut j = 0;
+    while j < n {
+        v.push(j);
+        j += if Insn::decode(code, j).opc == 0x18 {
+            2
+        } else {
+            1
+        };
+    }
+    v
+}
+
+/// Reverse postorder of the instructions reachable from 0, rejecting cycles:
+/// a program without loops always terminates. (Backward jumps are fine:
+/// clang shares tail blocks; only a path back to itself is a loop.)
+pub fn topological_order(code: &[u8]) -> Result<Vec<usize>, VerifyError> {
+    const WHITE: u8 = 0;
+    const GREY: u8 = 1;
+    const BLACK: u8 = 2;
+    let n = code.len() / 8;
+    if n == 0 {
+        return err(0, "empty program");
+    }
+    let mut color = vec![WHITE; n];
+    let mut post = Vec::with_capacity(n);
+    // Iterative DFS: (insn, next successor to visit).
+    let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+    color[0] = GREY;
+    while let Some(&mut (i, ref mut k)) = stack.last_mut() {
+        let succ = successors(code, i);
+        if *k < succ.len() {
+            let t = succ[*k];
+            *k += 1;
+            if t >= n {
+                return err(
+                    i,
+                    "execution can fall off the end of the program (every path must end in exit)",
+                );
+            }
+            match color[t] {
+                WHITE => {
+                    color[t] = GREY;
+                    stack.push((t, 0));
+                }
+                GREY => {
+                    return err(
+                        i,
+                        format!(
+                            "loop: jump from insn {i} back to insn {t}; the program may not terminate (loops are not allowed, unroll them)"
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        } else {
+            color[i] = BLACK;
+            post.push(i);
+            stack.pop();
+        }
+    }
+    post.reverse();
+    Ok(post)
+}
+
+fn slot_index(off: i64) -> usize {
+    ((off + STACK_SIZE) / 8) as usize
+}
+
+/// An unsigned range read as two's-complement: None when it straddles the sign.
+fn signed_range(min: u64, max: u64) -> Option<(i128, i128)> {
+    let top = i64::MAX as u64;
+    if max <= top || min > top {
+        Some((min as i64 as i128, max as i64 as i128))
+    } else {
+        None
+    }
+}
+
+fn ptr_add(region: Region, lo: i64, hi: i64, add_lo: i128, add_hi: i128) -> Option<Val> {
+    const LIMIT: i128 = 1 << 29;
+    let nlo = lo as i128 + add_lo;
+    let nhi = hi as i128 + add_hi;
+    if nlo < -LIMIT || nhi > LIMIT {
+        return None;
+    }
+    Some(Val::Ptr {
+        region,
+        lo: nlo as i64,
+        hi: nhi as i64,
+    })
+}
+
+/// Exact ALU result on constants, with rbpf's semantics.
+fn eval_alu(op: u8, is64: bool, a: u64, b: u64) -> u64 {
+    if is64 {
+        match op {
+            ALU_ADD => a.wrapping_add(b),
+            ALU_SUB => a.wrapping_sub(b),
+            ALU_MUL => a.wrapping_mul(b),
+            ALU_DIV => a.checked_div(b).unwrap_or(0),
+            ALU_OR => a | b,
+            ALU_AND => a & b,
+            ALU_LSH => a << (b & 63),
+            ALU_RSH => a >> (b & 63),
+            ALU_NEG => (a as i64).wrapping_neg() as u64,
+            ALU_MOD => {
+                if b == 0 {
+                    a
+                } else {
+                    a % b
+                }
+            }
+            ALU_XOR => a ^ b,
+            ALU_ARSH => ((a as i64) >> (b & 63)) as u64,
+            _ => 0,
+        }
+    } else {
+        let (x, y) = (a as u32, b as u32);
+        (match op {
+            ALU_ADD => x.wrapping_add(y),
+            ALU_SUB => x.wrapping_sub(y),
+            ALU_MUL => x.wrapping_mul(y),
+            ALU_DIV => x.checked_div(y).unwrap_or(0),
+            ALU_OR => x | y,
+            ALU_AND => x & y,
+            ALU_LSH => x.wrapping_shl(y),
+            ALU_RSH => x.wrapping_shr(y),
+            ALU_NEG => (x as i32).wrapping_neg() as u32,
+            ALU_MOD => {
+                if y == 0 {
+                    x
+                } else {
+                    x % y
+                }
+            }
+            ALU_XOR => x ^ y,
+            ALU_ARSH => (x as i32).wrapping_shr(y) as u32,
+            _ => 0,
+        }) as u64
+    }
+}
+
+/// Byte swap (`LE`, opcode 0xd4, or `BE`, 0xdc) of `width` bits, as rbpf does it.
+pub fn eval_end(opc: u8, width: i32, a: u64) -> u64 {
+    let le = opc & SRC_X == 0;
+    match (le, width) {
+        (true, 16) => a as u16 as u64,
+        (true, 32) => a as u32 as u64,
+        (true, _) => a,
+        (false, 16) => (a as u16).swap_bytes() as u64,
+        (false, 32) => (a as u32).swap_bytes() as u64,
+        (false, _) => a.swap_bytes(),
+    }
+}
+
+/// The comparison with operands swapped (`a op b` == `b mirror(op) a`).
+fn mirror(op: u8) -> u8 {
+    match op {
+        JMP_JGT => JMP_JLT,
+        JMP_JLT => JMP_JGT,
+        JMP_JGE => JMP_JLE,
+        JMP_JLE => JMP_JGE,
+        JMP_JSGT => JMP_JSLT,
+        JMP_JSLT => JMP_JSGT,
+        JMP_JSGE => JMP_JSLE,
+        JMP_JSLE => JMP_JSGE,
+        o => o,
+    }
+}
+
+/// Narrow [lo, hi] by `x op k` being `taken`; None when that branch is impossible.
+fn refine_range(op: u8, is32: bool, lo: u64, hi: u64, k: u64, taken: bool) -> Option<(u64, u64)> {
+    let (lo, hi, k) = if is32 {
+        if hi > u32::MAX as u64 {
+            return Some((lo, hi));
+        }
+        (lo, hi, k & u32::MAX as u64)
+    } else {
+        (lo, hi, k)
+    };
+    let signbit = if is32 { 1u64 << 31 } else { 1u64 << 63 };
+    // Signed compares refine only when both sides are known non-negative.
+    let op = match op {
+        JMP_JSGT | JMP_JSGE | JMP_JSLT | JMP_JSLE => {
+            if hi >= signbit || k >= signbit {
+                return Some((lo, hi));
+            }
+            match op {
+                JMP_JSGT => JMP_JGT,
+                JMP_JSGE => JMP_JGE,
+                JMP_JSLT => JMP_JLT,
+                _ => JMP_JLE,
+            }
+        }
+        o => o,
+    };
+    // Express "taken" and "not taken" as one of: x > k, x >= k, x < k, x <= k, x == k, x != k.
+    let (op, k) = if taken {
+        (op, k)
+    } else {
+        match op {
+            JMP_JEQ => (JMP_JNE, k),
+            JMP_JNE => (JMP_JEQ, k),
+            JMP_JGT => (JMP_JLE, k),
+            JMP_JGE => (JMP_JLT, k),
+            JMP_JLT => (JMP_JGE, k),
+            JMP_JLE => (JMP_JGT, k),
+            _ => return Some((lo, hi)),
+        }
+    };
+    let r = match op {
+        JMP_JEQ => (lo.max(k), hi.min(k)),
+        JMP_JNE => {
+            if lo == hi && lo == k {
+                return None;
+            }
+            (
+                if lo == k { lo + 1 } else { lo },
+                if hi == k { hi - 1 } else { hi },
+            )
+        }
+        JMP_JGT => {
+            if k == u64::MAX {
+                return None;
+            }
+            (lo.max(k + 1), hi)
+        }
+        JMP_JGE => (lo.max(k), hi),
+        JMP_JLT => {
+            if k == 0 {
+                return None;
+            }
+            (lo, hi.min(k - 1))
+        }
+        JMP_JLE => (lo, hi.min(k)),
+        _ => (lo, hi), // JSET: no refinement
+    };
+    (r.0 <= r.1).then_some(r)
+}
+
+#[cfg(test)]
+mod tests;
