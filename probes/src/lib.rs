@@ -1,1 +1,35 @@
-//! ringside kernel tracepoint probes (see issue 4).
+//! ringside kernel tracepoint probes: attach to any process's io_uring rings.
+//!
+//! - [`discover`]: a process's io_uring fds and their `/proc/PID/fdinfo`.
+//! - [`Probes`]: BPF programs on the io_uring tracepoints, filtered in the
+//!   kernel by tgid (and optionally ring), delivering [`ProbeEvent`]s.
+//! - [`graph::RequestGraph`]: requests, link chains, states over time and
+//!   cancellations with their causes, rebuilt from the events.
+//! - [`attach::run_headless`]: `ringside attach --pid PID --headless`.
+//!
+//! The BPF side is C (`bpf/probes.bpf.c`), built by clang into the committed
+//! `bpf/probes.bpf.o` (`make -C probes/bpf`). See docs/probes.md.
+//!
+//! ```no_run
+//! use ringside_probes::{AttachOptions, Probes};
+//! use std::time::Duration;
+//! let mut p = Probes::attach(AttachOptions { pids: vec![1234], ..Default::default() })?;
+//! loop {
+//!     p.poll(Duration::from_millis(100), |ev| println!("{}", serde_json::to_string(&ev).unwrap()))?;
+//! }
+//! # Ok::<(), ringside_probes::ProbeError>(())
+//! ```
+
+pub mod attach;
+pub mod discover;
+pub mod error;
+pub mod event;
+pub mod format;
+pub mod graph;
+pub mod session;
+
+pub use discover::{Fdinfo, RingDirectory, RingFd, discover};
+pub use error::ProbeError;
+pub use event::{Header, ProbeEvent, Ptr};
+pub use graph::RequestGraph;
+pub use session::{AttachOptions, Probes};

@@ -1,0 +1,267 @@
+//! `ringside attach --pid PID --headless`: trace processes' rings and print
+//! JSON Lines.
+//!
+//! Output, one JSON object per line, each with a `"kind"`:
+//! 1. `{"kind":"attached", ...}`: pids, the rings discovered in /proc, the
+//!    tracepoints attached or skipped, the BPF program ids.
+//! 2. one line per [`ProbeEvent`](crate::ProbeEvent) (`"submit_req"`,
+//!    `"complete"`, `"link"`, `"fail_link"`, ...).
+//! 3. `{"kind":"summary", ...}` (a [`Summary`]) when the traced processes
+//!    exited, the duration ran out, or SIGINT/SIGTERM arrived.
+
+use crate::discover::{self, RingDirectory, RingFd, RingIdentity};
+use crate::error::ProbeError;
+use crate::graph::{CancellationCounts, ChainCounts, RequestCounts, RequestGraph};
+use crate::session::{AttachOptions, Probes, Skipped};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Options of [`run_headless`].
+#[derive(Debug, Clone)]
+pub struct HeadlessOptions {
+    /// What to trace (pids, ring filter, buffer size...).
+    pub attach: AttachOptions,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop when every traced process has exited (default true).
+    pub until_exit: bool,
+    /// A pid without rings is not an error: keep watching for rings it
+    /// creates later.
+    pub wait_for_rings: bool,
+    /// Stop when this flag becomes true (see [`install_signal_handlers`]).
+    /// When `None`, run_headless installs SIGINT/SIGTERM handlers itself.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Print one line per event (false: only the attached and summary lines).
+    pub print_events: bool,
+    /// Requests the graph keeps for the summary (older finished ones are
+    /// only counted).
+    pub graph_limit: usize,
+    /// Poll timeout: the longest an event waits in the buffer before being
+    /// printed when the traced process is quiet.
+    pub poll_interval: Duration,
+}
+
+impl Default for HeadlessOptions {
+    fn default() -> Self {
+        HeadlessOptions {
+            attach: AttachOptions {
+                follow_forks: true,
+                follow_rings: true,
+                ..AttachOptions::default()
+            },
+            duration: None,
+            until_exit: true,
+            wait_for_rings: false,
+            stop: None,
+            print_events: true,
+            graph_limit: 100_000,
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Why tracing stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Every traced process exited.
+    Exited,
+    /// The duration ran out.
+    Duration,
+    /// SIGINT / SIGTERM, or the caller's stop flag.
+    Signal,
+}
+
+/// The final summary line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Why it stopped.
+    pub stopped: StopReason,
+    /// Every pid traced (forked children included).
+    pub pids: Vec<u32>,
+    /// Rings seen in events, with what is known of their fds.
+    pub rings: Vec<RingIdentity>,
+    /// Events received.
+    pub events: u64,
+    /// Events lost (ring buffer full), all CPUs.
+    pub lost: u64,
+    /// Requests by state.
+    pub requests: RequestCounts,
+    /// Link chains.
+    pub chains: ChainCounts,
+    /// Cancellations by cause.
+    pub cancellations: CancellationCounts,
+    /// Wall time traced, in ms.
+    pub duration_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Line<'a> {
+    Attached {
+        pids: &'a [u32],
+        rings: &'a [RingFd],
+        tracepoints: &'a [String],
+        skipped: &'a [Skipped],
+        program_ids: &'a [u32],
+        ring_buffer_bytes: u32,
+    },
+    Summary(&'a Summary),
+}
+
+/// Installs SIGINT and SIGTERM handlers that set the returned flag instead
+/// of killing the process, so the caller can stop, detach and print its
+/// summary. (Probes are freed by the kernel on any exit, since nothing is
+/// pinned; this is about finishing the output.)
+pub fn install_signal_handlers() -> Result<Arc<AtomicBool>, ProbeError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&flag)).map_err(|e| ProbeError::Io {
+            what: format!("installing the handler for signal {sig}"),
+            source: e,
+        })?;
+    }
+    Ok(flag)
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> ProbeError + '_ {
+    move |e| ProbeError::Io {
+        what: what.to_string(),
+        source: e,
+    }
+}
+
+/// Traces `opts.attach.pids` and writes JSON Lines to `out` until they exit
+/// (or the duration, or a signal); returns the summary it printed last.
+///
+/// Errors are [`ProbeError`]s (downcast the `anyhow::Error` to map them to
+/// exit codes with [`ProbeError::exit_code`]).
+pub fn run_headless(opts: &HeadlessOptions, out: &mut dyn Write) -> anyhow::Result<Summary> {
+    Ok(headless(opts, out)?)
+}
+
+fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, ProbeError> {
+    crate::session::check_privileges()?;
+    crate::session::check_io_uring_enabled()?;
+    let mut dir = RingDirectory::new();
+    let mut all_fds = Vec::new();
+    for &pid in &opts.attach.pids {
+        let fds = discover::discover(pid)?;
+        if fds.is_empty() && !opts.wait_for_rings {
+            return Err(ProbeError::NoRings { pid });
+        }
+        all_fds.extend(fds.iter().cloned());
+        dir.add_discovered(pid, fds);
+    }
+    let stop = match &opts.stop {
+        Some(s) => Arc::clone(s),
+        None => install_signal_handlers()?,
+    };
+    let mut probes = Probes::attach(opts.attach.clone())?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+    let pids = probes.pids();
+    serde_json::to_writer(
+        &mut w,
+        &Line::Attached {
+            pids: &pids,
+            rings: &all_fds,
+            tracepoints: probes.tracepoints(),
+            skipped: probes.skipped(),
+            program_ids: probes.program_ids(),
+            ring_buffer_bytes: probes.ring_buffer_bytes(),
+        },
+    )
+    .map_err(|e| io("writing output")(e.into()))?;
+    w.write_all(b"\n").map_err(io("writing output"))?;
+    w.flush().map_err(io("writing output"))?;
+
+    let mut graph = RequestGraph::with_limit(opts.graph_limit);
+    let start = Instant::now();
+    let mut events = 0u64;
+    let mut last_check = Instant::now();
+    let mut write_err: Option<std::io::Error> = None;
+    let mut traced: std::collections::BTreeSet<u32> = pids.iter().copied().collect();
+    let mut consume = |probes: &mut Probes,
+                       graph: &mut RequestGraph,
+                       dir: &mut RingDirectory,
+                       w: &mut std::io::BufWriter<&mut dyn Write>,
+                       timeout: Duration|
+     -> Result<usize, ProbeError> {
+        let n = probes.poll(timeout, |ev| {
+            events += 1;
+            if let crate::ProbeEvent::NewTask { child, .. } = ev {
+                traced.insert(child);
+            }
+            graph.push(&ev);
+            dir.observe(&ev);
+            if opts.print_events && write_err.is_none() {
+                let r = serde_json::to_writer(&mut *w, &ev)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| w.write_all(b"\n"));
+                if let Err(e) = r {
+                    write_err = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = write_err.take() {
+            return Err(io("writing output")(e));
+        }
+        w.flush().map_err(io("writing output"))?;
+        Ok(n)
+    };
+
+    let stopped = loop {
+        consume(&mut probes, &mut graph, &mut dir, &mut w, opts.poll_interval)?;
+        if stop.load(Ordering::Relaxed) {
+            break StopReason::Signal;
+        }
+        if opts.duration.is_some_and(|d| start.elapsed() >= d) {
+            break StopReason::Duration;
+        }
+        if last_check.elapsed() >= Duration::from_millis(100) {
+            last_check = Instant::now();
+            probes.prune_exited()?;
+            if opts.until_exit && probes.pids().is_empty() {
+                break StopReason::Exited;
+            }
+        }
+    };
+    // What the kernel wrote before we stopped. After an exit, ring
+    // teardown completions come from a kworker a moment later: wait for a
+    // quiet 100 ms. Otherwise the process still runs: take what is there.
+    let quiet = if stopped == StopReason::Exited {
+        Duration::from_millis(100)
+    } else {
+        Duration::ZERO
+    };
+    let grace = Instant::now();
+    loop {
+        let n = consume(&mut probes, &mut graph, &mut dir, &mut w, quiet)?;
+        if n == 0 || grace.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+    }
+    let lost = probes.lost()?;
+    let stats = graph.stats();
+    traced.extend(probes.pids());
+    let summary = Summary {
+        stopped,
+        pids: traced.into_iter().collect(),
+        rings: dir.rings().cloned().collect(),
+        events,
+        lost,
+        requests: stats.requests,
+        chains: stats.chains,
+        cancellations: stats.cancellations,
+        duration_ms: start.elapsed().as_millis() as u64,
+    };
+    drop(probes);
+    serde_json::to_writer(&mut w, &Line::Summary(&summary))
+        .map_err(|e| io("writing output")(e.into()))?;
+    w.write_all(b"\n").map_err(io("writing output"))?;
+    w.flush().map_err(io("writing output"))?;
+    Ok(summary)
+}

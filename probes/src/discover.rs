@@ -1,0 +1,635 @@
+//! Ring discovery: a process's io_uring file descriptors and what
+//! `/proc/PID/fdinfo/FD` says about each.
+//!
+//! What fdinfo cannot tell: the kernel ctx pointer that the tracepoints
+//! report. For rings created after attach, the `create` event ties ctx to
+//! (pid, fd). For rings created before, [`RingDirectory`] links them when the
+//! evidence is unambiguous (the process has one ring, or the event came from
+//! the ring's SQPOLL thread) and says "unknown" otherwise.
+
+use crate::error::ProbeError;
+use crate::event::{ProbeEvent, Ptr};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// A registered file (`UserFiles` section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredFile {
+    /// Index in the registered-file table.
+    pub index: u32,
+    /// What it points to.
+    pub path: String,
+}
+
+/// A registered buffer (`UserBufs` section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredBuffer {
+    /// Index in the registered-buffer table.
+    pub index: u32,
+    /// User address.
+    pub addr: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Parsed `/proc/PID/fdinfo/FD` of an io_uring fd. Fields the kernel did not
+/// print (older kernels, or the ring lock was busy) are `None`/empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fdinfo {
+    /// SQ ring size (SqMask + 1).
+    pub sq_entries: Option<u32>,
+    /// SQ head (consumed by the kernel).
+    pub sq_head: Option<u32>,
+    /// SQ tail (written by the application).
+    pub sq_tail: Option<u32>,
+    /// Kernel's cached SQ head.
+    pub cached_sq_head: Option<u32>,
+    /// SQEs written but not consumed yet (tail - head).
+    pub sq_pending: Option<u32>,
+    /// CQ ring size (CqMask + 1).
+    pub cq_entries: Option<u32>,
+    /// CQ head (consumed by the application).
+    pub cq_head: Option<u32>,
+    /// CQ tail (written by the kernel).
+    pub cq_tail: Option<u32>,
+    /// Kernel's cached CQ tail.
+    pub cached_cq_tail: Option<u32>,
+    /// CQEs posted but not reaped yet (tail - head).
+    pub cq_pending: Option<u32>,
+    /// The pending SQE lines, as printed.
+    pub sqes: Vec<String>,
+    /// The pending CQE lines, as printed.
+    pub cqes: Vec<String>,
+    /// SQPOLL thread pid, when the ring uses IORING_SETUP_SQPOLL.
+    pub sq_thread: Option<u32>,
+    /// CPU the SQPOLL thread is bound to.
+    pub sq_thread_cpu: Option<i32>,
+    /// Registered files.
+    pub registered_files: Vec<RegisteredFile>,
+    /// Registered buffers.
+    pub registered_buffers: Vec<RegisteredBuffer>,
+    /// Requests waiting on poll (`PollList` lines).
+    pub poll_list: Vec<String>,
+    /// CQEs in the overflow list (`CqOverflowList` lines).
+    pub cq_overflow: Vec<String>,
+    /// Every other `Key: value` line, kept as text.
+    pub other: BTreeMap<String, String>,
+}
+
+impl Fdinfo {
+    /// Ring uses SQPOLL.
+    pub fn sqpoll(&self) -> bool {
+        self.sq_thread.is_some()
+    }
+
+    /// Parses fdinfo text. `path` names the file in errors. Unknown keys go
+    /// to `other`; a malformed number in a known key is an error.
+    pub fn parse(path: &str, text: &str) -> Result<Fdinfo, ProbeError> {
+        let mut f = Fdinfo::default();
+        let mut section = String::new();
+        let mut sq_mask = None;
+        let mut cq_mask = None;
+        let mut saw_ring_key = false;
+        for (i, line) in text.lines().enumerate() {
+            let bad = |reason: String| ProbeError::Fdinfo {
+                path: path.to_string(),
+                reason: format!("line {}: {reason}", i + 1),
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            if line.starts_with(char::is_whitespace) {
+                // An entry of the current section.
+                let entry = line.trim();
+                match section.as_str() {
+                    "SQEs" => f.sqes.push(entry.to_string()),
+                    "CQEs" => f.cqes.push(entry.to_string()),
+                    "PollList" => f.poll_list.push(entry.to_string()),
+                    "CqOverflowList" => f.cq_overflow.push(entry.to_string()),
+                    "UserFiles" => {
+                        let (idx, rest) = entry
+                            .split_once(':')
+                            .ok_or_else(|| bad(format!("registered file entry {entry:?}")))?;
+                        let index = idx
+                            .trim()
+                            .parse()
+                            .map_err(|e| bad(format!("registered file index {idx:?}: {e}")))?;
+                        f.registered_files.push(RegisteredFile {
+                            index,
+                            path: rest.trim().to_string(),
+                        });
+                    }
+                    "UserBufs" => {
+                        // "    0: 0x5600e6db6620/4096"
+                        let parsed = entry.split_once(':').and_then(|(idx, rest)| {
+                            let (a, l) = rest.trim().split_once('/')?;
+                            Some((
+                                idx.trim().parse::<u32>().ok()?,
+                                parse_num(a)?,
+                                parse_num(l)?,
+                            ))
+                        });
+                        let (index, addr, len) = parsed
+                            .ok_or_else(|| bad(format!("registered buffer entry {entry:?}")))?;
+                        f.registered_buffers
+                            .push(RegisteredBuffer { index, addr, len });
+                    }
+                    _ => {
+                        f.other
+                            .entry(format!("{section}[]"))
+                            .and_modify(|v| {
+                                v.push('\n');
+                                v.push_str(entry)
+                            })
+                            .or_insert_with(|| entry.to_string());
+                    }
+                }
+                continue;
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                return Err(bad(format!("expected \"Key: value\", got {line:?}")));
+            };
+            let key = key.trim();
+            let value = value.trim();
+            section = key.to_string();
+            let num = || -> Result<u64, ProbeError> {
+                parse_num(value).ok_or_else(|| bad(format!("{key}: not a number: {value:?}")))
+            };
+            let num32 = || -> Result<u32, ProbeError> {
+                let n = num()?;
+                u32::try_from(n).map_err(|_| bad(format!("{key}: {n} does not fit 32 bits")))
+            };
+            let int = || -> Result<i64, ProbeError> {
+                value
+                    .parse::<i64>()
+                    .map_err(|e| bad(format!("{key}: {value:?}: {e}")))
+            };
+            match key {
+                "SqMask" => sq_mask = Some(num32()?),
+                "SqHead" => f.sq_head = Some(num32()?),
+                "SqTail" => f.sq_tail = Some(num32()?),
+                "CachedSqHead" => f.cached_sq_head = Some(num32()?),
+                "CqMask" => cq_mask = Some(num32()?),
+                "CqHead" => f.cq_head = Some(num32()?),
+                "CqTail" => f.cq_tail = Some(num32()?),
+                "CachedCqTail" => f.cached_cq_tail = Some(num32()?),
+                "SqThread" => {
+                    let v = int()?;
+                    f.sq_thread = u32::try_from(v).ok().filter(|&p| p > 0);
+                }
+                "SqThreadCpu" => {
+                    let v = int()?;
+                    f.sq_thread_cpu = i32::try_from(v).ok().filter(|&c| c >= 0);
+                }
+                // Counts of the entries that follow; the entries are kept.
+                "SQEs" | "CQEs" | "UserFiles" | "UserBufs" => {
+                    num()?;
+                }
+                "PollList" | "CqOverflowList" => {}
+                _ => {
+                    f.other.insert(key.to_string(), value.to_string());
+                    continue;
+                }
+            }
+            saw_ring_key = true;
+        }
+        if !saw_ring_key {
+            return Err(ProbeError::Fdinfo {
+                path: path.to_string(),
+                reason: "no io_uring fields (SqMask, SqHead, ...): not an io_uring fd?".into(),
+            });
+        }
+        f.sq_entries = sq_mask.and_then(|m| m.checked_add(1));
+        f.cq_entries = cq_mask.and_then(|m| m.checked_add(1));
+        f.sq_pending = f.sq_tail.zip(f.sq_head).map(|(t, h)| t.wrapping_sub(h));
+        f.cq_pending = f.cq_tail.zip(f.cq_head).map(|(t, h)| t.wrapping_sub(h));
+        Ok(f)
+    }
+}
+
+fn parse_num(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// One io_uring fd of a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingFd {
+    /// Owner pid.
+    pub pid: u32,
+    /// The fd.
+    pub fd: i32,
+    /// What fdinfo says about it.
+    pub info: Fdinfo,
+}
+
+/// True when `/proc/PID` exists and the process is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(s) => !matches!(
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next()),
+            Some('Z') | Some('X') | None
+        ),
+        Err(_) => false,
+    }
+}
+
+/// The io_uring fds of `pid`, with their fdinfo.
+///
+/// Errors: [`ProbeError::NoSuchPid`] when the process does not exist. A pid
+/// with no rings gives an empty list (the caller decides whether that is an
+/// error). fds that close while we read are skipped.
+pub fn discover(pid: u32) -> Result<Vec<RingFd>, ProbeError> {
+    discover_in(Path::new("/proc"), pid)
+}
+
+/// [`discover`] under another proc root (tests).
+pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError> {
+    let dir = proc_root.join(pid.to_string()).join("fd");
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ProbeError::NoSuchPid { pid });
+        }
+        Err(e) => {
+            return Err(ProbeError::Io {
+                what: format!("listing {}", dir.display()),
+                source: e,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let Ok(ent) = ent else { continue };
+        let Ok(target) = std::fs::read_link(ent.path()) else {
+            continue; // closed meanwhile
+        };
+        if target.as_os_str() != "anon_inode:[io_uring]" {
+            continue;
+        }
+        let Some(fd) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let p = proc_root
+            .join(pid.to_string())
+            .join("fdinfo")
+            .join(fd.to_string());
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(ProbeError::Io {
+                    what: format!("reading {}", p.display()),
+                    source: e,
+                });
+            }
+        };
+        out.push(RingFd {
+            pid,
+            fd,
+            info: Fdinfo::parse(&p.display().to_string(), &text)?,
+        });
+    }
+    out.sort_by_key(|r| r.fd);
+    Ok(out)
+}
+
+/// How a ring ctx pointer was tied to an fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingSource {
+    /// From an `io_uring_create` event: certain.
+    CreateEvent,
+    /// The event came from the ring's SQPOLL thread (fdinfo `SqThread`).
+    SqThread,
+    /// The process had exactly one io_uring fd when discovered.
+    OnlyRing,
+    /// Seen in events, fd unknown (the process has several rings, created
+    /// before attach).
+    Unknown,
+}
+
+/// What is known about one ring ctx pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingIdentity {
+    /// Kernel ctx pointer.
+    pub ring: Ptr,
+    /// Owner process (the tgid of the first event seen on it).
+    pub pid: u32,
+    /// File descriptor, when known.
+    pub fd: Option<i32>,
+    /// How `fd` was learned.
+    pub source: RingSource,
+    /// SQ entries, when known (create event or fdinfo).
+    pub sq_entries: Option<u32>,
+    /// CQ entries, when known.
+    pub cq_entries: Option<u32>,
+    /// `IORING_SETUP_*` flags, when known (create event only).
+    pub setup_flags: Option<u32>,
+}
+
+/// Maps ring ctx pointers to (pid, fd) as events arrive.
+#[derive(Debug, Default, Clone)]
+pub struct RingDirectory {
+    discovered: HashMap<u32, Vec<RingFd>>,
+    rings: BTreeMap<Ptr, RingIdentity>,
+}
+
+impl RingDirectory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records what discovery found for a pid (before attach).
+    pub fn add_discovered(&mut self, pid: u32, fds: Vec<RingFd>) {
+        self.discovered.insert(pid, fds);
+    }
+
+    /// The discovered fds of a pid.
+    pub fn discovered(&self, pid: u32) -> &[RingFd] {
+        self.discovered.get(&pid).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Learns from one event. Returns the ring's identity when this event
+    /// was the first one seen on it.
+    pub fn observe(&mut self, ev: &ProbeEvent) -> Option<&RingIdentity> {
+        let hdr = *ev.header();
+        if let ProbeEvent::Create {
+            ring,
+            fd,
+            sq_entries,
+            cq_entries,
+            flags,
+            ..
+        } = *ev
+        {
+            let id = RingIdentity {
+                ring,
+                pid: hdr.tgid,
+                fd: (fd >= 0).then_some(fd),
+                source: RingSource::CreateEvent,
+                sq_entries: Some(sq_entries),
+                cq_entries: Some(cq_entries),
+                setup_flags: Some(flags),
+            };
+            // A create replaces what we had: the address may be reused by
+            // a new ring after the old one was freed.
+            self.rings.insert(ring, id);
+            return self.rings.get(&ring);
+        }
+        let ring = ev.ring().filter(|r| !r.is_null())?;
+        if self.rings.contains_key(&ring) {
+            return None;
+        }
+        let fds = self.discovered(hdr.tgid);
+        let by_sq = fds.iter().find(|r| r.info.sq_thread == Some(hdr.tid));
+        let (fd, source, info) = if let Some(r) = by_sq {
+            (Some(r.fd), RingSource::SqThread, Some(&r.info))
+        } else if fds.len() == 1 {
+            (Some(fds[0].fd), RingSource::OnlyRing, Some(&fds[0].info))
+        } else {
+            (None, RingSource::Unknown, None)
+        };
+        let id = RingIdentity {
+            ring,
+            pid: hdr.tgid,
+            fd,
+            source,
+            sq_entries: info.and_then(|i| i.sq_entries),
+            cq_entries: info.and_then(|i| i.cq_entries),
+            setup_flags: None,
+        };
+        self.rings.insert(ring, id);
+        self.rings.get(&ring)
+    }
+
+    /// Every ring seen so far.
+    pub fn rings(&self) -> impl Iterator<Item = &RingIdentity> {
+        self.rings.values()
+    }
+
+    /// One ring.
+    pub fn get(&self, ring: Ptr) -> Option<&RingIdentity> {
+        self.rings.get(&ring)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Header;
+
+    const SQPOLL: &str = "pos:\t0
+flags:\t02000002
+mnt_id:\t17
+ino:\t12399
+SqMask:\t0x7
+SqHead:\t12042
+SqTail:\t12044
+CachedSqHead:\t12042
+CqMask:\t0xf
+CqHead:\t4294967295
+CqTail:\t1
+CachedCqTail:\t1
+SQEs:\t2
+    0: opcode:READ, fd:0, flags:1, off:0, addr:0x0, rw_flags:0x0, buf_index:0 user_data:7
+    1: opcode:NOP, fd:0, flags:0, off:0, addr:0x0, rw_flags:0x0, buf_index:0 user_data:8
+CQEs:\t0
+SqThread:\t6664
+SqThreadCpu:\t1
+SqTotalTime:\t700215
+SqWorkTime:\t248432
+UserFiles:\t1
+    0: /tmp/fiot
+UserBufs:\t1
+    0: 0x5600e6db6620/4096
+PollList:
+  op=6, task_works=0
+CqOverflowList:
+NAPI:\tdisabled
+";
+
+    #[test]
+    fn parses_sqpoll_ring() {
+        let f = Fdinfo::parse("t", SQPOLL).unwrap();
+        assert_eq!(f.sq_entries, Some(8));
+        assert_eq!(f.cq_entries, Some(16));
+        assert_eq!(f.sq_pending, Some(2));
+        assert_eq!(f.cq_pending, Some(2), "wrapping tail - head");
+        assert_eq!(f.sqes.len(), 2);
+        assert!(f.sqes[0].starts_with("0: opcode:READ"));
+        assert_eq!(f.sq_thread, Some(6664));
+        assert!(f.sqpoll());
+        assert_eq!(f.sq_thread_cpu, Some(1));
+        assert_eq!(
+            f.registered_files,
+            vec![RegisteredFile {
+                index: 0,
+                path: "/tmp/fiot".into()
+            }]
+        );
+        assert_eq!(
+            f.registered_buffers,
+            vec![RegisteredBuffer {
+                index: 0,
+                addr: 0x5600e6db6620,
+                len: 4096
+            }]
+        );
+        assert_eq!(f.poll_list, vec!["op=6, task_works=0".to_string()]);
+        assert_eq!(f.other.get("NAPI").map(String::as_str), Some("disabled"));
+        assert_eq!(f.other.get("SqWorkTime").map(String::as_str), Some("248432"));
+    }
+
+    #[test]
+    fn no_sqpoll_is_none() {
+        let t = SQPOLL
+            .replace("SqThread:\t6664", "SqThread:\t-1")
+            .replace("SqThreadCpu:\t1", "SqThreadCpu:\t-1");
+        let f = Fdinfo::parse("t", &t).unwrap();
+        assert_eq!(f.sq_thread, None);
+        assert_eq!(f.sq_thread_cpu, None);
+    }
+
+    #[test]
+    fn malformed_fdinfo_is_an_error_not_a_panic() {
+        for t in [
+            "",
+            "pos:\t0\nflags:\t02\n",
+            "SqMask:\tzz\n",
+            "SqHead:\t99999999999\n",
+            "SqMask:\t0x3\nnonsense line\n",
+            "SqMask:\t0x3\nUserFiles:\t1\n    garbage\n",
+            "SqMask:\t0x3\nUserBufs:\t1\n    0: 0x10\n",
+            "SqMask:\t0x3\nSqThread:\tabc\n",
+        ] {
+            let r = Fdinfo::parse("t", t);
+            assert!(r.is_err(), "{t:?} -> {r:?}");
+            let msg = r.unwrap_err().to_string();
+            assert!(msg.starts_with("cannot parse t"), "{msg}");
+        }
+        // A huge mask does not overflow.
+        let f = Fdinfo::parse("t", "SqMask:\t0xffffffff\n").unwrap();
+        assert_eq!(f.sq_entries, None);
+    }
+
+    #[test]
+    fn discover_in_fake_proc() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("77");
+        std::fs::create_dir_all(p.join("fd")).unwrap();
+        std::fs::create_dir_all(p.join("fdinfo")).unwrap();
+        std::os::unix::fs::symlink("anon_inode:[io_uring]", p.join("fd/5")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", p.join("fd/0")).unwrap();
+        std::fs::write(p.join("fdinfo/5"), SQPOLL).unwrap();
+        let rings = discover_in(dir.path(), 77).unwrap();
+        assert_eq!(rings.len(), 1);
+        assert_eq!(rings[0].fd, 5);
+        assert_eq!(rings[0].info.sq_entries, Some(8));
+        assert!(matches!(
+            discover_in(dir.path(), 78),
+            Err(ProbeError::NoSuchPid { pid: 78 })
+        ));
+        std::fs::write(p.join("fdinfo/5"), "garbage").unwrap();
+        assert!(matches!(
+            discover_in(dir.path(), 77),
+            Err(ProbeError::Fdinfo { .. })
+        ));
+    }
+
+    #[test]
+    fn discover_self_finds_a_real_ring() {
+        let ring = io_uring::IoUring::new(8).unwrap();
+        let me = std::process::id();
+        let rings = discover(me).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&ring);
+        let r = rings.iter().find(|r| r.fd == fd).expect("our ring");
+        assert_eq!(r.info.sq_entries, Some(8));
+        assert_eq!(r.info.sq_pending, Some(0));
+        assert!(pid_alive(me));
+        assert!(matches!(
+            discover(u32::MAX - 1),
+            Err(ProbeError::NoSuchPid { .. })
+        ));
+    }
+
+    fn h(tgid: u32, tid: u32) -> Header {
+        Header {
+            ts_ns: 1,
+            cpu: 0,
+            tgid,
+            tid,
+        }
+    }
+
+    #[test]
+    fn directory_ties_rings_to_fds() {
+        let mut d = RingDirectory::new();
+        let fdinfo = Fdinfo::parse("t", SQPOLL).unwrap();
+        let mut plain = fdinfo.clone();
+        plain.sq_thread = None;
+        d.add_discovered(
+            10,
+            vec![
+                RingFd {
+                    pid: 10,
+                    fd: 3,
+                    info: plain,
+                },
+                RingFd {
+                    pid: 10,
+                    fd: 4,
+                    info: fdinfo,
+                },
+            ],
+        );
+        let sub = |tid, ring| ProbeEvent::SubmitReq {
+            hdr: h(10, tid),
+            ring: Ptr(ring),
+            req: Ptr(1),
+            user_data: 0,
+            opcode: 0,
+            flags: 0,
+            sq_thread: false,
+        };
+        let id = d.observe(&sub(6664, 0xa)).unwrap();
+        assert_eq!((id.fd, id.source), (Some(4), RingSource::SqThread));
+        let id = d.observe(&sub(10, 0xb)).unwrap();
+        assert_eq!((id.fd, id.source), (None, RingSource::Unknown));
+        assert!(d.observe(&sub(10, 0xb)).is_none(), "only the first time");
+        let id = d
+            .observe(&ProbeEvent::Create {
+                hdr: h(10, 10),
+                ring: Ptr(0xc),
+                fd: 9,
+                sq_entries: 4,
+                cq_entries: 8,
+                flags: 0,
+            })
+            .unwrap();
+        assert_eq!((id.fd, id.source), (Some(9), RingSource::CreateEvent));
+        assert_eq!(d.rings().count(), 3);
+        // A single-ring process.
+        d.add_discovered(
+            20,
+            vec![RingFd {
+                pid: 20,
+                fd: 7,
+                info: Fdinfo::default(),
+            }],
+        );
+        let mut e = sub(20, 0xd);
+        if let ProbeEvent::SubmitReq { hdr, .. } = &mut e {
+            *hdr = h(20, 20);
+        }
+        let id = d.observe(&e).unwrap();
+        assert_eq!((id.fd, id.source), (Some(7), RingSource::OnlyRing));
+    }
+}

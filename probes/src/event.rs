@@ -1,0 +1,1021 @@
+//! Typed probe events: what the kernel tracepoints report, as stored in
+//! recordings and rendered by the UI.
+//!
+//! The JSON form is one object per event with a `"kind"` field named after
+//! the io_uring tracepoint (`"submit_req"`, `"complete"`, `"fail_link"`, ...).
+//! Kernel pointers (`ring`, `req`, `target`, ...) are serialized as hex
+//! strings (`"0xffff8881..."`) because they do not fit in the 53 bits that
+//! JSON readers such as jq or JavaScript keep exact; `user_data` stays a
+//! number because it is the application's own value. Adding fields or kinds
+//! is a compatible change; renaming or removing them is not.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A kernel pointer (ring ctx, request, io-wq work, ...), opaque to us.
+///
+/// Serialized as a `"0x..."` hex string; deserialized from such a string or
+/// from a plain number.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ptr(pub u64);
+
+impl Ptr {
+    /// The null pointer (field absent on this kernel, or no request).
+    pub const NULL: Ptr = Ptr(0);
+
+    /// True for the null pointer.
+    pub fn is_null(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Debug for Ptr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+impl fmt::Display for Ptr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+impl Serialize for Ptr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:#x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Ptr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Ptr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a pointer as a \"0x...\" hex string or a number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Ptr, E> {
+                Ok(Ptr(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Ptr, E> {
+                let hex = v
+                    .strip_prefix("0x")
+                    .or_else(|| v.strip_prefix("0X"))
+                    .ok_or_else(|| E::custom(format!("pointer {v:?} does not start with 0x")))?;
+                u64::from_str_radix(hex, 16)
+                    .map(Ptr)
+                    .map_err(|e| E::custom(format!("pointer {v:?}: {e}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `IOSQE_*` submission flags (the low byte of the kernel's request flags).
+pub mod sqe_flags {
+    /// IOSQE_FIXED_FILE: `fd` is a registered-file index.
+    pub const FIXED_FILE: u8 = 1 << 0;
+    /// IOSQE_IO_DRAIN: wait for all earlier requests.
+    pub const IO_DRAIN: u8 = 1 << 1;
+    /// IOSQE_IO_LINK: the next request runs after this one; a failure cancels it.
+    pub const IO_LINK: u8 = 1 << 2;
+    /// IOSQE_IO_HARDLINK: like IO_LINK, but failure does not cancel the next.
+    pub const IO_HARDLINK: u8 = 1 << 3;
+    /// IOSQE_ASYNC: always issue from io-wq.
+    pub const ASYNC: u8 = 1 << 4;
+    /// IOSQE_BUFFER_SELECT: pick a provided buffer.
+    pub const BUFFER_SELECT: u8 = 1 << 5;
+    /// IOSQE_CQE_SKIP_SUCCESS: no CQE (and no `complete` event) on success.
+    pub const CQE_SKIP_SUCCESS: u8 = 1 << 6;
+
+    /// Names of the flags set in `flags`, for display (`"IO_LINK|ASYNC"`).
+    pub fn names(flags: u8) -> String {
+        const N: [(u8, &str); 7] = [
+            (FIXED_FILE, "FIXED_FILE"),
+            (IO_DRAIN, "IO_DRAIN"),
+            (IO_LINK, "IO_LINK"),
+            (IO_HARDLINK, "IO_HARDLINK"),
+            (ASYNC, "ASYNC"),
+            (BUFFER_SELECT, "BUFFER_SELECT"),
+            (CQE_SKIP_SUCCESS, "CQE_SKIP_SUCCESS"),
+        ];
+        let v: Vec<&str> = N
+            .iter()
+            .filter(|(b, _)| flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        v.join("|")
+    }
+}
+
+/// `IORING_CQE_F_*` completion flags.
+pub mod cqe_flags {
+    /// IORING_CQE_F_BUFFER: the upper 16 bits hold a provided-buffer id.
+    pub const BUFFER: u32 = 1 << 0;
+    /// IORING_CQE_F_MORE: a multishot request will post more completions.
+    pub const MORE: u32 = 1 << 1;
+    /// IORING_CQE_F_SOCK_NONEMPTY.
+    pub const SOCK_NONEMPTY: u32 = 1 << 2;
+    /// IORING_CQE_F_NOTIF: a zero-copy send notification.
+    pub const NOTIF: u32 = 1 << 3;
+}
+
+/// `IORING_SETUP_*` flags worth showing on `create` events.
+pub mod setup_flags {
+    /// IORING_SETUP_IOPOLL.
+    pub const IOPOLL: u32 = 1 << 0;
+    /// IORING_SETUP_SQPOLL: a kernel thread (a thread of the owner) submits.
+    pub const SQPOLL: u32 = 1 << 1;
+    /// IORING_SETUP_SINGLE_ISSUER.
+    pub const SINGLE_ISSUER: u32 = 1 << 12;
+    /// IORING_SETUP_DEFER_TASKRUN.
+    pub const DEFER_TASKRUN: u32 = 1 << 13;
+}
+
+/// `-ECANCELED`, the result of a request cancelled by a broken link,
+/// an async cancel, a timeout or ring teardown.
+pub const ECANCELED: i32 = -libc::ECANCELED;
+
+/// `IORING_OP_*` name for an opcode (as in the kernel's `op_str`), or `"?"`.
+pub fn opcode_name(op: u8) -> &'static str {
+    const NAMES: [&str; 62] = [
+        "NOP",
+        "READV",
+        "WRITEV",
+        "FSYNC",
+        "READ_FIXED",
+        "WRITE_FIXED",
+        "POLL_ADD",
+        "POLL_REMOVE",
+        "SYNC_FILE_RANGE",
+        "SENDMSG",
+        "RECVMSG",
+        "TIMEOUT",
+        "TIMEOUT_REMOVE",
+        "ACCEPT",
+        "ASYNC_CANCEL",
+        "LINK_TIMEOUT",
+        "CONNECT",
+        "FALLOCATE",
+        "OPENAT",
+        "CLOSE",
+        "FILES_UPDATE",
+        "STATX",
+        "READ",
+        "WRITE",
+        "FADVISE",
+        "MADVISE",
+        "SEND",
+        "RECV",
+        "OPENAT2",
+        "EPOLL_CTL",
+        "SPLICE",
+        "PROVIDE_BUFFERS",
+        "REMOVE_BUFFERS",
+        "TEE",
+        "SHUTDOWN",
+        "RENAMEAT",
+        "UNLINKAT",
+        "MKDIRAT",
+        "SYMLINKAT",
+        "LINKAT",
+        "MSG_RING",
+        "FSETXATTR",
+        "SETXATTR",
+        "FGETXATTR",
+        "GETXATTR",
+        "SOCKET",
+        "URING_CMD",
+        "SEND_ZC",
+        "SENDMSG_ZC",
+        "READ_MULTISHOT",
+        "WAITID",
+        "FUTEX_WAIT",
+        "FUTEX_WAKE",
+        "FUTEX_WAITV",
+        "FIXED_FD_INSTALL",
+        "FTRUNCATE",
+        "BIND",
+        "LISTEN",
+        "RECV_ZC",
+        "EPOLL_WAIT",
+        "READV_FIXED",
+        "WRITEV_FIXED",
+    ];
+    NAMES.get(op as usize).copied().unwrap_or("?")
+}
+
+/// Fields every event carries: when, where and who.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// CPU the tracepoint fired on.
+    pub cpu: u16,
+    /// Process id (thread group) of the task that fired it.
+    pub tgid: u32,
+    /// Thread id of that task (an io-wq or SQPOLL worker shows its own tid).
+    pub tid: u32,
+}
+
+/// One io_uring tracepoint hit, decoded.
+///
+/// Variants are named after the tracepoints (`io_uring_<kind>`); the JSON
+/// `"kind"` is the snake_case variant name. Every variant flattens a
+/// [`Header`] (`ts_ns`, `cpu`, `tgid`, `tid`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProbeEvent {
+    /// `io_uring_create`: a ring was set up. The only event that ties a ring
+    /// ctx pointer to a file descriptor.
+    Create {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// File descriptor of the new ring in `tgid` (-1 before 6.x kernels
+        /// installed it, or for a registered-only ring).
+        fd: i32,
+        /// SQ entries.
+        sq_entries: u32,
+        /// CQ entries.
+        cq_entries: u32,
+        /// `IORING_SETUP_*` flags.
+        flags: u32,
+    },
+    /// `io_uring_submit_req`: a request was taken from the SQ (or issued
+    /// by the SQPOLL thread, `sq_thread`).
+    SubmitReq {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// Request pointer (reused by the kernel after completion).
+        req: Ptr,
+        /// The SQE's user_data.
+        user_data: u64,
+        /// `IORING_OP_*`.
+        opcode: u8,
+        /// The kernel's request flags (`REQ_F_*`); the low byte is the SQE's
+        /// `IOSQE_*` flags, see [`ProbeEvent::sqe_flags`].
+        flags: u64,
+        /// Submitted by the SQPOLL thread.
+        sq_thread: bool,
+    },
+    /// `io_uring_complete`: a CQE was posted.
+    Complete {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// Request pointer (null for CQEs without a request, e.g. MSG_RING).
+        req: Ptr,
+        /// CQE user_data.
+        user_data: u64,
+        /// CQE res: bytes, or -errno.
+        res: i32,
+        /// `IORING_CQE_F_*`.
+        cflags: u32,
+        /// Big-CQE extra words (0 on normal rings).
+        extra1: u64,
+        /// Big-CQE extra words (0 on normal rings).
+        extra2: u64,
+    },
+    /// `io_uring_link`: `req` was linked after `target` (the previous last
+    /// request of its chain).
+    Link {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// The request being added to the chain.
+        req: Ptr,
+        /// The request it runs after.
+        target: Ptr,
+    },
+    /// `io_uring_fail_link`: `req` failed (or completed short) and this
+    /// cancels `link`, a request later in its chain.
+    FailLink {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// The failed request: the cause.
+        req: Ptr,
+        /// user_data of the failed request.
+        user_data: u64,
+        /// Opcode of the failed request.
+        opcode: u8,
+        /// The request being cancelled.
+        link: Ptr,
+    },
+    /// `io_uring_req_failed`: the kernel rejected a request while preparing it.
+    ReqFailed {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// Request pointer.
+        req: Ptr,
+        /// The SQE's user_data.
+        user_data: u64,
+        /// `IORING_OP_*`.
+        opcode: u8,
+        /// The SQE's `IOSQE_*` flags.
+        sqe_flags: u8,
+        /// SQE off.
+        off: u64,
+        /// SQE addr.
+        addr: u64,
+        /// SQE len.
+        len: u32,
+        /// SQE buf_index.
+        buf_index: u16,
+        /// The error, -errno.
+        error: i32,
+    },
+    /// `io_uring_cqe_overflow`: the CQ ring was full, the CQE went to the
+    /// overflow list.
+    CqeOverflow {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// CQE user_data.
+        user_data: u64,
+        /// CQE res.
+        res: i32,
+        /// CQE flags.
+        cflags: u32,
+        /// The overflow entry.
+        ocqe: Ptr,
+    },
+    /// `io_uring_short_write`: a write transferred less than asked.
+    ShortWrite {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// File position.
+        fpos: u64,
+        /// Bytes asked.
+        wanted: u64,
+        /// Bytes written.
+        got: u64,
+    },
+    /// `io_uring_poll_arm`: the request waits for readiness (no data yet).
+    PollArm {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// Request pointer.
+        req: Ptr,
+        /// The SQE's user_data.
+        user_data: u64,
+        /// `IORING_OP_*`.
+        opcode: u8,
+        /// Poll mask.
+        mask: u32,
+        /// Poll events.
+        events: u32,
+    },
+    /// `io_uring_queue_async_work`: the request was punted to an io-wq worker.
+    QueueAsyncWork {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// Ring ctx pointer.
+        ring: Ptr,
+        /// Request pointer.
+        req: Ptr,
+        /// The SQE's user_data.
+        user_data: u64,
+        /// `IORING_OP_*`.
+        opcode: u8,
+        /// The kernel's request flags (`REQ_F_*`).
+        flags: u64,
+        /// The io-wq work item.
+        work: Ptr,
+        /// 1 when queued to a bounded-unbound ("rw") worker.
+        rw: u32,
+    },
+    /// `io_uring_task_work_run`: the task ran its io_uring task work.
+    TaskWorkRun {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// The task's io_uring context (not a ring ctx).
+        tctx: Ptr,
+        /// Work items run.
+        count: u32,
+    },
+    /// `task_newtask`: a traced process forked `child`, which is now traced
+    /// too (only with `follow_forks`).
+    NewTask {
+        /// When, where, who.
+        #[serde(flatten)]
+        hdr: Header,
+        /// The new process id.
+        child: u32,
+        /// `clone()` flags.
+        clone_flags: u64,
+    },
+}
+
+impl ProbeEvent {
+    /// The common header.
+    pub fn header(&self) -> &Header {
+        match self {
+            ProbeEvent::Create { hdr, .. }
+            | ProbeEvent::SubmitReq { hdr, .. }
+            | ProbeEvent::Complete { hdr, .. }
+            | ProbeEvent::Link { hdr, .. }
+            | ProbeEvent::FailLink { hdr, .. }
+            | ProbeEvent::ReqFailed { hdr, .. }
+            | ProbeEvent::CqeOverflow { hdr, .. }
+            | ProbeEvent::ShortWrite { hdr, .. }
+            | ProbeEvent::PollArm { hdr, .. }
+            | ProbeEvent::QueueAsyncWork { hdr, .. }
+            | ProbeEvent::TaskWorkRun { hdr, .. }
+            | ProbeEvent::NewTask { hdr, .. } => hdr,
+        }
+    }
+
+    /// The `"kind"` string of this event (the tracepoint's short name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeEvent::Create { .. } => "create",
+            ProbeEvent::SubmitReq { .. } => "submit_req",
+            ProbeEvent::Complete { .. } => "complete",
+            ProbeEvent::Link { .. } => "link",
+            ProbeEvent::FailLink { .. } => "fail_link",
+            ProbeEvent::ReqFailed { .. } => "req_failed",
+            ProbeEvent::CqeOverflow { .. } => "cqe_overflow",
+            ProbeEvent::ShortWrite { .. } => "short_write",
+            ProbeEvent::PollArm { .. } => "poll_arm",
+            ProbeEvent::QueueAsyncWork { .. } => "queue_async_work",
+            ProbeEvent::TaskWorkRun { .. } => "task_work_run",
+            ProbeEvent::NewTask { .. } => "new_task",
+        }
+    }
+
+    /// The ring ctx pointer, for events about a ring.
+    pub fn ring(&self) -> Option<Ptr> {
+        match self {
+            ProbeEvent::Create { ring, .. }
+            | ProbeEvent::SubmitReq { ring, .. }
+            | ProbeEvent::Complete { ring, .. }
+            | ProbeEvent::Link { ring, .. }
+            | ProbeEvent::FailLink { ring, .. }
+            | ProbeEvent::ReqFailed { ring, .. }
+            | ProbeEvent::CqeOverflow { ring, .. }
+            | ProbeEvent::ShortWrite { ring, .. }
+            | ProbeEvent::PollArm { ring, .. }
+            | ProbeEvent::QueueAsyncWork { ring, .. } => Some(*ring),
+            ProbeEvent::TaskWorkRun { .. } | ProbeEvent::NewTask { .. } => None,
+        }
+    }
+
+    /// The request pointer, for events about one request.
+    pub fn req(&self) -> Option<Ptr> {
+        match self {
+            ProbeEvent::SubmitReq { req, .. }
+            | ProbeEvent::Complete { req, .. }
+            | ProbeEvent::Link { req, .. }
+            | ProbeEvent::FailLink { req, .. }
+            | ProbeEvent::ReqFailed { req, .. }
+            | ProbeEvent::PollArm { req, .. }
+            | ProbeEvent::QueueAsyncWork { req, .. } => Some(*req),
+            _ => None,
+        }
+    }
+
+    /// The SQE `IOSQE_*` flags of a `submit_req` (low byte of the request
+    /// flags) or `req_failed` event.
+    pub fn sqe_flags(&self) -> Option<u8> {
+        match self {
+            ProbeEvent::SubmitReq { flags, .. } => Some(*flags as u8),
+            ProbeEvent::ReqFailed { sqe_flags, .. } => Some(*sqe_flags),
+            _ => None,
+        }
+    }
+}
+
+/// The kernel-to-user wire format of `struct rs_event` (bpf/probes.bpf.c).
+pub mod wire {
+    use super::*;
+
+    /// Size of one wire event in bytes.
+    pub const EVENT_SIZE: usize = 72;
+
+    /// `io_uring_create`.
+    pub const KIND_CREATE: u8 = 1;
+    /// `io_uring_submit_req`.
+    pub const KIND_SUBMIT_REQ: u8 = 2;
+    /// `io_uring_complete`.
+    pub const KIND_COMPLETE: u8 = 3;
+    /// `io_uring_link`.
+    pub const KIND_LINK: u8 = 4;
+    /// `io_uring_fail_link`.
+    pub const KIND_FAIL_LINK: u8 = 5;
+    /// `io_uring_req_failed`.
+    pub const KIND_REQ_FAILED: u8 = 6;
+    /// `io_uring_cqe_overflow`.
+    pub const KIND_CQE_OVERFLOW: u8 = 7;
+    /// `io_uring_short_write`.
+    pub const KIND_SHORT_WRITE: u8 = 8;
+    /// `io_uring_poll_arm`.
+    pub const KIND_POLL_ARM: u8 = 9;
+    /// `io_uring_queue_async_work`.
+    pub const KIND_QUEUE_ASYNC_WORK: u8 = 10;
+    /// `io_uring_task_work_run`.
+    pub const KIND_TASK_WORK_RUN: u8 = 11;
+    /// `task_newtask` (fork of a traced process).
+    pub const KIND_NEWTASK: u8 = 12;
+    /// Number of kind slots in the config (kinds are 1..KINDS).
+    pub const KINDS: usize = 13;
+
+    /// Why a wire record could not be decoded.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum DecodeError {
+        /// The record is not `EVENT_SIZE` bytes: object and loader disagree.
+        #[error("probe event of {0} bytes, expected {EVENT_SIZE}")]
+        Size(usize),
+        /// Unknown kind byte.
+        #[error("probe event of unknown kind {0}")]
+        Kind(u8),
+    }
+
+    fn u64_at(b: &[u8], o: usize) -> u64 {
+        u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+    }
+    fn u32_at(b: &[u8], o: usize) -> u32 {
+        u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+    }
+
+    /// Decodes one ring buffer record.
+    pub fn decode(b: &[u8]) -> Result<ProbeEvent, DecodeError> {
+        if b.len() != EVENT_SIZE {
+            return Err(DecodeError::Size(b.len()));
+        }
+        let hdr = Header {
+            ts_ns: u64_at(b, 0),
+            tgid: u32_at(b, 48),
+            tid: u32_at(b, 52),
+            cpu: u16::from_le_bytes([b[68], b[69]]),
+        };
+        let ring = Ptr(u64_at(b, 8));
+        let req = Ptr(u64_at(b, 16));
+        let user_data = u64_at(b, 24);
+        let a = u64_at(b, 32);
+        let bb = u64_at(b, 40);
+        let res = u32_at(b, 56) as i32;
+        let c = u32_at(b, 60);
+        let d = u32_at(b, 64);
+        let kind = b[70];
+        let opcode = b[71];
+        Ok(match kind {
+            KIND_CREATE => ProbeEvent::Create {
+                hdr,
+                ring,
+                fd: res,
+                sq_entries: c,
+                cq_entries: d,
+                flags: a as u32,
+            },
+            KIND_SUBMIT_REQ => ProbeEvent::SubmitReq {
+                hdr,
+                ring,
+                req,
+                user_data,
+                opcode,
+                flags: a,
+                sq_thread: c != 0,
+            },
+            KIND_COMPLETE => ProbeEvent::Complete {
+                hdr,
+                ring,
+                req,
+                user_data,
+                res,
+                cflags: c,
+                extra1: a,
+                extra2: bb,
+            },
+            KIND_LINK => ProbeEvent::Link {
+                hdr,
+                ring,
+                req,
+                target: Ptr(a),
+            },
+            KIND_FAIL_LINK => ProbeEvent::FailLink {
+                hdr,
+                ring,
+                req,
+                user_data,
+                opcode,
+                link: Ptr(a),
+            },
+            KIND_REQ_FAILED => ProbeEvent::ReqFailed {
+                hdr,
+                ring,
+                req,
+                user_data,
+                opcode,
+                sqe_flags: c as u8,
+                buf_index: (c >> 16) as u16,
+                off: a,
+                addr: bb,
+                len: d,
+                error: res,
+            },
+            KIND_CQE_OVERFLOW => ProbeEvent::CqeOverflow {
+                hdr,
+                ring,
+                user_data,
+                res,
+                cflags: c,
+                ocqe: Ptr(a),
+            },
+            KIND_SHORT_WRITE => ProbeEvent::ShortWrite {
+                hdr,
+                ring,
+                fpos: a,
+                wanted: bb,
+                got: user_data,
+            },
+            KIND_POLL_ARM => ProbeEvent::PollArm {
+                hdr,
+                ring,
+                req,
+                user_data,
+                opcode,
+                mask: c,
+                events: d,
+            },
+            KIND_QUEUE_ASYNC_WORK => ProbeEvent::QueueAsyncWork {
+                hdr,
+                ring,
+                req,
+                user_data,
+                opcode,
+                flags: a,
+                work: Ptr(bb),
+                rw: c,
+            },
+            KIND_TASK_WORK_RUN => ProbeEvent::TaskWorkRun {
+                hdr,
+                tctx: ring,
+                count: c,
+            },
+            KIND_NEWTASK => ProbeEvent::NewTask {
+                hdr,
+                child: c,
+                clone_flags: a,
+            },
+            k => return Err(DecodeError::Kind(k)),
+        })
+    }
+
+    /// Encodes an event in the wire format (the inverse of [`decode`]); used
+    /// by tests and tools that synthesize kernel records.
+    pub fn encode(ev: &ProbeEvent) -> [u8; EVENT_SIZE] {
+        let mut b = [0u8; EVENT_SIZE];
+        let h = ev.header();
+        let (mut ring, mut req, mut ud, mut a, mut bb) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut res, mut c, mut d, mut op) = (0i32, 0u32, 0u32, 0u8);
+        let kind = match *ev {
+            ProbeEvent::Create {
+                ring: r,
+                fd,
+                sq_entries,
+                cq_entries,
+                flags,
+                ..
+            } => {
+                ring = r.0;
+                res = fd;
+                c = sq_entries;
+                d = cq_entries;
+                a = flags as u64;
+                KIND_CREATE
+            }
+            ProbeEvent::SubmitReq {
+                ring: r,
+                req: q,
+                user_data,
+                opcode,
+                flags,
+                sq_thread,
+                ..
+            } => {
+                (ring, req, ud, op, a, c) = (r.0, q.0, user_data, opcode, flags, sq_thread as u32);
+                KIND_SUBMIT_REQ
+            }
+            ProbeEvent::Complete {
+                ring: r,
+                req: q,
+                user_data,
+                res: rs,
+                cflags,
+                extra1,
+                extra2,
+                ..
+            } => {
+                (ring, req, ud, res, c, a, bb) = (r.0, q.0, user_data, rs, cflags, extra1, extra2);
+                KIND_COMPLETE
+            }
+            ProbeEvent::Link {
+                ring: r,
+                req: q,
+                target,
+                ..
+            } => {
+                (ring, req, a) = (r.0, q.0, target.0);
+                KIND_LINK
+            }
+            ProbeEvent::FailLink {
+                ring: r,
+                req: q,
+                user_data,
+                opcode,
+                link,
+                ..
+            } => {
+                (ring, req, ud, op, a) = (r.0, q.0, user_data, opcode, link.0);
+                KIND_FAIL_LINK
+            }
+            ProbeEvent::ReqFailed {
+                ring: r,
+                req: q,
+                user_data,
+                opcode,
+                sqe_flags,
+                off,
+                addr,
+                len,
+                buf_index,
+                error,
+                ..
+            } => {
+                (ring, req, ud, op, a, bb, d, res) = (r.0, q.0, user_data, opcode, off, addr, len, error);
+                c = sqe_flags as u32 | (buf_index as u32) << 16;
+                KIND_REQ_FAILED
+            }
+            ProbeEvent::CqeOverflow {
+                ring: r,
+                user_data,
+                res: rs,
+                cflags,
+                ocqe,
+                ..
+            } => {
+                (ring, ud, res, c, a) = (r.0, user_data, rs, cflags, ocqe.0);
+                KIND_CQE_OVERFLOW
+            }
+            ProbeEvent::ShortWrite {
+                ring: r,
+                fpos,
+                wanted,
+                got,
+                ..
+            } => {
+                (ring, a, bb, ud) = (r.0, fpos, wanted, got);
+                KIND_SHORT_WRITE
+            }
+            ProbeEvent::PollArm {
+                ring: r,
+                req: q,
+                user_data,
+                opcode,
+                mask,
+                events,
+                ..
+            } => {
+                (ring, req, ud, op, c, d) = (r.0, q.0, user_data, opcode, mask, events);
+                KIND_POLL_ARM
+            }
+            ProbeEvent::QueueAsyncWork {
+                ring: r,
+                req: q,
+                user_data,
+                opcode,
+                flags,
+                work,
+                rw,
+                ..
+            } => {
+                (ring, req, ud, op, a, bb, c) = (r.0, q.0, user_data, opcode, flags, work.0, rw);
+                KIND_QUEUE_ASYNC_WORK
+            }
+            ProbeEvent::TaskWorkRun { tctx, count, .. } => {
+                (ring, c) = (tctx.0, count);
+                KIND_TASK_WORK_RUN
+            }
+            ProbeEvent::NewTask {
+                child, clone_flags, ..
+            } => {
+                (c, a) = (child, clone_flags);
+                KIND_NEWTASK
+            }
+        };
+        b[0..8].copy_from_slice(&h.ts_ns.to_le_bytes());
+        b[8..16].copy_from_slice(&ring.to_le_bytes());
+        b[16..24].copy_from_slice(&req.to_le_bytes());
+        b[24..32].copy_from_slice(&ud.to_le_bytes());
+        b[32..40].copy_from_slice(&a.to_le_bytes());
+        b[40..48].copy_from_slice(&bb.to_le_bytes());
+        b[48..52].copy_from_slice(&h.tgid.to_le_bytes());
+        b[52..56].copy_from_slice(&h.tid.to_le_bytes());
+        b[56..60].copy_from_slice(&res.to_le_bytes());
+        b[60..64].copy_from_slice(&c.to_le_bytes());
+        b[64..68].copy_from_slice(&d.to_le_bytes());
+        b[68..70].copy_from_slice(&h.cpu.to_le_bytes());
+        b[70] = kind;
+        b[71] = op;
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdr() -> Header {
+        Header {
+            ts_ns: 123,
+            cpu: 1,
+            tgid: 42,
+            tid: 43,
+        }
+    }
+
+    fn samples() -> Vec<ProbeEvent> {
+        let h = hdr();
+        vec![
+            ProbeEvent::Create {
+                hdr: h,
+                ring: Ptr(0xffff_8881_0000_1000),
+                fd: 5,
+                sq_entries: 8,
+                cq_entries: 16,
+                flags: 2,
+            },
+            ProbeEvent::SubmitReq {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                user_data: 3,
+                opcode: 22,
+                flags: 0x4 | (1 << 40),
+                sq_thread: true,
+            },
+            ProbeEvent::Complete {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                user_data: 3,
+                res: -125,
+                cflags: 2,
+                extra1: 7,
+                extra2: 8,
+            },
+            ProbeEvent::Link {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                target: Ptr(9),
+            },
+            ProbeEvent::FailLink {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                user_data: 3,
+                opcode: 22,
+                link: Ptr(4),
+            },
+            ProbeEvent::ReqFailed {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                user_data: 3,
+                opcode: 22,
+                sqe_flags: 4,
+                off: 10,
+                addr: 11,
+                len: 12,
+                buf_index: 13,
+                error: -22,
+            },
+            ProbeEvent::CqeOverflow {
+                hdr: h,
+                ring: Ptr(1),
+                user_data: 3,
+                res: 1,
+                cflags: 0,
+                ocqe: Ptr(5),
+            },
+            ProbeEvent::ShortWrite {
+                hdr: h,
+                ring: Ptr(1),
+                fpos: 1,
+                wanted: 2,
+                got: 1,
+            },
+            ProbeEvent::PollArm {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                user_data: 3,
+                opcode: 6,
+                mask: 1,
+                events: 1,
+            },
+            ProbeEvent::QueueAsyncWork {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                user_data: 3,
+                opcode: 22,
+                flags: 16,
+                work: Ptr(6),
+                rw: 1,
+            },
+            ProbeEvent::TaskWorkRun {
+                hdr: h,
+                tctx: Ptr(7),
+                count: 3,
+            },
+            ProbeEvent::NewTask {
+                hdr: h,
+                child: 99,
+                clone_flags: 17,
+            },
+        ]
+    }
+
+    #[test]
+    fn wire_roundtrip_every_kind() {
+        for ev in samples() {
+            let b = wire::encode(&ev);
+            assert_eq!(wire::decode(&b).unwrap(), ev, "{}", ev.kind());
+        }
+    }
+
+    #[test]
+    fn wire_rejects_bad_records() {
+        assert_eq!(wire::decode(&[0; 10]), Err(wire::DecodeError::Size(10)));
+        let mut b = [0u8; wire::EVENT_SIZE];
+        b[70] = 200;
+        assert_eq!(wire::decode(&b), Err(wire::DecodeError::Kind(200)));
+        b[70] = 0;
+        assert_eq!(wire::decode(&b), Err(wire::DecodeError::Kind(0)));
+    }
+
+    #[test]
+    fn json_roundtrip_and_shape() {
+        for ev in samples() {
+            let s = serde_json::to_string(&ev).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            assert_eq!(v["kind"], ev.kind(), "{s}");
+            assert_eq!(v["ts_ns"], 123, "{s}");
+            assert_eq!(v["tgid"], 42, "{s}");
+            let back: ProbeEvent = serde_json::from_str(&s).unwrap();
+            assert_eq!(back, ev);
+        }
+        let s = serde_json::to_string(&samples()[0]).unwrap();
+        assert!(s.contains(r#""ring":"0xffff888100001000""#), "{s}");
+    }
+
+    #[test]
+    fn ptr_accepts_numbers_and_rejects_garbage() {
+        let p: Ptr = serde_json::from_str("255").unwrap();
+        assert_eq!(p, Ptr(255));
+        let p: Ptr = serde_json::from_str("\"0xff\"").unwrap();
+        assert_eq!(p, Ptr(255));
+        assert!(serde_json::from_str::<Ptr>("\"ff\"").is_err());
+        assert!(serde_json::from_str::<Ptr>("\"0xzz\"").is_err());
+    }
+
+    #[test]
+    fn flag_names_and_opcodes() {
+        assert_eq!(
+            sqe_flags::names(sqe_flags::IO_LINK | sqe_flags::ASYNC),
+            "IO_LINK|ASYNC"
+        );
+        assert_eq!(opcode_name(0), "NOP");
+        assert_eq!(opcode_name(22), "READ");
+        assert_eq!(opcode_name(255), "?");
+    }
+}

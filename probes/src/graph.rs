@@ -1,0 +1,1357 @@
+//! Request graph reconstruction from the probe event stream.
+//!
+//! Feed every [`ProbeEvent`] in order to [`RequestGraph::push`]; it builds
+//! requests, link chains, each request's state over time, and every
+//! cancellation with its cause.
+//!
+//! Identity: the kernel reuses `io_kiocb` memory, so a request pointer names
+//! a request only until the next `submit_req` at the same address. The graph
+//! gives each submission its own [`RequestId`] and maps a pointer to the
+//! *latest* request at that address; a later event with the pointer refers
+//! to that one, never to an earlier request that shared the address.
+//!
+//! Kernel facts this relies on (io_uring/io_uring.c, timeout.c, 5.19+):
+//! - `submit_req(B)` is traced before `link(B, A)`, where A is the previous
+//!   last request of B's chain; the head has no link event.
+//! - the low byte of the request flags is the SQE's `IOSQE_*` flags; a chain
+//!   goes on while its members carry IO_LINK or IO_HARDLINK.
+//! - a failed (or short, for reads/writes) linked request X cancels each
+//!   later member L with `fail_link(X, L)`, then L completes with -ECANCELED.
+//!   `fail_link` may come before or after X's own completion.
+//! - requests with IOSQE_CQE_SKIP_SUCCESS post no completion on success.
+
+use crate::event::{ECANCELED, ProbeEvent, Ptr, cqe_flags, sqe_flags};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// A request's identity in the graph (dense, from 0, in submission order).
+pub type RequestId = u64;
+/// A chain's identity in the graph (dense, from 0).
+pub type ChainId = u64;
+
+/// Where a request is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReqState {
+    /// Taken from the SQ, waiting for an earlier member of its chain.
+    Submitted,
+    /// Issued: waiting for its completion.
+    Inflight,
+    /// Completed (res >= 0, or an error we do not call failure).
+    Completed,
+    /// Completed with res >= 0 but broke its chain (a short read/write).
+    Short,
+    /// Completed with an error (res < 0 other than a link cancellation),
+    /// or rejected at submission (`req_failed`).
+    Failed,
+    /// Completed with -ECANCELED.
+    Cancelled,
+    /// Its address was reused before we saw it complete (events lost, or
+    /// attached late); with IOSQE_CQE_SKIP_SUCCESS it is `Completed` instead.
+    Unobserved,
+}
+
+impl ReqState {
+    /// No more changes expected.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, ReqState::Submitted | ReqState::Inflight)
+    }
+}
+
+/// One request: one submission of an SQE (or, when attached mid-flight, one
+/// completion whose submission we did not see).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Graph identity.
+    pub id: RequestId,
+    /// Ring ctx pointer.
+    pub ring: Ptr,
+    /// Kernel request pointer (shared with other requests over time).
+    pub req: Ptr,
+    /// Submitting process.
+    pub tgid: u32,
+    /// Submitting thread (the SQPOLL thread for SQPOLL rings).
+    pub tid: u32,
+    /// user_data.
+    pub user_data: u64,
+    /// `IORING_OP_*`.
+    pub opcode: u8,
+    /// `IOSQE_*` flags.
+    pub sqe_flags: u8,
+    /// When it was submitted (None: submission not seen).
+    pub submitted_ns: Option<u64>,
+    /// When it reached a terminal state.
+    pub finished_ns: Option<u64>,
+    /// Result of the last completion.
+    pub res: Option<i32>,
+    /// CQE flags of the last completion.
+    pub cflags: u32,
+    /// Completions posted (more than one for multishot requests).
+    pub completions: u32,
+    /// Current state.
+    pub state: ReqState,
+    /// Every state it went through, with the event timestamp.
+    pub history: Vec<(u64, ReqState)>,
+    /// Its chain, when linked.
+    pub chain: Option<ChainId>,
+    /// Position in the chain (0 = head).
+    pub chain_index: u32,
+    /// Punted to an io-wq worker.
+    pub went_async: bool,
+    /// Waited for readiness (poll armed).
+    pub poll_armed: bool,
+    /// Its failure cancelled later links (`fail_link` named it).
+    pub broke_chain: bool,
+    /// The request whose failure cancelled this one.
+    pub cancelled_by: Option<RequestId>,
+}
+
+/// A link chain: requests joined by IO_LINK / IO_HARDLINK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    /// Graph identity.
+    pub id: ChainId,
+    /// Ring ctx pointer.
+    pub ring: Ptr,
+    /// Members in order (head first).
+    pub members: Vec<RequestId>,
+    /// Some member used IO_HARDLINK.
+    pub hard: bool,
+    /// Still accepting members (the last one carries a link flag).
+    pub open: bool,
+    /// The member whose failure broke the chain.
+    pub broken_by: Option<RequestId>,
+}
+
+/// Why a request was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelCause {
+    /// An earlier link failed with an error.
+    LinkError,
+    /// An earlier link completed short (res >= 0 but less than asked).
+    LinkShort,
+    /// An earlier link was itself cancelled.
+    LinkCancelled,
+    /// -ECANCELED without a failed link: async cancel, link timeout, ring
+    /// teardown.
+    Explicit,
+    /// The failed link is known but how it ended is not (its completion
+    /// was not seen, or it was evicted from the graph).
+    Unknown,
+}
+
+impl CancelCause {
+    /// snake_case name, as in the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelCause::LinkError => "link_error",
+            CancelCause::LinkShort => "link_short",
+            CancelCause::LinkCancelled => "link_cancelled",
+            CancelCause::Explicit => "explicit",
+            CancelCause::Unknown => "unknown",
+        }
+    }
+}
+
+/// One cancellation: `victim` completed with -ECANCELED.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    /// When the -ECANCELED completion was seen.
+    pub ts_ns: u64,
+    /// The cancelled request.
+    pub victim: RequestId,
+    /// The failed link that caused it (from `fail_link`).
+    pub by: Option<RequestId>,
+    /// The cause, once known (`None` while the failed link has not completed).
+    pub cause: Option<CancelCause>,
+}
+
+/// Per-ring counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingStats {
+    /// Process of the first event seen on it.
+    pub tgid: u32,
+    /// Requests submitted.
+    pub submitted: u64,
+    /// Completions posted.
+    pub completions: u64,
+    /// CQ overflows.
+    pub overflows: u64,
+    /// Created while traced (`create` event seen).
+    pub created_while_traced: bool,
+}
+
+/// Counts by request state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    /// Requests seen (submitted, or completed without a seen submission).
+    pub total: u64,
+    /// Waiting in a chain.
+    pub submitted: u64,
+    /// Issued, not completed.
+    pub inflight: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Completed short, breaking a chain.
+    pub short: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+    /// Address reused before its completion was seen.
+    pub unobserved: u64,
+    /// Completions of requests whose submission was not seen.
+    pub orphan_completions: u64,
+    /// Completions without a request (aux CQEs such as MSG_RING's).
+    pub aux_completions: u64,
+    /// Submissions at an address still held by an unfinished request.
+    pub pointer_reuses: u64,
+    /// Punted to io-wq.
+    pub went_async: u64,
+}
+
+/// Chain counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainCounts {
+    /// Chains seen.
+    pub total: u64,
+    /// Broken by a failed or short member.
+    pub broken: u64,
+    /// Using IO_HARDLINK.
+    pub hard: u64,
+    /// Longest chain.
+    pub max_len: u64,
+}
+
+/// Cancellation counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationCounts {
+    /// All -ECANCELED completions.
+    pub total: u64,
+    /// By cause (`link_error`, `link_short`, `link_cancelled`, `explicit`,
+    /// `unknown`; causes still pending count as `unknown`).
+    pub by_cause: BTreeMap<String, u64>,
+}
+
+/// Everything counted so far (evicted requests included).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphStats {
+    /// Events pushed.
+    pub events: u64,
+    /// Requests.
+    pub requests: RequestCounts,
+    /// Chains.
+    pub chains: ChainCounts,
+    /// Cancellations.
+    pub cancellations: CancellationCounts,
+}
+
+#[derive(Debug, Default, Clone)]
+struct RingTrack {
+    stats: RingStats,
+    /// The chain the next submission joins (last member had a link flag).
+    open_chain: Option<ChainId>,
+}
+
+/// The request graph. See the module docs.
+#[derive(Debug, Clone)]
+pub struct RequestGraph {
+    requests: HashMap<RequestId, Request>,
+    next_id: RequestId,
+    /// (ring, req pointer) -> latest request at that address.
+    by_ptr: HashMap<(Ptr, Ptr), RequestId>,
+    chains: HashMap<ChainId, Chain>,
+    next_chain: ChainId,
+    rings: BTreeMap<Ptr, RingTrack>,
+    cancellations: VecDeque<Cancellation>,
+    /// Cancellations waiting for their cause to finish: cause -> indices
+    /// into `cancellations` (offset by `cancel_base`).
+    pending_causes: HashMap<RequestId, Vec<u64>>,
+    cancel_base: u64,
+    finished: VecDeque<RequestId>,
+    limit: Option<usize>,
+    counts: RequestCounts,
+    chain_counts: ChainCounts,
+    cause_counts: BTreeMap<CancelCause, u64>,
+    cancel_total: u64,
+    events: u64,
+}
+
+impl Default for RequestGraph {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestGraph {
+    /// A graph that keeps everything.
+    pub fn new() -> Self {
+        RequestGraph {
+            requests: HashMap::new(),
+            next_id: 0,
+            by_ptr: HashMap::new(),
+            chains: HashMap::new(),
+            next_chain: 0,
+            rings: BTreeMap::new(),
+            cancellations: VecDeque::new(),
+            pending_causes: HashMap::new(),
+            cancel_base: 0,
+            finished: VecDeque::new(),
+            limit: None,
+            counts: RequestCounts::default(),
+            chain_counts: ChainCounts::default(),
+            cause_counts: BTreeMap::new(),
+            cancel_total: 0,
+            events: 0,
+        }
+    }
+
+    /// A graph that keeps at most about `max_requests` finished requests
+    /// (oldest finished first out) and as many cancellations; counts in
+    /// [`stats`](Self::stats) still cover everything.
+    pub fn with_limit(max_requests: usize) -> Self {
+        RequestGraph {
+            limit: Some(max_requests.max(1)),
+            ..Self::new()
+        }
+    }
+
+    /// A request by id (None if unknown or evicted).
+    pub fn request(&self, id: RequestId) -> Option<&Request> {
+        self.requests.get(&id)
+    }
+
+    /// The latest request at a kernel address.
+    pub fn request_at(&self, ring: Ptr, req: Ptr) -> Option<&Request> {
+        self.by_ptr
+            .get(&(ring, req))
+            .and_then(|id| self.requests.get(id))
+    }
+
+    /// Retained requests, in id (submission) order.
+    pub fn requests(&self) -> Vec<&Request> {
+        let mut v: Vec<&Request> = self.requests.values().collect();
+        v.sort_by_key(|r| r.id);
+        v
+    }
+
+    /// A chain by id.
+    pub fn chain(&self, id: ChainId) -> Option<&Chain> {
+        self.chains.get(&id)
+    }
+
+    /// Retained chains, in id order.
+    pub fn chains(&self) -> Vec<&Chain> {
+        let mut v: Vec<&Chain> = self.chains.values().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Retained cancellations, oldest first.
+    pub fn cancellations(&self) -> impl Iterator<Item = &Cancellation> {
+        self.cancellations.iter()
+    }
+
+    /// Rings seen, with counts.
+    pub fn rings(&self) -> impl Iterator<Item = (Ptr, &RingStats)> {
+        self.rings.iter().map(|(p, t)| (*p, &t.stats))
+    }
+
+    /// Totals.
+    pub fn stats(&self) -> GraphStats {
+        let mut requests = self.counts.clone();
+        requests.submitted = 0;
+        requests.inflight = 0;
+        for r in self.requests.values() {
+            match r.state {
+                ReqState::Submitted => requests.submitted += 1,
+                ReqState::Inflight => requests.inflight += 1,
+                _ => {}
+            }
+        }
+        let mut by_cause: BTreeMap<String, u64> = self
+            .cause_counts
+            .iter()
+            .map(|(c, n)| (c.as_str().to_string(), *n))
+            .collect();
+        let pending: u64 = self.pending_causes.values().map(|v| v.len() as u64).sum();
+        if pending > 0 {
+            *by_cause.entry("unknown".into()).or_default() += pending;
+        }
+        GraphStats {
+            events: self.events,
+            requests,
+            chains: self.chain_counts.clone(),
+            cancellations: CancellationCounts {
+                total: self.cancel_total,
+                by_cause,
+            },
+        }
+    }
+
+    fn ring(&mut self, ring: Ptr, tgid: u32) -> &mut RingTrack {
+        self.rings.entry(ring).or_insert_with(|| RingTrack {
+            stats: RingStats {
+                tgid,
+                ..Default::default()
+            },
+            open_chain: None,
+        })
+    }
+
+    fn new_request(&mut self, r: Request) -> RequestId {
+        let id = r.id;
+        self.by_ptr.insert((r.ring, r.req), id);
+        self.requests.insert(id, r);
+        self.counts.total += 1;
+        id
+    }
+
+    fn alloc_id(&mut self) -> RequestId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Feeds one event. Returns the request it was about, if any.
+    pub fn push(&mut self, ev: &ProbeEvent) -> Option<RequestId> {
+        self.events += 1;
+        let hdr = *ev.header();
+        let ts = hdr.ts_ns;
+        match *ev {
+            ProbeEvent::Create { ring, .. } => {
+                // A new ring at this address: forget the old one's state.
+                let t = RingTrack {
+                    stats: RingStats {
+                        tgid: hdr.tgid,
+                        created_while_traced: true,
+                        ..Default::default()
+                    },
+                    open_chain: None,
+                };
+                self.rings.insert(ring, t);
+                None
+            }
+            ProbeEvent::SubmitReq {
+                ring,
+                req,
+                user_data,
+                opcode,
+                flags,
+                ..
+            } => {
+                let sqe = flags as u8;
+                if let Some(&old) = self.by_ptr.get(&(ring, req))
+                    && let Some(o) = self.requests.get(&old)
+                    && !o.state.is_terminal()
+                {
+                    self.counts.pointer_reuses += 1;
+                    let st = if o.sqe_flags & sqe_flags::CQE_SKIP_SUCCESS != 0 {
+                        ReqState::Completed
+                    } else {
+                        ReqState::Unobserved
+                    };
+                    self.finish(old, ts, st);
+                }
+                let id = self.alloc_id();
+                let rt = self.ring(ring, hdr.tgid);
+                rt.stats.submitted += 1;
+                let join = rt.open_chain;
+                let linked = sqe & (sqe_flags::IO_LINK | sqe_flags::IO_HARDLINK) != 0;
+                self.new_request(Request {
+                    id,
+                    ring,
+                    req,
+                    tgid: hdr.tgid,
+                    tid: hdr.tid,
+                    user_data,
+                    opcode,
+                    sqe_flags: sqe,
+                    submitted_ns: Some(ts),
+                    finished_ns: None,
+                    res: None,
+                    cflags: 0,
+                    completions: 0,
+                    state: ReqState::Submitted,
+                    history: vec![(ts, ReqState::Submitted)],
+                    chain: None,
+                    chain_index: 0,
+                    went_async: false,
+                    poll_armed: false,
+                    broke_chain: false,
+                    cancelled_by: None,
+                });
+                match join {
+                    Some(c) => self.append_to_chain(c, id),
+                    None if linked => {
+                        let c = self.new_chain(ring, id);
+                        self.ring(ring, hdr.tgid).open_chain = Some(c);
+                    }
+                    None => {}
+                }
+                self.maybe_issue(id, ts);
+                Some(id)
+            }
+            ProbeEvent::Link {
+                ring, req, target, ..
+            } => {
+                let id = *self.by_ptr.get(&(ring, req))?;
+                let tgt = self.by_ptr.get(&(ring, target)).copied();
+                let already = self.requests.get(&id)?.chain;
+                if already.is_none() {
+                    // Flags did not tell us (attached mid-chain, or the
+                    // target was not seen): link to the target's chain.
+                    let c = match tgt.and_then(|t| self.requests.get(&t).map(|r| (t, r.chain))) {
+                        Some((_, Some(c))) => c,
+                        Some((t, None)) => {
+                            let c = self.new_chain(ring, t);
+                            if let Some(r) = self.requests.get(&t) {
+                                let open = r.sqe_flags
+                                    & (sqe_flags::IO_LINK | sqe_flags::IO_HARDLINK)
+                                    != 0;
+                                if let Some(ch) = self.chains.get_mut(&c) {
+                                    ch.open = open;
+                                }
+                            }
+                            c
+                        }
+                        None => self.new_chain(ring, id),
+                    };
+                    if self.chains.get(&c).is_some_and(|ch| !ch.members.contains(&id)) {
+                        self.append_to_chain(c, id);
+                    }
+                    let r = self.requests.get_mut(&id)?;
+                    // It was issued on submit because we did not know it
+                    // waits; put it back to waiting.
+                    if r.state == ReqState::Inflight
+                        && tgt
+                            .and_then(|t| self.requests.get(&t))
+                            .is_some_and(|t| !t.state.is_terminal())
+                    {
+                        let r = self.requests.get_mut(&id)?;
+                        r.state = ReqState::Submitted;
+                        r.history.push((ts, ReqState::Submitted));
+                    }
+                }
+                Some(id)
+            }
+            ProbeEvent::Complete {
+                ring,
+                req,
+                user_data,
+                res,
+                cflags,
+                ..
+            } => {
+                self.ring(ring, hdr.tgid).stats.completions += 1;
+                if req.is_null() {
+                    self.counts.aux_completions += 1;
+                    return None;
+                }
+                let more = cflags & cqe_flags::MORE != 0;
+                let id = match self.by_ptr.get(&(ring, req)).copied() {
+                    Some(id)
+                        if self
+                            .requests
+                            .get(&id)
+                            .is_some_and(|r| !r.state.is_terminal()) =>
+                    {
+                        id
+                    }
+                    _ => {
+                        // Submitted before we attached, or its events were
+                        // lost: a request without a seen submission.
+                        self.counts.orphan_completions += 1;
+                        let id = self.alloc_id();
+                        self.new_request(Request {
+                            id,
+                            ring,
+                            req,
+                            tgid: hdr.tgid,
+                            tid: hdr.tid,
+                            user_data,
+                            opcode: 0,
+                            sqe_flags: 0,
+                            submitted_ns: None,
+                            finished_ns: None,
+                            res: None,
+                            cflags: 0,
+                            completions: 0,
+                            state: ReqState::Inflight,
+                            history: vec![(ts, ReqState::Inflight)],
+                            chain: None,
+                            chain_index: 0,
+                            went_async: false,
+                            poll_armed: false,
+                            broke_chain: false,
+                            cancelled_by: None,
+                        })
+                    }
+                };
+                let r = self.requests.get_mut(&id)?;
+                r.res = Some(res);
+                r.cflags = cflags;
+                r.completions += 1;
+                if more {
+                    // Multishot: more completions follow.
+                    if r.state == ReqState::Submitted {
+                        r.state = ReqState::Inflight;
+                        r.history.push((ts, ReqState::Inflight));
+                    }
+                    return Some(id);
+                }
+                let st = if res == ECANCELED {
+                    ReqState::Cancelled
+                } else if res < 0 {
+                    ReqState::Failed
+                } else if r.broke_chain {
+                    ReqState::Short
+                } else {
+                    ReqState::Completed
+                };
+                if st == ReqState::Cancelled {
+                    let by = r.cancelled_by;
+                    self.record_cancellation(ts, id, by);
+                }
+                self.finish(id, ts, st);
+                Some(id)
+            }
+            ProbeEvent::FailLink {
+                ring, req, link, ..
+            } => {
+                let cause = self.by_ptr.get(&(ring, req)).copied();
+                let victim = self.by_ptr.get(&(ring, link)).copied();
+                if let Some(c) = cause {
+                    let r = self.requests.get_mut(&c)?;
+                    r.broke_chain = true;
+                    // Its completion came first: a success that broke the
+                    // chain is a short transfer.
+                    if r.state == ReqState::Completed {
+                        // Same moment, better knowledge: rewrite the final
+                        // state rather than pretend it changed later.
+                        r.state = ReqState::Short;
+                        if let Some(last) = r.history.last_mut() {
+                            last.1 = ReqState::Short;
+                        }
+                        self.counts.completed -= 1;
+                        self.counts.short += 1;
+                    }
+                    if let Some(ch) = r.chain
+                        && let Some(chain) = self.chains.get_mut(&ch)
+                        && chain.broken_by.is_none()
+                    {
+                        chain.broken_by = Some(c);
+                        self.chain_counts.broken += 1;
+                    }
+                }
+                if let Some(v) = victim
+                    && let Some(r) = self.requests.get_mut(&v)
+                {
+                    r.cancelled_by = cause;
+                }
+                victim
+            }
+            ProbeEvent::ReqFailed {
+                ring,
+                req,
+                user_data,
+                opcode,
+                sqe_flags,
+                error,
+                ..
+            } => {
+                let id = match self.by_ptr.get(&(ring, req)).copied() {
+                    Some(id)
+                        if self
+                            .requests
+                            .get(&id)
+                            .is_some_and(|r| !r.state.is_terminal()) =>
+                    {
+                        id
+                    }
+                    _ => {
+                        // Failed in preparation: no submit_req was traced.
+                        let id = self.alloc_id();
+                        self.ring(ring, hdr.tgid).stats.submitted += 1;
+                        self.new_request(Request {
+                            id,
+                            ring,
+                            req,
+                            tgid: hdr.tgid,
+                            tid: hdr.tid,
+                            user_data,
+                            opcode,
+                            sqe_flags,
+                            submitted_ns: Some(ts),
+                            finished_ns: None,
+                            res: None,
+                            cflags: 0,
+                            completions: 0,
+                            state: ReqState::Submitted,
+                            history: vec![(ts, ReqState::Submitted)],
+                            chain: None,
+                            chain_index: 0,
+                            went_async: false,
+                            poll_armed: false,
+                            broke_chain: false,
+                            cancelled_by: None,
+                        })
+                    }
+                };
+                let r = self.requests.get_mut(&id)?;
+                r.res = Some(error);
+                // Its CQE (if any) follows and is the same failure.
+                self.finish(id, ts, ReqState::Failed);
+                Some(id)
+            }
+            ProbeEvent::CqeOverflow { ring, .. } => {
+                self.ring(ring, hdr.tgid).stats.overflows += 1;
+                None
+            }
+            ProbeEvent::QueueAsyncWork { ring, req, .. } => {
+                let id = *self.by_ptr.get(&(ring, req))?;
+                let r = self.requests.get_mut(&id)?;
+                if !r.went_async {
+                    r.went_async = true;
+                    self.counts.went_async += 1;
+                }
+                Some(id)
+            }
+            ProbeEvent::PollArm { ring, req, .. } => {
+                let id = *self.by_ptr.get(&(ring, req))?;
+                self.requests.get_mut(&id)?.poll_armed = true;
+                Some(id)
+            }
+            ProbeEvent::ShortWrite { .. }
+            | ProbeEvent::TaskWorkRun { .. }
+            | ProbeEvent::NewTask { .. } => None,
+        }
+    }
+
+    fn new_chain(&mut self, ring: Ptr, head: RequestId) -> ChainId {
+        let c = self.next_chain;
+        self.next_chain += 1;
+        let (hard, open) = self
+            .requests
+            .get(&head)
+            .map(|r| {
+                (
+                    r.sqe_flags & sqe_flags::IO_HARDLINK != 0,
+                    r.sqe_flags & (sqe_flags::IO_LINK | sqe_flags::IO_HARDLINK) != 0,
+                )
+            })
+            .unwrap_or((false, false));
+        if let Some(r) = self.requests.get_mut(&head) {
+            r.chain = Some(c);
+            r.chain_index = 0;
+        }
+        self.chains.insert(
+            c,
+            Chain {
+                id: c,
+                ring,
+                members: vec![head],
+                hard,
+                open,
+                broken_by: None,
+            },
+        );
+        self.chain_counts.total += 1;
+        self.chain_counts.max_len = self.chain_counts.max_len.max(1);
+        if hard {
+            self.chain_counts.hard += 1;
+        }
+        c
+    }
+
+    fn append_to_chain(&mut self, c: ChainId, id: RequestId) {
+        let Some(flags) = self.requests.get(&id).map(|r| r.sqe_flags) else {
+            return;
+        };
+        let Some(chain) = self.chains.get_mut(&c) else {
+            return;
+        };
+        let idx = chain.members.len() as u32;
+        chain.members.push(id);
+        let was_hard = chain.hard;
+        chain.hard |= flags & sqe_flags::IO_HARDLINK != 0;
+        chain.open = flags & (sqe_flags::IO_LINK | sqe_flags::IO_HARDLINK) != 0;
+        let (open, ring, len, hard) = (
+            chain.open,
+            chain.ring,
+            chain.members.len() as u64,
+            chain.hard,
+        );
+        if hard && !was_hard {
+            self.chain_counts.hard += 1;
+        }
+        self.chain_counts.max_len = self.chain_counts.max_len.max(len);
+        if let Some(r) = self.requests.get_mut(&id) {
+            r.chain = Some(c);
+            r.chain_index = idx;
+        }
+        if let Some(rt) = self.rings.get_mut(&ring) {
+            rt.open_chain = if open { Some(c) } else { None };
+        }
+    }
+
+    /// Moves a freshly submitted request to Inflight unless it waits for an
+    /// earlier chain member.
+    fn maybe_issue(&mut self, id: RequestId, ts: u64) {
+        let Some(r) = self.requests.get(&id) else {
+            return;
+        };
+        if r.state != ReqState::Submitted {
+            return;
+        }
+        if let Some(c) = r.chain
+            && r.chain_index > 0
+        {
+            let prev = self
+                .chains
+                .get(&c)
+                .and_then(|ch| ch.members.get(r.chain_index as usize - 1))
+                .and_then(|p| self.requests.get(p));
+            if prev.is_some_and(|p| !p.state.is_terminal()) {
+                return;
+            }
+        }
+        if let Some(r) = self.requests.get_mut(&id) {
+            r.state = ReqState::Inflight;
+            r.history.push((ts, ReqState::Inflight));
+        }
+    }
+
+    fn finish(&mut self, id: RequestId, ts: u64, st: ReqState) {
+        let Some(r) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if r.state.is_terminal() {
+            return;
+        }
+        r.state = st;
+        r.finished_ns = Some(ts);
+        r.history.push((ts, st));
+        match st {
+            ReqState::Completed => self.counts.completed += 1,
+            ReqState::Short => self.counts.short += 1,
+            ReqState::Failed => self.counts.failed += 1,
+            ReqState::Cancelled => self.counts.cancelled += 1,
+            ReqState::Unobserved => self.counts.unobserved += 1,
+            ReqState::Submitted | ReqState::Inflight => {}
+        }
+        let next = r.chain.and_then(|c| {
+            self.chains
+                .get(&c)
+                .and_then(|ch| ch.members.get(r.chain_index as usize + 1).copied())
+        });
+        // The next member is issued now, unless the chain broke (then it
+        // gets cancelled) or it was cancelled already.
+        if let Some(n) = next
+            && matches!(st, ReqState::Completed)
+        {
+            self.maybe_issue(n, ts);
+        }
+        // Cancellations that waited for this request's end.
+        if let Some(waiting) = self.pending_causes.remove(&id) {
+            let cause = self.classify(id);
+            for idx in waiting {
+                if let Some(c) = idx
+                    .checked_sub(self.cancel_base)
+                    .and_then(|i| self.cancellations.get_mut(i as usize))
+                {
+                    c.cause = Some(cause);
+                }
+                *self.cause_counts.entry(cause).or_default() += 1;
+            }
+        }
+        self.finished.push_back(id);
+        self.evict();
+    }
+
+    fn classify(&self, cause: RequestId) -> CancelCause {
+        match self.requests.get(&cause).map(|r| r.state) {
+            Some(ReqState::Failed) => CancelCause::LinkError,
+            Some(ReqState::Short) | Some(ReqState::Completed) => CancelCause::LinkShort,
+            Some(ReqState::Cancelled) => CancelCause::LinkCancelled,
+            _ => CancelCause::Unknown,
+        }
+    }
+
+    fn record_cancellation(&mut self, ts: u64, victim: RequestId, by: Option<RequestId>) {
+        self.cancel_total += 1;
+        let cause = match by {
+            None => Some(CancelCause::Explicit),
+            Some(b) => match self.requests.get(&b) {
+                Some(r) if r.state.is_terminal() => Some(self.classify(b)),
+                Some(_) => None,
+                None => Some(CancelCause::Unknown),
+            },
+        };
+        let idx = self.cancel_base + self.cancellations.len() as u64;
+        match (cause, by) {
+            (Some(c), _) => *self.cause_counts.entry(c).or_default() += 1,
+            (None, Some(b)) => self.pending_causes.entry(b).or_default().push(idx),
+            (None, None) => {}
+        }
+        self.cancellations.push_back(Cancellation {
+            ts_ns: ts,
+            victim,
+            by,
+            cause,
+        });
+    }
+
+    fn evict(&mut self) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        while self.requests.len() > limit {
+            let Some(id) = self.finished.pop_front() else {
+                break;
+            };
+            let Some(r) = self.requests.remove(&id) else {
+                continue;
+            };
+            if self.by_ptr.get(&(r.ring, r.req)) == Some(&id) {
+                self.by_ptr.remove(&(r.ring, r.req));
+            }
+            // A cancellation waiting on an evicted cause stays "unknown".
+            if let Some(waiting) = self.pending_causes.remove(&id) {
+                *self.cause_counts.entry(CancelCause::Unknown).or_default() +=
+                    waiting.len() as u64;
+            }
+            if let Some(c) = r.chain
+                && let Some(ch) = self.chains.get(&c)
+                && !ch.open
+                && ch.members.iter().all(|m| *m == id || !self.requests.contains_key(m))
+            {
+                self.chains.remove(&c);
+            }
+        }
+        while self.cancellations.len() > limit {
+            self.cancellations.pop_front();
+            self.cancel_base += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Header;
+
+    const RING: Ptr = Ptr(0xffff_0000_0000_1000);
+    const LINK: u64 = sqe_flags::IO_LINK as u64;
+    const HARD: u64 = sqe_flags::IO_HARDLINK as u64;
+
+    struct Gen {
+        ts: u64,
+    }
+    impl Gen {
+        fn h(&mut self) -> Header {
+            self.ts += 10;
+            Header {
+                ts_ns: self.ts,
+                cpu: 0,
+                tgid: 100,
+                tid: 100,
+            }
+        }
+        fn submit(&mut self, req: u64, ud: u64, flags: u64) -> ProbeEvent {
+            ProbeEvent::SubmitReq {
+                hdr: self.h(),
+                ring: RING,
+                req: Ptr(req),
+                user_data: ud,
+                opcode: 22,
+                flags,
+                sq_thread: false,
+            }
+        }
+        fn link(&mut self, req: u64, target: u64) -> ProbeEvent {
+            ProbeEvent::Link {
+                hdr: self.h(),
+                ring: RING,
+                req: Ptr(req),
+                target: Ptr(target),
+            }
+        }
+        fn complete(&mut self, req: u64, ud: u64, res: i32) -> ProbeEvent {
+            self.complete_f(req, ud, res, 0)
+        }
+        fn complete_f(&mut self, req: u64, ud: u64, res: i32, cflags: u32) -> ProbeEvent {
+            ProbeEvent::Complete {
+                hdr: self.h(),
+                ring: RING,
+                req: Ptr(req),
+                user_data: ud,
+                res,
+                cflags,
+                extra1: 0,
+                extra2: 0,
+            }
+        }
+        fn fail_link(&mut self, req: u64, link: u64) -> ProbeEvent {
+            ProbeEvent::FailLink {
+                hdr: self.h(),
+                ring: RING,
+                req: Ptr(req),
+                user_data: 0,
+                opcode: 22,
+                link: Ptr(link),
+            }
+        }
+    }
+
+    fn run(evs: &[ProbeEvent]) -> RequestGraph {
+        let mut g = RequestGraph::new();
+        for e in evs {
+            g.push(e);
+        }
+        g
+    }
+
+    fn states(g: &RequestGraph) -> Vec<ReqState> {
+        g.requests().iter().map(|r| r.state).collect()
+    }
+
+    /// The kernel's order for A -> B(short) -> C.
+    fn short_chain(g: &mut Gen, fail_link_first: bool) -> Vec<ProbeEvent> {
+        let mut v = vec![
+            g.submit(0xa, 1, LINK),
+            g.submit(0xb, 2, LINK),
+            g.link(0xb, 0xa),
+            g.submit(0xc, 3, 0),
+            g.link(0xc, 0xb),
+            g.complete(0xa, 1, 4096),
+        ];
+        if fail_link_first {
+            v.push(g.fail_link(0xb, 0xc));
+            v.push(g.complete(0xb, 2, 100));
+        } else {
+            v.push(g.complete(0xb, 2, 100));
+            v.push(g.fail_link(0xb, 0xc));
+        }
+        v.push(g.complete(0xc, 3, ECANCELED));
+        v
+    }
+
+    #[test]
+    fn short_read_breaks_chain_and_cancels_step_three() {
+        for fail_link_first in [true, false] {
+            let mut eg = Gen { ts: 0 };
+            let g = run(&short_chain(&mut eg, fail_link_first));
+            assert_eq!(
+                states(&g),
+                vec![ReqState::Completed, ReqState::Short, ReqState::Cancelled],
+                "fail_link_first={fail_link_first}"
+            );
+            let chains = g.chains();
+            assert_eq!(chains.len(), 1);
+            assert_eq!(chains[0].members, vec![0, 1, 2]);
+            assert_eq!(chains[0].broken_by, Some(1));
+            assert!(!chains[0].open);
+            let c: Vec<_> = g.cancellations().cloned().collect();
+            assert_eq!(c.len(), 1);
+            assert_eq!(c[0].victim, 2);
+            assert_eq!(c[0].by, Some(1));
+            assert_eq!(c[0].cause, Some(CancelCause::LinkShort));
+            let s = g.stats();
+            assert_eq!(s.requests.total, 3);
+            assert_eq!(s.requests.completed, 1);
+            assert_eq!(s.requests.short, 1);
+            assert_eq!(s.requests.cancelled, 1);
+            assert_eq!(s.chains.total, 1);
+            assert_eq!(s.chains.broken, 1);
+            assert_eq!(s.chains.max_len, 3);
+            assert_eq!(s.cancellations.by_cause.get("link_short"), Some(&1));
+            // Step two waited for step one: submitted, then inflight.
+            let b = g.request(1).unwrap();
+            let hist: Vec<ReqState> = b.history.iter().map(|h| h.1).collect();
+            assert_eq!(
+                hist,
+                vec![ReqState::Submitted, ReqState::Inflight, ReqState::Short]
+            );
+            assert_eq!(g.request(2).unwrap().cancelled_by, Some(1));
+        }
+    }
+
+    #[test]
+    fn error_cancels_the_rest_with_link_error_cause() {
+        let mut eg = Gen { ts: 0 };
+        let evs = vec![
+            eg.submit(0xa, 1, LINK),
+            eg.submit(0xb, 2, LINK),
+            eg.link(0xb, 0xa),
+            eg.submit(0xc, 3, 0),
+            eg.link(0xc, 0xb),
+            eg.fail_link(0xa, 0xb),
+            eg.fail_link(0xa, 0xc),
+            eg.complete(0xa, 1, -libc::EBADF),
+            eg.complete(0xb, 2, ECANCELED),
+            eg.complete(0xc, 3, ECANCELED),
+        ];
+        let g = run(&evs);
+        assert_eq!(
+            states(&g),
+            vec![ReqState::Failed, ReqState::Cancelled, ReqState::Cancelled]
+        );
+        let s = g.stats();
+        assert_eq!(s.cancellations.total, 2);
+        assert_eq!(s.cancellations.by_cause.get("link_error"), Some(&2));
+        // B never ran: it went from submitted straight to cancelled.
+        let hist: Vec<ReqState> = g.request(1).unwrap().history.iter().map(|h| h.1).collect();
+        assert_eq!(hist, vec![ReqState::Submitted, ReqState::Cancelled]);
+    }
+
+    #[test]
+    fn cancellation_before_cause_completes_is_resolved_later() {
+        let mut eg = Gen { ts: 0 };
+        let evs = vec![
+            eg.submit(0xa, 1, LINK),
+            eg.submit(0xb, 2, 0),
+            eg.link(0xb, 0xa),
+            eg.fail_link(0xa, 0xb),
+            eg.complete(0xb, 2, ECANCELED),
+        ];
+        let mut g = run(&evs);
+        assert_eq!(g.cancellations().next().unwrap().cause, None);
+        assert_eq!(g.stats().cancellations.by_cause.get("unknown"), Some(&1));
+        let e = eg.complete(0xa, 1, -libc::EIO);
+        g.push(&e);
+        assert_eq!(
+            g.cancellations().next().unwrap().cause,
+            Some(CancelCause::LinkError)
+        );
+        let s = g.stats();
+        assert_eq!(s.cancellations.by_cause.get("link_error"), Some(&1));
+        assert_eq!(s.cancellations.by_cause.get("unknown"), None);
+    }
+
+    #[test]
+    fn explicit_cancel_has_no_link_cause() {
+        let mut eg = Gen { ts: 0 };
+        let g = run(&[eg.submit(0xa, 1, 0), eg.complete(0xa, 1, ECANCELED)]);
+        let s = g.stats();
+        assert_eq!(s.cancellations.by_cause.get("explicit"), Some(&1));
+        assert_eq!(s.chains.total, 0);
+    }
+
+    #[test]
+    fn reused_address_never_mixes_two_requests() {
+        let mut eg = Gen { ts: 0 };
+        let evs = vec![
+            eg.submit(0xa, 1, LINK),
+            eg.submit(0xb, 2, 0),
+            eg.link(0xb, 0xa),
+            eg.complete(0xa, 1, 10),
+            eg.complete(0xb, 2, 10),
+            // The kernel reuses 0xa and 0xb for two new, unlinked requests.
+            eg.submit(0xb, 3, 0),
+            eg.submit(0xa, 4, 0),
+            eg.complete(0xa, 4, -libc::EIO),
+            eg.complete(0xb, 3, 5),
+        ];
+        let g = run(&evs);
+        let rs = g.requests();
+        assert_eq!(rs.len(), 4);
+        assert_eq!(
+            rs.iter().map(|r| (r.user_data, r.state)).collect::<Vec<_>>(),
+            vec![
+                (1, ReqState::Completed),
+                (2, ReqState::Completed),
+                (3, ReqState::Completed),
+                (4, ReqState::Failed)
+            ]
+        );
+        assert_eq!(rs[2].chain, None, "new request at 0xb is not in the old chain");
+        assert_eq!(rs[3].chain, None);
+        assert_eq!(rs[0].res, Some(10), "old request keeps its own result");
+        assert_eq!(g.chains()[0].members, vec![0, 1]);
+        assert_eq!(g.request_at(RING, Ptr(0xa)).unwrap().user_data, 4);
+        assert_eq!(g.stats().requests.pointer_reuses, 0);
+    }
+
+    #[test]
+    fn reuse_before_completion_seen_is_unobserved() {
+        let mut eg = Gen { ts: 0 };
+        let skip = sqe_flags::CQE_SKIP_SUCCESS as u64;
+        let g = run(&[
+            eg.submit(0xa, 1, 0),
+            eg.submit(0xb, 2, skip),
+            eg.submit(0xa, 3, 0),
+            eg.submit(0xb, 4, 0),
+        ]);
+        assert_eq!(
+            states(&g),
+            vec![
+                ReqState::Unobserved,
+                ReqState::Completed,
+                ReqState::Inflight,
+                ReqState::Inflight
+            ]
+        );
+        assert_eq!(g.stats().requests.pointer_reuses, 2);
+    }
+
+    #[test]
+    fn completion_without_submission_is_an_orphan() {
+        let mut eg = Gen { ts: 0 };
+        let g = run(&[
+            eg.complete(0xa, 9, 1),
+            eg.complete(0, 7, 0), // aux CQE (MSG_RING)
+        ]);
+        let s = g.stats();
+        assert_eq!(s.requests.orphan_completions, 1);
+        assert_eq!(s.requests.aux_completions, 1);
+        assert_eq!(states(&g), vec![ReqState::Completed]);
+        assert_eq!(g.requests()[0].submitted_ns, None);
+    }
+
+    #[test]
+    fn multishot_stays_inflight_until_last_cqe() {
+        let mut eg = Gen { ts: 0 };
+        let more = cqe_flags::MORE;
+        let mut g = run(&[
+            eg.submit(0xa, 1, 0),
+            eg.complete_f(0xa, 1, 5, more),
+            eg.complete_f(0xa, 1, 6, more),
+        ]);
+        assert_eq!(states(&g), vec![ReqState::Inflight]);
+        let e = eg.complete(0xa, 1, 0);
+        g.push(&e);
+        assert_eq!(states(&g), vec![ReqState::Completed]);
+        assert_eq!(g.requests()[0].completions, 3);
+    }
+
+    #[test]
+    fn hardlink_chain_survives_failure() {
+        let mut eg = Gen { ts: 0 };
+        let g = run(&[
+            eg.submit(0xa, 1, HARD),
+            eg.submit(0xb, 2, 0),
+            eg.link(0xb, 0xa),
+            eg.complete(0xa, 1, -libc::EIO),
+            eg.complete(0xb, 2, 7),
+        ]);
+        assert_eq!(states(&g), vec![ReqState::Failed, ReqState::Completed]);
+        let s = g.stats();
+        assert_eq!(s.chains.hard, 1);
+        assert_eq!(s.chains.broken, 0);
+        assert_eq!(s.cancellations.total, 0);
+    }
+
+    #[test]
+    fn link_event_builds_chain_when_head_was_not_seen() {
+        let mut eg = Gen { ts: 0 };
+        // Attached after A was submitted: only B's submit and link are seen.
+        let g = run(&[
+            eg.submit(0xb, 2, 0),
+            eg.link(0xb, 0xa),
+            eg.complete(0xb, 2, 1),
+        ]);
+        let ch = g.chains();
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].members, vec![0]);
+        assert_eq!(states(&g), vec![ReqState::Completed]);
+    }
+
+    #[test]
+    fn two_chains_back_to_back() {
+        let mut eg = Gen { ts: 0 };
+        let g = run(&[
+            eg.submit(0xa, 1, LINK),
+            eg.submit(0xb, 2, 0),
+            eg.link(0xb, 0xa),
+            eg.submit(0xc, 3, LINK),
+            eg.submit(0xd, 4, 0),
+            eg.link(0xd, 0xc),
+            eg.submit(0xe, 5, 0),
+        ]);
+        let ch = g.chains();
+        assert_eq!(ch.len(), 2);
+        assert_eq!(ch[0].members, vec![0, 1]);
+        assert_eq!(ch[1].members, vec![2, 3]);
+        assert_eq!(g.request(4).unwrap().chain, None);
+        assert_eq!(
+            states(&g),
+            vec![
+                ReqState::Inflight,
+                ReqState::Submitted,
+                ReqState::Inflight,
+                ReqState::Submitted,
+                ReqState::Inflight
+            ]
+        );
+    }
+
+    #[test]
+    fn req_failed_without_submit() {
+        let mut eg = Gen { ts: 0 };
+        let h = eg.h();
+        let g = run(&[ProbeEvent::ReqFailed {
+            hdr: h,
+            ring: RING,
+            req: Ptr(0xa),
+            user_data: 5,
+            opcode: 22,
+            sqe_flags: 0,
+            off: 0,
+            addr: 0,
+            len: 0,
+            buf_index: 0,
+            error: -libc::EINVAL,
+        }]);
+        assert_eq!(states(&g), vec![ReqState::Failed]);
+        assert_eq!(g.requests()[0].res, Some(-libc::EINVAL));
+    }
+
+    #[test]
+    fn limit_evicts_finished_requests_but_keeps_counts() {
+        let mut g = RequestGraph::with_limit(10);
+        let mut eg = Gen { ts: 0 };
+        for i in 0..1000u64 {
+            let p = 0x1000 + (i % 7) * 0x100;
+            g.push(&eg.submit(p, i, 0));
+            g.push(&eg.complete(p, i, 1));
+        }
+        // A chain whose cause is evicted before... still counted.
+        assert!(g.requests().len() <= 10);
+        let s = g.stats();
+        assert_eq!(s.requests.total, 1000);
+        assert_eq!(s.requests.completed, 1000);
+        assert_eq!(s.events, 2000);
+    }
+
+    #[test]
+    fn garbage_streams_never_panic() {
+        // Random-ish sequences of events over few addresses.
+        let mut seed = 12345u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut g = RequestGraph::with_limit(50);
+        let mut eg = Gen { ts: 0 };
+        for _ in 0..20000 {
+            let a = 0x10 + rnd() % 6;
+            let b = 0x10 + rnd() % 6;
+            let ev = match rnd() % 6 {
+                0 => eg.submit(a, a, [0, LINK, HARD][(rnd() % 3) as usize]),
+                1 => eg.link(a, b),
+                2 => eg.complete(a, a, [0, 5, ECANCELED, -5][(rnd() % 4) as usize]),
+                3 => eg.fail_link(a, b),
+                4 => eg.complete_f(a, a, 1, cqe_flags::MORE),
+                _ => eg.complete(0, 0, 0),
+            };
+            g.push(&ev);
+        }
+        let s = g.stats();
+        assert_eq!(s.events, 20000);
+        assert!(g.requests().len() <= 60);
+    }
+}

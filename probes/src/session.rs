@@ -1,0 +1,478 @@
+//! The probe session: load the BPF object, attach it to the io_uring
+//! tracepoints, filter by tgid in the kernel, and read typed events.
+
+use crate::error::ProbeError;
+use crate::event::{ProbeEvent, wire};
+use crate::format::{self, BpfConfig, TRACEPOINTS, TracepointSpec, Tracefs};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use std::collections::{BTreeSet, HashSet};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+/// The compiled BPF object (bpf/probes.bpf.o, rebuilt by bpf/Makefile).
+pub static BPF_OBJECT: &[u8] = include_bytes!("../bpf/probes.bpf.o");
+
+/// Default ring buffer size: 32 MiB holds ~460k events, about a quarter
+/// second of a NOP storm, so a consumer that is descheduled for a moment on
+/// a busy 2-core machine loses nothing.
+pub const DEFAULT_RING_BUFFER_BYTES: u32 = 32 << 20;
+
+/// Most events handed to the callback per [`Probes::poll`] call, so that a
+/// caller's loop gets control back under a flood.
+pub const MAX_BATCH: usize = 65536;
+
+/// What to trace.
+#[derive(Debug, Clone)]
+pub struct AttachOptions {
+    /// Processes to trace (all their threads, io-wq and SQPOLL workers
+    /// included: they share the tgid). May be empty, then add pids later
+    /// with [`Probes::add_pid`]. Use `std::process::id()` to trace yourself.
+    pub pids: Vec<u32>,
+    /// Only this ring (a ctx pointer as shown in events), when set.
+    pub ring: Option<u64>,
+    /// Trace child processes forked by traced processes (fio forks one
+    /// process per job). Attaches `task:task_newtask` too.
+    pub follow_forks: bool,
+    /// Also report completions that other tasks post on rings of traced
+    /// processes (ring teardown in a kworker, MSG_RING from another
+    /// process). Costs an extra read and lookup on those tracepoints in
+    /// untraced tasks.
+    pub follow_rings: bool,
+    /// BPF ring buffer size in bytes (a power of two, at least a page).
+    pub ring_buffer_bytes: u32,
+    /// Wake the consumer when this many bytes wait; `None`: 1/16 of the
+    /// buffer. Below that, [`Probes::poll`] finds the data at its timeout:
+    /// batching wakeups keeps the traced process from paying an irq_work
+    /// per event.
+    pub wakeup_bytes: Option<u32>,
+    /// Mount tracefs at /sys/kernel/tracing when it is missing.
+    pub mount_tracefs: bool,
+}
+
+impl Default for AttachOptions {
+    fn default() -> Self {
+        AttachOptions {
+            pids: Vec::new(),
+            ring: None,
+            follow_forks: false,
+            follow_rings: false,
+            ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
+            wakeup_bytes: None,
+            mount_tracefs: true,
+        }
+    }
+}
+
+/// A tracepoint the session could not use, and why (not an error: the
+/// essential ones fail [`Probes::attach`] instead).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Skipped {
+    /// Tracepoint name.
+    pub tracepoint: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// An attached probe session. Dropping it detaches every program and frees
+/// the maps; nothing is pinned, so the kernel also frees them when the
+/// process dies in any other way (SIGKILL included).
+pub struct Probes {
+    // Field order matters for Drop: the maps and programs go with `ebpf`.
+    events: RingBuf<MapData>,
+    tgids: BpfHashMap<MapData, u32, u8>,
+    rings: BpfHashMap<MapData, u64, u8>,
+    lost: PerCpuArray<MapData, u64>,
+    ebpf: Ebpf,
+    pids: BTreeSet<u32>,
+    known_rings: HashSet<u64>,
+    auto_rings: bool,
+    attached: Vec<String>,
+    skipped: Vec<Skipped>,
+    program_ids: Vec<u32>,
+    tracefs: Tracefs,
+    ring_buffer_bytes: u32,
+}
+
+impl std::fmt::Debug for Probes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probes")
+            .field("pids", &self.pids)
+            .field("attached", &self.attached)
+            .field("skipped", &self.skipped)
+            .field("program_ids", &self.program_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Checks that this process may load tracing BPF programs: root, or
+/// CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) in the effective set.
+pub fn check_privileges() -> Result<(), ProbeError> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| ProbeError::Io {
+        what: "reading /proc/self/status".into(),
+        source: e,
+    })?;
+    let capeff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |c: u32| capeff & (1u64 << c) != 0;
+    if (has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN) {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    Err(ProbeError::NotPrivileged {
+        have: format!(
+            "euid {euid}, CAP_BPF {}, CAP_PERFMON {}, CAP_SYS_ADMIN {}",
+            yes(has(CAP_BPF)),
+            yes(has(CAP_PERFMON)),
+            yes(has(CAP_SYS_ADMIN))
+        ),
+    })
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// Fails when `kernel.io_uring_disabled` is 2 (io_uring off for everyone).
+/// 1 (only privileged processes or `io_uring_group`) is fine: rings can
+/// still exist.
+pub fn check_io_uring_enabled() -> Result<(), ProbeError> {
+    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        Ok(s) => match s.trim().parse::<u32>() {
+            Ok(v) if v >= 2 => Err(ProbeError::IoUringDisabled { value: v }),
+            _ => Ok(()),
+        },
+        // Kernels before 6.6 have no such sysctl.
+        Err(_) => Ok(()),
+    }
+}
+
+fn bpf_err(e: impl std::fmt::Display) -> ProbeError {
+    ProbeError::Bpf(one_line(&e))
+}
+
+/// Error chains from aya span several sources; keep the message one line.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().replace('\n', "; ")
+}
+
+fn full_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s.replace('\n', "; ")
+}
+
+impl Probes {
+    /// Checks privileges and the kernel, reads the tracepoint layouts, loads
+    /// the programs and attaches them. Every pid must exist.
+    pub fn attach(opts: AttachOptions) -> Result<Probes, ProbeError> {
+        check_privileges()?;
+        check_io_uring_enabled()?;
+        for &pid in &opts.pids {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(ProbeError::NoSuchPid { pid });
+            }
+        }
+        if !opts.ring_buffer_bytes.is_power_of_two() || opts.ring_buffer_bytes < 4096 {
+            return Err(ProbeError::Bpf(format!(
+                "ring buffer size {} is not a power of two of at least 4096 bytes",
+                opts.ring_buffer_bytes
+            )));
+        }
+        let tracefs = format::find_tracefs(opts.mount_tracefs)?;
+        if !tracefs.has_io_uring() {
+            return Err(ProbeError::NoIoUringTracepoints {
+                path: tracefs.root.join("events/io_uring").display().to_string(),
+            });
+        }
+
+        let mut cfg = BpfConfig::new();
+        let mut use_specs: Vec<&'static TracepointSpec> = Vec::new();
+        let mut skipped = Vec::new();
+        let newtask = [&format::NEWTASK];
+        let specs = TRACEPOINTS
+            .iter()
+            .chain(newtask.into_iter().filter(|_| opts.follow_forks));
+        for spec in specs {
+            if !tracefs.format_path(spec.system, spec.name).exists() {
+                if spec.essential {
+                    return Err(ProbeError::MissingTracepoint {
+                        system: spec.system.into(),
+                        name: spec.name.into(),
+                    });
+                }
+                skipped.push(Skipped {
+                    tracepoint: spec.name.into(),
+                    reason: "not in this kernel".into(),
+                });
+                continue;
+            }
+            let laid = tracefs
+                .format(spec.system, spec.name)
+                .and_then(|f| format::layout(spec, &f));
+            match laid {
+                Ok((offs, len)) => {
+                    cfg.off[spec.kind as usize] = offs;
+                    cfg.len[spec.kind as usize] = len;
+                    use_specs.push(spec);
+                }
+                Err(e) if spec.essential || spec.kind == wire::KIND_NEWTASK => return Err(e),
+                Err(e) => skipped.push(Skipped {
+                    tracepoint: spec.name.into(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        if opts.ring.is_some() {
+            cfg.flags |= format::CFG_RING_FILTER;
+        }
+        if opts.follow_rings {
+            cfg.flags |= format::CFG_FOLLOW_RINGS;
+        }
+        if opts.follow_forks {
+            cfg.flags |= format::CFG_FOLLOW_FORKS;
+        }
+        cfg.wakeup_bytes = opts
+            .wakeup_bytes
+            .unwrap_or(opts.ring_buffer_bytes / 16)
+            .clamp(1, opts.ring_buffer_bytes);
+        let cfg_bytes = cfg.to_bytes();
+
+        let mut ebpf = EbpfLoader::new()
+            // No BTF needed: the object uses legacy maps and no CO-RE.
+            .btf(None)
+            .override_global("rs_cfg", &cfg_bytes, true)
+            .map_max_entries("rs_events", opts.ring_buffer_bytes)
+            .load(BPF_OBJECT)
+            .map_err(|e| bpf_err(full_chain(&e)))?;
+
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| ProbeError::Bpf(format!("map {name} missing from the object")))
+        };
+        let events = RingBuf::try_from(take(&mut ebpf, "rs_events")?).map_err(bpf_err)?;
+        let mut tgids: BpfHashMap<MapData, u32, u8> =
+            BpfHashMap::try_from(take(&mut ebpf, "rs_tgids")?).map_err(bpf_err)?;
+        let mut rings: BpfHashMap<MapData, u64, u8> =
+            BpfHashMap::try_from(take(&mut ebpf, "rs_rings")?).map_err(bpf_err)?;
+        let lost: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(take(&mut ebpf, "rs_lost")?).map_err(bpf_err)?;
+
+        // The ring filter narrows what passes: set it before attaching.
+        if let Some(r) = opts.ring {
+            rings.insert(r, 1, 0).map_err(bpf_err)?;
+        }
+
+        let mut attached = Vec::new();
+        let mut program_ids = Vec::new();
+        for spec in use_specs {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(spec.program)
+                .ok_or_else(|| {
+                    ProbeError::Bpf(format!("program {} missing from the object", spec.program))
+                })?
+                .try_into()
+                .map_err(bpf_err)?;
+            prog.load().map_err(|e| ProbeError::Attach {
+                tracepoint: spec.name.into(),
+                reason: full_chain(&e),
+            })?;
+            if let Ok(info) = prog.info() {
+                program_ids.push(info.id());
+            }
+            prog.attach(spec.system, spec.name)
+                .map_err(|e| ProbeError::Attach {
+                    tracepoint: spec.name.into(),
+                    reason: full_chain(&e),
+                })?;
+            attached.push(spec.name.to_string());
+        }
+
+        // Only now open the tgid filter: the programs are attached one by
+        // one, and a process traced meanwhile would show submissions whose
+        // completions the not-yet-attached program misses.
+        for &pid in &opts.pids {
+            tgids.insert(pid, 1, 0).map_err(bpf_err)?;
+        }
+
+        Ok(Probes {
+            events,
+            tgids,
+            rings,
+            lost,
+            ebpf,
+            pids: opts.pids.iter().copied().collect(),
+            known_rings: opts.ring.into_iter().collect(),
+            // With a ring filter the rings map is the user's choice; else
+            // it lists the traced rings for follow_rings.
+            auto_rings: opts.follow_rings && opts.ring.is_none(),
+            attached,
+            skipped,
+            program_ids,
+            tracefs,
+            ring_buffer_bytes: opts.ring_buffer_bytes,
+        })
+    }
+
+    /// Starts tracing one more process.
+    pub fn add_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
+        self.tgids.insert(pid, 1, 0).map_err(bpf_err)?;
+        self.pids.insert(pid);
+        Ok(())
+    }
+
+    /// Stops tracing a process (e.g. it exited: its pid may be reused).
+    pub fn remove_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
+        self.pids.remove(&pid);
+        match self.tgids.remove(&pid) {
+            Ok(()) => Ok(()),
+            // Not there (already removed): fine.
+            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(bpf_err(e)),
+        }
+    }
+
+    /// The traced pids (grows with `follow_forks`).
+    pub fn pids(&self) -> Vec<u32> {
+        self.pids.iter().copied().collect()
+    }
+
+    /// Drops exited processes from the filter so that a new process that
+    /// gets the same pid is not traced. Returns the pids removed.
+    pub fn prune_exited(&mut self) -> Result<Vec<u32>, ProbeError> {
+        let dead: Vec<u32> = self
+            .pids
+            .iter()
+            .copied()
+            .filter(|&p| !crate::discover::pid_alive(p))
+            .collect();
+        for &p in &dead {
+            self.remove_pid(p)?;
+        }
+        Ok(dead)
+    }
+
+    /// Tracepoints attached.
+    pub fn tracepoints(&self) -> &[String] {
+        &self.attached
+    }
+
+    /// Tracepoints not used on this kernel, and why.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// Kernel ids of the loaded programs (as `bpftool prog show` lists them).
+    pub fn program_ids(&self) -> &[u32] {
+        &self.program_ids
+    }
+
+    /// Where tracefs is.
+    pub fn tracefs(&self) -> &Tracefs {
+        &self.tracefs
+    }
+
+    /// Ring buffer size in bytes.
+    pub fn ring_buffer_bytes(&self) -> u32 {
+        self.ring_buffer_bytes
+    }
+
+    /// Events dropped because the ring buffer was full, per CPU.
+    pub fn lost_per_cpu(&self) -> Result<Vec<u64>, ProbeError> {
+        let v = self.lost.get(&0, 0).map_err(bpf_err)?;
+        Ok(v.iter().copied().collect())
+    }
+
+    /// Events dropped because the ring buffer was full, all CPUs.
+    pub fn lost(&self) -> Result<u64, ProbeError> {
+        Ok(self.lost_per_cpu()?.iter().sum())
+    }
+
+    /// Hands every waiting event to `f`; when none is waiting, waits up to
+    /// `timeout` for some first. Returns how many were handed over (at most
+    /// [`MAX_BATCH`]).
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(ProbeEvent),
+    ) -> Result<usize, ProbeError> {
+        let n = self.drain(&mut f)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.events.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd. EINTR (a signal) just ends the wait.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+        self.drain(&mut f)
+    }
+
+    /// [`poll`](Self::poll) into a Vec.
+    pub fn poll_vec(&mut self, timeout: Duration) -> Result<Vec<ProbeEvent>, ProbeError> {
+        let mut v = Vec::new();
+        self.poll(timeout, |e| v.push(e))?;
+        Ok(v)
+    }
+
+    fn drain(&mut self, f: &mut impl FnMut(ProbeEvent)) -> Result<usize, ProbeError> {
+        let mut n = 0;
+        while n < MAX_BATCH {
+            let Some(item) = self.events.next() else {
+                break;
+            };
+            let ev = wire::decode(&item)?;
+            drop(item);
+            n += 1;
+            self.learn(&ev)?;
+            f(ev);
+        }
+        Ok(n)
+    }
+
+    fn learn(&mut self, ev: &ProbeEvent) -> Result<(), ProbeError> {
+        if let ProbeEvent::NewTask { child, .. } = ev {
+            // The BPF side already traces it; keep our set in sync.
+            self.pids.insert(*child);
+        }
+        if self.auto_rings
+            && let Some(r) = ev.ring()
+            && !r.is_null()
+            && self.known_rings.insert(r.0)
+        {
+            // A full map only means we stop following new rings.
+            let _ = self.rings.insert(r.0, 1, 0);
+        }
+        Ok(())
+    }
+
+    /// Detaches everything now (same as dropping) and returns the final
+    /// lost count.
+    pub fn detach(self) -> Result<u64, ProbeError> {
+        let lost = self.lost()?;
+        drop(self);
+        Ok(lost)
+    }
+
+    /// The underlying aya object (advanced use).
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+}

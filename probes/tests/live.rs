@@ -1,0 +1,701 @@
+//! Live tests against the running kernel: real tracepoints, real clients
+//! (a liburing C program built here, fio). They need root (or CAP_BPF +
+//! CAP_PERFMON) and tracefs; without them each test prints a loud SKIP line
+//! to stderr. With them, a missing tool (cc, liburing-dev, fio, bpftool)
+//! is a failure, not a skip: CI must install them.
+//!
+//! No assertion is about wall-clock time; the bounded waits only turn a
+//! hang into a failure.
+
+use ringside_probes::attach::{HeadlessOptions, Summary, run_headless};
+use ringside_probes::event::{ECANCELED, sqe_flags};
+use ringside_probes::graph::{CancelCause, ReqState, RequestGraph};
+use ringside_probes::session::check_privileges;
+use ringside_probes::{AttachOptions, ProbeEvent, Probes, Ptr};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// True when the kernel probes can run here; else prints a loud SKIP.
+fn live(test: &str) -> bool {
+    let why = match check_privileges() {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => match ringside_probes::format::find_tracefs(true) {
+            Err(e) => Some(e.to_string()),
+            Ok(t) if !t.has_io_uring() => Some("kernel has no io_uring tracepoints".into()),
+            Ok(_) => None,
+        },
+    };
+    if let Some(why) = why {
+        eprintln!("\n######## SKIP {test}: {why} ########\n");
+        return false;
+    }
+    true
+}
+
+fn tool(name: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} is not installed: apt-get install {}",
+        match name {
+            "fio" => "fio",
+            "bpftool" => "bpftool",
+            _ => "build-essential",
+        }
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Builds tests/c/chain.c with liburing into `dir`.
+fn build_chain(dir: &Path) -> PathBuf {
+    tool("cc");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/chain.c");
+    let exe = dir.join("chain");
+    let out = Command::new("cc")
+        .arg("-O2")
+        .arg("-Wall")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .arg("-luring")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building {} failed (apt-get install liburing-dev): {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// A shared buffer the headless runner writes into, readable meanwhile.
+#[derive(Clone, Default)]
+struct SharedOut(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedOut {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedOut {
+    fn lines(&self) -> Vec<Value> {
+        let b = self.0.lock().unwrap();
+        String::from_utf8_lossy(&b)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+    fn wait_for_kind(&self, kind: &str) -> Value {
+        let t = Instant::now();
+        loop {
+            if let Some(v) = self.lines().into_iter().find(|v| v["kind"] == kind) {
+                return v;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "no {kind:?} line from run_headless"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+struct Headless {
+    out: SharedOut,
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<anyhow::Result<Summary>>,
+}
+
+fn start_headless(mut opts: HeadlessOptions) -> Headless {
+    let out = SharedOut::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    opts.stop = Some(Arc::clone(&stop));
+    let mut w = out.clone();
+    let handle = std::thread::spawn(move || run_headless(&opts, &mut w));
+    Headless { out, stop, handle }
+}
+
+impl Headless {
+    /// Waits for the runner to end by itself (bounded: then it is stopped
+    /// and the test fails).
+    fn finish(self) -> (Summary, Vec<Value>) {
+        let t = Instant::now();
+        while !self.handle.is_finished() {
+            if t.elapsed() > Duration::from_secs(60) {
+                self.stop.store(true, Ordering::Relaxed);
+                let _ = self.handle.join();
+                panic!("run_headless did not stop when the traced process exited");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let summary = self.handle.join().unwrap().expect("run_headless");
+        (summary, self.out.lines())
+    }
+}
+
+struct ChainProc {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    pid: u32,
+    ring_fd: Option<i32>,
+}
+
+fn spawn_chain(exe: &Path, file: &Path, mode: &str) -> ChainProc {
+    let mut child = Command::new(exe)
+        .arg(file)
+        .arg(mode)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ring_fd = None;
+    let pid;
+    loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "chain exited early");
+        if let Some(fd) = line.strip_prefix("ring ") {
+            ring_fd = Some(fd.trim().parse().unwrap());
+        } else if let Some(p) = line.strip_prefix("ready ") {
+            pid = p.trim().parse().unwrap();
+            break;
+        }
+    }
+    assert_eq!(pid, child.id());
+    ChainProc {
+        child,
+        stdin,
+        stdout,
+        pid,
+        ring_fd,
+    }
+}
+
+impl ChainProc {
+    /// Lets it submit, waits for its exit, returns (user_data, res) per CQE
+    /// and the ring fd.
+    fn go(mut self) -> (Vec<(u64, i32)>, i32) {
+        self.stdin.write_all(b"go\n").unwrap();
+        self.stdin.flush().unwrap();
+        let mut cqes = Vec::new();
+        let mut ring_fd = self.ring_fd;
+        for line in self.stdout.lines() {
+            let line = line.unwrap();
+            let w: Vec<&str> = line.split_whitespace().collect();
+            match w.as_slice() {
+                ["cqe", ud, res] => cqes.push((ud.parse().unwrap(), res.parse().unwrap())),
+                ["ring", fd] => ring_fd = Some(fd.parse().unwrap()),
+                _ => panic!("chain printed {line:?}"),
+            }
+        }
+        assert!(self.child.wait().unwrap().success());
+        (cqes, ring_fd.expect("ring fd"))
+    }
+}
+
+fn events_of(lines: &[Value]) -> Vec<ProbeEvent> {
+    lines
+        .iter()
+        .filter(|v| v["kind"] != "attached" && v["kind"] != "summary")
+        .map(|v| serde_json::from_value(v.clone()).expect("a ProbeEvent"))
+        .collect()
+}
+
+/// The chain test, attaching before the ring exists ("ring-later") or
+/// after ("ring-first"), with an untraced copy running at the same time.
+fn chain_case(test: &str, mode: &str) {
+    if !live(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_chain(dir.path());
+    let file = dir.path().join("data");
+    std::fs::write(&file, vec![7u8; 4096 + 100]).unwrap();
+
+    let traced = spawn_chain(&exe, &file, mode);
+    let other = spawn_chain(&exe, &file, mode);
+    let (tpid, opid) = (traced.pid, other.pid);
+
+    let h = start_headless(HeadlessOptions {
+        attach: AttachOptions {
+            pids: vec![tpid],
+            ..HeadlessOptions::default().attach
+        },
+        wait_for_rings: mode == "ring-later",
+        ..HeadlessOptions::default()
+    });
+    let attached = h.out.wait_for_kind("attached");
+    let ids = attached["program_ids"].as_array().unwrap().len();
+    assert!(ids >= 5, "{attached}");
+
+    // Both run their chain at the same time; only one is traced.
+    let other_t = std::thread::spawn(move || other.go());
+    let (cqes, ring_fd) = traced.go();
+    let (other_cqes, _) = other_t.join().unwrap();
+    let expect = vec![(1, 4096), (2, 100), (3, ECANCELED)];
+    assert_eq!(cqes, expect, "the client itself saw the short read");
+    assert_eq!(other_cqes, expect);
+
+    let (summary, lines) = h.finish();
+    let evs = events_of(&lines);
+
+    // Nothing from the other process.
+    for e in &evs {
+        assert_eq!(e.header().tgid, tpid, "event from an untraced process: {e:?}");
+        assert_ne!(e.header().tgid, opid);
+    }
+    assert_eq!(summary.lost, 0, "events lost");
+    assert_eq!(summary.pids, vec![tpid]);
+
+    // The submit of each step, with the link flags.
+    let mut req_of = std::collections::HashMap::new();
+    let mut ring = Ptr::NULL;
+    for ud in 1..=3u64 {
+        let sub = evs
+            .iter()
+            .find(|e| matches!(e, ProbeEvent::SubmitReq { user_data, .. } if *user_data == ud))
+            .unwrap_or_else(|| panic!("no submit_req for step {ud}: {evs:#?}"));
+        let ProbeEvent::SubmitReq {
+            req,
+            opcode,
+            ring: r,
+            ..
+        } = sub
+        else {
+            unreachable!()
+        };
+        assert_eq!(*opcode, 22, "IORING_OP_READ");
+        let linked = sub.sqe_flags().unwrap() & sqe_flags::IO_LINK != 0;
+        assert_eq!(linked, ud < 3, "IO_LINK on steps 1 and 2 only");
+        req_of.insert(ud, *req);
+        ring = *r;
+    }
+    // The links: 2 after 1, 3 after 2.
+    for (a, b) in [(2u64, 1u64), (3, 2)] {
+        assert!(
+            evs.iter().any(|e| matches!(e,
+                ProbeEvent::Link { req, target, .. } if *req == req_of[&a] && *target == req_of[&b])),
+            "no link {a}->{b}: {evs:#?}"
+        );
+    }
+    // The short read, the fail_link, the -ECANCELED.
+    let completes: Vec<(u64, i32)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            ProbeEvent::Complete { user_data, res, .. } => Some((*user_data, *res)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completes, expect);
+    assert!(
+        evs.iter().any(|e| matches!(e,
+            ProbeEvent::FailLink { req, link, user_data: 2, .. }
+                if *req == req_of[&2] && *link == req_of[&3])),
+        "no fail_link 2->3: {evs:#?}"
+    );
+
+    // The graph tells the same story.
+    let mut g = RequestGraph::new();
+    for e in &evs {
+        g.push(e);
+    }
+    let by_ud = |ud| {
+        g.requests()
+            .into_iter()
+            .find(|r| r.user_data == ud && r.submitted_ns.is_some())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_ud(1).state, ReqState::Completed);
+    assert_eq!(by_ud(2).state, ReqState::Short);
+    assert_eq!(by_ud(3).state, ReqState::Cancelled);
+    assert_eq!(by_ud(3).cancelled_by, Some(by_ud(2).id));
+    let c = g.cancellations().next().unwrap();
+    assert_eq!(c.cause, Some(CancelCause::LinkShort));
+
+    // The summary counts.
+    assert_eq!(summary.requests.short, 1);
+    assert_eq!(summary.requests.cancelled, 1);
+    assert_eq!(summary.chains.total, 1);
+    assert_eq!(summary.chains.broken, 1);
+    assert_eq!(summary.chains.max_len, 3);
+    assert_eq!(summary.cancellations.by_cause.get("link_short"), Some(&1));
+    let r = summary
+        .rings
+        .iter()
+        .find(|r| r.ring == ring)
+        .expect("ring in summary");
+    assert_eq!(r.fd, Some(ring_fd), "{r:?}");
+    assert_eq!(r.pid, tpid);
+
+    match mode {
+        "ring-later" => {
+            // Attached first: the create event names the ring and its fd.
+            assert!(
+                evs.iter().any(|e| matches!(e,
+                    ProbeEvent::Create { ring: r, fd, sq_entries: 8, .. }
+                        if *r == ring && *fd == ring_fd)),
+                "no create event: {evs:#?}"
+            );
+            assert_eq!(attached["rings"].as_array().unwrap().len(), 0);
+        }
+        _ => {
+            // Attached to an existing ring: discovery found it in /proc.
+            let rings = attached["rings"].as_array().unwrap();
+            assert_eq!(rings.len(), 1, "{attached}");
+            assert_eq!(rings[0]["fd"], ring_fd);
+            assert_eq!(rings[0]["info"]["sq_entries"], 8);
+            assert!(!evs.iter().any(|e| matches!(e, ProbeEvent::Create { .. })));
+            assert_eq!(
+                r.source,
+                ringside_probes::discover::RingSource::OnlyRing
+            );
+        }
+    }
+}
+
+#[test]
+fn liburing_chain_short_read_attach_before_ring() {
+    chain_case("liburing_chain_short_read_attach_before_ring", "ring-later");
+}
+
+#[test]
+fn liburing_chain_short_read_attach_after_ring() {
+    chain_case("liburing_chain_short_read_attach_after_ring", "ring-first");
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                v.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    v
+}
+
+fn fio_cmd(file: &Path, runtime: &str) -> Vec<String> {
+    [
+        "--name=probe",
+        "--ioengine=io_uring",
+        "--rw=randread",
+        "--bs=4k",
+        "--size=4M",
+        "--iodepth=8",
+        "--time_based",
+        "--output=/dev/null",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        format!("--runtime={runtime}"),
+        format!("--filename={}", file.display()),
+    ])
+    .collect()
+}
+
+/// fio (forked job process) traced by the pid of the job that owns the ring.
+#[test]
+fn fio_io_uring_traced_by_pid() {
+    if !live("fio_io_uring_traced_by_pid") {
+        return;
+    }
+    let fio = tool("fio");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fio.dat");
+    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let mut main = Command::new(&fio)
+        .args(fio_cmd(&file, "3"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // fio forks one process per job; find the one that owns a ring.
+    let t = Instant::now();
+    let job = loop {
+        let found = children_of(main.id()).into_iter().find(|&c| {
+            ringside_probes::discover(c)
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        });
+        if let Some(j) = found {
+            break j;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "fio job never made a ring");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let h = start_headless(HeadlessOptions {
+        attach: AttachOptions {
+            pids: vec![job],
+            ..HeadlessOptions::default().attach
+        },
+        ..HeadlessOptions::default()
+    });
+    let (summary, lines) = h.finish();
+    assert!(main.wait().unwrap().success());
+    let evs = events_of(&lines);
+    let subs = evs
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::SubmitReq { opcode: 22, .. }))
+        .count();
+    let full_reads = evs
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::Complete { res: 4096, .. }))
+        .count();
+    assert!(subs > 100, "only {subs} READ submissions traced");
+    assert!(full_reads > 100, "only {full_reads} 4 KiB completions traced");
+    for e in &evs {
+        assert_eq!(e.header().tgid, job, "{e:?}");
+    }
+    assert_eq!(summary.lost, 0);
+    assert_eq!(summary.rings.len(), 1, "{:?}", summary.rings);
+    assert_eq!(summary.stopped, ringside_probes::attach::StopReason::Exited);
+    assert!(summary.requests.completed as usize >= full_reads - 8);
+    assert_eq!(summary.requests.failed, 0);
+    assert_eq!(summary.requests.unobserved, 0, "{summary:?}");
+}
+
+/// Attach to a process before it execs fio: follow_forks picks up the job
+/// process fio forks, and its ring (created after attach) is seen.
+#[test]
+fn fio_followed_through_fork() {
+    if !live("fio_followed_through_fork") {
+        return;
+    }
+    let fio = tool("fio");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fio.dat");
+    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let script = format!(
+        "read go; exec {} {}",
+        fio.display(),
+        fio_cmd(&file, "1").join(" ")
+    );
+    let mut sh = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let h = start_headless(HeadlessOptions {
+        attach: AttachOptions {
+            pids: vec![sh.id()],
+            ..HeadlessOptions::default().attach
+        },
+        wait_for_rings: true,
+        ..HeadlessOptions::default()
+    });
+    h.out.wait_for_kind("attached");
+    sh.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let (summary, lines) = h.finish();
+    assert!(sh.wait().unwrap().success());
+    let evs = events_of(&lines);
+    let forks: Vec<u32> = evs
+        .iter()
+        .filter_map(|e| match e {
+            ProbeEvent::NewTask { child, .. } => Some(*child),
+            _ => None,
+        })
+        .collect();
+    assert!(!forks.is_empty(), "no fork seen");
+    let creates: Vec<&ProbeEvent> = evs
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::Create { .. }))
+        .collect();
+    assert!(!creates.is_empty(), "the job's ring creation was not seen");
+    assert!(
+        creates.iter().all(|c| forks.contains(&c.header().tgid)),
+        "rings made by a forked job: {creates:?} forks {forks:?}"
+    );
+    assert!(summary.requests.completed > 100, "{summary:?}");
+    assert_eq!(summary.lost, 0);
+    assert!(summary.pids.len() >= 2, "{:?}", summary.pids);
+}
+
+fn bpftool_prog_ids() -> Vec<u32> {
+    let out = Command::new(tool("bpftool"))
+        .args(["-j", "prog", "show"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_u64().map(|i| i as u32))
+        .collect()
+}
+
+/// Program release is deferred in the kernel (RCU): wait for it, bounded.
+fn wait_gone(ids: &[u32]) {
+    let t = Instant::now();
+    loop {
+        let live = bpftool_prog_ids();
+        let left: Vec<u32> = ids.iter().copied().filter(|i| live.contains(i)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "programs {left:?} still loaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Traces this very process (as `ringside demo` does): NOP submissions and
+/// completions arrive, then dropping the session unloads every program.
+#[test]
+fn self_trace_then_drop_detaches() {
+    if !live("self_trace_then_drop_detaches") {
+        return;
+    }
+    let mut p = Probes::attach(AttachOptions {
+        pids: vec![std::process::id()],
+        ..Default::default()
+    })
+    .unwrap();
+    let ids = p.program_ids().to_vec();
+    assert!(ids.len() >= 5);
+    let loaded = bpftool_prog_ids();
+    assert!(ids.iter().all(|i| loaded.contains(i)), "ours are listed while attached");
+
+    let mut ring = io_uring::IoUring::new(64).unwrap();
+    for i in 0..32u64 {
+        let nop = io_uring::opcode::Nop::new().build().user_data(1000 + i);
+        // SAFETY: a NOP references no memory.
+        unsafe { ring.submission().push(&nop).unwrap() };
+    }
+    ring.submit_and_wait(32).unwrap();
+    ring.completion().for_each(drop);
+    let mut got = Vec::new();
+    let t = Instant::now();
+    while got
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::Complete { user_data, .. } if *user_data >= 1000))
+        .count()
+        < 32
+    {
+        assert!(t.elapsed() < Duration::from_secs(30), "events missing: {got:?}");
+        p.poll(Duration::from_millis(20), |e| got.push(e)).unwrap();
+    }
+    let me = std::process::id();
+    assert!(got.iter().all(|e| e.header().tgid == me));
+    let subs = got
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::SubmitReq { user_data, opcode: 0, .. } if *user_data >= 1000))
+        .count();
+    assert_eq!(subs, 32);
+    assert_eq!(p.lost().unwrap(), 0);
+    drop(p);
+    wait_gone(&ids);
+}
+
+/// The `attach` example (cargo builds examples before running tests).
+fn example_attach() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/attach");
+    assert!(p.exists(), "{} missing: run through cargo test", p.display());
+    p
+}
+
+fn spawn_child_headless(target: u32) -> (Child, BufReader<ChildStdout>, Vec<u32>) {
+    let mut child = Command::new(example_attach())
+        .args(["--pid", &target.to_string(), "--wait-for-rings"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let ids = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child ended early");
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["kind"] == "attached"
+        {
+            break v["program_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect::<Vec<u32>>();
+        }
+    };
+    (child, out, ids)
+}
+
+/// SIGTERM: the headless runner prints its summary and exits cleanly; its
+/// programs are gone. SIGKILL: the kernel frees them anyway (not pinned).
+#[test]
+fn sigterm_and_sigkill_leave_no_programs() {
+    if !live("sigterm_and_sigkill_leave_no_programs") {
+        return;
+    }
+    let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+
+    let (mut child, out, ids) = spawn_child_headless(sleeper.id());
+    assert!(!ids.is_empty());
+    let loaded = bpftool_prog_ids();
+    assert!(ids.iter().all(|i| loaded.contains(i)));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rest: Vec<String> = out.lines().map(|l| l.unwrap()).collect();
+    assert!(child.wait().unwrap().success(), "exit after SIGTERM");
+    let summary = rest
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["kind"] == "summary")
+        .expect("a summary line after SIGTERM");
+    assert_eq!(summary["stopped"], "signal");
+    wait_gone(&ids);
+
+    let (mut child, _out, ids) = spawn_child_headless(sleeper.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_gone(&ids);
+
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
+
+#[test]
+fn clear_errors_for_bad_pids() {
+    if !live("clear_errors_for_bad_pids") {
+        return;
+    }
+    let mut opts = HeadlessOptions::default();
+    opts.attach.pids = vec![u32::MAX - 7];
+    let e = run_headless(&opts, &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), format!("process {} does not exist", u32::MAX - 7));
+
+    let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+    opts.attach.pids = vec![sleeper.id()];
+    let e = run_headless(&opts, &mut Vec::new()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("has no io_uring rings"), "{msg}");
+    assert!(!msg.contains('\n'));
+    let pe = e.downcast_ref::<ringside_probes::ProbeError>().unwrap();
+    assert_eq!(pe.exit_code(), 3);
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
