@@ -8,11 +8,21 @@
 //! [`event::Event`].
 
 pub mod abi;
+pub mod chain;
 pub mod decision;
 pub mod elf;
+pub mod engine;
+pub mod event;
 pub mod fixup;
 pub mod interp;
 pub mod maps;
 pub mod program;
+pub mod ring;
 pub mod verifier;
 pub mod vm;
+
+pub use abi::{RsCtx, RsSqe};
+pub use chain::{ChainSpec, StepSpec};
+pub use engine::{Engine, EngineConfig, EngineError};
+pub use event::{Event, EventRecord, LinkMode, Notify};
+pub mod progs;

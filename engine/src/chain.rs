@@ -1,0 +1,278 @@
+//! Chains: ordered steps, their states, and what the application asks for.
+//!
+//! Step indexes are positions in the chain: a step inserted right after the
+//! current one shifts the later ones up, as `rs_submit(RS_AFTER_CURRENT)`
+//! promises. In-flight requests refer to steps by a stable `uid` instead, so
+//! a shift never confuses a completion. Finished steps at the front are
+//! dropped from memory (the chain keeps counting from `base`), so a chain of
+//! millions of steps stays small.
+
+use crate::abi::{self, RsSqe};
+use crate::decision::{ChainView, PendingStep};
+use crate::event::{CancelCause, LinkMode, Notify, StepKind};
+use crate::program::ProgId;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// A step as the application declares it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// Io (a request) or Bpf (runs its program).
+    #[serde(default)]
+    pub kind: StepKind,
+    /// The request (for a Bpf step: parameters its program sees in the context).
+    pub sqe: RsSqe,
+    /// Program for this step only.
+    #[serde(default)]
+    pub program: Option<ProgId>,
+}
+
+impl StepSpec {
+    /// An io step.
+    pub fn io(sqe: RsSqe) -> StepSpec {
+        StepSpec {
+            kind: StepKind::Io,
+            sqe,
+            program: None,
+        }
+    }
+}
+
+/// A chain as the application submits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainSpec {
+    /// user_data of the chain's final completion.
+    pub user_data: u64,
+    /// Steps, in order.
+    pub steps: Vec<StepSpec>,
+    /// Program for every step without its own.
+    #[serde(default)]
+    pub program: Option<ProgId>,
+    /// Notification policy.
+    #[serde(default)]
+    pub notify: Notify,
+    /// Wait for every earlier chain, and hold later ones back until done.
+    #[serde(default)]
+    pub drain: bool,
+    /// Engine-driven or kernel link.
+    #[serde(default)]
+    pub link: LinkMode,
+}
+
+/// Where a step is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StepState {
+    /// Not issued yet.
+    Pending,
+    /// In the kernel.
+    Inflight,
+    /// Completed with this result.
+    Done,
+    /// Cancelled (by the kernel, a program, a budget or shutdown).
+    Cancelled,
+    /// Dropped quietly (RS_STOP) or by rs_drop.
+    Dropped,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Step {
+    pub uid: u32,
+    pub kind: StepKind,
+    pub sqe: RsSqe,
+    pub program: Option<ProgId>,
+    pub attempt: u8,
+    pub unlinked: bool,
+    pub detached: bool,
+    pub state: StepState,
+    pub submitted_ns: u64,
+    pub res: i32,
+}
+
+/// How a chain is being driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Driver {
+    Engine,
+    Kernel { hard: bool },
+}
+
+impl Driver {
+    pub fn mode(self) -> LinkMode {
+        match self {
+            Driver::Engine => LinkMode::Engine,
+            Driver::Kernel { hard: false } => LinkMode::Kernel,
+            Driver::Kernel { hard: true } => LinkMode::KernelHard,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChainState {
+    Queued,
+    Running,
+    /// No more steps will be issued; waiting for in-flight requests.
+    Finishing,
+}
+
+#[derive(Debug)]
+pub(crate) struct Chain {
+    pub id: u64,
+    pub user_data: u64,
+    pub driver: Driver,
+    pub notify: Notify,
+    pub drain: bool,
+    pub program: Option<ProgId>,
+    pub steps: VecDeque<Step>,
+    /// Index of steps[0].
+    pub base: u32,
+    pub next_uid: u32,
+    /// Requests of this chain in the kernel.
+    pub inflight: u32,
+    pub state: ChainState,
+    pub final_res: Option<i32>,
+    pub last_res: i32,
+    /// (step, res, cause) of the failure, once failed.
+    pub failure: Option<(u32, i32, CancelCause)>,
+    /// Decision that stopped it.
+    pub stopped: Option<u64>,
+    pub cancelled: bool,
+    /// Highest step index that completed in order (not detached).
+    pub current: Option<u32>,
+}
+
+impl Chain {
+    pub fn new(id: u64, spec: &ChainSpec, driver: Driver) -> Chain {
+        let steps: VecDeque<Step> = spec
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Step {
+                uid: i as u32,
+                kind: s.kind,
+                sqe: s.sqe,
+                program: s.program,
+                attempt: 1,
+                unlinked: false,
+                detached: false,
+                state: StepState::Pending,
+                submitted_ns: 0,
+                res: 0,
+            })
+            .collect();
+        Chain {
+            id,
+            user_data: spec.user_data,
+            driver,
+            notify: spec.notify,
+            drain: spec.drain,
+            program: spec.program,
+            next_uid: steps.len() as u32,
+            steps,
+            base: 0,
+            inflight: 0,
+            state: ChainState::Queued,
+            final_res: None,
+            last_res: 0,
+            failure: None,
+            stopped: None,
+            cancelled: false,
+            current: None,
+        }
+    }
+
+    /// Steps in the chain (including finished ones already forgotten).
+    pub fn nsteps(&self) -> u32 {
+        self.base + self.steps.len() as u32
+    }
+
+    /// Position in `steps` of the step with this uid.
+    pub fn pos_of_uid(&self, uid: u32) -> Option<usize> {
+        self.steps.iter().position(|s| s.uid == uid)
+    }
+
+    /// Index of a position.
+    pub fn index(&self, pos: usize) -> u32 {
+        self.base + pos as u32
+    }
+
+    /// Position of an index still in memory.
+    pub fn pos(&self, index: u32) -> Option<usize> {
+        let p = index.checked_sub(self.base)? as usize;
+        (p < self.steps.len()).then_some(p)
+    }
+
+    /// First pending, in-order (not detached) step after `index` (or from the start).
+    pub fn next_pending(&self, after: Option<u32>) -> Option<usize> {
+        let from = match after {
+            Some(i) => (i + 1).saturating_sub(self.base) as usize,
+            None => 0,
+        };
+        (from..self.steps.len())
+            .find(|&p| !self.steps[p].detached && self.steps[p].state == StepState::Pending)
+    }
+
+    /// The chain as a decision about step `pos` sees it.
+    pub fn view(&self, pos: usize) -> ChainView {
+        let s = &self.steps[pos];
+        ChainView {
+            chain: self.id,
+            step: self.index(pos),
+            nsteps: self.nsteps(),
+            opcode: if s.kind == StepKind::Bpf {
+                abi::OP_BPF
+            } else {
+                s.sqe.opcode
+            },
+            fd: s.sqe.fd,
+            attempt: s.attempt,
+            pending: self
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.state == StepState::Pending && !s.detached)
+                .map(|(p, s)| PendingStep {
+                    index: self.index(p),
+                    dropped: false,
+                    unlinked: s.unlinked,
+                })
+                .collect(),
+        }
+    }
+
+    /// Insert a step; returns its position.
+    pub fn insert(&mut self, index: u32, sqe: RsSqe, attempt: u8, detached: bool) -> usize {
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        let step = Step {
+            uid,
+            kind: StepKind::Io,
+            sqe,
+            program: None,
+            attempt,
+            unlinked: false,
+            detached,
+            state: StepState::Pending,
+            submitted_ns: 0,
+            res: 0,
+        };
+        let pos = (index.saturating_sub(self.base) as usize).min(self.steps.len());
+        self.steps.insert(pos, step);
+        pos
+    }
+
+    /// Forget finished steps at the front (never the current one, never in flight).
+    pub fn compact(&mut self) {
+        while self.steps.len() > 1 {
+            let front = &self.steps[0];
+            let finished = matches!(
+                front.state,
+                StepState::Done | StepState::Cancelled | StepState::Dropped
+            );
+            let before_current = self.current.is_some_and(|c| self.base < c);
+            if !(finished && before_current) {
+                break;
+            }
+            self.steps.pop_front();
+            self.base += 1;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Chains on real rings: kernel links next to engine-driven chains.
+
+mod common;
+
+use common::*;
+use ringside_engine::abi::{RsSqe, op};
+use ringside_engine::event::{AppKind, CancelCause, Event, LinkMode, Notify, Outcome, Overflow};
+use ringside_engine::program::LoadOptions;
+use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec, progs};
+
+fn read(fd: i32, buf_off: u64, len: u32, user_data: u64) -> StepSpec {
+    StepSpec::io(RsSqe {
+        opcode: op::READ,
+        fd,
+        buf_index: 0,
+        buf_off,
+        len,
+        user_data,
+        ..Default::default()
+    })
+}
+
+/// The same three-step chain, with a short read in step 2: as a kernel link,
+/// step 3 is cancelled with -ECANCELED; under the engine with read_exact,
+/// the chain completes with all the data.
+#[test]
+fn short_read_cancels_kernel_link_but_not_read_exact() {
+    let data = pattern(300, 7);
+
+    // Kernel link.
+    let (r, w) = pipe();
+    write_all(raw(&w), &data[..150]);
+    let mut e = Engine::new(EngineConfig {
+        files: vec![(raw(&r), "pipe".into())],
+        buffers: vec![4096],
+        ..Default::default()
+    })
+    .unwrap();
+    let sub = e.subscribe(1024, Overflow::Block);
+    let chain = ChainSpec {
+        user_data: 1,
+        steps: vec![
+            read(0, 0, 100, 10),
+            read(0, 100, 100, 11),
+            read(0, 200, 100, 12),
+        ],
+        program: None,
+        notify: Notify::All,
+        drain: false,
+        link: LinkMode::Kernel,
+    };
+    let id = e.submit_chain(chain.clone()).unwrap();
+    e.run_until_idle().unwrap();
+    let done: Vec<_> = e.take_completions();
+    let step_res: Vec<(Option<u32>, i32)> = done
+        .iter()
+        .filter(|c| c.kind != AppKind::Final)
+        .map(|c| (c.step, c.res))
+        .collect();
+    assert_eq!(
+        step_res,
+        vec![(Some(0), 100), (Some(1), 50), (Some(2), -libc::ECANCELED)]
+    );
+    let fin = done.iter().find(|c| c.kind == AppKind::Final).unwrap();
+    assert_eq!(fin.res, 50);
+    let events: Vec<Event> = sub.rx.try_iter().map(|r| r.event.clone()).collect();
+    assert!(events.iter().any(|ev| matches!(ev,
+        Event::Cancelled { chain, step: 2, cause: CancelCause::KernelLink { failed_step: 1 }, issued: true, .. } if *chain == id)));
+    assert!(events.iter().any(|ev| matches!(
+        ev,
+        Event::ChainFinished {
+            outcome: Outcome::Failed { step: 1, .. },
+            ..
+        }
+    )));
+    drop(e);
+
+    // The same chain under the engine with read_exact.
+    let (r, w) = pipe();
+    write_all(raw(&w), &data[..150]);
+    let mut e = Engine::new(EngineConfig {
+        files: vec![(raw(&r), "pipe".into())],
+        buffers: vec![4096],
+        ..Default::default()
+    })
+    .unwrap();
+    let obj = e
+        .load_object("read_exact.o", progs::READ_EXACT, &LoadOptions::default())
+        .unwrap();
+    let prog = obj.programs[0].1;
+    let sub = e.subscribe(1 << 16, Overflow::Block);
+    let id = e
+        .submit_chain(ChainSpec {
+            program: Some(prog),
+            link: LinkMode::Auto,
+            ..chain
+        })
+        .unwrap();
+    // Write the rest only once the short read has been seen: deterministic.
+    let mut wrote = false;
+    while e.active_chains() > 0 {
+        e.run(true).unwrap();
+        if !wrote
+            && sub.rx.try_iter().any(|r| {
+                matches!(
+                    r.event,
+                    Event::Completed {
+                        step: 1,
+                        res: 50,
+                        ..
+                    }
+                )
+            })
+        {
+            write_all(raw(&w), &data[150..]);
+            wrote = true;
+        }
+    }
+    assert!(wrote, "step 2 was not short");
+    let done = e.take_completions();
+    let fin = done
+        .iter()
+        .find(|c| c.kind == AppKind::Final && c.chain == id)
+        .unwrap();
+    assert_eq!(fin.flags, 0, "chain failed: {done:?}");
+    assert_eq!(fin.res, 300, "read_exact reports the chain's total bytes");
+    assert_eq!(&e.buffer(0).unwrap()[..300], &data[..]);
+    assert!(done.iter().all(|c| c.res != -libc::ECANCELED));
+}
