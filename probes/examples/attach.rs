@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run -p ringside-probes --example attach -- --pid PID [--pid PID2]
 //!     [--ring 0xCTX] [--duration-ms N] [--wait-for-rings] [--no-events]
-//!     [--no-follow-forks] [--summary-only]
+//!     [--no-follow-forks] [--follow-rings]
 //! ```
 //!
 //! Errors print one line (`attach: <message>`) and exit with
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: attach --pid PID [--pid PID]... [--ring 0xCTX] [--duration-ms N] [--wait-for-rings] [--no-events] [--no-follow-forks]"
+        "usage: attach --pid PID [--pid PID]... [--ring 0xCTX] [--duration-ms N] [--wait-for-rings] [--no-events] [--no-follow-forks] [--follow-rings]"
     );
     std::process::exit(64);
 }
@@ -43,6 +43,7 @@ fn main() {
             "--wait-for-rings" => opts.wait_for_rings = true,
             "--no-events" => opts.print_events = false,
             "--no-follow-forks" => opts.attach.follow_forks = false,
+            "--follow-rings" => opts.attach.follow_rings = true,
             _ => usage(),
         }
     }
@@ -52,7 +53,9 @@ fn main() {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Err(e) = run_headless(&opts, &mut out) {
-        let code = e.downcast_ref::<ProbeError>().map_or(1, ProbeError::exit_code);
+        let code = e
+            .downcast_ref::<ProbeError>()
+            .map_or(1, ProbeError::exit_code);
         eprintln!("attach: {e}");
         std::process::exit(code);
     }

@@ -49,7 +49,6 @@ impl Default for HeadlessOptions {
         HeadlessOptions {
             attach: AttachOptions {
                 follow_forks: true,
-                follow_rings: true,
                 ..AttachOptions::default()
             },
             duration: None,
@@ -214,7 +213,13 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     };
 
     let stopped = loop {
-        consume(&mut probes, &mut graph, &mut dir, &mut w, opts.poll_interval)?;
+        consume(
+            &mut probes,
+            &mut graph,
+            &mut dir,
+            &mut w,
+            opts.poll_interval,
+        )?;
         if stop.load(Ordering::Relaxed) {
             break StopReason::Signal;
         }

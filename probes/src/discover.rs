@@ -75,6 +75,11 @@ pub struct Fdinfo {
     pub cq_overflow: Vec<String>,
     /// Every other `Key: value` line, kept as text.
     pub other: BTreeMap<String, String>,
+    /// The kernel printed only the generic lines (pos, flags, ...): it
+    /// skips the ring details when the ring lock is busy (it only trylocks,
+    /// 6.x). Every ring field is then `None`; [`discover`] retries a few
+    /// times before settling for this.
+    pub busy: bool,
 }
 
 impl Fdinfo {
@@ -195,10 +200,13 @@ impl Fdinfo {
             saw_ring_key = true;
         }
         if !saw_ring_key {
-            return Err(ProbeError::Fdinfo {
-                path: path.to_string(),
-                reason: "no io_uring fields (SqMask, SqHead, ...): not an io_uring fd?".into(),
-            });
+            if !f.other.contains_key("flags") {
+                return Err(ProbeError::Fdinfo {
+                    path: path.to_string(),
+                    reason: "neither io_uring fields (SqMask, SqHead, ...) nor the generic ones (pos, flags)".into(),
+                });
+            }
+            f.busy = true;
         }
         f.sq_entries = sq_mask.and_then(|m| m.checked_add(1));
         f.cq_entries = cq_mask.and_then(|m| m.checked_add(1));
@@ -280,21 +288,32 @@ pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError
             .join(pid.to_string())
             .join("fdinfo")
             .join(fd.to_string());
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(ProbeError::Io {
-                    what: format!("reading {}", p.display()),
-                    source: e,
-                });
+        let mut info = None;
+        // A busy ring prints no details (the kernel only trylocks its
+        // lock): try a few times, then keep what we have.
+        for attempt in 0..20 {
+            let text = match std::fs::read_to_string(&p) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    return Err(ProbeError::Io {
+                        what: format!("reading {}", p.display()),
+                        source: e,
+                    });
+                }
+            };
+            let parsed = Fdinfo::parse(&p.display().to_string(), &text)?;
+            let busy = parsed.busy;
+            info = Some(parsed);
+            if !busy {
+                break;
             }
+            std::thread::sleep(std::time::Duration::from_micros(200 << (attempt / 4)));
+        }
+        let Some(info) = info else {
+            continue; // closed meanwhile
         };
-        out.push(RingFd {
-            pid,
-            fd,
-            info: Fdinfo::parse(&p.display().to_string(), &text)?,
-        });
+        out.push(RingFd { pid, fd, info });
     }
     out.sort_by_key(|r| r.fd);
     Ok(out)
@@ -485,7 +504,10 @@ NAPI:\tdisabled
         );
         assert_eq!(f.poll_list, vec!["op=6, task_works=0".to_string()]);
         assert_eq!(f.other.get("NAPI").map(String::as_str), Some("disabled"));
-        assert_eq!(f.other.get("SqWorkTime").map(String::as_str), Some("248432"));
+        assert_eq!(
+            f.other.get("SqWorkTime").map(String::as_str),
+            Some("248432")
+        );
     }
 
     #[test]
@@ -500,9 +522,13 @@ NAPI:\tdisabled
 
     #[test]
     fn malformed_fdinfo_is_an_error_not_a_panic() {
+        let busy = Fdinfo::parse("t", "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1\n").unwrap();
+        assert!(busy.busy);
+        assert_eq!(busy.sq_entries, None);
+        assert!(!Fdinfo::parse("t", SQPOLL).unwrap().busy);
         for t in [
             "",
-            "pos:\t0\nflags:\t02\n",
+            "pos:\t0\n",
             "SqMask:\tzz\n",
             "SqHead:\t99999999999\n",
             "SqMask:\t0x3\nnonsense line\n",

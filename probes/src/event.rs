@@ -769,7 +769,8 @@ pub mod wire {
                 error,
                 ..
             } => {
-                (ring, req, ud, op, a, bb, d, res) = (r.0, q.0, user_data, opcode, off, addr, len, error);
+                (ring, req, ud, op, a, bb, d, res) =
+                    (r.0, q.0, user_data, opcode, off, addr, len, error);
                 c = sqe_flags as u32 | (buf_index as u32) << 16;
                 KIND_REQ_FAILED
             }

@@ -457,6 +457,8 @@ pub const CFG_RING_FILTER: u32 = 1;
 pub const CFG_FOLLOW_RINGS: u32 = 2;
 /// `RS_CFG_FOLLOW_FORKS`.
 pub const CFG_FOLLOW_FORKS: u32 = 4;
+/// `RS_CFG_FLOOR`.
+pub const CFG_FLOOR: u32 = 8;
 
 /// Size of `struct rs_cfg`.
 pub const CFG_SIZE: usize = wire::KINDS * SLOTS + wire::KINDS + 5 + 4 + 4;
@@ -651,7 +653,10 @@ print fmt: \"ring %p, req %p\", REC->ctx, REC->req
 
     #[test]
     fn missing_required_field_is_refused_optional_is_zero() {
-        let text = SUBMIT.replace("\tfield:bool sq_thread;\toffset:48;\tsize:1;\tsigned:0;\n", "");
+        let text = SUBMIT.replace(
+            "\tfield:bool sq_thread;\toffset:48;\tsize:1;\tsigned:0;\n",
+            "",
+        );
         let f = Format::parse("submit", &text).unwrap();
         let (offs, _) = layout(spec("io_uring_submit_req"), &f).unwrap();
         assert_eq!(offs[5], 0);

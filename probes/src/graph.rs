@@ -518,7 +518,11 @@ impl RequestGraph {
                         }
                         None => self.new_chain(ring, id),
                     };
-                    if self.chains.get(&c).is_some_and(|ch| !ch.members.contains(&id)) {
+                    if self
+                        .chains
+                        .get(&c)
+                        .is_some_and(|ch| !ch.members.contains(&id))
+                    {
                         self.append_to_chain(c, id);
                     }
                     let r = self.requests.get_mut(&id)?;
@@ -919,13 +923,15 @@ impl RequestGraph {
             }
             // A cancellation waiting on an evicted cause stays "unknown".
             if let Some(waiting) = self.pending_causes.remove(&id) {
-                *self.cause_counts.entry(CancelCause::Unknown).or_default() +=
-                    waiting.len() as u64;
+                *self.cause_counts.entry(CancelCause::Unknown).or_default() += waiting.len() as u64;
             }
             if let Some(c) = r.chain
                 && let Some(ch) = self.chains.get(&c)
                 && !ch.open
-                && ch.members.iter().all(|m| *m == id || !self.requests.contains_key(m))
+                && ch
+                    .members
+                    .iter()
+                    .all(|m| *m == id || !self.requests.contains_key(m))
             {
                 self.chains.remove(&c);
             }
@@ -1158,7 +1164,9 @@ mod tests {
         let rs = g.requests();
         assert_eq!(rs.len(), 4);
         assert_eq!(
-            rs.iter().map(|r| (r.user_data, r.state)).collect::<Vec<_>>(),
+            rs.iter()
+                .map(|r| (r.user_data, r.state))
+                .collect::<Vec<_>>(),
             vec![
                 (1, ReqState::Completed),
                 (2, ReqState::Completed),
@@ -1166,7 +1174,10 @@ mod tests {
                 (4, ReqState::Failed)
             ]
         );
-        assert_eq!(rs[2].chain, None, "new request at 0xb is not in the old chain");
+        assert_eq!(
+            rs[2].chain, None,
+            "new request at 0xb is not in the old chain"
+        );
         assert_eq!(rs[3].chain, None);
         assert_eq!(rs[0].res, Some(10), "old request keeps its own result");
         assert_eq!(g.chains()[0].members, vec![0, 1]);

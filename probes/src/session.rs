@@ -3,7 +3,7 @@
 
 use crate::error::ProbeError;
 use crate::event::{ProbeEvent, wire};
-use crate::format::{self, BpfConfig, TRACEPOINTS, TracepointSpec, Tracefs};
+use crate::format::{self, BpfConfig, TRACEPOINTS, Tracefs, TracepointSpec};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
@@ -49,6 +49,10 @@ pub struct AttachOptions {
     pub wakeup_bytes: Option<u32>,
     /// Mount tracefs at /sys/kernel/tracing when it is missing.
     pub mount_tracefs: bool,
+    /// Benchmarking only: every program returns at once and emits nothing,
+    /// to measure what the tracepoints cost by themselves (the floor under
+    /// any tracepoint-based probe).
+    pub floor_only: bool,
 }
 
 impl Default for AttachOptions {
@@ -61,6 +65,7 @@ impl Default for AttachOptions {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             wakeup_bytes: None,
             mount_tracefs: true,
+            floor_only: false,
         }
     }
 }
@@ -245,6 +250,9 @@ impl Probes {
         }
         if opts.follow_forks {
             cfg.flags |= format::CFG_FOLLOW_FORKS;
+        }
+        if opts.floor_only {
+            cfg.flags |= format::CFG_FLOOR;
         }
         cfg.wakeup_bytes = opts
             .wakeup_bytes

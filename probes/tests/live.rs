@@ -169,7 +169,10 @@ fn spawn_chain(exe: &Path, file: &Path, mode: &str) -> ChainProc {
     let pid;
     loop {
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "chain exited early");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "chain exited early"
+        );
         if let Some(fd) = line.strip_prefix("ring ") {
             ring_fd = Some(fd.trim().parse().unwrap());
         } else if let Some(p) = line.strip_prefix("ready ") {
@@ -257,7 +260,11 @@ fn chain_case(test: &str, mode: &str) {
 
     // Nothing from the other process.
     for e in &evs {
-        assert_eq!(e.header().tgid, tpid, "event from an untraced process: {e:?}");
+        assert_eq!(
+            e.header().tgid,
+            tpid,
+            "event from an untraced process: {e:?}"
+        );
         assert_ne!(e.header().tgid, opid);
     }
     assert_eq!(summary.lost, 0, "events lost");
@@ -362,10 +369,7 @@ fn chain_case(test: &str, mode: &str) {
             assert_eq!(rings[0]["fd"], ring_fd);
             assert_eq!(rings[0]["info"]["sq_entries"], 8);
             assert!(!evs.iter().any(|e| matches!(e, ProbeEvent::Create { .. })));
-            assert_eq!(
-                r.source,
-                ringside_probes::discover::RingSource::OnlyRing
-            );
+            assert_eq!(r.source, ringside_probes::discover::RingSource::OnlyRing);
         }
     }
 }
@@ -438,7 +442,10 @@ fn fio_io_uring_traced_by_pid() {
         if let Some(j) = found {
             break j;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "fio job never made a ring");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "fio job never made a ring"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let h = start_headless(HeadlessOptions {
@@ -460,7 +467,10 @@ fn fio_io_uring_traced_by_pid() {
         .filter(|e| matches!(e, ProbeEvent::Complete { res: 4096, .. }))
         .count();
     assert!(subs > 100, "only {subs} READ submissions traced");
-    assert!(full_reads > 100, "only {full_reads} 4 KiB completions traced");
+    assert!(
+        full_reads > 100,
+        "only {full_reads} 4 KiB completions traced"
+    );
     for e in &evs {
         assert_eq!(e.header().tgid, job, "{e:?}");
     }
@@ -575,7 +585,10 @@ fn self_trace_then_drop_detaches() {
     let ids = p.program_ids().to_vec();
     assert!(ids.len() >= 5);
     let loaded = bpftool_prog_ids();
-    assert!(ids.iter().all(|i| loaded.contains(i)), "ours are listed while attached");
+    assert!(
+        ids.iter().all(|i| loaded.contains(i)),
+        "ours are listed while attached"
+    );
 
     let mut ring = io_uring::IoUring::new(64).unwrap();
     for i in 0..32u64 {
@@ -593,7 +606,10 @@ fn self_trace_then_drop_detaches() {
         .count()
         < 32
     {
-        assert!(t.elapsed() < Duration::from_secs(30), "events missing: {got:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "events missing: {got:?}"
+        );
         p.poll(Duration::from_millis(20), |e| got.push(e)).unwrap();
     }
     let me = std::process::id();
@@ -616,7 +632,11 @@ fn example_attach() -> PathBuf {
         .and_then(Path::parent)
         .unwrap()
         .join("examples/attach");
-    assert!(p.exists(), "{} missing: run through cargo test", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run through cargo test",
+        p.display()
+    );
     p
 }
 
@@ -686,7 +706,10 @@ fn clear_errors_for_bad_pids() {
     let mut opts = HeadlessOptions::default();
     opts.attach.pids = vec![u32::MAX - 7];
     let e = run_headless(&opts, &mut Vec::new()).unwrap_err();
-    assert_eq!(e.to_string(), format!("process {} does not exist", u32::MAX - 7));
+    assert_eq!(
+        e.to_string(),
+        format!("process {} does not exist", u32::MAX - 7)
+    );
 
     let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
     opts.attach.pids = vec![sleeper.id()];
