@@ -11,8 +11,10 @@
  * an error. Other errors fail the chain; anything else goes on.
  *
  * retry_cfg (array map, key 0) is pre-loadable:
- *   { __u32 max_attempts; __u32 _pad; __u64 backoff_ns; }
- * Zeroes mean 8 attempts and 1 ms.
+ *   { __u32 max_attempts; __u32 op_flags; __u64 backoff_ns; }
+ * Zeroes mean 8 attempts and 1 ms. rs_ctx does not carry the request's
+ * flags, so the retry uses op_flags from the map: MSG_DONTWAIT (64) for a
+ * recv that should keep answering -EAGAIN rather than wait in the kernel.
  */
 #include "ringside.h"
 
@@ -21,7 +23,7 @@
 
 struct retry_cfg {
 	__u32 max_attempts;
-	__u32 _pad;
+	__u32 op_flags;
 	__u64 backoff_ns;
 };
 
@@ -41,8 +43,10 @@ RS_PROG(retry_eagain)(const struct rs_ctx *ctx)
 	__u32 zero = 0;
 	struct retry_cfg *cfg = bpf_map_lookup_elem(&retry_cfg, &zero);
 	__u32 max = 8;
+	__u32 op_flags = 0;
 	__u64 backoff = 1000000;
 	if (cfg) {
+		op_flags = cfg->op_flags;
 		if (cfg->max_attempts)
 			max = cfg->max_attempts;
 		if (cfg->backoff_ns)
@@ -58,6 +62,7 @@ RS_PROG(retry_eagain)(const struct rs_ctx *ctx)
 		.off = ctx->off,
 		.buf_off = ctx->buf_off,
 		.len = ctx->len,
+		.op_flags = op_flags,
 		.user_data = ctx->user_data,
 	};
 	if (rs_submit(ctx, &again, sizeof(again), RS_AFTER_CURRENT) < 0)

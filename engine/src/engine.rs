@@ -156,6 +156,20 @@ pub struct Engine {
     shut: bool,
     stats: Stats,
     shutdown_outcomes: Option<Vec<(u64, Outcome)>>,
+    finished: Vec<ChainEnd>,
+}
+
+/// A finished chain, as [`Engine::take_finished`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainEnd {
+    /// Chain id.
+    pub chain: u64,
+    /// Its user_data.
+    pub user_data: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Its final result.
+    pub res: i32,
 }
 
 impl std::fmt::Debug for Engine {
@@ -212,6 +226,7 @@ impl Engine {
             shut: false,
             stats: Stats::default(),
             shutdown_outcomes: None,
+            finished: Vec::new(),
         };
         let info = RingInfo {
             fd: e.ring.fd(),
@@ -289,6 +304,24 @@ impl Engine {
         opts: &LoadOptions,
     ) -> Result<LoadedObject, EngineError> {
         let obj = self.registry.load_object(file, bytes, opts)?;
+        self.announce(&obj, bytes);
+        Ok(obj)
+    }
+
+    /// Load only the named programs of an ELF object.
+    pub fn load_object_programs(
+        &mut self,
+        file: &str,
+        bytes: &[u8],
+        names: &[&str],
+        opts: &LoadOptions,
+    ) -> Result<LoadedObject, EngineError> {
+        let obj = self.registry.load_programs(file, bytes, names, opts)?;
+        self.announce(&obj, bytes);
+        Ok(obj)
+    }
+
+    fn announce(&mut self, obj: &LoadedObject, bytes: &[u8]) {
         let bytes = Arc::new(bytes.to_vec());
         for (_, id) in &obj.programs {
             let p = self.registry.program(*id).expect("just loaded");
@@ -323,7 +356,6 @@ impl Engine {
             };
             self.emit_setup(Event::ProgramLoaded(info));
         }
-        Ok(obj)
     }
 
     /// Find a loaded program by name.
@@ -433,6 +465,11 @@ impl Engine {
     /// Take the completions posted to the application so far.
     pub fn take_completions(&mut self) -> Vec<AppCompletion> {
         self.completions.drain(..).collect()
+    }
+
+    /// Take the chains that finished so far (whatever their notify policy).
+    pub fn take_finished(&mut self) -> Vec<ChainEnd> {
+        std::mem::take(&mut self.finished)
     }
 
     /// Pop one completion posted to the application.
@@ -1035,8 +1072,14 @@ impl Engine {
             steps,
         });
         if let Some(v) = self.shutdown_outcomes.as_mut() {
-            v.push((id, outcome));
+            v.push((id, outcome.clone()));
         }
+        self.finished.push(ChainEnd {
+            chain: id,
+            user_data: c.user_data,
+            outcome,
+            res,
+        });
         if c.notify != Notify::None {
             self.post(AppCompletion {
                 chain: id,
@@ -1174,8 +1217,19 @@ impl Engine {
     /// Submit what is queued, optionally wait for one completion, and handle
     /// every completion available. Returns how many were handled.
     pub fn run(&mut self, wait: bool) -> Result<usize, EngineError> {
+        self.run_timeout(wait, None)
+    }
+
+    /// [`Engine::run`], waiting at most `timeout` (when waiting).
+    pub fn run_timeout(
+        &mut self,
+        wait: bool,
+        timeout: Option<Duration>,
+    ) -> Result<usize, EngineError> {
         let want = usize::from(wait && self.ring.inflight() > 0);
-        self.ring.submit(want).map_err(io_err("io_uring_enter"))?;
+        self.ring
+            .submit_timeout(want, timeout)
+            .map_err(io_err("io_uring_enter"))?;
         let mut cqes = std::mem::take(&mut self.cqes);
         self.ring.reap(&mut cqes);
         let n = cqes.len();
@@ -1242,7 +1296,7 @@ impl Engine {
                         .map_err(io_err("queueing the shutdown cancel"))?;
                     last_cancel = Instant::now();
                 }
-                reaped += self.run(true)? as u64;
+                reaped += self.run_timeout(true, Some(Duration::from_millis(50)))? as u64;
             }
         }
         // Flush our own cancel requests' completions.

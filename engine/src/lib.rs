@@ -20,6 +20,7 @@ pub mod program;
 pub mod ring;
 pub mod verifier;
 pub mod vm;
+pub mod workload;
 
 pub use abi::{RsCtx, RsSqe};
 pub use chain::{ChainSpec, StepSpec};

@@ -303,20 +303,52 @@ impl Ring {
         sq.capacity() - sq.len()
     }
 
-    /// Submit what is queued and wait for `want` completions.
+    /// Submit what is queued and wait for `want` completions, or at most
+    /// `timeout` when given (so callers can check for Ctrl-C and deadlines).
     pub fn submit(&mut self, want: usize) -> io::Result<usize> {
+        self.submit_timeout(want, None)
+    }
+
+    /// [`Ring::submit`] with a bounded wait.
+    pub fn submit_timeout(
+        &mut self,
+        want: usize,
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<usize> {
         if self.queued == 0 && want == 0 {
             return Ok(0);
         }
         self.enter_calls += 1;
         loop {
-            match self.uring.submit_and_wait(want) {
+            let r = match timeout {
+                Some(t) if want > 0 => {
+                    let ts = types::Timespec::from(t);
+                    let args = types::SubmitArgs::new().timespec(&ts);
+                    self.uring.submitter().submit_with_args(want, &args)
+                }
+                _ => self.uring.submit_and_wait(want),
+            };
+            match r {
                 Ok(n) => {
                     self.sqes_submitted += n as u64;
                     self.queued = self.queued.saturating_sub(n as u32);
                     return Ok(n);
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                    // Timed out waiting; the SQEs went in (the kernel consumed them).
+                    let left = self.uring.submission().len() as u32;
+                    self.sqes_submitted += (self.queued - left.min(self.queued)) as u64;
+                    self.queued = left;
+                    return Ok(0);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                    let left = self.uring.submission().len() as u32;
+                    self.queued = left;
+                    if timeout.is_some() {
+                        return Ok(0);
+                    }
+                    continue;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) && want > 0 => {
                     // The CQ is full: the caller must reap before waiting.
                     return Ok(0);

@@ -1,1 +1,26 @@
-fn main() {}
+//! `ringside`: the command-line entry point.
+
+mod cli;
+mod headless;
+mod live;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => live::demo(&cli::LiveOpts::default()),
+        Some(Command::Demo { live }) => live::demo(&live),
+        Some(Command::Run { spec, live }) => live::run(&spec, &live),
+        Some(other) => Err(anyhow::anyhow!("`{other:?}` is not available yet")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ringside: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

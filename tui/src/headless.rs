@@ -1,0 +1,37 @@
+//! `--headless`: the event stream as JSON Lines, then a summary line.
+
+use ringside_engine::event::{EventRecord, Subscription};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+/// Print every event of `sub` on stdout, one JSON object per line, until the
+/// engine drops its end. Returns the number of events printed.
+pub fn spawn_printer(sub: Subscription) -> JoinHandle<std::io::Result<u64>> {
+    std::thread::spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut n = 0u64;
+        for rec in sub.rx.iter() {
+            print_event(&mut out, &rec)?;
+            n += 1;
+        }
+        let dropped = sub.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"kind": "lost", "events": dropped})
+            )?;
+        }
+        out.flush()?;
+        Ok(n)
+    })
+}
+
+/// One event as one line.
+pub fn print_event(out: &mut impl Write, rec: &Arc<EventRecord>) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &rec.to_json())?;
+    out.write_all(b"\n")
+}

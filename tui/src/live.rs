@@ -1,0 +1,63 @@
+//! Live modes: demo and run.
+
+use crate::cli::LiveOpts;
+use crate::headless;
+use anyhow::Context;
+use ringside_engine::event::Overflow;
+use ringside_engine::workload::{self, PrepareOptions, Prepared};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Ctrl-C and SIGTERM set this; live loops poll it and shut down cleanly.
+pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
+    }
+    Ok(flag)
+}
+
+/// `ringside demo`
+pub fn demo(opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+    let prepared = workload::prepare_demo(&PrepareOptions { jit: opts.jit })?;
+    drive(prepared, opts)
+}
+
+/// `ringside run SPEC`
+pub fn run(spec: &Path, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
+    let base = spec.parent().unwrap_or(Path::new("."));
+    let prepared = workload::prepare_text(
+        &spec.display().to_string(),
+        &text,
+        base,
+        &PrepareOptions { jit: opts.jit },
+    )?;
+    drive(prepared, opts)
+}
+
+fn drive(mut prepared: Prepared, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+    let stop = stop_flag()?;
+    if !opts.headless {
+        anyhow::bail!("the terminal UI is not built yet: use --headless");
+    }
+    let sub = prepared.engine().subscribe(1 << 16, Overflow::Block);
+    let printer = headless::spawn_printer(sub);
+    let (report, engine) = prepared.run(&stop)?;
+    drop(engine); // closes the event stream
+    printer
+        .join()
+        .map_err(|_| anyhow::anyhow!("printer thread panicked"))??;
+    let summary = serde_json::json!({"kind": "summary", "report": report});
+    println!("{summary}");
+    Ok(
+        if report.failed > 0 && report.completed + report.stopped == 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
