@@ -396,7 +396,7 @@ impl Engine {
     }
 
     /// Every entry of a map.
-    pub fn map_entries(&self, map: MapId) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EngineError> {
+    pub fn map_entries(&self, map: MapId) -> Result<crate::maps::Entries, EngineError> {
         let m = self
             .registry
             .map(map)

@@ -35,6 +35,9 @@ pub const BPF_NOEXIST: u64 = 1;
 /// `bpf_map_update_elem` flag: replace only.
 pub const BPF_EXIST: u64 = 2;
 
+/// Map entries as (key, value) byte strings.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Kind of map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -347,7 +350,7 @@ impl Map {
     }
 
     /// Every entry, sorted by key (array maps: every index).
-    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub fn entries(&self) -> Entries {
         match self.def.kind {
             MapKind::Array => (0..self.def.max_entries)
                 .map(|i| (i.to_le_bytes().to_vec(), self.slot_bytes(i).to_vec()))

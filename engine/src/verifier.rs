@@ -1121,7 +1121,7 @@ impl<'a> Verifier<'a> {
                     (Some(hi), Some(lo)) if hi <= full => (lo, hi),
                     _ => (0, full),
                 },
-                ALU_DIV => (if b1 == 0 { 0 } else { a0 / b1 }.min(a0), a1),
+                ALU_DIV => (a0.checked_div(b1).unwrap_or(0).min(a0), a1),
                 ALU_MOD => (0, if b0 > 0 { a1.min(b1 - 1) } else { a1 }),
                 ALU_AND => (0, a1.min(b1)),
                 ALU_OR | ALU_XOR => {
@@ -1231,7 +1231,7 @@ impl<'a> Verifier<'a> {
         };
         let mut out = Vec::new();
         // Refine dst against a constant operand (and src against a constant dst).
-        let refine = |taken: bool| -> (Option<(u64, u64)>, Option<(u64, u64)>) {
+        let refine = |taken: bool| -> (MaybeRange, MaybeRange) {
             let d = if b0 == b1 {
                 refine_range(op, is32, a0, a1, b0, taken)
             } else {
@@ -1434,7 +1434,7 @@ impl<'a> Verifier<'a> {
                         return err(
                             i,
                             format!(
-                                "{name}: size argument {} (r{}) has no useful bound (up to {size})",
+                                "{name}: size argument {} (r{}) must have a known bound, it is up to {size}",
                                 size_arg + 1,
                                 size_arg + 1
                             ),
@@ -1555,6 +1555,9 @@ pub fn topological_order(code: &[u8]) -> Result<Vec<usize>, VerifyError> {
     post.reverse();
     Ok(post)
 }
+
+/// A value range, or None when a branch cannot be taken.
+type MaybeRange = Option<(u64, u64)>;
 
 fn slot_index(off: i64) -> usize {
     ((off + STACK_SIZE) / 8) as usize

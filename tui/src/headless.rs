@@ -35,3 +35,46 @@ pub fn print_event(out: &mut impl Write, rec: &Arc<EventRecord>) -> std::io::Res
     serde_json::to_writer(&mut *out, &rec.to_json())?;
     out.write_all(b"\n")
 }
+
+/// Plain text: one line per finished chain (what a terminal without the UI shows).
+pub fn spawn_plain(sub: Subscription) -> JoinHandle<std::io::Result<u64>> {
+    use ringside_engine::event::Event;
+    use std::collections::HashMap;
+    std::thread::spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let mut names: HashMap<u64, (u64, String)> = HashMap::new();
+        let mut n = 0u64;
+        for rec in sub.rx.iter() {
+            n += 1;
+            match &rec.event {
+                Event::ChainCreated {
+                    chain,
+                    user_data,
+                    driven_by,
+                    steps,
+                    ..
+                } => {
+                    names.insert(
+                        *chain,
+                        (*user_data, format!("{driven_by:?}, {} steps", steps.len())),
+                    );
+                }
+                Event::ChainFinished {
+                    chain,
+                    outcome,
+                    res,
+                    steps,
+                } => {
+                    let (ud, what) = names.remove(chain).unwrap_or_default();
+                    writeln!(
+                        out,
+                        "chain {chain:>3} (user_data {ud:>4}, {what}): {outcome:?}, res {res}, {steps} steps in the end"
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        Ok(n)
+    })
+}

@@ -41,18 +41,34 @@ pub fn run(spec: &Path, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
 
 fn drive(mut prepared: Prepared, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
     let stop = stop_flag()?;
-    if !opts.headless {
-        anyhow::bail!("the terminal UI is not built yet: use --headless");
-    }
     let sub = prepared.engine().subscribe(1 << 16, Overflow::Block);
-    let printer = headless::spawn_printer(sub);
+    let printer = if opts.headless {
+        headless::spawn_printer(sub)
+    } else {
+        headless::spawn_plain(sub)
+    };
     let (report, engine) = prepared.run(&stop)?;
     drop(engine); // closes the event stream
     printer
         .join()
         .map_err(|_| anyhow::anyhow!("printer thread panicked"))??;
-    let summary = serde_json::json!({"kind": "summary", "report": report});
-    println!("{summary}");
+    if opts.headless {
+        let summary = serde_json::json!({"kind": "summary", "report": report});
+        println!("{summary}");
+    } else {
+        println!(
+            "{} chains: {} completed, {} stopped by a program, {} failed, {} cancelled; {} requests, {} decisions, {} io_uring_enter calls in {:.3} s",
+            report.chains,
+            report.completed,
+            report.stopped,
+            report.failed,
+            report.cancelled,
+            report.submitted,
+            report.decisions,
+            report.enter_calls,
+            report.elapsed_s
+        );
+    }
     Ok(
         if report.failed > 0 && report.completed + report.stopped == 0 {
             ExitCode::from(1)

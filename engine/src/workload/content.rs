@@ -47,7 +47,7 @@ struct Node {
 
 /// Build the B+tree file: root at offset 0, nodes level by level.
 pub fn btree(keys: u64, fanout: usize) -> Result<Vec<u8>, String> {
-    if fanout < 2 || fanout > BT_MAX {
+    if !(2..=BT_MAX).contains(&fanout) {
         return Err(format!("fanout {fanout} out of range (2..={BT_MAX})"));
     }
     if keys == 0 || keys > 50_000_000 {
