@@ -111,11 +111,12 @@ fn traced_run(secs: f64, pid: u32, follow_rings: bool, floor_only: bool) -> Run 
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` passes nothing
-    // special but must not spend a minute here.
+    // `cargo bench` passes --bench. Run as a test (`cargo test
+    // --all-targets`), do a short smoke run instead of a minute of storms.
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let smoke = !std::env::args().any(|a| a == "--bench");
     if let Err(e) = ringside_probes::session::check_privileges() {
         eprintln!("\n######## SKIP nop_storm: {e} ########\n");
         return;
@@ -123,11 +124,11 @@ fn main() {
     let secs: f64 = std::env::var("RINGSIDE_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(2.0);
+        .unwrap_or(if smoke { 0.05 } else { 2.0 });
     let reps: usize = std::env::var("RINGSIDE_BENCH_REPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(if smoke { 1 } else { 3 });
     pin(0);
     // An idle process for the "filter not matching" case.
     let mut idle = std::process::Command::new("sleep")
