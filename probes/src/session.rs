@@ -185,18 +185,19 @@ impl Probes {
     /// Checks privileges and the kernel, reads the tracepoint layouts, loads
     /// the programs and attaches them. Every pid must exist.
     pub fn attach(opts: AttachOptions) -> Result<Probes, ProbeError> {
+        // Bad options first: they are wrong whoever runs them.
+        if !opts.ring_buffer_bytes.is_power_of_two() || opts.ring_buffer_bytes < 4096 {
+            return Err(ProbeError::Bpf(format!(
+                "ring buffer size {} is not a power of two of at least 4096 bytes",
+                opts.ring_buffer_bytes
+            )));
+        }
         check_privileges()?;
         check_io_uring_enabled()?;
         for &pid in &opts.pids {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 return Err(ProbeError::NoSuchPid { pid });
             }
-        }
-        if !opts.ring_buffer_bytes.is_power_of_two() || opts.ring_buffer_bytes < 4096 {
-            return Err(ProbeError::Bpf(format!(
-                "ring buffer size {} is not a power of two of at least 4096 bytes",
-                opts.ring_buffer_bytes
-            )));
         }
         let tracefs = format::find_tracefs(opts.mount_tracefs)?;
         if !tracefs.has_io_uring() {
@@ -482,5 +483,27 @@ impl Probes {
     /// The underlying aya object (advanced use).
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CLI moves the session into a collector thread.
+    #[test]
+    fn probes_is_send() {
+        fn send<T: Send>() {}
+        send::<Probes>();
+    }
+
+    #[test]
+    fn bad_buffer_size_is_refused_before_loading() {
+        let e = Probes::attach(AttachOptions {
+            ring_buffer_bytes: 5000,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("power of two"), "{e}");
     }
 }
