@@ -3,7 +3,8 @@
 //!
 //! Output, one JSON object per line, each with a `"kind"`:
 //! 1. `{"kind":"attached", ...}`: pids, the rings discovered in /proc, the
-//!    tracepoints attached or skipped, the BPF program ids.
+//!    tracepoints attached or skipped, the BPF program ids, notes (a pid
+//!    without rings yet, a busy ring).
 //! 2. one line per [`ProbeEvent`](crate::ProbeEvent) (`"submit_req"`,
 //!    `"complete"`, `"link"`, `"fail_link"`, ...).
 //! 3. `{"kind":"summary", ...}` (a [`Summary`]) when the traced processes
@@ -107,6 +108,7 @@ enum Line<'a> {
         skipped: &'a [Skipped],
         program_ids: &'a [u32],
         ring_buffer_bytes: u32,
+        notes: &'a [String],
     },
     Summary(&'a Summary),
 }
@@ -147,10 +149,22 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     crate::session::check_io_uring_enabled()?;
     let mut dir = RingDirectory::new();
     let mut all_fds = Vec::new();
+    let mut notes = Vec::new();
     for &pid in &opts.attach.pids {
         let fds = discover::discover(pid)?;
-        if fds.is_empty() && !opts.wait_for_rings {
-            return Err(ProbeError::NoRings { pid });
+        if fds.is_empty() {
+            if !opts.wait_for_rings {
+                return Err(ProbeError::NoRings { pid });
+            }
+            notes.push(format!(
+                "process {pid} has no io_uring rings yet; watching for rings it creates"
+            ));
+        }
+        for r in fds.iter().filter(|r| r.info.busy) {
+            notes.push(format!(
+                "ring fd {} of process {pid} was busy: fdinfo showed no ring details",
+                r.fd
+            ));
         }
         all_fds.extend(fds.iter().cloned());
         dir.add_discovered(pid, fds);
@@ -171,6 +185,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
             skipped: probes.skipped(),
             program_ids: probes.program_ids(),
             ring_buffer_bytes: probes.ring_buffer_bytes(),
+            notes: &notes,
         },
     )
     .map_err(|e| io("writing output")(e.into()))?;

@@ -363,6 +363,8 @@ fn chain_case(test: &str, mode: &str) {
                 "no create event: {evs:#?}"
             );
             assert_eq!(attached["rings"].as_array().unwrap().len(), 0);
+            let notes = attached["notes"].to_string();
+            assert!(notes.contains("has no io_uring rings yet"), "{notes}");
         }
         _ => {
             // Attached to an existing ring: discovery found it in /proc.
