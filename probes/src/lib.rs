@@ -20,6 +20,8 @@
 //! # Ok::<(), ringside_probes::ProbeError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod attach;
 pub mod discover;
 pub mod error;
