@@ -77,7 +77,7 @@ pub struct Fdinfo {
     pub other: BTreeMap<String, String>,
     /// The kernel printed only the generic lines (pos, flags, ...): it
     /// skips the ring details when the ring lock is busy (it only trylocks,
-    /// 6.x). Every ring field is then `None`; [`discover`] retries a few
+    /// 6.x). Every ring field is then `None`; [`discover()`] retries a few
     /// times before settling for this.
     pub busy: bool,
 }
@@ -257,7 +257,7 @@ pub fn discover(pid: u32) -> Result<Vec<RingFd>, ProbeError> {
     discover_in(Path::new("/proc"), pid)
 }
 
-/// [`discover`] under another proc root (tests).
+/// [`discover()`] under another proc root (tests).
 pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError> {
     let dir = proc_root.join(pid.to_string()).join("fd");
     let rd = match std::fs::read_dir(&dir) {

@@ -1,6 +1,6 @@
 //! ringside kernel tracepoint probes: attach to any process's io_uring rings.
 //!
-//! - [`discover`]: a process's io_uring fds and their `/proc/PID/fdinfo`.
+//! - [`discover()`](fn@discover): a process's io_uring fds and their `/proc/PID/fdinfo`.
 //! - [`Probes`]: BPF programs on the io_uring tracepoints, filtered in the
 //!   kernel by tgid (and optionally ring), delivering [`ProbeEvent`]s.
 //! - [`graph::RequestGraph`]: requests, link chains, states over time and
