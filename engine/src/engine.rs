@@ -9,6 +9,7 @@
 
 use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, op};
 use crate::chain::{Chain, ChainSpec, ChainState, Driver, StepState};
+use crate::debug::Debugger;
 use crate::decision::{
     self, Action, Budgets, DecisionRecord, DecisionRequest, DecisionResult, InputSource,
     Registrations,
@@ -157,6 +158,7 @@ pub struct Engine {
     stats: Stats,
     shutdown_outcomes: Option<Vec<(u64, Outcome)>>,
     finished: Vec<ChainEnd>,
+    debugger: Option<Debugger>,
 }
 
 /// A finished chain, as [`Engine::take_finished`] reports it.
@@ -227,6 +229,7 @@ impl Engine {
             stats: Stats::default(),
             shutdown_outcomes: None,
             finished: Vec::new(),
+            debugger: None,
         };
         let info = RingInfo {
             fd: e.ring.fd(),
@@ -251,6 +254,12 @@ impl Engine {
     /// programs, the application's map writes) it may have missed.
     pub fn subscribe(&mut self, capacity: usize, overflow: Overflow) -> Subscription {
         self.bus.subscribe(capacity, overflow, &self.prelude)
+    }
+
+    /// Attach a debugger: the engine stops after decisions it asks for (see
+    /// [`crate::debug`]).
+    pub fn set_debugger(&mut self, debugger: Option<Debugger>) {
+        self.debugger = debugger;
     }
 
     /// Registrations programs may name.
@@ -806,8 +815,18 @@ impl Engine {
         } else {
             Vec::new()
         };
+        let stop = self.debugger.as_ref().and_then(|d| d.should_stop(&rec));
         if record {
             self.bus.emit(|| Event::Decision(Box::new(rec)));
+        }
+        if let (Some(reason), Some(d)) = (stop, self.debugger.clone()) {
+            // Stopped after the decision ran, before it takes effect.
+            self.bus.emit(|| Event::Paused {
+                reason,
+                decision: Some(seq),
+            });
+            d.wait(&|| false);
+            self.bus.emit(|| Event::Resumed);
         }
         for a in actions {
             self.apply(id, seq, a);

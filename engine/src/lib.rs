@@ -9,6 +9,7 @@
 
 pub mod abi;
 pub mod chain;
+pub mod debug;
 pub mod decision;
 pub mod elf;
 pub mod engine;

@@ -77,3 +77,38 @@ fn drive(mut prepared: Prepared, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
         },
     )
 }
+
+/// `ringside attach --pid PID`
+pub fn attach_pid(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+    use ringside_probes::attach::{HeadlessOptions, run_headless};
+    use ringside_probes::{AttachOptions, ProbeError};
+    if !opts.headless {
+        anyhow::bail!("the terminal UI for attach is not built yet: use --headless");
+    }
+    let stop = stop_flag()?;
+    let hopts = HeadlessOptions {
+        attach: AttachOptions {
+            pids: vec![pid],
+            follow_forks: true,
+            ..AttachOptions::default()
+        },
+        duration: duration.map(std::time::Duration::from_secs_f64),
+        stop: Some(stop),
+        ..HeadlessOptions::default()
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match run_headless(&hopts, &mut out) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            // A typed probe error has its own exit code and one-line message.
+            if let Some(pe) = e.downcast_ref::<ProbeError>() {
+                use std::io::Write;
+                let _ = out.flush();
+                eprintln!("ringside: {pe}");
+                return Ok(ExitCode::from(pe.exit_code() as u8));
+            }
+            Err(e)
+        }
+    }
+}

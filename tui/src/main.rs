@@ -14,6 +14,12 @@ fn main() -> ExitCode {
         None => live::demo(&cli::LiveOpts::default()),
         Some(Command::Demo { live }) => live::demo(&live),
         Some(Command::Run { spec, live }) => live::run(&spec, &live),
+        Some(Command::Attach {
+            pid: Some(pid),
+            socket: None,
+            duration,
+            live,
+        }) => live::attach_pid(pid, duration, &live),
         Some(other) => Err(anyhow::anyhow!("`{other:?}` is not available yet")),
     };
     match result {
