@@ -444,16 +444,22 @@ impl Env<'_> {
         }
     }
 
-    fn ptr_args(id: u32) -> [bool; 5] {
+    /// Which arguments are pointers, and how many the helper takes: only
+    /// those are recorded (the rest are leftovers that differ run to run).
+    fn ptr_args(id: u32) -> ([bool; 5], usize) {
+        const CTX_ONLY: [bool; 5] = [true, false, false, false, false];
         match id {
             helper_id::MAP_LOOKUP_ELEM | helper_id::MAP_DELETE_ELEM => {
-                [true, true, false, false, false]
+                ([true, true, false, false, false], 2)
             }
-            helper_id::MAP_UPDATE_ELEM => [true, true, true, false, false],
-            helper_id::TRACE_PRINTK => [true, false, false, false, false],
-            helper_id::RS_SUBMIT => [true, true, false, false, false],
-            helper_id::RS_READ_BUF => [true, false, false, true, false],
-            _ => [true, false, false, false, false], // ctx
+            helper_id::MAP_UPDATE_ELEM => ([true, true, true, false, false], 4),
+            helper_id::KTIME_GET_NS => ([false; 5], 0),
+            helper_id::TRACE_PRINTK => (CTX_ONLY, 5),
+            helper_id::RS_SUBMIT => ([true, true, false, false, false], 4),
+            helper_id::RS_READ_BUF => ([true, false, false, true, false], 5),
+            helper_id::RS_EMIT => (CTX_ONLY, 4),
+            helper_id::RS_DROP | helper_id::RS_UNLINK | helper_id::RS_SET_RES => (CTX_ONLY, 2),
+            _ => ([false; 5], 5),
         }
     }
 
@@ -887,10 +893,10 @@ impl Env<'_> {
         if !self.record {
             return;
         }
-        let ptrs = Self::ptr_args(id);
+        let (ptrs, arity) = Self::ptr_args(id);
         let mut a = args;
         for (i, p) in ptrs.iter().enumerate() {
-            if *p {
+            if *p || i >= arity {
                 a[i] = 0;
             }
         }

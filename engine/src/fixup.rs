@@ -1,16 +1,24 @@
-//! Load-time rewrites that make rbpf's interpreter agree with the kernel.
+//! Load-time rewrites that make rbpf's interpreter, rbpf's JIT and the kernel
+//! agree on every instruction a program runs.
 //!
-//! rbpf's interpreter zero-extends the 32-bit immediate of the 64-bit
-//! unsigned compares (`jeq`, `jne`, `jgt`, `jge`, `jlt`, `jle`), where the
-//! kernel, clang and rbpf's own JIT sign-extend it. clang emits such compares
-//! for every test of a sign-extended value against a negative constant
-//! (`if (res == -EAGAIN)`), so they cannot simply be refused.
+//! A differential test (tests/differential.rs) found three disagreements:
 //!
-//! Each one becomes `mov rT, imm` (64-bit, sign-extending in every
-//! implementation) followed by the register form of the compare, where `rT` is
-//! a register that holds nothing live at that point (found by liveness
-//! analysis). Jump offsets and relocations are renumbered. If no register is
-//! free, the program is refused with the instruction and the reason.
+//! - rbpf's interpreter zero-extends the 32-bit immediate of the 64-bit
+//!   unsigned compares (`jeq`, `jne`, `jgt`, `jge`, `jlt`, `jle`), where the
+//!   kernel, clang and the JIT sign-extend it. clang emits such compares for
+//!   every test of a sign-extended value against a negative constant
+//!   (`if (res == -EAGAIN)`). Each becomes `mov rT, imm` (64-bit,
+//!   sign-extending everywhere) and the register form of the compare, where
+//!   `rT` holds nothing live at that point (liveness analysis); if no register
+//!   is free the program is refused.
+//! - rbpf's JIT does not zero-extend `mov32 dst, src`: it becomes
+//!   `mov32 dst, src; and32 dst, -1`, which every implementation runs right.
+//! - rbpf's JIT treats `le16`/`le32` as no-ops instead of truncating: they
+//!   become `and64 dst, 0xffff` / `and32 dst, -1` (the same thing on a
+//!   little-endian machine).
+//!
+//! Jump offsets and relocations are renumbered; the object-file index of
+//! every new instruction is kept for error messages.
 
 use crate::elf::ProgramImage;
 use crate::verifier::{Insn, VerifyError, insn_starts, successors, topological_order};
@@ -53,56 +61,21 @@ fn use_def(ins: &Insn) -> (u16, u16) {
     }
 }
 
-/// Rewrite the mismatched compares of `image` in place. Returns, for each
-/// instruction of the new code, the index it had in the original (for error
-/// messages), or None when nothing needed rewriting.
-pub fn sign_extended_compares(image: &mut ProgramImage) -> Result<Option<Vec<usize>>, VerifyError> {
+fn encode(opc: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0] = opc;
+    b[1] = (src << 4) | dst;
+    b[2..4].copy_from_slice(&off.to_le_bytes());
+    b[4..8].copy_from_slice(&imm.to_le_bytes());
+    b
+}
+
+/// Rewrite `image` in place (see the module docs). Returns, for each
+/// instruction of the new code, the index it had in the object file, or None
+/// when nothing needed rewriting.
+pub fn rewrite(image: &mut ProgramImage) -> Result<Option<Vec<usize>>, VerifyError> {
     let code = &image.code;
     let n = code.len() / 8;
-    let targets: Vec<usize> = insn_starts(code)
-        .into_iter()
-        .filter(|&i| is_mismatched_compare(&Insn::decode(code, i)))
-        .collect();
-    if targets.is_empty() {
-        return Ok(None);
-    }
-    // Liveness over the reachable CFG, in reverse topological order.
-    let order = topological_order(code)?;
-    let mut live_in = vec![0u16; n + 2];
-    for &i in order.iter().rev() {
-        let ins = Insn::decode(code, i);
-        let out = successors(code, i)
-            .iter()
-            .fold(0u16, |acc, &s| acc | live_in.get(s).copied().unwrap_or(0));
-        let (u, d) = use_def(&ins);
-        live_in[i] = u | (out & !d);
-    }
-    let mut temp_for = std::collections::HashMap::new();
-    for &i in &targets {
-        // A register neither read by the compare nor live into it is free to clobber.
-        let busy = live_in[i] | (1 << 10);
-        let Some(t) = (0..10u8).find(|r| busy & (1 << r) == 0) else {
-            return Err(VerifyError {
-                insn: i,
-                reason: "64-bit unsigned compare with a negative immediate and no free register to rewrite it \
-                         (rbpf's interpreter zero-extends such immediates); compare against a register"
-                    .into(),
-            });
-        };
-        temp_for.insert(i, t);
-    }
-
-    // New positions: each rewritten compare takes one more slot, in front of
-    // it, so a jump to the compare lands on its `mov`.
-    let mut new_pos = vec![0usize; n + 1];
-    let mut pos = 0;
-    for (i, slot) in new_pos.iter_mut().enumerate().take(n) {
-        *slot = pos;
-        pos += 1 + usize::from(temp_for.contains_key(&i));
-    }
-    new_pos[n] = pos;
-    let mut out = Vec::with_capacity(pos * 8);
-    let mut origin = Vec::with_capacity(pos);
     let starts = insn_starts(code);
     let mut lddw_second = vec![false; n];
     for &s in &starts {
@@ -110,38 +83,103 @@ pub fn sign_extended_compares(image: &mut ProgramImage) -> Result<Option<Vec<usi
             lddw_second[s + 1] = true;
         }
     }
-    for i in 0..n {
-        let mut raw: [u8; 8] = code[i * 8..i * 8 + 8].try_into().expect("8 bytes");
+    let needs = |i: usize| {
         let ins = Insn::decode(code, i);
-        if !lddw_second[i] && matches!(ins.opc & 0x07, 0x05 | 0x06) {
-            let op = ins.opc & 0xf0;
-            if op != 0x80 && op != 0x90 {
-                let old_target = (i as i64 + 1 + ins.off as i64) as usize;
-                let new_target = new_pos[old_target.min(n)];
-                let self_pos = new_pos[i] + usize::from(temp_for.contains_key(&i));
-                let off = new_target as i64 - (self_pos as i64 + 1);
+        !lddw_second[i]
+            && (is_mismatched_compare(&ins)
+                || ins.opc == 0xbc
+                || (ins.opc == 0xd4 && ins.imm != 64))
+    };
+    if !(0..n).any(needs) {
+        return Ok(None);
+    }
+
+    // Free registers for the compares: liveness over the reachable CFG.
+    let mut temp_for = std::collections::HashMap::new();
+    if starts
+        .iter()
+        .any(|&i| is_mismatched_compare(&Insn::decode(code, i)))
+    {
+        let order = topological_order(code)?;
+        let mut live_in = vec![0u16; n + 2];
+        for &i in order.iter().rev() {
+            let ins = Insn::decode(code, i);
+            let out = successors(code, i)
+                .iter()
+                .fold(0u16, |acc, &s| acc | live_in.get(s).copied().unwrap_or(0));
+            let (u, d) = use_def(&ins);
+            live_in[i] = u | (out & !d);
+        }
+        for &i in &starts {
+            if !is_mismatched_compare(&Insn::decode(code, i)) {
+                continue;
+            }
+            // A register neither read by the compare nor live into it is free to clobber.
+            let busy = live_in[i] | (1 << 10);
+            let Some(t) = (0..10u8).find(|r| busy & (1 << r) == 0) else {
+                return Err(VerifyError {
+                    insn: i,
+                    reason: "64-bit unsigned compare with a negative immediate and no free register to rewrite it \
+                             (rbpf's interpreter zero-extends such immediates); compare against a register"
+                        .into(),
+                });
+            };
+            temp_for.insert(i, t);
+        }
+    }
+
+    // Expansion of each slot; a jump is always the last of its expansion.
+    let expand = |i: usize| -> Vec<[u8; 8]> {
+        let raw: [u8; 8] = code[i * 8..i * 8 + 8].try_into().expect("8 bytes");
+        if lddw_second[i] {
+            return vec![raw];
+        }
+        let ins = Insn::decode(code, i);
+        if let Some(&t) = temp_for.get(&i) {
+            let mut cmp = raw;
+            cmp[0] |= SRC_X;
+            cmp[1] = (t << 4) | ins.dst;
+            cmp[4..8].fill(0);
+            return vec![encode(0xb7, t, 0, 0, ins.imm), cmp];
+        }
+        match (ins.opc, ins.imm) {
+            (0xbc, _) => vec![raw, encode(0x54, ins.dst, 0, 0, -1)],
+            (0xd4, 16) => vec![encode(0x57, ins.dst, 0, 0, 0xffff)],
+            (0xd4, 32) => vec![encode(0x54, ins.dst, 0, 0, -1)],
+            _ => vec![raw],
+        }
+    };
+    let expansions: Vec<Vec<[u8; 8]>> = (0..n).map(expand).collect();
+    let mut new_pos = vec![0usize; n + 1];
+    let mut pos = 0;
+    for i in 0..n {
+        new_pos[i] = pos;
+        pos += expansions[i].len();
+    }
+    new_pos[n] = pos;
+
+    let mut out = Vec::with_capacity(pos * 8);
+    let mut origin = Vec::with_capacity(pos);
+    for (i, exp) in expansions.into_iter().enumerate() {
+        let last = exp.len() - 1;
+        for (k, mut raw) in exp.into_iter().enumerate() {
+            let ins = Insn::decode(code, i);
+            let is_jump = !lddw_second[i]
+                && matches!(ins.opc & 0x07, 0x05 | 0x06)
+                && !matches!(ins.opc & 0xf0, 0x80 | 0x90);
+            if is_jump && k == last {
+                let old_target = (i as i64 + 1 + ins.off as i64).clamp(0, n as i64) as usize;
+                let self_pos = new_pos[i] + k;
+                let off = new_pos[old_target] as i64 - (self_pos as i64 + 1);
                 let off = i16::try_from(off).map_err(|_| VerifyError {
                     insn: i,
-                    reason: "jump too long after rewriting sign-extended compares".into(),
+                    reason: "jump too long after rewriting for rbpf".into(),
                 })?;
                 raw[2..4].copy_from_slice(&off.to_le_bytes());
             }
-        }
-        if let Some(&t) = temp_for.get(&i) {
-            // mov64 rT, imm
-            let mut mov = [0u8; 8];
-            mov[0] = 0xb7;
-            mov[1] = t;
-            mov[4..8].copy_from_slice(&ins.imm.to_le_bytes());
-            out.extend_from_slice(&mov);
+            out.extend_from_slice(&raw);
             origin.push(i);
-            // jxx rX, rT
-            raw[0] |= SRC_X;
-            raw[1] = (t << 4) | ins.dst;
-            raw[4..8].fill(0);
         }
-        out.extend_from_slice(&raw);
-        origin.push(i);
     }
     for r in image.relocs.iter_mut() {
         r.insn = new_pos[r.insn];
@@ -153,15 +191,6 @@ pub fn sign_extended_compares(image: &mut ProgramImage) -> Result<Option<Vec<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn insn(opc: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
-        let mut b = [0u8; 8];
-        b[0] = opc;
-        b[1] = (src << 4) | dst;
-        b[2..4].copy_from_slice(&off.to_le_bytes());
-        b[4..8].copy_from_slice(&imm.to_le_bytes());
-        b
-    }
 
     fn image(insns: &[[u8; 8]]) -> ProgramImage {
         ProgramImage {
@@ -175,18 +204,18 @@ mod tests {
 
     #[test]
     fn rewrites_negative_compare_with_a_dead_register() {
-        // r1 = *(u32 *)(r1 + 8); r1 <<= 32; r1 s>>= 32; if r1 == -11 goto +1; r0 = 0; exit; r0 = 1; exit
+        // r1 = *(u32 *)(r1 + 8); r1 <<= 32; r1 s>>= 32; if r1 == -11 goto +2; r0 = 0; exit; r0 = 1; exit
         let mut img = image(&[
-            insn(0x61, 1, 1, 8, 0),
-            insn(0x67, 1, 0, 0, 32),
-            insn(0xc7, 1, 0, 0, 32),
-            insn(0x15, 1, 0, 2, -11),
-            insn(0xb7, 0, 0, 0, 0),
-            insn(0x95, 0, 0, 0, 0),
-            insn(0xb7, 0, 0, 0, 1),
-            insn(0x95, 0, 0, 0, 0),
+            encode(0x61, 1, 1, 8, 0),
+            encode(0x67, 1, 0, 0, 32),
+            encode(0xc7, 1, 0, 0, 32),
+            encode(0x15, 1, 0, 2, -11),
+            encode(0xb7, 0, 0, 0, 0),
+            encode(0x95, 0, 0, 0, 0),
+            encode(0xb7, 0, 0, 0, 1),
+            encode(0x95, 0, 0, 0, 0),
         ]);
-        let origin = sign_extended_compares(&mut img).unwrap().unwrap();
+        let origin = rewrite(&mut img).unwrap().unwrap();
         assert_eq!(img.code.len() / 8, 9);
         assert_eq!(origin, vec![0, 1, 2, 3, 3, 4, 5, 6, 7]);
         let mov = Insn::decode(&img.code, 3);
@@ -200,30 +229,61 @@ mod tests {
     }
 
     #[test]
-    fn earlier_jumps_over_the_rewrite_are_renumbered() {
+    fn jumps_into_a_rewritten_instruction_land_on_its_first_part() {
         let mut img = image(&[
-            insn(0x05, 0, 0, 2, 0),  // goto +2 -> insn 3
-            insn(0x15, 1, 0, 0, -1), // if r1 == -1 goto +0
-            insn(0xb7, 0, 0, 0, 0),
-            insn(0xb7, 0, 0, 0, 2),
-            insn(0x95, 0, 0, 0, 0),
+            encode(0x05, 0, 0, 1, 0),  // goto +1 -> insn 2
+            encode(0xb7, 0, 0, 0, 0),  // r0 = 0
+            encode(0x15, 1, 0, 0, -1), // if r1 == -1 goto +0
+            encode(0xb7, 0, 0, 0, 2),
+            encode(0x95, 0, 0, 0, 0),
         ]);
-        sign_extended_compares(&mut img).unwrap().unwrap();
+        rewrite(&mut img).unwrap().unwrap();
         let ja = Insn::decode(&img.code, 0);
         assert_eq!(
             1 + ja.off as usize,
-            4,
-            "goto lands on `r0 = 2` at its new index"
+            2,
+            "goto lands on the mov that now precedes the compare"
         );
+        assert_eq!(Insn::decode(&img.code, 2).opc, 0xb7);
+    }
+
+    #[test]
+    fn mov32_and_le_are_made_explicit() {
+        let mut img = image(&[
+            encode(0xbc, 0, 2, 0, 0),  // w0 = w2
+            encode(0xd4, 0, 0, 0, 16), // le16 r0
+            encode(0xd4, 0, 0, 0, 32), // le32 r0
+            encode(0xd4, 0, 0, 0, 64), // le64 r0 (fine as it is)
+            encode(0x95, 0, 0, 0, 0),
+        ]);
+        let origin = rewrite(&mut img).unwrap().unwrap();
+        let ops: Vec<(u8, i32)> = (0..img.code.len() / 8)
+            .map(|i| {
+                let x = Insn::decode(&img.code, i);
+                (x.opc, x.imm)
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (0xbc, 0),
+                (0x54, -1),
+                (0x57, 0xffff),
+                (0x54, -1),
+                (0xd4, 64),
+                (0x95, 0)
+            ]
+        );
+        assert_eq!(origin, vec![0, 0, 1, 2, 3, 4]);
     }
 
     #[test]
     fn no_rewrite_when_not_needed() {
         let mut img = image(&[
-            insn(0x15, 1, 0, 0, 5),
-            insn(0xb7, 0, 0, 0, 0),
-            insn(0x95, 0, 0, 0, 0),
+            encode(0x15, 1, 0, 0, 5),
+            encode(0xb7, 0, 0, 0, 0),
+            encode(0x95, 0, 0, 0, 0),
         ]);
-        assert_eq!(sign_extended_compares(&mut img).unwrap(), None);
+        assert_eq!(rewrite(&mut img).unwrap(), None);
     }
 }

@@ -185,6 +185,20 @@ impl Registry {
         self.instantiate(&obj, fnv1a64(bytes), opts, Some(names))
     }
 
+    /// Instantiate an already parsed (or hand-built) object: what tests,
+    /// fuzzers and benchmarks use to load raw instructions.
+    pub fn load_parsed(
+        &mut self,
+        obj: &ElfObject,
+        opts: &LoadOptions,
+    ) -> Result<LoadedObject, LoadError> {
+        let hash = obj
+            .programs
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, p| h ^ fnv1a64(&p.code));
+        self.instantiate(obj, hash, opts, None)
+    }
+
     fn instantiate(
         &mut self,
         obj: &ElfObject,
@@ -207,8 +221,7 @@ impl Registry {
                 reason,
             };
             let mut image = original.clone();
-            let origin =
-                fixup::sign_extended_compares(&mut image).map_err(|e| at(e.insn, e.reason))?;
+            let origin = fixup::rewrite(&mut image).map_err(|e| at(e.insn, e.reason))?;
             let input = VerifyInput {
                 image: &image,
                 maps: &obj.maps,

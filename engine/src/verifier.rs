@@ -683,13 +683,7 @@ impl<'a> Verifier<'a> {
                                 && ins.opc & SRC_X == 0
                                 && matches!(
                                     op,
-                                    JMP_JEQ
-                                        | JMP_JNE
-                                        | JMP_JGT
-                                        | JMP_JGE
-                                        | JMP_JLT
-                                        | JMP_JLE
-                                        | JMP_JSET
+                                    JMP_JEQ | JMP_JNE | JMP_JGT | JMP_JGE | JMP_JLT | JMP_JLE
                                 )
                                 && ins.imm < 0
                             {

@@ -53,24 +53,66 @@ fn dispatch(id: u32, args: [u64; 5]) -> u64 {
 }
 
 macro_rules! trampolines {
-    ($($name:ident = $id:expr;)*) => {
-        $(fn $name(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 { dispatch($id, [a, b, c, d, e]) })*
+    ($($name:ident, $aligned:ident, $c:ident = $id:expr;)*) => {
+        $(
+            fn $name(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+                dispatch($id, [a, b, c, d, e])
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            extern "C" fn $c(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+                dispatch($id, [a, b, c, d, e])
+            }
+
+            /// Entry for JIT-compiled code: rbpf's JIT calls helpers with the
+            /// stack 8 bytes off the ABI's 16-byte alignment, which crashes
+            /// any callee that spills SSE registers. Realign, then call.
+            #[cfg(target_arch = "x86_64")]
+            #[unsafe(naked)]
+            extern "C" fn $aligned(_a: u64, _b: u64, _c: u64, _d: u64, _e: u64) -> u64 {
+                core::arch::naked_asm!(
+                    "push rbp",
+                    "mov rbp, rsp",
+                    "and rsp, -16",
+                    "call {f}",
+                    "mov rsp, rbp",
+                    "pop rbp",
+                    "ret",
+                    f = sym $c,
+                )
+            }
+        )*
+        /// Helpers for the interpreter (called through Rust function pointers).
         const TRAMPOLINES: &[(u32, rbpf::ebpf::Helper)] = &[$(($id, $name)),*];
+
+        /// Helpers for the JIT (called from generated code with the C ABI).
+        #[cfg(target_arch = "x86_64")]
+        fn jit_trampolines() -> Vec<(u32, rbpf::ebpf::Helper)> {
+            vec![$((
+                $id,
+                // SAFETY: the JIT only takes the address and calls it with the
+                // System V convention, which `$aligned` implements; rbpf's
+                // Helper type is a Rust fn pointer, hence the cast.
+                unsafe {
+                    std::mem::transmute::<extern "C" fn(u64, u64, u64, u64, u64) -> u64, rbpf::ebpf::Helper>($aligned)
+                },
+            )),*]
+        }
     };
 }
 
 trampolines! {
-    h_map_lookup = helper_id::MAP_LOOKUP_ELEM;
-    h_map_update = helper_id::MAP_UPDATE_ELEM;
-    h_map_delete = helper_id::MAP_DELETE_ELEM;
-    h_ktime = helper_id::KTIME_GET_NS;
-    h_printk = helper_id::TRACE_PRINTK;
-    h_submit = helper_id::RS_SUBMIT;
-    h_drop = helper_id::RS_DROP;
-    h_unlink = helper_id::RS_UNLINK;
-    h_emit = helper_id::RS_EMIT;
-    h_read_buf = helper_id::RS_READ_BUF;
-    h_set_res = helper_id::RS_SET_RES;
+    h_map_lookup, j_map_lookup, c_map_lookup = helper_id::MAP_LOOKUP_ELEM;
+    h_map_update, j_map_update, c_map_update = helper_id::MAP_UPDATE_ELEM;
+    h_map_delete, j_map_delete, c_map_delete = helper_id::MAP_DELETE_ELEM;
+    h_ktime, j_ktime, c_ktime = helper_id::KTIME_GET_NS;
+    h_printk, j_printk, c_printk = helper_id::TRACE_PRINTK;
+    h_submit, j_submit, c_submit = helper_id::RS_SUBMIT;
+    h_drop, j_drop, c_drop = helper_id::RS_DROP;
+    h_unlink, j_unlink, c_unlink = helper_id::RS_UNLINK;
+    h_emit, j_emit, c_emit = helper_id::RS_EMIT;
+    h_read_buf, j_read_buf, c_read_buf = helper_id::RS_READ_BUF;
+    h_set_res, j_set_res, c_set_res = helper_id::RS_SET_RES;
 }
 
 /// How a program is executed.
@@ -110,8 +152,16 @@ impl Vm {
         let prog: &'static [u8] = unsafe { std::slice::from_raw_parts(code.as_ptr(), code.len()) };
         let mut vm = rbpf::EbpfVmRaw::new(Some(prog))
             .map_err(|e| format!("rbpf rejected the program: {e}"))?;
-        for (id, f) in TRAMPOLINES {
-            vm.register_helper(*id, *f)
+        #[cfg(target_arch = "x86_64")]
+        let helpers = if mode == ExecMode::Jit {
+            jit_trampolines()
+        } else {
+            TRAMPOLINES.to_vec()
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let helpers = TRAMPOLINES.to_vec();
+        for (id, f) in helpers {
+            vm.register_helper(id, f)
                 .map_err(|e| format!("rbpf: {e}"))?;
         }
         for r in allowed {
