@@ -195,7 +195,15 @@ impl Vm {
         // keep it past the call; the slice outlives the call.
         let mem: &'static mut [u8] = unsafe { &mut *(ctx as *mut [u8]) };
         match self.mode {
-            ExecMode::Interpreter => self.vm.execute_program(mem).map_err(|e| e.to_string()),
+            ExecMode::Interpreter => {
+                // rbpf's interpreter is plain Rust: a panic in it (a bug we have
+                // not met yet) becomes this decision's VM error, not a crash.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.vm.execute_program(mem)
+                }))
+                .map_err(|_| "rbpf's interpreter panicked".to_string())?
+                .map_err(|e| e.to_string())
+            }
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a program gets a Jit VM only when the verifier proved
             // every memory access in bounds, or its loader declared it trusted.
