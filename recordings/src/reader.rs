@@ -1,0 +1,750 @@
+//! Reading recordings: a streaming [`Reader`] over any `Read`, bounded
+//! memory, that never panics and says where and why it stopped.
+
+use crate::encode::{self, Record, State};
+use crate::format::{
+    self, FORMAT_VERSION, Header, MAGIC, MAX_HEADER, MAX_PAYLOAD, SYNC_MARKER, rtype,
+};
+use crate::item::Item;
+use std::io::Read;
+use std::path::Path;
+
+/// What went wrong, by class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not a ringside recording at all.
+    NotARecording,
+    /// Written by a newer ringside (format version too new).
+    NewerVersion,
+    /// The header is malformed.
+    BadHeader,
+    /// The file is cut short (inside a record, or without an end record).
+    Truncated,
+    /// A record's checksum does not match.
+    Checksum,
+    /// A record's checksum matches but its content is malformed.
+    BadRecord,
+    /// A record type this version does not know.
+    UnknownType,
+    /// Bytes after the end record.
+    TrailingData,
+    /// The operating system failed to read.
+    Io,
+}
+
+/// A read failure: file, byte offset, what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    /// File name as given.
+    pub file: String,
+    /// Byte offset of the record (or header field) at fault.
+    pub offset: u64,
+    /// Class.
+    pub kind: ErrorKind,
+    /// What, for people (names the field where one is at fault).
+    pub message: String,
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: offset {}: {}", self.file, self.offset, self.message)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// How reading ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// At the end record: the file is complete.
+    End {
+        /// Offset of the end record.
+        offset: u64,
+        /// Items the writer wrote.
+        items: u64,
+        /// Items the recorder dropped.
+        dropped: u64,
+    },
+    /// At an error (the last one, when resynchronizing).
+    Error(ReadError),
+}
+
+impl Stop {
+    /// True for a complete, undamaged file.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Stop::End { .. })
+    }
+}
+
+/// A sync point: decoding can start at `offset` with item `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncPoint {
+    /// Byte offset of the first frame after the sync point.
+    pub offset: u64,
+    /// Index of the next item.
+    pub index: u64,
+}
+
+/// An item with its place in the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Position in the item stream, from 0 (stable: lost ranges keep their numbers).
+    pub index: u64,
+    /// Byte offset of its record.
+    pub offset: u64,
+    /// The item.
+    pub item: Item,
+}
+
+/// Reader options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOptions {
+    /// After a damaged record, report it and go on at the next sync point
+    /// (default: stop at the first damage).
+    pub resync: bool,
+    /// Remember every sync point (for an index).
+    pub collect_syncs: bool,
+}
+
+/// A streaming reader. Iterate for `Result<Entry, ReadError>`: without
+/// resync the first error ends the iteration; [`Reader::stop`] says how it
+/// ended.
+pub struct Reader<R: Read> {
+    src: R,
+    file: String,
+    header: Header,
+    data_start: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    base: u64,
+    eof: bool,
+    state: State,
+    next_index: u64,
+    stop: Option<Stop>,
+    opts: ReadOptions,
+    resyncing: bool,
+    errors: Vec<ReadError>,
+    syncs: Vec<SyncPoint>,
+    clock: Option<u64>,
+    read_err: Option<std::io::Error>,
+}
+
+impl<R: Read> std::fmt::Debug for Reader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("file", &self.file)
+            .field("offset", &(self.base + self.pos as u64))
+            .field("next_index", &self.next_index)
+            .finish()
+    }
+}
+
+impl Reader<std::io::BufReader<std::fs::File>> {
+    /// Open a file and read its header.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
+        Self::open_with(path, ReadOptions::default())
+    }
+
+    /// [`Reader::open`] with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: ReadOptions) -> Result<Self, ReadError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|e| ReadError {
+            file: name.clone(),
+            offset: 0,
+            kind: ErrorKind::Io,
+            message: format!("cannot open: {e}"),
+        })?;
+        Reader::new(std::io::BufReader::with_capacity(1 << 16, f), &name, opts)
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl<R: Read> Reader<R> {
+    /// Read the header from `src` (named `file` in messages).
+    pub fn new(src: R, file: &str, opts: ReadOptions) -> Result<Self, ReadError> {
+        let mut r = Reader {
+            src,
+            file: file.to_string(),
+            header: Header::new(""),
+            data_start: 0,
+            buf: Vec::with_capacity(1 << 16),
+            pos: 0,
+            base: 0,
+            eof: false,
+            state: State::default(),
+            next_index: 0,
+            stop: None,
+            opts,
+            resyncing: false,
+            errors: Vec::new(),
+            syncs: Vec::new(),
+            clock: None,
+            read_err: None,
+        };
+        r.read_header()?;
+        if opts.collect_syncs {
+            r.syncs.push(SyncPoint {
+                offset: r.data_start,
+                index: 0,
+            });
+        }
+        Ok(r)
+    }
+
+    /// Start reading frames at `offset` (a sync point's offset) with item
+    /// `index`; `src` must be positioned at `offset`. Used by [`crate::Replay`].
+    pub fn resume(
+        src: R,
+        file: &str,
+        header: Header,
+        point: SyncPoint,
+        opts: ReadOptions,
+    ) -> Reader<R> {
+        Reader {
+            src,
+            file: file.to_string(),
+            header,
+            data_start: point.offset,
+            buf: Vec::with_capacity(1 << 16),
+            pos: 0,
+            base: point.offset,
+            eof: false,
+            state: State::default(),
+            next_index: point.index,
+            stop: None,
+            opts,
+            resyncing: false,
+            errors: Vec::new(),
+            syncs: Vec::new(),
+            clock: None,
+            read_err: None,
+        }
+    }
+
+    fn err(&self, offset: u64, kind: ErrorKind, message: impl Into<String>) -> ReadError {
+        ReadError {
+            file: self.file.clone(),
+            offset,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Make `n` bytes available at `pos` if the file has them; false at EOF.
+    fn ensure(&mut self, n: usize) -> bool {
+        while self.buf.len() - self.pos < n {
+            if self.eof {
+                return false;
+            }
+            if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+                self.buf.drain(..self.pos);
+                self.base += self.pos as u64;
+                self.pos = 0;
+            }
+            let want = (n - (self.buf.len() - self.pos)).max(1 << 16);
+            let old = self.buf.len();
+            self.buf.resize(old + want, 0);
+            let got = loop {
+                match self.src.read(&mut self.buf[old..]) {
+                    Ok(k) => break k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.read_err = Some(e);
+                        break 0;
+                    }
+                }
+            };
+            self.buf.truncate(old + got);
+            if got == 0 {
+                self.eof = true;
+            }
+        }
+        true
+    }
+
+    fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    fn read_header(&mut self) -> Result<(), ReadError> {
+        let have = |r: &mut Self, n: usize| {
+            r.ensure(n);
+            r.buf.len() - r.pos
+        };
+        let got = have(self, 16);
+        if let Some(e) = self.read_err.take() {
+            return Err(self.err(0, ErrorKind::Io, format!("read failed: {e}")));
+        }
+        if got == 0 {
+            return Err(self.err(0, ErrorKind::NotARecording, "the file is empty"));
+        }
+        let first = &self.buf[..got.min(8)];
+        if first != &MAGIC[..first.len()] || got < 8 {
+            let hint = if first.first() == Some(&b'{') {
+                " (it looks like JSON Lines, e.g. `--headless` or `export --format jsonl` output)"
+            } else {
+                ""
+            };
+            if first == &MAGIC[..first.len()] {
+                return Err(self.err(
+                    0,
+                    ErrorKind::Truncated,
+                    format!("the header is cut short: {got} bytes, the fixed part has 16"),
+                ));
+            }
+            return Err(self.err(
+                0,
+                ErrorKind::NotARecording,
+                format!(
+                    "not a ringside recording: it starts with {} where a recording starts with {}{hint}",
+                    hex(first),
+                    hex(&MAGIC)
+                ),
+            ));
+        }
+        if got < 16 {
+            return Err(self.err(
+                got as u64,
+                ErrorKind::Truncated,
+                format!("the header is cut short: {got} bytes, the fixed part has 16"),
+            ));
+        }
+        let version = u16::from_le_bytes([self.buf[8], self.buf[9]]);
+        let len = u32::from_le_bytes([self.buf[12], self.buf[13], self.buf[14], self.buf[15]]);
+        if version > FORMAT_VERSION {
+            return Err(self.err(
+                8,
+                ErrorKind::NewerVersion,
+                format!(
+                    "field format_version: {version} is newer than this ringside ({}) reads (up to {FORMAT_VERSION}): use a newer ringside",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+        if version == 0 {
+            return Err(self.err(
+                8,
+                ErrorKind::BadHeader,
+                "field format_version: 0 is not a version",
+            ));
+        }
+        if len > MAX_HEADER {
+            return Err(self.err(
+                12,
+                ErrorKind::BadHeader,
+                format!("field header_len: {len} bytes exceeds the limit of {MAX_HEADER}"),
+            ));
+        }
+        let total = 16 + len as usize + 4;
+        let got = have(self, total);
+        if got < total {
+            return Err(self.err(
+                got as u64,
+                ErrorKind::Truncated,
+                format!("the header is cut short: it needs {total} bytes, the file has {got}"),
+            ));
+        }
+        let stored = u32::from_le_bytes(
+            self.buf[16 + len as usize..total]
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        let computed = crc32fast::hash(&self.buf[8..16 + len as usize]);
+        if stored != computed {
+            return Err(self.err(
+                16 + len as u64,
+                ErrorKind::Checksum,
+                format!(
+                    "header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                ),
+            ));
+        }
+        let body = &self.buf[16..16 + len as usize];
+        let header: Header = serde_json::from_slice(body)
+            .map_err(|e| self.err(16, ErrorKind::BadHeader, format!("header body (JSON): {e}")))?;
+        self.header = header;
+        self.pos = total;
+        self.data_start = total as u64;
+        Ok(())
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// File name as given.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Offset of the first record.
+    pub fn data_start(&self) -> u64 {
+        self.data_start
+    }
+
+    /// How reading ended (None while items remain).
+    pub fn stop(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    /// Errors seen so far (more than one only when resynchronizing).
+    pub fn errors(&self) -> &[ReadError] {
+        &self.errors
+    }
+
+    /// Sync points seen (with [`ReadOptions::collect_syncs`]).
+    pub fn syncs(&self) -> &[SyncPoint] {
+        &self.syncs
+    }
+
+    /// The engine's time origin on CLOCK_MONOTONIC, from the last clock
+    /// record read so far.
+    pub fn clock(&self) -> Option<u64> {
+        self.clock
+    }
+
+    /// Index the next item will get.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    fn io_or(&mut self, offset: u64, kind: ErrorKind, msg: String) -> ReadError {
+        match self.read_err.take() {
+            Some(e) => self.err(offset, ErrorKind::Io, format!("read failed: {e}")),
+            None => self.err(offset, kind, msg),
+        }
+    }
+
+    /// Next frame: (offset, type, payload bounds in buf). None at a clean EOF.
+    fn frame(&mut self) -> Result<Option<(u64, u8, usize, usize)>, ReadError> {
+        let at = self.offset();
+        if !self.ensure(1) {
+            if let Some(e) = self.read_err.take() {
+                return Err(self.err(at, ErrorKind::Io, format!("read failed: {e}")));
+            }
+            return Ok(None);
+        }
+        // Length varint.
+        let mut len: u64 = 0;
+        let mut nlen = 0usize;
+        loop {
+            if !self.ensure(nlen + 1) {
+                let m = format!(
+                    "the record at offset {at} is cut short inside its length ({} bytes left)",
+                    self.buf.len() - self.pos
+                );
+                return Err(self.io_or(at, ErrorKind::Truncated, m));
+            }
+            let b = self.buf[self.pos + nlen];
+            nlen += 1;
+            len |= ((b & 0x7f) as u64) << (7 * (nlen as u32 - 1));
+            if b & 0x80 == 0 {
+                break;
+            }
+            if nlen >= 5 {
+                return Err(self.err(
+                    at,
+                    ErrorKind::Checksum,
+                    format!(
+                        "the record at offset {at} has a damaged length (more than 5 length bytes)"
+                    ),
+                ));
+            }
+        }
+        if len > MAX_PAYLOAD {
+            return Err(self.err(
+                at,
+                ErrorKind::Checksum,
+                format!(
+                    "the record at offset {at} has a damaged length: {len} bytes exceeds the limit of {MAX_PAYLOAD}"
+                ),
+            ));
+        }
+        let need = nlen + 1 + len as usize + 4;
+        if !self.ensure(need) {
+            let have = self.buf.len() - self.pos;
+            let m = format!(
+                "the record at offset {at} needs {need} bytes but the file ends {have} bytes later (cut short, or its length is damaged)"
+            );
+            return Err(self.io_or(at, ErrorKind::Truncated, m));
+        }
+        let p = self.pos;
+        let rt = self.buf[p + nlen];
+        let pay = p + nlen + 1;
+        let end = pay + len as usize;
+        let stored = u32::from_le_bytes(self.buf[end..end + 4].try_into().unwrap_or([0; 4]));
+        let computed = format::frame_crc(&self.buf[p..p + nlen], rt, &self.buf[pay..end]);
+        if stored != computed {
+            return Err(self.err(
+                at,
+                ErrorKind::Checksum,
+                format!(
+                    "checksum mismatch in the record at offset {at} (type {rt:#04x} {}, {len} payload bytes): stored {stored:#010x}, computed {computed:#010x}",
+                    rtype::name(rt)
+                ),
+            ));
+        }
+        if !rtype::known(rt) {
+            return Err(self.err(
+                at,
+                ErrorKind::UnknownType,
+                format!(
+                    "record type {rt:#04x} at offset {at} is not known to this ringside ({}, format {FORMAT_VERSION}): the file may come from a newer ringside",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+        self.pos = end + 4;
+        Ok(Some((at, rt, pay, end)))
+    }
+
+    /// Look for the next sync frame after a damaged one; true when found
+    /// (positioned at it).
+    fn resync(&mut self) -> bool {
+        // Start one byte after the damaged frame's start.
+        self.pos += 1;
+        loop {
+            // Need marker plus the 2 bytes before it.
+            let avail = self.buf.len() - self.pos;
+            let hay = &self.buf[self.pos..];
+            let found = hay
+                .windows(SYNC_MARKER.len())
+                .enumerate()
+                .find(|(i, w)| *i >= 2 && *w == SYNC_MARKER)
+                .map(|(i, _)| i);
+            if let Some(i) = found {
+                let start = self.pos + i - 2;
+                let save = self.pos;
+                self.pos = start;
+                // A sync frame: 1 length byte, type, marker, index, crc.
+                if self.buf[start] < 0x80 && self.buf[start + 1] == rtype::SYNC {
+                    let n = self.buf[start] as usize;
+                    if self.ensure(2 + n + 4) {
+                        let s = self.pos;
+                        let stored = u32::from_le_bytes(
+                            self.buf[s + 2 + n..s + 6 + n].try_into().unwrap_or([0; 4]),
+                        );
+                        let computed = format::frame_crc(
+                            &self.buf[s..s + 1],
+                            rtype::SYNC,
+                            &self.buf[s + 2..s + 2 + n],
+                        );
+                        if stored == computed {
+                            return true;
+                        }
+                    }
+                }
+                // Not a real sync frame: go on after this marker.
+                self.pos = self.pos.max(save) + 1;
+                continue;
+            }
+            // Keep the last bytes (a marker may straddle the boundary).
+            let keep = SYNC_MARKER.len() + 2;
+            if avail > keep {
+                self.pos = self.buf.len() - keep;
+            }
+            let want = self.buf.len() - self.pos + (1 << 16);
+            if !self.ensure(want) && self.buf.len() - self.pos < SYNC_MARKER.len() + 2 {
+                self.pos = self.buf.len();
+                return false;
+            }
+            if self.eof && self.buf.len() - self.pos <= keep {
+                self.pos = self.buf.len();
+                return false;
+            }
+        }
+    }
+
+    fn fail(&mut self, e: ReadError) -> Option<Result<Entry, ReadError>> {
+        self.errors.push(e.clone());
+        let final_ = !self.opts.resync
+            || matches!(
+                e.kind,
+                ErrorKind::Io | ErrorKind::TrailingData | ErrorKind::NotARecording
+            )
+            || (e.kind == ErrorKind::Truncated
+                && self.eof
+                && e.message.contains("without an end record"));
+        if final_ {
+            self.stop = Some(Stop::Error(e.clone()));
+        } else {
+            self.resyncing = true;
+            self.pos = (e.offset.saturating_sub(self.base)) as usize;
+            self.pos = self.pos.min(self.buf.len());
+        }
+        Some(Err(e))
+    }
+
+    /// The next item, or the error that stopped (or interrupted) reading.
+    pub fn next_entry(&mut self) -> Option<Result<Entry, ReadError>> {
+        loop {
+            if self.stop.is_some() {
+                return None;
+            }
+            if self.resyncing {
+                self.resyncing = false;
+                if !self.resync() {
+                    let at = self.offset();
+                    let last = self.errors.last().cloned();
+                    let e = self.err(
+                        at,
+                        ErrorKind::Truncated,
+                        "no sync point after the damage: the rest of the file is unreadable",
+                    );
+                    self.stop = Some(Stop::Error(last.unwrap_or(e)));
+                    return None;
+                }
+            }
+            let (at, rt, a, b) = match self.frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    let at = self.offset();
+                    let e = self.err(
+                        at,
+                        ErrorKind::Truncated,
+                        format!(
+                            "the file ends at offset {at} without an end record: the recording was cut short (the writer crashed, was killed, or is still writing); {} items read",
+                            self.next_index
+                        ),
+                    );
+                    self.errors.push(e.clone());
+                    self.stop = Some(Stop::Error(e.clone()));
+                    return Some(Err(e));
+                }
+                Err(e) => return self.fail(e),
+            };
+            let rec = {
+                let payload = &self.buf[a..b];
+                encode::decode_record(&mut self.state, rt, payload)
+            };
+            let rec = match rec {
+                Ok(r) => r,
+                Err(fe) => {
+                    let e = self.err(
+                        at,
+                        ErrorKind::BadRecord,
+                        format!(
+                            "the record at offset {at} (type {rt:#04x} {}) is malformed: {fe}",
+                            rtype::name(rt)
+                        ),
+                    );
+                    return self.fail(e);
+                }
+            };
+            match rec {
+                Record::Sync { next_index } => {
+                    self.state.reset();
+                    if next_index != self.next_index && !self.opts.resync {
+                        let e = self.err(
+                            at,
+                            ErrorKind::BadRecord,
+                            format!(
+                                "the sync record at offset {at} says the next item is {next_index}, but {} items were read",
+                                self.next_index
+                            ),
+                        );
+                        return self.fail(e);
+                    }
+                    self.next_index = next_index;
+                    if self.opts.collect_syncs {
+                        self.syncs.push(SyncPoint {
+                            offset: self.offset(),
+                            index: next_index,
+                        });
+                    }
+                }
+                Record::Clock {
+                    engine_origin_mono_ns,
+                } => self.clock = Some(engine_origin_mono_ns),
+                Record::End { items, dropped } => {
+                    // Anything after the end record is damage.
+                    let after = self.offset();
+                    if self.ensure(1) {
+                        let n = {
+                            let mut n = (self.buf.len() - self.pos) as u64;
+                            while self.ensure((n as usize) + 1) {
+                                n = (self.buf.len() - self.pos) as u64;
+                                if n > 1 << 20 {
+                                    break;
+                                }
+                            }
+                            n
+                        };
+                        let e = self.err(
+                            after,
+                            ErrorKind::TrailingData,
+                            format!(
+                                "{n}{} bytes follow the end record at offset {at}",
+                                if n > 1 << 20 { "+" } else { "" }
+                            ),
+                        );
+                        self.errors.push(e.clone());
+                        self.stop = Some(Stop::Error(e.clone()));
+                        return Some(Err(e));
+                    }
+                    if items != self.next_index && self.errors.is_empty() {
+                        let e = self.err(
+                            at,
+                            ErrorKind::BadRecord,
+                            format!(
+                                "the end record says {items} items were written, but {} were read",
+                                self.next_index
+                            ),
+                        );
+                        return self.fail(e);
+                    }
+                    self.stop = Some(Stop::End {
+                        offset: at,
+                        items,
+                        dropped,
+                    });
+                    return None;
+                }
+                Record::Item(item) => {
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    return Some(Ok(Entry {
+                        index,
+                        offset: at,
+                        item,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read> Iterator for Reader<R> {
+    type Item = Result<Entry, ReadError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_entry()
+    }
+}
+
+/// Read every item of an in-memory recording (tests, fuzzing): the items,
+/// and how reading stopped. Never panics.
+pub fn read_all(bytes: &[u8], opts: ReadOptions) -> (Vec<Entry>, Result<Stop, ReadError>) {
+    let mut r = match Reader::new(bytes, "<memory>", opts) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Err(e)),
+    };
+    let mut v = Vec::new();
+    v.extend(r.by_ref().flatten());
+    let stop = r.stop().cloned().unwrap_or_else(|| {
+        Stop::Error(ReadError {
+            file: "<memory>".into(),
+            offset: 0,
+            kind: ErrorKind::Truncated,
+            message: "reading stopped without a reason".into(),
+        })
+    });
+    (v, Ok(stop))
+}

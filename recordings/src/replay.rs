@@ -1,0 +1,380 @@
+//! Random access to a recording: items by index and time, the programs it
+//! loaded (re-loaded here), and decisions re-executed and traced
+//! instruction by instruction. What the replay UI is built on.
+
+use crate::check::{self, CheckReport, Checker, Setup};
+use crate::format::Header;
+use crate::item::Item;
+use crate::reader::{Entry, ErrorKind, ReadError, ReadOptions, Reader, Stop, SyncPoint};
+use ringside_engine::decision::{DecisionRecord, Reexecution, reexecute};
+use ringside_engine::event::{Event, ProgramInfo};
+use ringside_engine::interp::TraceStep;
+use ringside_engine::program::LoadedProgram;
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// An opened recording: an index over the file (sync points, item times,
+/// decisions) and the programs it loaded. Items are decoded on demand, so
+/// memory is about 16 bytes per item.
+pub struct Replay {
+    path: PathBuf,
+    name: String,
+    header: Header,
+    syncs: Vec<SyncPoint>,
+    len: u64,
+    stop: Stop,
+    errors: Vec<ReadError>,
+    times: Vec<u64>,
+    tmax: Vec<u64>,
+    decisions: Vec<(u64, u64)>,
+    setup: Setup,
+    clock: Option<u64>,
+    opts: ReadOptions,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay")
+            .field("file", &self.name)
+            .field("items", &self.len)
+            .field("decisions", &self.decisions.len())
+            .finish()
+    }
+}
+
+/// A decision re-executed under the tracing interpreter.
+#[derive(Debug, Clone)]
+pub struct DecisionTrace {
+    /// Item index of the decision event.
+    pub index: u64,
+    /// The recorded decision.
+    pub record: DecisionRecord,
+    /// pc, instruction, registers and memory touched after each instruction.
+    pub steps: Vec<TraceStep>,
+    /// What the re-execution did (or why it stopped).
+    pub reexecution: Result<Reexecution, String>,
+}
+
+enum Src {
+    Engine(u64),
+    Probe(u64),
+    Same,
+}
+
+impl Replay {
+    /// Open and index a recording (stops at the first damage; see
+    /// [`Replay::open_with`] to go on past damaged records).
+    pub fn open(path: impl AsRef<Path>) -> Result<Replay, ReadError> {
+        Replay::open_with(path, ReadOptions::default())
+    }
+
+    /// Open with reader options (`resync: true` skips damaged records).
+    pub fn open_with(path: impl AsRef<Path>, opts: ReadOptions) -> Result<Replay, ReadError> {
+        let path = path.as_ref().to_path_buf();
+        let opts = ReadOptions {
+            collect_syncs: true,
+            ..opts
+        };
+        let mut reader = Reader::open_with(&path, opts)?;
+        let header = reader.header().clone();
+        let mut raw: Vec<Src> = Vec::new();
+        let mut setup = Setup::default();
+        let mut decisions = Vec::new();
+        for e in reader.by_ref() {
+            let Ok(e) = e else { continue };
+            while (raw.len() as u64) < e.index {
+                raw.push(Src::Same);
+            }
+            raw.push(match &e.item {
+                Item::Engine(r) => {
+                    match &r.event {
+                        Event::RingSetup(info) => setup.rings.push((e.index, info.clone())),
+                        Event::ProgramLoaded(info) => {
+                            let _ = setup.load(e.index, info);
+                        }
+                        Event::Decision(d) => decisions.push((d.seq, e.index)),
+                        _ => {}
+                    }
+                    Src::Engine(r.t_ns)
+                }
+                Item::Probe(p) => Src::Probe(p.header().ts_ns),
+                Item::Lost { .. } => Src::Same,
+            });
+        }
+        let clock = reader.clock();
+        let start = header.mono_start_ns;
+        let mut times = Vec::with_capacity(raw.len());
+        let mut tmax = Vec::with_capacity(raw.len());
+        let (mut last, mut max) = (0u64, 0u64);
+        for s in &raw {
+            let t = match *s {
+                Src::Engine(t) => match clock {
+                    Some(o) => (o + t).saturating_sub(start),
+                    None => t,
+                },
+                Src::Probe(ts) => ts.saturating_sub(start),
+                Src::Same => last,
+            };
+            last = t;
+            max = max.max(t);
+            times.push(t);
+            tmax.push(max);
+        }
+        let stop = reader.stop().cloned().unwrap_or(Stop::Error(ReadError {
+            file: reader.file().to_string(),
+            offset: 0,
+            kind: ErrorKind::Truncated,
+            message: "reading stopped early".into(),
+        }));
+        Ok(Replay {
+            name: reader.file().to_string(),
+            path,
+            header,
+            syncs: reader.syncs().to_vec(),
+            len: raw.len() as u64,
+            stop,
+            errors: reader.errors().to_vec(),
+            times,
+            tmax,
+            decisions,
+            setup,
+            clock,
+            opts,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Items (the highest index + 1).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// No items.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How the file ended (`Stop::End` for a complete file).
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
+    /// Every read error (more than one only with resync).
+    pub fn errors(&self) -> &[ReadError] {
+        &self.errors
+    }
+
+    /// Time of an item: ns since the recording started (engine and probe
+    /// clocks aligned through the recording's clock record).
+    pub fn time_of(&self, index: u64) -> Option<u64> {
+        self.times.get(index as usize).copied()
+    }
+
+    /// The first item at or after `t_ns` (ns since the recording started);
+    /// `len()` when none.
+    pub fn index_at_time(&self, t_ns: u64) -> u64 {
+        self.tmax.partition_point(|&t| t < t_ns) as u64
+    }
+
+    /// Duration covered, ns.
+    pub fn duration_ns(&self) -> u64 {
+        self.tmax.last().copied().unwrap_or(0)
+    }
+
+    /// CLOCK_MONOTONIC ns of the engine's time 0, when recorded.
+    pub fn engine_clock(&self) -> Option<u64> {
+        self.clock
+    }
+
+    /// (decision seq, item index) of every decision, in file order.
+    pub fn decisions(&self) -> &[(u64, u64)] {
+        &self.decisions
+    }
+
+    /// Item index of decision `seq`.
+    pub fn decision_index(&self, seq: u64) -> Option<u64> {
+        self.decisions
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|&(_, i)| i)
+    }
+
+    /// Programs the recording loaded: what it says, and the program re-loaded
+    /// here (None with the reason when it does not load).
+    pub fn programs(&self) -> Vec<(&ProgramInfo, Option<&LoadedProgram>, Option<&str>)> {
+        let mut v: Vec<_> = self
+            .setup
+            .programs
+            .iter()
+            .map(|(k, s)| {
+                (
+                    *k,
+                    (
+                        &s.info,
+                        s.id.and_then(|id| self.setup.registry.program(id)),
+                        s.error.as_deref(),
+                    ),
+                )
+            })
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v.into_iter().map(|(_, x)| x).collect()
+    }
+
+    /// The re-loaded program a decision at item `index` ran.
+    pub fn program_at(&self, index: u64, prog: u32) -> Option<&LoadedProgram> {
+        self.setup.program(self.setup.epoch_at(index), prog)?.1
+    }
+
+    /// Items from `index` on (seeks to the nearest sync point before it).
+    pub fn iter_from(&self, index: u64) -> Result<Items, ReadError> {
+        let k = self.syncs.partition_point(|s| s.index <= index);
+        let point = if k == 0 {
+            self.syncs.first().copied().unwrap_or(SyncPoint {
+                offset: 0,
+                index: 0,
+            })
+        } else {
+            self.syncs[k - 1]
+        };
+        let io = |e: std::io::Error| ReadError {
+            file: self.name.clone(),
+            offset: point.offset,
+            kind: ErrorKind::Io,
+            message: format!("cannot read: {e}"),
+        };
+        let mut f = File::open(&self.path).map_err(io)?;
+        f.seek(SeekFrom::Start(point.offset)).map_err(io)?;
+        let reader = Reader::resume(
+            BufReader::with_capacity(1 << 16, f),
+            &self.name,
+            self.header.clone(),
+            point,
+            ReadOptions {
+                resync: self.opts.resync,
+                collect_syncs: false,
+            },
+        );
+        Ok(Items {
+            reader,
+            from: index,
+        })
+    }
+
+    /// Every item, in order.
+    pub fn iter(&self) -> Result<Items, ReadError> {
+        self.iter_from(0)
+    }
+
+    /// One item.
+    pub fn get(&self, index: u64) -> Result<Option<Entry>, ReadError> {
+        match self.iter_from(index)?.next() {
+            Some(Ok(e)) if e.index == index => Ok(Some(e)),
+            Some(Ok(_)) | None => Ok(None),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
+    /// The decision at item `index`, re-executed and traced.
+    pub fn trace_at(&self, index: u64) -> Result<DecisionTrace, String> {
+        let e = self
+            .get(index)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: no item {index}", self.name))?;
+        let Item::Engine(r) = &e.item else {
+            return Err(format!(
+                "{}: item {index} is not an engine event",
+                self.name
+            ));
+        };
+        let Event::Decision(d) = &r.event else {
+            return Err(format!("{}: item {index} is not a decision", self.name));
+        };
+        let epoch = self.setup.epoch_at(index);
+        let (slot, prog) = self
+            .setup
+            .program(epoch, d.prog)
+            .ok_or_else(|| format!("decision {}: program {} was never loaded", d.seq, d.prog))?;
+        let prog = prog.ok_or_else(|| {
+            slot.error
+                .clone()
+                .unwrap_or_else(|| format!("program {} did not load", d.prog))
+        })?;
+        let (regs, budgets) = self.setup.config(epoch);
+        let mut steps = Vec::new();
+        let reexecution = {
+            let mut f = |s: &TraceStep| steps.push(s.clone());
+            reexecute(prog, d, &regs, &budgets, Some(&mut f))
+        };
+        Ok(DecisionTrace {
+            index,
+            record: (**d).clone(),
+            steps,
+            reexecution,
+        })
+    }
+
+    /// Re-execute every decision and compare (what `ringside check` does).
+    pub fn check(&self) -> Result<CheckReport, ReadError> {
+        check::check_file(&self.path)
+    }
+
+    /// A checker primed with this recording's setup is built by feeding
+    /// entries; exposed for UIs that verify as they step.
+    pub fn checker() -> Checker {
+        Checker::new()
+    }
+}
+
+/// Items of a [`Replay`] from some index on.
+pub struct Items {
+    reader: Reader<BufReader<File>>,
+    from: u64,
+}
+
+impl std::fmt::Debug for Items {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Items").field("from", &self.from).finish()
+    }
+}
+
+impl Items {
+    /// How reading ended, once it has.
+    pub fn stop(&self) -> Option<&Stop> {
+        self.reader.stop()
+    }
+}
+
+impl Iterator for Items {
+    type Item = Result<Entry, ReadError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.reader.next()? {
+                Ok(e) if e.index < self.from => continue,
+                other => return Some(other),
+            }
+        }
+    }
+}
+
+/// The instruction-level trace of decision `seq` (pc, instruction,
+/// registers and memory touched after each instruction), re-executed from
+/// the recording with the engine's own helper semantics.
+pub fn trace_decision(replay: &Replay, seq: u64) -> Result<Vec<TraceStep>, String> {
+    let index = replay
+        .decision_index(seq)
+        .ok_or_else(|| format!("no decision {seq} in {}", replay.path.display()))?;
+    let t = replay.trace_at(index)?;
+    t.reexecution.map_err(|e| format!("decision {seq}: {e}"))?;
+    Ok(t.steps)
+}
