@@ -18,6 +18,7 @@ pub mod fixup;
 pub mod interp;
 pub mod maps;
 pub mod program;
+pub mod remote;
 pub mod ring;
 pub mod verifier;
 pub mod vm;

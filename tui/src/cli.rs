@@ -14,7 +14,7 @@ pub struct Cli {
 }
 
 /// Options shared by live modes.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone)]
 pub struct LiveOpts {
     /// Print events as JSON Lines on stdout instead of drawing the UI.
     #[arg(long)]
@@ -25,6 +25,37 @@ pub struct LiveOpts {
     /// Events of history the UI keeps (totals are kept beyond it).
     #[arg(long, default_value_t = 200_000)]
     pub history: usize,
+    /// UI: run the workload this many times (demo: until you quit; run: 1).
+    #[arg(long)]
+    pub rounds: Option<u64>,
+    /// UI: pause between rounds, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub round_gap_ms: u64,
+    /// UI: capacity of the queue from the sources to the UI (items beyond
+    /// it are dropped and counted, never waited for).
+    #[arg(long, default_value_t = 1 << 16)]
+    pub queue: usize,
+    /// UI: frames per second at most.
+    #[arg(long, default_value_t = 20)]
+    pub fps: u32,
+    /// UI: no kernel probes, even as root.
+    #[arg(long)]
+    pub no_probes: bool,
+}
+
+impl Default for LiveOpts {
+    fn default() -> Self {
+        LiveOpts {
+            headless: false,
+            jit: false,
+            history: 200_000,
+            rounds: None,
+            round_gap_ms: 1000,
+            queue: 1 << 16,
+            fps: 20,
+            no_probes: false,
+        }
+    }
 }
 
 /// Subcommands.
@@ -75,6 +106,12 @@ pub enum Command {
         /// Print the recorded events as JSON Lines instead.
         #[arg(long)]
         headless: bool,
+        /// Events of history the UI keeps.
+        #[arg(long, default_value_t = 200_000)]
+        history: usize,
+        /// Start paused at the first event (default: play at 1x).
+        #[arg(long)]
+        paused: bool,
     },
     /// Re-execute every decision of a recording; exit 0 when identical, 1 at
     /// the first divergence, 2 when the file is damaged or unreadable.

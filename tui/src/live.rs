@@ -21,6 +21,9 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 
 /// `ringside demo`
 pub fn demo(opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+    if !opts.headless {
+        return ui_workload(None, opts);
+    }
     let prepared = workload::prepare_demo(&PrepareOptions { jit: opts.jit })?;
     drive(prepared, opts)
 }
@@ -30,6 +33,19 @@ pub fn run(spec: &Path, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
     let base = spec.parent().unwrap_or(Path::new("."));
+    if !opts.headless {
+        // Check the spec before taking over the terminal.
+        workload::prepare_text(
+            &spec.display().to_string(),
+            &text,
+            base,
+            &PrepareOptions { jit: opts.jit },
+        )?;
+        return ui_workload(
+            Some((spec.display().to_string(), text.clone(), base.to_path_buf())),
+            opts,
+        );
+    }
     let prepared = workload::prepare_text(
         &spec.display().to_string(),
         &text,
@@ -83,7 +99,7 @@ pub fn attach_pid(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::R
     use ringside_probes::attach::{HeadlessOptions, run_headless};
     use ringside_probes::{AttachOptions, ProbeError};
     if !opts.headless {
-        anyhow::bail!("the terminal UI for attach is not built yet: use --headless");
+        return ui_probes(pid, duration, opts);
     }
     let stop = stop_flag()?;
     let hopts = HeadlessOptions {
@@ -111,4 +127,253 @@ pub fn attach_pid(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::R
             Err(e)
         }
     }
+}
+
+// ------------------------------------------------------------------ the UI
+
+use ringside_tui::app::{App, Mode, Rates};
+use ringside_tui::source::{self, Controller, EngineControl, Feed, Status, WorkloadSource};
+use ringside_tui::state::State;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn rates(opts: &LiveOpts) -> Rates {
+    Rates {
+        tick: Duration::from_millis(250),
+        frame: Duration::from_millis(1000 / opts.fps.clamp(1, 120) as u64),
+    }
+}
+
+/// How the draw loop runs.
+struct LoopOpts {
+    history: usize,
+    rates: Rates,
+    deadline: Option<std::time::Instant>,
+}
+
+/// Run the draw loop until q, Ctrl-C, SIGTERM or the end of a timed session.
+fn ui_loop(
+    mode: Mode,
+    controller: Box<dyn Controller>,
+    rx: crossbeam_channel::Receiver<source::Msg>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    lo: LoopOpts,
+) -> anyhow::Result<App> {
+    let history = if lo.history == 0 { 200_000 } else { lo.history };
+    let mut app = App::new(State::new(history), mode, controller);
+    app.ui_dropped = dropped;
+    let mut guard = ringside_tui::term::enter()?;
+    let deadline = lo.deadline;
+    let mut input = |t: Duration| {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        ringside_tui::term::read_event(t)
+    };
+    let r = ringside_tui::app::run(
+        &mut guard.terminal,
+        &mut app,
+        &rx,
+        &mut input,
+        &stop,
+        lo.rates,
+    );
+    drop(guard);
+    r?;
+    Ok(app)
+}
+
+fn ui_workload(
+    spec: Option<(String, String, std::path::PathBuf)>,
+    opts: &LiveOpts,
+) -> anyhow::Result<ExitCode> {
+    let stop = stop_flag()?;
+    let (feed, rx, dropped) = Feed::new(opts.queue);
+    let debugger = ringside_engine::debug::Debugger::new();
+    let title = spec
+        .as_ref()
+        .map_or("demo".to_string(), |s| format!("run {}", s.0));
+    let rounds = opts.rounds.or(if spec.is_some() { Some(1) } else { None });
+    // The engine's queue to us: as large as ours; it drops, never waits.
+    let engine = source::spawn_workload(
+        WorkloadSource {
+            spec,
+            jit: opts.jit,
+            rounds,
+            gap: Duration::from_millis(opts.round_gap_ms),
+            queue: opts.queue,
+        },
+        feed.clone(),
+        debugger.clone(),
+        stop.clone(),
+    );
+    // Kernel probes on ourselves, when we may.
+    let me = std::process::id();
+    let mut probes = None;
+    if opts.no_probes {
+        feed.status(Status::Notice("kernel probes off (--no-probes)".into()));
+    } else {
+        match source::spawn_probes(vec![me], feed.clone(), stop.clone(), false) {
+            Ok(h) => {
+                feed.status(Status::Notice(
+                    "kernel probes on: the engine's rings as the kernel sees them (k: kernel rows)"
+                        .into(),
+                ));
+                probes = Some(h);
+            }
+            Err(e) => {
+                feed.status(Status::Notice(format!(
+                    "kernel probes off: {e} · the engine runs without them"
+                )));
+            }
+        }
+    }
+    let fill = if probes.is_none() {
+        Some(source::spawn_fill_poller(me, feed.clone(), stop.clone()))
+    } else {
+        None
+    };
+    drop(feed);
+    let res = ui_loop(
+        Mode { title },
+        Box::new(EngineControl(debugger.clone())),
+        rx,
+        dropped,
+        stop.clone(),
+        LoopOpts {
+            history: opts.history,
+            rates: rates(opts),
+            deadline: None,
+        },
+    );
+    // Let a stopped engine go, then shut everything down.
+    stop.store(true, Ordering::Relaxed);
+    debugger.command(ringside_engine::debug::Command::Detach);
+    let _ = engine.join();
+    if let Some(p) = probes {
+        let _ = p.join();
+    }
+    if let Some(f) = fill {
+        let _ = f.join();
+    }
+    res?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ui_probes(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+    use ringside_probes::ProbeError;
+    if !ringside_probes::discover::pid_alive(pid) {
+        let e = ProbeError::NoSuchPid { pid };
+        eprintln!("ringside: {e}");
+        return Ok(ExitCode::from(e.exit_code() as u8));
+    }
+    let stop = stop_flag()?;
+    let (feed, rx, dropped) = Feed::new(opts.queue);
+    let probes = match source::spawn_probes(vec![pid], feed.clone(), stop.clone(), true) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ringside: {e}");
+            return Ok(ExitCode::from(e.exit_code() as u8));
+        }
+    };
+    feed.status(Status::Source(format!("attach pid {pid} (kernel probes)")));
+    drop(feed);
+    let deadline = duration.map(|d| std::time::Instant::now() + Duration::from_secs_f64(d));
+    let res = ui_loop(
+        Mode {
+            title: format!("attach {pid}"),
+        },
+        Box::new(source::WatchOnly),
+        rx,
+        dropped,
+        stop.clone(),
+        LoopOpts {
+            history: opts.history,
+            rates: rates(opts),
+            deadline,
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = probes.join();
+    res?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ringside attach --socket PATH`
+pub fn attach_socket(
+    path: &Path,
+    duration: Option<f64>,
+    opts: &LiveOpts,
+) -> anyhow::Result<ExitCode> {
+    let stop = stop_flag()?;
+    if opts.headless {
+        if let Some(d) = duration {
+            let s = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs_f64(d));
+                s.store(true, Ordering::Relaxed);
+            });
+        }
+        ringside_tui::remote_client::headless(path, &stop)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (feed, rx, dropped) = Feed::new(opts.queue);
+    let (ctl, h) = ringside_tui::remote_client::spawn(
+        path.to_path_buf(),
+        feed.clone(),
+        stop.clone(),
+        Duration::from_secs(5),
+    );
+    drop(feed);
+    let deadline = duration.map(|d| std::time::Instant::now() + Duration::from_secs_f64(d));
+    let mut ctl2 = ctl.clone();
+    let res = ui_loop(
+        Mode {
+            title: format!("attach {}", path.display()),
+        },
+        Box::new(ctl),
+        rx,
+        dropped,
+        stop.clone(),
+        LoopOpts {
+            history: opts.history,
+            rates: rates(opts),
+            deadline,
+        },
+    );
+    // Leave the application running freely.
+    let _ = ctl2.send(source::Ctl::Debug(ringside_engine::debug::Command::Detach));
+    stop.store(true, Ordering::Relaxed);
+    let _ = h.join();
+    res?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ringside replay FILE` in the UI.
+pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitCode> {
+    let items = ringside_tui::replay::load(file)?;
+    let stop = stop_flag()?;
+    let (feed, rx, dropped) = Feed::new(1 << 14);
+    let (ctl, h) = ringside_tui::replay::spawn(items, feed.clone(), stop.clone(), paused);
+    drop(feed);
+    let opts = LiveOpts::default();
+    let res = ui_loop(
+        Mode {
+            title: format!("replay {}", file.display()),
+        },
+        Box::new(ctl),
+        rx,
+        dropped,
+        stop.clone(),
+        LoopOpts {
+            history,
+            rates: rates(&opts),
+            deadline: None,
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = h.join();
+    res?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,25 @@ fn main() -> ExitCode {
             duration,
             live,
         }) => live::attach_pid(pid, duration, &live),
+        Some(Command::Attach {
+            pid: None,
+            socket: Some(path),
+            duration,
+            live,
+        }) => live::attach_socket(&path, duration, &live),
+        Some(Command::Attach {
+            pid: None,
+            socket: None,
+            ..
+        }) => Err(anyhow::anyhow!(
+            "attach needs --pid PID (kernel probes) or --socket PATH (an embedded engine)"
+        )),
+        Some(Command::Replay {
+            file,
+            headless: false,
+            history,
+            paused,
+        }) => live::replay(&file, history, paused),
         Some(other) => Err(anyhow::anyhow!("`{other:?}` is not available yet")),
     };
     match result {

@@ -1,0 +1,334 @@
+//! `ringside replay FILE`: a recording as a source.
+//!
+//! The collector thread plays the recorded items into the same feed a live
+//! source uses, at the recorded pace (scaled) or stepwise, and obeys the
+//! same debugger commands (pause, continue, step over a decision,
+//! breakpoints, checked with the engine's own [`Breakpoint::hits`]), plus
+//! seek and step back: going back resets the model and plays the items
+//! from the start up to the target, as fast as the UI folds them.
+
+use crate::source::{ControlKind, Controller, Ctl, Feed, ReplayPos, Status};
+use crate::state::Timeline;
+use crossbeam_channel::{Receiver, Sender};
+use ringside_engine::debug::{Breakpoint, Command};
+use ringside_engine::event::{Event, EventRecord};
+use ringside_recordings::Item;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Speeds `<` and `>` step through (0 = as fast as possible).
+pub const SPEEDS: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 0.0];
+
+/// Steers the replay thread.
+pub struct ReplayControl {
+    tx: Sender<Ctl>,
+}
+
+impl Controller for ReplayControl {
+    fn send(&mut self, c: Ctl) -> Result<(), String> {
+        self.tx.send(c).map_err(|_| "the replay ended".to_string())
+    }
+    fn kind(&self) -> ControlKind {
+        ControlKind::Replay
+    }
+}
+
+/// Read a recording into memory: a ringside recording (via the recordings
+/// crate) or JSON Lines as `--headless` / `export --format jsonl` print.
+pub fn load(path: &Path) -> anyhow::Result<Vec<Item>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    load_bytes(&bytes, &path.display().to_string())
+}
+
+/// Parse recording bytes (see [`load`]).
+pub fn load_bytes(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
+    if bytes.first() == Some(&b'{') {
+        return load_jsonl(bytes, name);
+    }
+    load_recording(bytes, name)
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn load_recording(_bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
+    anyhow::bail!("{name}: not JSON Lines, and this build reads no other recording format yet")
+}
+
+/// JSON Lines: engine events as `--headless` prints them
+/// (`{"seq":..,"t_ns":..,"kind":..}`), or serialized [`Item`]s. Lines of
+/// other kinds (summaries) are skipped.
+pub fn load_jsonl(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?;
+        if v.get("source").is_some() {
+            out.push(
+                serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?,
+            );
+            continue;
+        }
+        let Some(obj) = v.as_object_mut() else {
+            continue;
+        };
+        let (Some(seq), Some(t_ns)) = (
+            obj.remove("seq").and_then(|x| x.as_u64()),
+            obj.remove("t_ns").and_then(|x| x.as_u64()),
+        ) else {
+            if obj.get("kind").and_then(|k| k.as_str()) == Some("lost") {
+                let count = obj.get("events").and_then(|x| x.as_u64()).unwrap_or(0);
+                out.push(Item::Lost {
+                    queue: "engine".into(),
+                    count,
+                });
+            }
+            continue;
+        };
+        let event: Event =
+            serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?;
+        out.push(Item::Engine(Arc::new(EventRecord { seq, t_ns, event })));
+    }
+    Ok(out)
+}
+
+struct Player {
+    items: Arc<Vec<Item>>,
+    times: Vec<u64>,
+    feed: Feed,
+    pos: usize,
+    playing: bool,
+    to_next_decision: bool,
+    speed: usize,
+    breakpoints: Vec<Breakpoint>,
+    last_status: Instant,
+}
+
+impl Player {
+    fn status(&mut self) {
+        self.last_status = Instant::now();
+        self.feed.status(Status::Replay(ReplayPos {
+            pos: self.pos as u64,
+            total: self.items.len() as u64,
+            playing: self.playing,
+            speed: SPEEDS[self.speed],
+        }));
+    }
+
+    /// Send item `pos`; false when the UI is gone.
+    fn send_one(&mut self) -> bool {
+        let item = self.items[self.pos].clone();
+        self.pos += 1;
+        let decision = match &item {
+            Item::Engine(rec) => match &rec.event {
+                Event::Decision(d) => Some(d.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if !self.feed.item(item) {
+            return false;
+        }
+        if let Some(d) = decision {
+            let hit = self.breakpoints.iter().find(|b| b.hits(&d));
+            if hit.is_some() || self.to_next_decision {
+                let reason = match hit {
+                    Some(b) => format!("breakpoint: {}", b.describe()),
+                    None => "stepped".into(),
+                };
+                self.playing = false;
+                self.to_next_decision = false;
+                self.feed.status(Status::Stopped {
+                    reason,
+                    decision: Some(d.seq),
+                });
+                self.status();
+            }
+        }
+        true
+    }
+
+    fn seek(&mut self, target: usize) -> bool {
+        let target = target.min(self.items.len());
+        self.playing = false;
+        if target < self.pos {
+            if !self.feed.status(Status::Reset) {
+                return false;
+            }
+            self.pos = 0;
+        }
+        let bps = std::mem::take(&mut self.breakpoints);
+        let to_next = std::mem::replace(&mut self.to_next_decision, false);
+        while self.pos < target {
+            if !self.send_one() {
+                return false;
+            }
+        }
+        self.breakpoints = bps;
+        self.to_next_decision = to_next;
+        self.status();
+        true
+    }
+
+    fn is_decision(&self, i: usize) -> bool {
+        matches!(&self.items[i], Item::Engine(r) if matches!(r.event, Event::Decision(_)))
+    }
+
+    fn handle(&mut self, c: Ctl) -> bool {
+        match c {
+            Ctl::Debug(Command::Pause) => self.playing = false,
+            Ctl::Debug(Command::Continue) => {
+                self.to_next_decision = false;
+                self.playing = self.pos < self.items.len();
+            }
+            Ctl::Debug(Command::Step) => {
+                self.to_next_decision = true;
+                self.playing = self.pos < self.items.len();
+            }
+            Ctl::Debug(Command::SetBreakpoints { breakpoints }) => self.breakpoints = breakpoints,
+            Ctl::Debug(Command::Detach) => {
+                self.breakpoints.clear();
+            }
+            Ctl::StepItem => {
+                self.playing = false;
+                if self.pos < self.items.len() && !self.send_one() {
+                    return false;
+                }
+            }
+            Ctl::StepBack => {
+                let t = self.pos.saturating_sub(1);
+                return self.seek(t);
+            }
+            Ctl::PrevDecision => {
+                // The decision before the last one applied becomes the last one.
+                let last = (0..self.pos).rev().find(|&i| self.is_decision(i));
+                let prev = last.and_then(|l| (0..l).rev().find(|&i| self.is_decision(i)));
+                match prev {
+                    Some(i) => {
+                        if !self.seek(i + 1) {
+                            return false;
+                        }
+                        if let Item::Engine(r) = &self.items[i]
+                            && let Event::Decision(d) = &r.event
+                        {
+                            self.feed.status(Status::Stopped {
+                                reason: "stepped back".into(),
+                                decision: Some(d.seq),
+                            });
+                        }
+                    }
+                    None => {
+                        self.feed
+                            .status(Status::Notice("no earlier decision".into()));
+                    }
+                }
+            }
+            Ctl::SeekItem(n) => return self.seek(n as usize),
+            Ctl::SeekTime(t) => {
+                let n = self.times.partition_point(|&x| x <= t);
+                return self.seek(n);
+            }
+            Ctl::Speed(d) => {
+                self.speed =
+                    (self.speed as i64 + d as i64).clamp(0, SPEEDS.len() as i64 - 1) as usize;
+            }
+        }
+        self.status();
+        true
+    }
+}
+
+/// Play `items` into `feed`. Starts playing at 1x unless `paused`.
+pub fn spawn(
+    items: Vec<Item>,
+    feed: Feed,
+    stop: Arc<AtomicBool>,
+    paused: bool,
+) -> (ReplayControl, JoinHandle<()>) {
+    let (tx, rx) = crossbeam_channel::unbounded::<Ctl>();
+    let mut tl = Timeline::default();
+    let times: Vec<u64> = items.iter().map(|i| tl.stamp(i)).collect();
+    let h = std::thread::Builder::new()
+        .name("replay".into())
+        .spawn(move || {
+            let feed = feed.lossless();
+            let mut p = Player {
+                items: Arc::new(items),
+                times,
+                feed,
+                pos: 0,
+                playing: !paused,
+                to_next_decision: false,
+                speed: 3,
+                breakpoints: Vec::new(),
+                last_status: Instant::now(),
+            };
+            p.status();
+            run(&mut p, &rx, &stop);
+        })
+        .expect("spawning the replay thread");
+    (ReplayControl { tx }, h)
+}
+
+fn run(p: &mut Player, rx: &Receiver<Ctl>, stop: &AtomicBool) {
+    let mut ended_said = false;
+    while !stop.load(Ordering::Relaxed) {
+        // Commands first.
+        let wait = if p.playing {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(100)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(c) => {
+                if !p.handle(c) {
+                    return;
+                }
+                while let Ok(c) = rx.try_recv() {
+                    if !p.handle(c) {
+                        return;
+                    }
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+        if !p.playing {
+            continue;
+        }
+        if p.pos >= p.items.len() {
+            p.playing = false;
+            p.status();
+            if !ended_said {
+                ended_said = true;
+                p.feed.status(Status::Notice(
+                    "end of the recording: , N :seek go back".into(),
+                ));
+            }
+            continue;
+        }
+        ended_said = false;
+        // Pace: the recorded gap, scaled, at most 250 ms.
+        let speed = SPEEDS[p.speed];
+        if speed > 0.0 && p.pos > 0 {
+            let gap = p.times[p.pos].saturating_sub(p.times[p.pos - 1]);
+            let d =
+                Duration::from_nanos((gap as f64 / speed) as u64).min(Duration::from_millis(250));
+            if d > Duration::from_micros(50) {
+                std::thread::sleep(d);
+            }
+        }
+        if !p.send_one() {
+            return;
+        }
+        if p.last_status.elapsed() > Duration::from_millis(100) {
+            p.status();
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Event sources: one collector thread per source, all feeding one bounded
+//! channel of [`Msg`]s to the draw loop.
+//!
+//! Live sources never wait for the UI: when the channel is full they drop
+//! the item and count it; the UI reports the count as an `Item::Lost` for
+//! queue `"ui"`. A recording is the only lossless source (nobody waits on
+//! it). How the user steers a source (pause, step, breakpoints, seek) goes
+//! the other way through a [`Controller`].
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use ringside_engine::debug::{Command, Debugger};
+use ringside_engine::event::{EventRecord, Overflow};
+use ringside_engine::workload::{self, PrepareOptions, Prepared};
+use ringside_recordings::Item;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What travels from sources to the draw loop.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// Something that happened.
+    Item(Item),
+    /// News about the source itself.
+    Status(Status),
+}
+
+/// News about a source (not part of the event stream; never recorded).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    /// A line for the status bar.
+    Notice(String),
+    /// What the source is now ("demo: round 3").
+    Source(String),
+    /// The source ended; the history stays.
+    Ended(String),
+    /// Replay: forget everything, items from the start follow.
+    Reset,
+    /// Replay: where playback is.
+    Replay(ReplayPos),
+    /// Replay: stopped at a breakpoint or after a step.
+    Stopped {
+        /// Why.
+        reason: String,
+        /// Decision number (in the current engine instance).
+        decision: Option<u64>,
+    },
+    /// Ring fill from /proc/PID/fdinfo: (pid, fd, sq pending, sq entries, cq pending, cq entries, overflow).
+    Fdinfo(Vec<RingFill>),
+    /// A connection came up (socket): the engine there is new.
+    Connected(String),
+}
+
+/// Ring fill from fdinfo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingFill {
+    /// Process.
+    pub pid: u32,
+    /// Ring fd.
+    pub fd: i32,
+    /// SQ entries waiting.
+    pub sq_pending: Option<u32>,
+    /// CQ entries waiting.
+    pub cq_pending: Option<u32>,
+    /// Overflowed CQEs.
+    pub cq_overflow: Option<u64>,
+}
+
+/// Playback position.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplayPos {
+    /// Items applied.
+    pub pos: u64,
+    /// Items in the recording.
+    pub total: u64,
+    /// Playing (vs paused).
+    pub playing: bool,
+    /// Speed factor (0 = as fast as possible).
+    pub speed: f64,
+}
+
+/// The sending end sources use.
+#[derive(Clone)]
+pub struct Feed {
+    tx: Sender<Msg>,
+    dropped: Arc<AtomicU64>,
+    lossless: bool,
+}
+
+impl Feed {
+    /// A feed and the draw loop's end. `capacity` bounds the queue.
+    pub fn new(capacity: usize) -> (Feed, Receiver<Msg>, Arc<AtomicU64>) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(16));
+        let dropped = Arc::new(AtomicU64::new(0));
+        (
+            Feed {
+                tx,
+                dropped: dropped.clone(),
+                lossless: false,
+            },
+            rx,
+            dropped,
+        )
+    }
+
+    /// The same queue, but sends wait for room (recordings).
+    pub fn lossless(&self) -> Feed {
+        Feed {
+            lossless: true,
+            ..self.clone()
+        }
+    }
+
+    /// Send an item; false when the UI is gone.
+    pub fn item(&self, item: Item) -> bool {
+        self.send(Msg::Item(item))
+    }
+
+    /// Send a status; false when the UI is gone. Statuses are rare: they
+    /// wait briefly for room rather than being dropped.
+    pub fn status(&self, s: Status) -> bool {
+        match self
+            .tx
+            .send_timeout(Msg::Status(s), Duration::from_millis(200))
+        {
+            Ok(()) => true,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => true,
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => false,
+        }
+    }
+
+    fn send(&self, m: Msg) -> bool {
+        if self.lossless {
+            return self.tx.send(m).is_ok();
+        }
+        match self.tx.try_send(m) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// A command from the user to the source.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ctl {
+    /// Pause, continue, step over a decision, breakpoints (live and replay).
+    Debug(Command),
+    /// Replay: go to an item index.
+    SeekItem(u64),
+    /// Replay: go to a time on the session timeline (ns).
+    SeekTime(u64),
+    /// Replay: one item forward.
+    StepItem,
+    /// Replay: one item back.
+    StepBack,
+    /// Replay: back to the previous decision.
+    PrevDecision,
+    /// Replay: faster (+1) or slower (-1).
+    Speed(i32),
+}
+
+/// How the UI steers its source.
+pub trait Controller: Send {
+    /// Send a command.
+    fn send(&mut self, c: Ctl) -> Result<(), String>;
+    /// What the source can do, for the help and status lines.
+    fn kind(&self) -> ControlKind;
+}
+
+/// What a source can be asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlKind {
+    /// An engine (in this process or behind a socket): pause, step, breakpoints.
+    Engine,
+    /// A recording: the same plus seek and step back.
+    Replay,
+    /// Kernel probes only watch.
+    WatchOnly,
+}
+
+/// The engine in this process.
+pub struct EngineControl(pub Debugger);
+
+impl Controller for EngineControl {
+    fn send(&mut self, c: Ctl) -> Result<(), String> {
+        match c {
+            Ctl::Debug(cmd) => {
+                self.0.command(cmd);
+                Ok(())
+            }
+            _ => Err("seeking and stepping back work in replay only".into()),
+        }
+    }
+    fn kind(&self) -> ControlKind {
+        ControlKind::Engine
+    }
+}
+
+/// Kernel probes: nothing to steer.
+pub struct WatchOnly;
+
+impl Controller for WatchOnly {
+    fn send(&mut self, _c: Ctl) -> Result<(), String> {
+        Err("kernel probes only watch: the traced process cannot be paused from here".into())
+    }
+    fn kind(&self) -> ControlKind {
+        ControlKind::WatchOnly
+    }
+}
+
+/// Forward an engine subscription to the feed until it closes. Engine-side
+/// drops (its queue to us was full) become `Item::Lost { queue: "engine" }`.
+pub fn forward_subscription(
+    sub: ringside_engine::event::Subscription,
+    feed: &Feed,
+    stop: &AtomicBool,
+) {
+    let mut reported = 0u64;
+    loop {
+        match sub.rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(rec) => {
+                if !feed.item(Item::Engine(rec)) {
+                    return;
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::Relaxed) && sub.rx.is_empty() {
+                    // keep draining until the engine closes
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        let d = sub.dropped.load(Ordering::Relaxed);
+        if d > reported {
+            feed.item(Item::Lost {
+                queue: "engine".into(),
+                count: d - reported,
+            });
+            reported = d;
+        }
+    }
+    let d = sub.dropped.load(Ordering::Relaxed);
+    if d > reported {
+        feed.item(Item::Lost {
+            queue: "engine".into(),
+            count: d - reported,
+        });
+    }
+}
+
+/// A workload the UI runs in this process.
+#[derive(Clone, Debug)]
+pub struct WorkloadSource {
+    /// None: the built-in demo; Some: (display name, TOML text, base dir).
+    pub spec: Option<(String, String, PathBuf)>,
+    /// JIT.
+    pub jit: bool,
+    /// Rounds to run (None: until stopped).
+    pub rounds: Option<u64>,
+    /// Pause between rounds.
+    pub gap: Duration,
+    /// Engine subscription queue capacity.
+    pub queue: usize,
+}
+
+impl WorkloadSource {
+    fn prepare(&self) -> anyhow::Result<Prepared> {
+        let opts = PrepareOptions { jit: self.jit };
+        Ok(match &self.spec {
+            None => workload::prepare_demo(&opts)?,
+            Some((name, text, base)) => workload::prepare_text(name, text, base, &opts)?,
+        })
+    }
+}
+
+/// Run a workload in rounds on its own thread, each round a fresh engine
+/// with `debugger` attached, its events forwarded to `feed`.
+pub fn spawn_workload(
+    src: WorkloadSource,
+    feed: Feed,
+    debugger: Debugger,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            let mut round = 0u64;
+            let what = src
+                .spec
+                .as_ref()
+                .map_or("demo".to_string(), |s| s.0.clone());
+            loop {
+                round += 1;
+                let mut prepared = match src.prepare() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        feed.status(Status::Ended(format!("{what}: {e:#}")));
+                        return;
+                    }
+                };
+                let sub = prepared.engine().subscribe(src.queue, Overflow::Drop);
+                prepared.engine().set_debugger(Some(debugger.clone()));
+                let f2 = feed.clone();
+                let st2 = stop.clone();
+                let fwd = std::thread::Builder::new()
+                    .name("engine events".into())
+                    .spawn(move || forward_subscription(sub, &f2, &st2))
+                    .expect("spawning a thread");
+                let label = match src.rounds {
+                    Some(1) => what.clone(),
+                    _ => format!("{what}: round {round}"),
+                };
+                feed.status(Status::Source(label));
+                let result = prepared.run(&stop);
+                match result {
+                    Ok((report, engine)) => {
+                        drop(engine);
+                        let _ = fwd.join();
+                        feed.status(Status::Notice(format!(
+                            "round {round}: {} chains: {} completed, {} stopped, {} failed, {} cancelled in {:.3} s",
+                            report.chains,
+                            report.completed,
+                            report.stopped,
+                            report.failed,
+                            report.cancelled,
+                            report.elapsed_s
+                        )));
+                    }
+                    Err(e) => {
+                        let _ = fwd.join();
+                        feed.status(Status::Ended(format!("{what}: {e:#}")));
+                        return;
+                    }
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if src.rounds.is_some_and(|n| round >= n) {
+                    feed.status(Status::Ended(format!(
+                        "{what} finished after {round} round(s); the history stays: q quits"
+                    )));
+                    return;
+                }
+                let until = Instant::now() + src.gap;
+                while Instant::now() < until {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+        .expect("spawning the engine thread")
+}
+
+/// Kernel probes on `pids`, on their own thread. Returns an error (to show
+/// on screen) when the probes cannot attach.
+pub fn spawn_probes(
+    pids: Vec<u32>,
+    feed: Feed,
+    stop: Arc<AtomicBool>,
+    follow_forks: bool,
+) -> Result<JoinHandle<()>, ringside_probes::ProbeError> {
+    use ringside_probes::{AttachOptions, Probes};
+    let mut probes = Probes::attach(AttachOptions {
+        pids: pids.clone(),
+        follow_forks,
+        ..AttachOptions::default()
+    })?;
+    let mut dir_seed = Vec::new();
+    for &pid in &pids {
+        if let Ok(fds) = ringside_probes::discover(pid) {
+            dir_seed.extend(fds);
+        }
+    }
+    let skipped: Vec<String> = probes
+        .skipped()
+        .iter()
+        .map(|s| s.tracepoint.clone())
+        .collect();
+    if !skipped.is_empty() {
+        feed.status(Status::Notice(format!(
+            "probes: skipped tracepoints {}",
+            skipped.join(", ")
+        )));
+    }
+    Ok(std::thread::Builder::new()
+        .name("probes".into())
+        .spawn(move || {
+            let mut reported = 0u64;
+            let mut last_fill = Instant::now() - Duration::from_secs(1);
+            let mut gone = false;
+            while !stop.load(Ordering::Relaxed) {
+                let mut alive = true;
+                let r = probes.poll(Duration::from_millis(100), |ev| {
+                    if !feed.item(Item::Probe(ev)) {
+                        alive = false;
+                    }
+                });
+                if !alive {
+                    return;
+                }
+                if let Err(e) = r {
+                    feed.status(Status::Ended(format!("probes: {e}")));
+                    return;
+                }
+                if let Ok(lost) = probes.lost()
+                    && lost > reported
+                {
+                    feed.item(Item::Lost {
+                        queue: "probes".into(),
+                        count: lost - reported,
+                    });
+                    reported = lost;
+                }
+                if last_fill.elapsed() >= Duration::from_millis(500) {
+                    last_fill = Instant::now();
+                    let fills = ring_fills(&pids);
+                    if !fills.is_empty() {
+                        feed.status(Status::Fdinfo(fills));
+                    }
+                    if !gone
+                        && pids
+                            .iter()
+                            .all(|&p| !ringside_probes::discover::pid_alive(p))
+                    {
+                        gone = true;
+                        feed.status(Status::Ended(
+                            "the traced process exited; the history stays: q quits".into(),
+                        ));
+                    }
+                }
+            }
+            let _ = dir_seed;
+        })
+        .expect("spawning the probes thread"))
+}
+
+/// Ring fill of `pids` from /proc fdinfo.
+pub fn ring_fills(pids: &[u32]) -> Vec<RingFill> {
+    let mut out = Vec::new();
+    for &pid in pids {
+        if let Ok(fds) = ringside_probes::discover(pid) {
+            for r in fds {
+                out.push(RingFill {
+                    pid,
+                    fd: r.fd,
+                    sq_pending: r.info.sq_pending,
+                    cq_pending: r.info.cq_pending,
+                    cq_overflow: Some(r.info.cq_overflow.len() as u64),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Poll fdinfo of `pid` every half second (the demo's own rings).
+pub fn spawn_fill_poller(pid: u32, feed: Feed, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("fdinfo".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let fills = ring_fills(&[pid]);
+                if !feed.status(Status::Fdinfo(fills)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .expect("spawning the fdinfo thread")
+}
+
+/// Wrap an engine record as an item.
+pub fn engine_item(rec: EventRecord) -> Item {
+    Item::Engine(Arc::new(rec))
+}

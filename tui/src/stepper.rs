@@ -1,0 +1,267 @@
+//! Inside a decision: disassembly, and instruction-by-instruction traces.
+//!
+//! The trace comes from the engine library itself: the program's object
+//! (from its `ProgramLoaded` event) is loaded into a [`Registry`] in this
+//! process and the recorded decision is re-executed under the engine's
+//! tracing interpreter ([`reexecute`]). Nothing here decides anything.
+
+use crate::state::State;
+use ringside_engine::abi::helper_id;
+use ringside_engine::decision::reexecute;
+use ringside_engine::event::ProgramInfo;
+use ringside_engine::interp::TraceStep;
+use ringside_engine::program::{LoadOptions, MAP_HANDLE_TAG, Registry};
+use ringside_engine::vm::ExecMode;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One line of disassembly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisLine {
+    /// Instruction slot (what a trace's `pc` counts).
+    pub slot: usize,
+    /// The instruction.
+    pub text: String,
+    /// Annotation: helper name, map name, jump target.
+    pub note: Option<String>,
+    /// It calls a helper.
+    pub is_call: bool,
+}
+
+/// A program's disassembly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Disasm {
+    /// Lines.
+    pub lines: Vec<DisLine>,
+    /// Slot -> line.
+    pub slot_line: Vec<usize>,
+}
+
+impl Disasm {
+    /// Line showing slot `pc`.
+    pub fn line_of(&self, pc: usize) -> usize {
+        self.slot_line.get(pc).copied().unwrap_or(0)
+    }
+}
+
+thread_local! {
+    /// Set while calling code that may panic on bad input and is caught
+    /// (rbpf's disassembler): the panic hook then stays quiet.
+    pub static QUIET_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Disassemble a program as run (rbpf's disassembler), annotating helper
+/// calls, map handles and jump targets.
+pub fn disassemble(info: &ProgramInfo) -> Disasm {
+    let code = info.code.as_slice();
+    QUIET_PANIC.with(|q| q.set(true));
+    let insns = std::panic::catch_unwind(|| rbpf::disassembler::to_insn_vec(code));
+    QUIET_PANIC.with(|q| q.set(false));
+    let insns = match insns {
+        Ok(v) => v,
+        Err(_) => {
+            return Disasm {
+                lines: vec![DisLine {
+                    slot: 0,
+                    text: "(rbpf cannot disassemble this program)".into(),
+                    note: None,
+                    is_call: false,
+                }],
+                slot_line: vec![0; code.len() / 8],
+            };
+        }
+    };
+    let mut lines = Vec::with_capacity(insns.len());
+    let mut slot_line = Vec::with_capacity(code.len() / 8);
+    let mut slot = 0usize;
+    for (i, ins) in insns.iter().enumerate() {
+        let width = if ins.opc == 0x18 { 2 } else { 1 };
+        let mut note = None;
+        let mut is_call = false;
+        if ins.opc == 0x85 {
+            is_call = true;
+            note = Some(
+                helper_id::name(ins.imm as u32)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("helper {:#x}", ins.imm)),
+            );
+        } else if ins.opc == 0x18 {
+            let v = ins.imm as u64;
+            if v & 0xffff_ffff_0000_0000 == MAP_HANDLE_TAG {
+                let local = (v & 0xffff_ffff) as usize;
+                note = Some(match info.maps.get(local) {
+                    Some(m) => format!("map {}", m.name),
+                    None => format!("map #{local}"),
+                });
+            }
+        } else if ins.opc & 0x07 == 0x05 || ins.opc & 0x07 == 0x06 {
+            // jumps (JMP and JMP32 classes), except call/exit
+            if ins.opc != 0x95 {
+                let target = slot as i64 + 1 + ins.off as i64;
+                note = Some(format!("-> {target}"));
+            }
+        }
+        for _ in 0..width {
+            slot_line.push(i);
+        }
+        lines.push(DisLine {
+            slot,
+            text: ins.desc.clone(),
+            note,
+            is_call,
+        });
+        slot += width;
+    }
+    Disasm { lines, slot_line }
+}
+
+/// A decision, instruction by instruction.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    /// Engine instance.
+    pub epoch: u32,
+    /// Decision number.
+    pub decision: u64,
+    /// Program.
+    pub program: String,
+    /// Steps.
+    pub steps: Vec<TraceStep>,
+    /// Disassembly.
+    pub disasm: Arc<Disasm>,
+    /// Return value of the re-execution.
+    pub ret: Option<u64>,
+    /// Why re-execution failed or differed.
+    pub problem: Option<String>,
+    /// Current step (index into `steps`).
+    pub pos: usize,
+}
+
+impl Trace {
+    /// The stack (512 bytes below r10) as of the current step, and which
+    /// 8-byte slots (offsets from r10) were touched.
+    pub fn stack(&self) -> (Vec<u8>, Vec<i64>) {
+        let mut stack = vec![0u8; 512];
+        let mut touched: Vec<i64> = Vec::new();
+        for s in self.steps.iter().take(self.pos + 1) {
+            if let Some(m) = &s.mem
+                && m.region == "stack"
+            {
+                let at = 512 + m.offset;
+                if at >= 0 && (at as usize) + m.bytes.len() <= 512 {
+                    if m.write {
+                        stack[at as usize..at as usize + m.bytes.len()].copy_from_slice(&m.bytes);
+                    }
+                    let slot = m.offset.div_euclid(8) * 8;
+                    if !touched.contains(&slot) {
+                        touched.push(slot);
+                    }
+                }
+            }
+        }
+        touched.sort();
+        (stack, touched)
+    }
+}
+
+/// Loads programs into this process's registry, once per program.
+#[derive(Default)]
+pub struct Tracer {
+    /// One registry per engine instance: (registry, name -> index).
+    registries: HashMap<u32, Registry>,
+    disasm: HashMap<(u32, u32), Arc<Disasm>>,
+}
+
+impl Tracer {
+    /// Disassembly of program `prog` of instance `epoch`.
+    pub fn disasm(&mut self, state: &State, epoch: u32, prog: u32) -> Option<Arc<Disasm>> {
+        if let Some(d) = self.disasm.get(&(epoch, prog)) {
+            return Some(d.clone());
+        }
+        let info = state.programs.get(&(epoch, prog))?;
+        let d = Arc::new(disassemble(info));
+        if self.disasm.len() > 64 {
+            self.disasm.clear();
+        }
+        self.disasm.insert((epoch, prog), d.clone());
+        Some(d)
+    }
+
+    /// Re-execute decision `seq` of instance `epoch`, recording every step.
+    pub fn trace(&mut self, state: &State, epoch: u32, seq: u64) -> Result<Trace, String> {
+        let idx = state
+            .find_decision(epoch, seq)
+            .ok_or_else(|| format!("decision #{seq} is no longer in the history"))?;
+        let entry = &state.decisions[idx];
+        let rec = entry.decision();
+        let info = state
+            .programs
+            .get(&(epoch, rec.prog))
+            .ok_or_else(|| format!("program {} was not seen loading", rec.prog))?
+            .clone();
+        let ring = state
+            .ring_info
+            .get(&epoch)
+            .ok_or("the ring setup of this engine was not seen")?;
+        let disasm = self
+            .disasm(state, epoch, rec.prog)
+            .unwrap_or_else(|| Arc::new(Disasm::default()));
+        if self.registries.len() > 4 {
+            let oldest = *self.registries.keys().min().unwrap_or(&0);
+            self.registries.remove(&oldest);
+        }
+        let reg = self.registries.entry(epoch).or_default();
+        let loaded = reg
+            .programs()
+            .iter()
+            .any(|p| p.name == info.name && p.object_hash == info.object_hash);
+        if !loaded {
+            reg.load_programs(
+                &info.file,
+                &info.object,
+                &[info.name.as_str()],
+                &LoadOptions {
+                    trusted: info.trusted,
+                    exec: ExecMode::Interpreter,
+                    ..LoadOptions::default()
+                },
+            )
+            .map_err(|e| format!("loading {} here: {e}", info.name))?;
+        }
+        let prog = reg
+            .programs()
+            .iter()
+            .find(|p| p.name == info.name && p.object_hash == info.object_hash)
+            .ok_or("program did not load")?;
+        let mut steps = Vec::new();
+        let r = reexecute(
+            prog,
+            rec,
+            &ring.regs,
+            &ring.budgets,
+            Some(&mut |s: &TraceStep| steps.push(s.clone())),
+        );
+        let (ret, problem) = match r {
+            Ok(x) => {
+                let mut p = x.input_mismatch.clone();
+                if x.ret != rec.ret {
+                    p = Some(format!(
+                        "re-execution returned {} but the engine's run returned {}",
+                        x.ret, rec.ret
+                    ));
+                }
+                (Some(x.ret), p)
+            }
+            Err(e) => (None, Some(e)),
+        };
+        Ok(Trace {
+            epoch,
+            decision: seq,
+            program: info.name.clone(),
+            steps,
+            disasm,
+            ret,
+            problem,
+            pos: 0,
+        })
+    }
+}
