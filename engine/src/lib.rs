@@ -8,6 +8,7 @@
 //! [`event::Event`].
 
 pub mod abi;
+pub mod bench;
 pub mod chain;
 pub mod debug;
 pub mod decision;
@@ -15,6 +16,7 @@ pub mod elf;
 pub mod engine;
 pub mod event;
 pub mod fixup;
+pub mod fuzzing;
 pub mod interp;
 pub mod maps;
 pub mod program;

@@ -3,10 +3,21 @@
 mod cli;
 mod headless;
 mod live;
+mod offline;
 
 use clap::Parser;
 use cli::{Cli, Command};
 use std::process::ExitCode;
+
+/// `ringside bench engine`: the tables of docs/bench.md.
+fn bench_engine(chains: u64) -> anyhow::Result<ExitCode> {
+    let opts = ringside_engine::bench::Options {
+        chains,
+        ..Default::default()
+    };
+    ringside_engine::bench::run(&opts, &mut std::io::stdout())?;
+    Ok(ExitCode::SUCCESS)
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +50,25 @@ fn main() -> ExitCode {
             history,
             paused,
         }) => live::replay(&file, history, paused),
+        Some(Command::Bench {
+            what: cli::BenchWhat::Engine { nops: _, chains },
+        }) => bench_engine(chains),
+        Some(Command::Record { output, what }) => offline::record_command(&output, &what),
+        Some(Command::Replay {
+            file,
+            headless: true,
+            ..
+        }) => offline::replay_headless(&file),
+        Some(Command::Check { file }) => offline::check(&file),
+        Some(Command::Export {
+            file,
+            format,
+            output,
+        }) => offline::export(
+            &file,
+            matches!(format, cli::ExportFormat::Chrome),
+            output.as_deref(),
+        ),
         Some(other) => Err(anyhow::anyhow!("`{other:?}` is not available yet")),
     };
     match result {
