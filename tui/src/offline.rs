@@ -1,0 +1,473 @@
+//! Recordings from the command line: headless `record`, `replay
+//! --headless`, `check` and `export`. The work is in ringside-recordings;
+//! this is the glue to the engine, the probes and the terminal.
+
+use anyhow::Context;
+use ringside_engine::event::Overflow;
+use ringside_engine::workload::{self, PrepareOptions, Prepared};
+use ringside_probes::{AttachOptions, ProbeError, Probes};
+use ringside_recordings::reader::{ReadError, Stop};
+use ringside_recordings::writer::spawn_engine_forwarder;
+use ringside_recordings::{Header, Item, Reader, Recorder, RecorderHandle, Replay, export};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What `record` records.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordSource<'a> {
+    /// The built-in demo (engine, plus kernel probes on this process as root).
+    Demo,
+    /// A workload file.
+    Run(&'a Path),
+    /// Another process's rings, through kernel probes.
+    Attach {
+        /// Process.
+        pid: u32,
+        /// Stop after this many seconds.
+        duration: Option<f64>,
+    },
+}
+
+/// A closed stdout (`| head`) ends the output quietly.
+fn quiet_pipe(r: std::io::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+        Ok(c) => Ok(c),
+    }
+}
+
+/// Exit code for a read error: 2 (damaged or unreadable), message on stderr.
+fn unreadable(e: &ReadError) -> ExitCode {
+    eprintln!("ringside: {e}");
+    ExitCode::from(2)
+}
+
+fn print_line(v: serde_json::Value) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = serde_json::to_writer(&mut out, &v);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+/// `ringside record -o FILE <demo|run SPEC|attach --pid PID> --headless`:
+/// write the recording, print one JSON line when recording starts and one
+/// with the totals at the end (events go to the file; `ringside replay
+/// FILE --headless` prints them).
+pub fn record(
+    output: &Path,
+    source: RecordSource<'_>,
+    jit: bool,
+    probes: bool,
+) -> anyhow::Result<ExitCode> {
+    let prepare = || -> anyhow::Result<Prepared> {
+        Ok(match source {
+            RecordSource::Run(spec) => {
+                let text = std::fs::read_to_string(spec)
+                    .with_context(|| format!("reading {}", spec.display()))?;
+                let base = spec.parent().unwrap_or(Path::new("."));
+                workload::prepare_text(
+                    &spec.display().to_string(),
+                    &text,
+                    base,
+                    &PrepareOptions { jit },
+                )?
+            }
+            _ => workload::prepare_demo(&PrepareOptions { jit })?,
+        })
+    };
+    match source {
+        RecordSource::Demo => record_engine(output, prepare, "demo".into(), probes),
+        RecordSource::Run(spec) => {
+            record_engine(output, prepare, format!("run {}", spec.display()), probes)
+        }
+        RecordSource::Attach { pid, duration } => record_attach(output, pid, duration),
+    }
+}
+
+/// What the probe pump returns: the session, events, events lost.
+type PumpResult = Result<(Probes, u64, u64), ProbeError>;
+
+/// Poll probes into a recorder until `stop`; returns (events, lost).
+fn spawn_probe_pump(
+    mut probes: Probes,
+    rec: RecorderHandle,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<PumpResult>> {
+    std::thread::Builder::new()
+        .name("record probes".into())
+        .spawn(move || {
+            let mut n = 0u64;
+            let mut lost_seen = 0u64;
+            loop {
+                let stopping = stop.load(Ordering::Relaxed);
+                let timeout = if stopping {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(50)
+                };
+                let got = probes.poll(timeout, |ev| {
+                    n += 1;
+                    rec.push(Item::Probe(ev));
+                })?;
+                let lost = probes.lost().unwrap_or(lost_seen);
+                if lost > lost_seen {
+                    rec.push(Item::Lost {
+                        queue: "probes".into(),
+                        count: lost - lost_seen,
+                    });
+                    lost_seen = lost;
+                }
+                if stopping && got == 0 {
+                    return Ok((probes, n, lost_seen));
+                }
+            }
+        })
+}
+
+fn record_engine(
+    output: &Path,
+    prepare: impl FnOnce() -> anyhow::Result<Prepared>,
+    source: String,
+    want_probes: bool,
+) -> anyhow::Result<ExitCode> {
+    let stop = crate::live::stop_flag()?;
+    let mut header = Header::new(source.clone());
+    // Probes on this process, so the engine's own ring shows at the kernel level too.
+    let probes = if !want_probes {
+        header.notes.push("kernel probes off (--no-probes)".into());
+        None
+    } else {
+        match ringside_probes::session::check_privileges().and_then(|_| {
+            Probes::attach(AttachOptions {
+                pids: vec![std::process::id()],
+                ..AttachOptions::default()
+            })
+        }) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let note = format!("recorded without kernel probes: {e}");
+                eprintln!("ringside: {note}");
+                header.notes.push(note);
+                None
+            }
+        }
+    };
+    let with_probes = probes.is_some();
+    // After the probes, so the engine ring's creation is recorded too.
+    let mut prepared = prepare()?;
+    let recorder = Recorder::create(output, header)
+        .with_context(|| format!("creating the recording {}", output.display()))?;
+    let sub = prepared.engine().subscribe(1 << 18, Overflow::Drop);
+    let fwd = spawn_engine_forwarder(sub, recorder.handle())?;
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let pump = match probes {
+        Some(p) => Some(spawn_probe_pump(p, recorder.handle(), probe_stop.clone())?),
+        None => None,
+    };
+    print_line(
+        serde_json::json!({"kind": "recording", "file": output.display().to_string(),
+        "source": source, "probes": with_probes}),
+    );
+    let result = prepared.run(&stop);
+    let (report, engine) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            probe_stop.store(true, Ordering::Relaxed);
+            let _ = recorder.finish();
+            return Err(e.into());
+        }
+    };
+    drop(engine); // closes the event stream
+    let engine_events = fwd
+        .join()
+        .map_err(|_| anyhow::anyhow!("the engine forwarder panicked"))?;
+    let (probe_events, probe_lost) = match pump {
+        Some(t) => {
+            // The last completions' tracepoints are already in the buffer.
+            std::thread::sleep(Duration::from_millis(20));
+            probe_stop.store(true, Ordering::Relaxed);
+            match t.join() {
+                Ok(Ok((p, n, lost))) => {
+                    drop(p);
+                    (n, lost)
+                }
+                Ok(Err(e)) => {
+                    eprintln!("ringside: kernel probes stopped early: {e}");
+                    (0, 0)
+                }
+                Err(_) => anyhow::bail!("the probe thread panicked"),
+            }
+        }
+        None => (0, 0),
+    };
+    let stats = recorder
+        .finish()
+        .with_context(|| format!("writing {}", output.display()))?;
+    finish_line(
+        output,
+        &stats,
+        engine_events,
+        probe_events,
+        probe_lost,
+        Some(&report),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn finish_line(
+    output: &Path,
+    stats: &ringside_recordings::RecordStats,
+    engine_events: u64,
+    probe_events: u64,
+    probe_lost: u64,
+    report: Option<&ringside_engine::workload::RunReport>,
+) {
+    print_line(
+        serde_json::json!({"kind": "recorded", "file": output.display().to_string(),
+        "items": stats.items, "bytes": stats.bytes, "engine_events": engine_events,
+        "probe_events": probe_events, "probe_lost": probe_lost,
+        "recorder_dropped": stats.dropped, "report": report}),
+    );
+    if stats.dropped > 0 || probe_lost > 0 {
+        eprintln!(
+            "ringside: the recording lost events ({} in the recorder's queue, {probe_lost} in the kernel probes' buffer); the file says where",
+            stats.dropped
+        );
+    }
+}
+
+fn record_attach(output: &Path, pid: u32, duration: Option<f64>) -> anyhow::Result<ExitCode> {
+    let run = || -> Result<ExitCode, anyhow::Error> {
+        ringside_probes::session::check_privileges()?;
+        ringside_probes::session::check_io_uring_enabled()?;
+        let stop = crate::live::stop_flag()?;
+        let mut header = Header::new(format!("attach --pid {pid}"));
+        let fds = ringside_probes::discover(pid)?;
+        if fds.is_empty() {
+            header.notes.push(format!(
+                "process {pid} had no io_uring rings when recording began"
+            ));
+        }
+        let probes = Probes::attach(AttachOptions {
+            pids: vec![pid],
+            follow_forks: true,
+            ..AttachOptions::default()
+        })?;
+        let recorder = Recorder::create(output, header)
+            .with_context(|| format!("creating the recording {}", output.display()))?;
+        print_line(
+            serde_json::json!({"kind": "recording", "file": output.display().to_string(),
+            "source": format!("attach --pid {pid}"), "rings": fds.len()}),
+        );
+        let probe_stop = Arc::new(AtomicBool::new(false));
+        let mut probes = probes;
+        let start = Instant::now();
+        let mut last_check = Instant::now();
+        // Poll here (not in a thread) so exits are noticed.
+        let h = recorder.handle();
+        let mut n = 0u64;
+        let mut lost_seen = 0u64;
+        loop {
+            probes.poll(Duration::from_millis(50), |ev| {
+                n += 1;
+                h.push(Item::Probe(ev));
+            })?;
+            let lost = probes.lost().unwrap_or(lost_seen);
+            if lost > lost_seen {
+                h.push(Item::Lost {
+                    queue: "probes".into(),
+                    count: lost - lost_seen,
+                });
+                lost_seen = lost;
+            }
+            if stop.load(Ordering::Relaxed) || probe_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
+                break;
+            }
+            if last_check.elapsed() >= Duration::from_millis(100) {
+                last_check = Instant::now();
+                probes.prune_exited()?;
+                if probes.pids().is_empty() {
+                    // Ring teardown completions come a moment later.
+                    let quiet = Instant::now();
+                    while quiet.elapsed() < Duration::from_secs(1) {
+                        let got = probes.poll(Duration::from_millis(100), |ev| {
+                            n += 1;
+                            h.push(Item::Probe(ev));
+                        })?;
+                        if got == 0 {
+                            break;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        probes.poll(Duration::ZERO, |ev| {
+            n += 1;
+            h.push(Item::Probe(ev));
+        })?;
+        drop(probes);
+        let stats = recorder
+            .finish()
+            .with_context(|| format!("writing {}", output.display()))?;
+        finish_line(output, &stats, 0, n, lost_seen, None);
+        Ok(ExitCode::SUCCESS)
+    };
+    match run() {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            if let Some(pe) = e.downcast_ref::<ProbeError>() {
+                eprintln!("ringside: {pe}");
+                return Ok(ExitCode::from(pe.exit_code() as u8));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `ringside replay FILE --headless`: the recorded items as JSON Lines
+/// (the `--headless` schema). Exit 0 at a clean end, 2 at damage (after
+/// printing every item before it).
+pub fn replay_headless(file: &Path) -> anyhow::Result<ExitCode> {
+    let mut reader = match Reader::open(file) {
+        Ok(r) => r,
+        Err(e) => return Ok(unreadable(&e)),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    quiet_pipe(export::jsonl(&mut reader, &mut out).map(|r| match r {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => unreadable(&e),
+    }))
+}
+
+/// `ringside check FILE`: 0 identical, 1 divergence, 2 damaged or unreadable.
+pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
+    let report = match ringside_recordings::check_file(file) {
+        Ok(r) => r,
+        Err(e) => return Ok(unreadable(&e)),
+    };
+    let name = file.display();
+    for n in &report.notes {
+        println!("{name}: note: {n}");
+    }
+    match (&report.divergence, &report.damage) {
+        (Some(d), _) => {
+            println!("{name}: {d}");
+            println!(
+                "{name}: {} decisions identical before it ({} events read)",
+                report.decisions, report.items
+            );
+        }
+        (None, Some(why)) => {
+            println!(
+                "{name}: damaged: {why}\n{name}: the {} events before it replay identically ({} decisions re-executed, {} programs re-loaded)",
+                report.items, report.decisions, report.programs
+            );
+        }
+        (None, None) => {
+            println!(
+                "{name}: identical: {} events, {} decisions re-executed and compared, {} programs re-loaded{}",
+                report.items,
+                report.decisions,
+                report.programs,
+                if report.lost > 0 {
+                    format!(", {} events lost while recording", report.lost)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// `ringside export FILE --format chrome|jsonl [-o OUT]`.
+pub fn export(file: &Path, chrome: bool, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    quiet_pipe(export_to(file, chrome, output))
+}
+
+fn export_to(file: &Path, chrome: bool, output: Option<&Path>) -> std::io::Result<ExitCode> {
+    let mut out: Box<dyn Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| std::io::Error::new(e.kind(), format!("creating {}: {e}", p.display())),
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    if chrome {
+        let replay = match Replay::open(file) {
+            Ok(r) => r,
+            Err(e) => return Ok(unreadable(&e)),
+        };
+        let r = export::chrome(&replay, &mut out)?;
+        out.flush()?;
+        match (r, replay.stop()) {
+            (Err(e), _) => Ok(unreadable(&e)),
+            (Ok(stats), Stop::End { .. }) => {
+                if let Some(p) = output {
+                    eprintln!(
+                        "ringside: wrote {}: {} rings, {} request slices, {} flows, {} decisions, {} cancellations",
+                        p.display(),
+                        stats.rings,
+                        stats.slices,
+                        stats.flows,
+                        stats.decisions,
+                        stats.cancellations
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            (Ok(_), Stop::Error(e)) => Ok(unreadable(e)),
+        }
+    } else {
+        let mut reader = match Reader::open(file) {
+            Ok(r) => r,
+            Err(e) => return Ok(unreadable(&e)),
+        };
+        match export::jsonl(&mut reader, &mut out)? {
+            Ok(_) => Ok(ExitCode::SUCCESS),
+            Err(e) => Ok(unreadable(&e)),
+        }
+    }
+}
+
+/// `ringside record -o FILE ...`: the headless forms (the interactive
+/// recording UI is the UI's).
+pub fn record_command(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result<ExitCode> {
+    use crate::cli::RecordWhat;
+    let (source, live) = match what {
+        RecordWhat::Demo { live } => (RecordSource::Demo, live),
+        RecordWhat::Run { spec, live } => (RecordSource::Run(spec), live),
+        RecordWhat::Attach {
+            pid: Some(pid),
+            socket: None,
+            duration,
+            live,
+        } => (
+            RecordSource::Attach {
+                pid: *pid,
+                duration: *duration,
+            },
+            live,
+        ),
+        RecordWhat::Attach { .. } => {
+            anyhow::bail!(
+                "record attach needs --pid PID (recording an engine socket is not supported yet)"
+            )
+        }
+    };
+    if !live.headless {
+        anyhow::bail!("the recording UI is not available in this build: add --headless");
+    }
+    record(output, source, live.jit, true)
+}
