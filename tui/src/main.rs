@@ -9,6 +9,16 @@ use clap::Parser;
 use cli::{Cli, Command};
 use std::process::ExitCode;
 
+/// `ringside bench engine`: the tables of docs/bench.md.
+fn bench_engine(chains: u64) -> anyhow::Result<ExitCode> {
+    let opts = ringside_engine::bench::Options {
+        chains,
+        ..Default::default()
+    };
+    ringside_engine::bench::run(&opts, &mut std::io::stdout())?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -40,6 +50,9 @@ fn main() -> ExitCode {
             history,
             paused,
         }) => live::replay(&file, history, paused),
+        Some(Command::Bench {
+            what: cli::BenchWhat::Engine { nops: _, chains },
+        }) => bench_engine(chains),
         Some(Command::Record { output, what }) => offline::record_command(&output, &what),
         Some(Command::Replay {
             file,
