@@ -74,7 +74,8 @@ pub enum ServerMsg {
     },
     /// An engine event.
     Event {
-        /// The event.
+        /// The event (see [`wire`] for its JSON form).
+        #[serde(with = "wire")]
         record: Arc<EventRecord>,
     },
     /// Events this client missed.
@@ -110,6 +111,59 @@ pub enum ClientMsg {
         /// The command.
         command: Command,
     },
+}
+
+/// The JSON form of an event record on the socket:
+/// `{"seq":..,"t_ns":..,"event":{"kind":..,...}}`, the serde form of
+/// [`EventRecord`], except that an application completion is
+/// `{"kind":"app_completion","completion":{..}}` (its own `kind` field would
+/// collide with the event tag).
+pub mod wire {
+    use crate::event::{Event, EventRecord};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    /// Record -> JSON value.
+    pub fn encode(rec: &EventRecord) -> serde_json::Value {
+        let event = match &rec.event {
+            Event::AppCompletion(c) => {
+                serde_json::json!({"kind": "app_completion", "completion": c})
+            }
+            e => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
+        };
+        serde_json::json!({"seq": rec.seq, "t_ns": rec.t_ns, "event": event})
+    }
+
+    /// JSON value -> record.
+    pub fn decode(mut v: serde_json::Value) -> Result<EventRecord, String> {
+        let seq = v.get("seq").and_then(|x| x.as_u64()).ok_or("no seq")?;
+        let t_ns = v.get("t_ns").and_then(|x| x.as_u64()).ok_or("no t_ns")?;
+        let mut ev = v
+            .get_mut("event")
+            .map(serde_json::Value::take)
+            .ok_or("no event")?;
+        let event = if ev.get("kind").and_then(|k| k.as_str()) == Some("app_completion") {
+            let c = ev
+                .get_mut("completion")
+                .map(serde_json::Value::take)
+                .ok_or("no completion")?;
+            Event::AppCompletion(serde_json::from_value(c).map_err(|e| e.to_string())?)
+        } else {
+            serde_json::from_value(ev).map_err(|e| e.to_string())?
+        };
+        Ok(EventRecord { seq, t_ns, event })
+    }
+
+    pub(super) fn serialize<S: Serializer>(r: &Arc<EventRecord>, s: S) -> Result<S::Ok, S::Error> {
+        encode(r).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<EventRecord>, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        decode(v).map(Arc::new).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Write one message as one line.
@@ -587,5 +641,34 @@ fn client_reader(
     if controlling && controllers.fetch_sub(1, Ordering::Relaxed) == 1 {
         // The last controlling client left: never leave the application stuck.
         debugger.command(Command::Detach);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{AppCompletion, AppKind};
+
+    #[test]
+    fn app_completion_round_trips_on_the_wire() {
+        let rec = Arc::new(EventRecord {
+            seq: 7,
+            t_ns: 99,
+            event: Event::AppCompletion(AppCompletion {
+                chain: 3,
+                step: None,
+                user_data: 5,
+                res: 12,
+                flags: 0,
+                kind: AppKind::Final,
+            }),
+        });
+        let msg = ServerMsg::Event {
+            record: rec.clone(),
+        };
+        let mut line = Vec::new();
+        write_msg(&mut line, &msg).unwrap();
+        let back: ServerMsg = read_msg(&mut &line[..], 1 << 20).unwrap().unwrap();
+        assert_eq!(back, msg);
     }
 }

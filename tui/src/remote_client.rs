@@ -45,6 +45,10 @@ impl Controller for SocketControl {
 pub struct LineReader<R> {
     r: R,
     line: Vec<u8>,
+    /// Messages that did not parse (each is reported as one lost event).
+    pub bad: u64,
+    /// Why the last one did not.
+    pub last_bad: Option<String>,
 }
 
 impl<R: std::io::BufRead> LineReader<R> {
@@ -53,6 +57,8 @@ impl<R: std::io::BufRead> LineReader<R> {
         LineReader {
             r,
             line: Vec::new(),
+            bad: 0,
+            last_bad: None,
         }
     }
 
@@ -79,10 +85,16 @@ impl<R: std::io::BufRead> LineReader<R> {
                 ));
             }
             if self.line.last() == Some(&b'\n') {
-                let msg = serde_json::from_slice(&self.line)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+                let msg = serde_json::from_slice(&self.line);
                 self.line.clear();
-                return msg.map(Some);
+                return match msg {
+                    Ok(m) => Ok(Some(m)),
+                    Err(e) => {
+                        self.bad += 1;
+                        self.last_bad = Some(e.to_string());
+                        Ok(Some(ServerMsg::Lost { count: 1 }))
+                    }
+                };
             }
         }
     }
@@ -128,6 +140,7 @@ pub fn spawn(
                     }
                 };
                 first = false;
+                let ino = socket_ino(&path);
                 let reason = session(&path, stream, &feed, &conn, &stop);
                 if let Ok(mut g) = conn.lock() {
                     *g = None;
@@ -140,12 +153,25 @@ pub fn spawn(
                 ))) {
                     return;
                 }
-                // Wait for the old socket file to go away or be replaced.
-                std::thread::sleep(Duration::from_millis(500));
+                // Reconnect only to a new server: wait until the socket
+                // file is replaced (a new bind), never to the one that
+                // just said goodbye (it would resend its history).
+                while !stop.load(Ordering::Relaxed) {
+                    let now = socket_ino(&path);
+                    if now.is_some() && now != ino {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
             }
         })
         .expect("spawning the socket thread");
     (ctl, h)
+}
+
+fn socket_ino(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 fn session(

@@ -91,11 +91,32 @@ pub fn load_jsonl(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
             }
             continue;
         };
-        let event: Event =
-            serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?;
+        let event = match app_completion(&v) {
+            Some(c) => Event::AppCompletion(c),
+            None => {
+                serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?
+            }
+        };
         out.push(Item::Engine(Arc::new(EventRecord { seq, t_ns, event })));
     }
     Ok(out)
+}
+
+/// `--headless` prints an application completion with its own `kind`
+/// (final, step, cancelled, emit) in place of the event's: recognise it by
+/// its fields.
+fn app_completion(v: &serde_json::Value) -> Option<ringside_engine::event::AppCompletion> {
+    let o = v.as_object()?;
+    if o.contains_key("user_data")
+        && o.contains_key("flags")
+        && o.contains_key("res")
+        && !o.contains_key("cause")
+        && !o.contains_key("latency_ns")
+    {
+        serde_json::from_value(v.clone()).ok()
+    } else {
+        None
+    }
 }
 
 struct Player {
