@@ -131,7 +131,7 @@ fn main() -> anyhow::Result<()> {
         engine.run_timeout(true, Some(Duration::from_millis(20)))?;
         for end in engine.take_finished() {
             finished += 1;
-            if finished % 20 == 0 {
+            if finished.is_multiple_of(20) {
                 eprintln!(
                     "embedded: {finished} chains done (last: {:?}, res {}), {} client(s)",
                     end.outcome,
