@@ -14,7 +14,7 @@ use ringside_engine::decision::{
 };
 use ringside_engine::event::{Event, ProgramInfo, RingInfo};
 use ringside_engine::interp::TraceStep;
-use ringside_engine::maps::{BPF_ANY, Map, MapDef};
+use ringside_engine::maps::{BPF_ANY, Map};
 use ringside_engine::program::{LoadOptions, LoadedProgram, ProgId, Registry, fnv1a64};
 use ringside_engine::vm::ExecMode;
 use serde::Serialize;
@@ -136,8 +136,10 @@ impl Setup {
                 info.name, info.prog, info.object_hash
             ))
         } else {
+            // Always verified: a recording is untrusted input, and helpers
+            // dereference the pointers a program passes them.
             let opts = LoadOptions {
-                trusted: info.trusted,
+                trusted: false,
                 exec: ExecMode::Interpreter,
                 ..LoadOptions::default()
             };
@@ -145,6 +147,10 @@ impl Setup {
                 .registry
                 .load_programs(&info.file, &info.object, &[&info.name], &opts)
             {
+                Err(e) if info.trusted => Err(format!(
+                    "program {} (id {}) was loaded as trusted and does not pass the verifier ({e}): replay runs only verified programs from a file",
+                    info.name, info.prog
+                )),
                 Err(e) => Err(format!(
                     "program {} (id {}) does not load here: {e}",
                     info.name, info.prog
@@ -298,6 +304,46 @@ fn locate(
     }
 }
 
+/// Check that a decision's recorded map inputs fit the program's maps
+/// (re-execution rebuilds the maps from them).
+pub fn validate_inputs(prog: &LoadedProgram, rec: &DecisionRecord) -> Result<(), String> {
+    for t in &rec.touched {
+        let Some(def) = prog.map_defs.get(t.map as usize) else {
+            return Err(format!(
+                "touched map {} but the program has {} maps",
+                t.map,
+                prog.map_defs.len()
+            ));
+        };
+        if t.key.len() != def.key_size as usize {
+            return Err(format!(
+                "map `{}`: recorded key of {} bytes, its keys have {}",
+                def.name,
+                t.key.len(),
+                def.key_size
+            ));
+        }
+        if t.before
+            .as_ref()
+            .is_some_and(|v| v.len() != def.value_size as usize)
+        {
+            return Err(format!(
+                "map `{}`: recorded value of {} bytes, its values have {}",
+                def.name,
+                t.before.as_ref().map_or(0, Vec::len),
+                def.value_size
+            ));
+        }
+        if t.len_before > def.max_entries {
+            return Err(format!(
+                "map `{}`: {} entries recorded, it holds at most {}",
+                def.name, t.len_before, def.max_entries
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Compare one recorded decision with its re-execution.
 pub fn compare_decision(
     prog: &LoadedProgram,
@@ -305,6 +351,14 @@ pub fn compare_decision(
     regs: &Registrations,
     budgets: &Budgets,
 ) -> Result<Reexecution, (String, String, String, Option<usize>)> {
+    if let Err(e) = validate_inputs(prog, rec) {
+        return Err((
+            "malformed decision inputs".into(),
+            "(the recorded map entries)".into(),
+            e,
+            None,
+        ));
+    }
     let r = match reexecute(prog, rec, regs, budgets, None) {
         Ok(r) => r,
         Err(e) => {
@@ -539,17 +593,41 @@ impl Checker {
                         m,
                     ));
                 }
+                // Shapes from the object itself (validated by the loader),
+                // ids from the recording.
+                let defs = self
+                    .setup
+                    .program(self.setup.epoch(), info.prog)
+                    .and_then(|(_, p)| p)
+                    .map(|p| p.map_defs.clone())
+                    .unwrap_or_default();
                 for m in &info.maps {
-                    self.shadow.maps.entry(m.id).or_insert_with(|| {
-                        Map::new(MapDef {
-                            name: m.name.clone(),
-                            kind: m.kind,
-                            key_size: m.key_size,
-                            value_size: m.value_size,
-                            max_entries: m.max_entries,
-                            flags: 0,
-                        })
-                    });
+                    let Some(def) = defs.get(m.local as usize) else {
+                        return Err(div(
+                            None,
+                            Some(format!("{} (id {})", info.name, info.prog)),
+                            format!("map {} (`{}`)", m.local, m.name),
+                            "declared".into(),
+                            "the program's object has no such map".into(),
+                        ));
+                    };
+                    if def.key_size != m.key_size
+                        || def.value_size != m.value_size
+                        || def.max_entries != m.max_entries
+                        || def.kind != m.kind
+                    {
+                        return Err(div(
+                            None,
+                            Some(format!("{} (id {})", info.name, info.prog)),
+                            format!("shape of map `{}`", m.name),
+                            js(m),
+                            js(def),
+                        ));
+                    }
+                    self.shadow
+                        .maps
+                        .entry(m.id)
+                        .or_insert_with(|| Map::new(def.clone()));
                 }
             }
             Event::MapUpdate {

@@ -310,6 +310,7 @@ impl Replay {
                 .clone()
                 .unwrap_or_else(|| format!("program {} did not load", d.prog))
         })?;
+        check::validate_inputs(prog, d).map_err(|e| format!("decision {}: {e}", d.seq))?;
         let (regs, budgets) = self.setup.config(epoch);
         let mut steps = Vec::new();
         let reexecution = {

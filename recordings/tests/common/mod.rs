@@ -26,3 +26,143 @@ pub fn record(items: &[Item]) -> Vec<u8> {
     w.finish(0).unwrap();
     w.into_inner()
 }
+
+use ringside_engine::event::Event;
+use ringside_probes::{Header as PHeader, ProbeEvent, Ptr};
+
+/// Probe events of several kinds, as the kernel would send them.
+pub fn probe_items(n: u64) -> Vec<Item> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        let hdr = PHeader {
+            ts_ns: 1_000_000_000 + i * 1733,
+            cpu: (i % 2) as u16,
+            tgid: 4242,
+            tid: 4242 + (i % 3) as u32,
+        };
+        let ring = Ptr(0xffff_8881_0a2b_c000);
+        let req = Ptr(0xffff_8881_1000_0000 + (i % 17) * 0x100);
+        v.push(Item::Probe(match i % 5 {
+            0 => ProbeEvent::SubmitReq {
+                hdr,
+                ring,
+                req,
+                user_data: 100 + i,
+                opcode: 22,
+                flags: 0x4 | (1 << 40),
+                sq_thread: false,
+            },
+            1 => ProbeEvent::Complete {
+                hdr,
+                ring,
+                req,
+                user_data: 100 + i,
+                res: if i % 3 == 0 { -125 } else { 4096 },
+                cflags: 0,
+                extra1: 0,
+                extra2: 0,
+            },
+            2 => ProbeEvent::Link {
+                hdr,
+                ring,
+                req,
+                target: Ptr(req.0 - 0x100),
+            },
+            3 => ProbeEvent::FailLink {
+                hdr,
+                ring,
+                req,
+                user_data: 7,
+                opcode: 22,
+                link: Ptr(req.0 + 0x100),
+            },
+            _ => ProbeEvent::TaskWorkRun {
+                hdr,
+                tctx: Ptr(0xffff_8881_2000_0000),
+                count: 3,
+            },
+        }));
+    }
+    v
+}
+
+/// A small recording with every record type: setup, one program, a few of
+/// each hot engine kind, probe events, a lost marker.
+pub fn small_items(demo: &[Item]) -> Vec<Item> {
+    let mut out = Vec::new();
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    let mut first_prog = None;
+    for it in demo {
+        let Item::Engine(r) = it else { continue };
+        let kind = r.to_json()["kind"].as_str().unwrap_or("").to_string();
+        let keep = match &r.event {
+            Event::ProgramLoaded(p) => {
+                if first_prog.is_none() {
+                    first_prog = Some(p.prog);
+                    true
+                } else {
+                    false
+                }
+            }
+            Event::Decision(d) => {
+                Some(d.prog) == first_prog && counts.get(&kind).copied().unwrap_or(0) < 2
+            }
+            _ => counts.get(&kind).copied().unwrap_or(0) < 2,
+        };
+        if keep {
+            *counts.entry(kind).or_default() += 1;
+            out.push(it.clone());
+        }
+    }
+    // The demo never unlinks: one synthetic unlink.
+    let last = out
+        .iter()
+        .rev()
+        .find_map(|i| match i {
+            Item::Engine(r) => Some((r.seq, r.t_ns)),
+            _ => None,
+        })
+        .unwrap_or((0, 0));
+    out.push(Item::Engine(std::sync::Arc::new(
+        ringside_engine::event::EventRecord {
+            seq: last.0 + 1,
+            t_ns: last.1 + 10,
+            event: Event::Unlinked {
+                chain: 3,
+                step: 1,
+                decision: 0,
+            },
+        },
+    )));
+    let probes = probe_items(12);
+    let mid = out.len() / 2;
+    out.splice(mid..mid, probes);
+    out.push(Item::Lost {
+        queue: "engine".into(),
+        count: 3,
+    });
+    out
+}
+
+/// Frames of a recording: (start, end, type), walked independently of the reader.
+pub fn frames(bytes: &[u8]) -> Vec<(usize, usize, u8)> {
+    let hlen = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let mut at = 16 + hlen + 4;
+    let mut v = Vec::new();
+    while at < bytes.len() {
+        let mut len = 0usize;
+        let mut n = 0;
+        loop {
+            let b = bytes[at + n];
+            len |= ((b & 0x7f) as usize) << (7 * n);
+            n += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = at + n + 1 + len + 4;
+        v.push((at, end, bytes[at + n]));
+        at = end;
+    }
+    v
+}

@@ -1,0 +1,257 @@
+//! Deterministic replay: a tampered input fails `check` at exactly that
+//! decision; traces agree with the recording; seeking; the recorder's queue.
+
+mod common;
+
+use ringside_engine::event::{Event, EventRecord, Overflow};
+use ringside_engine::workload::{self, PrepareOptions};
+use ringside_recordings::reader::{ReadOptions, read_all};
+use ringside_recordings::{
+    Header, Item, Reader, Recorder, RecorderOptions, Replay, check, trace_decision,
+};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+fn check_items(items: &[Item]) -> ringside_recordings::CheckReport {
+    let bytes = common::record(items);
+    check::check_reader(Reader::new(&bytes[..], "t", ReadOptions::default()).unwrap())
+}
+
+fn decisions(items: &[Item]) -> Vec<usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, it)| matches!(it, Item::Engine(r) if matches!(r.event, Event::Decision(_))))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn edit_decision(
+    items: &mut [Item],
+    i: usize,
+    f: impl FnOnce(&mut ringside_engine::decision::DecisionRecord),
+) -> u64 {
+    let Item::Engine(r) = &items[i] else {
+        unreachable!()
+    };
+    let mut rec: EventRecord = (**r).clone();
+    let Event::Decision(d) = &mut rec.event else {
+        unreachable!()
+    };
+    f(d);
+    let seq = d.seq;
+    items[i] = Item::Engine(Arc::new(rec));
+    seq
+}
+
+#[test]
+fn tampered_decision_inputs_fail_check_at_exactly_that_decision() {
+    let items = common::demo_items();
+    let ds = decisions(&items);
+    assert!(ds.len() > 50);
+
+    // The CQE result a decision saw.
+    let mut t = items.clone();
+    let i = ds[ds.len() / 2];
+    let seq = edit_decision(&mut t, i, |d| d.ctx.res = d.ctx.res.wrapping_add(1));
+    let r = check_items(&t);
+    let d = r.divergence.clone().expect("tampered ctx.res passed check");
+    assert_eq!((d.index, d.decision), (i as u64, Some(seq)), "{d}");
+    assert_eq!(r.exit_code(), 1);
+    assert_eq!(r.decisions as usize, ds.iter().filter(|&&k| k < i).count());
+
+    // A map value a decision read (first decision that saw one).
+    let mut t = items.clone();
+    let i = *ds
+        .iter()
+        .find(|&&k| matches!(&t[k], Item::Engine(r) if matches!(&r.event, Event::Decision(d) if d.touched.iter().any(|x| x.before.is_some()))))
+        .expect("a decision that read a map value");
+    let seq = edit_decision(&mut t, i, |d| {
+        let b = d
+            .touched
+            .iter_mut()
+            .find_map(|x| x.before.as_mut())
+            .unwrap();
+        b[0] ^= 0x40;
+    });
+    let d = check_items(&t)
+        .divergence
+        .expect("tampered map input passed check");
+    assert_eq!((d.index, d.decision), (i as u64, Some(seq)), "{d}");
+
+    // An output: the recorded return value, pinned to the exit instruction.
+    let mut t = items.clone();
+    let i = ds[3];
+    let seq = edit_decision(&mut t, i, |d| d.ret ^= 1);
+    let d = check_items(&t)
+        .divergence
+        .expect("tampered ret passed check");
+    assert_eq!((d.index, d.decision), (i as u64, Some(seq)), "{d}");
+    assert!(d.pc.is_some() && d.insn.as_deref() == Some("exit"), "{d}");
+
+    // A helper call's recorded result, pinned to its call instruction.
+    let mut t = items.clone();
+    let i = *ds
+        .iter()
+        .find(|&&k| matches!(&t[k], Item::Engine(r) if matches!(&r.event, Event::Decision(d) if !d.calls.is_empty())))
+        .unwrap();
+    let seq = edit_decision(&mut t, i, |d| d.calls[0].ret += 7);
+    let d = check_items(&t)
+        .divergence
+        .expect("tampered call passed check");
+    assert_eq!((d.index, d.decision), (i as u64, Some(seq)), "{d}");
+    assert!(d.what.contains("helper call #0"), "{d}");
+    assert!(
+        d.insn.as_deref().is_some_and(|s| s.starts_with("call")),
+        "{d}"
+    );
+}
+
+#[test]
+fn jit_decisions_replay_identically_under_the_tracing_interpreter() {
+    let mut p = workload::prepare_demo(&PrepareOptions { jit: true }).unwrap();
+    let sub = p.engine().subscribe(1 << 20, Overflow::Block);
+    let (_, engine) = p.run(&AtomicBool::new(false)).unwrap();
+    drop(engine);
+    let items: Vec<Item> = sub.rx.try_iter().map(Item::Engine).collect();
+    let jit = items
+        .iter()
+        .filter(|it| matches!(it, Item::Engine(r) if matches!(&r.event, Event::Decision(d) if d.exec == ringside_engine::vm::ExecMode::Jit)))
+        .count();
+    assert!(jit > 50, "{jit} JIT decisions");
+    let r = check_items(&items);
+    assert_eq!(r.divergence, None);
+    assert_eq!(r.exit_code(), 0, "{r:?}");
+}
+
+#[test]
+fn replay_seeks_and_traces_decisions() {
+    let items = common::demo_items();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.rsrec");
+    // Small sync interval via explicit syncs so seeking has points to use.
+    let mut w =
+        ringside_recordings::Writer::new(std::fs::File::create(&path).unwrap(), &Header::new("t"))
+            .unwrap();
+    for (i, it) in items.iter().enumerate() {
+        w.write_item(it).unwrap();
+        if i % 100 == 99 {
+            w.sync().unwrap();
+        }
+    }
+    w.finish(0).unwrap();
+    drop(w);
+
+    let replay = Replay::open(&path).unwrap();
+    assert_eq!(replay.len(), items.len() as u64);
+    assert!(replay.stop().is_clean());
+    for k in [0u64, 1, 99, 100, 101, 457, items.len() as u64 - 1] {
+        let e = replay.get(k).unwrap().unwrap();
+        assert_eq!(e.index, k);
+        assert_eq!(e.item, items[k as usize]);
+        let mut it = replay.iter_from(k).unwrap();
+        assert_eq!(it.next().unwrap().unwrap().index, k);
+    }
+    assert!(replay.get(items.len() as u64).unwrap().is_none());
+    // Time: non-decreasing seek, the last item at or before the end.
+    let mut prev = 0;
+    for t in (0..replay.duration_ns()).step_by(1 + replay.duration_ns() as usize / 50) {
+        let i = replay.index_at_time(t);
+        assert!(i >= prev);
+        prev = i;
+    }
+    assert_eq!(replay.index_at_time(0), 0);
+
+    // Every decision's trace agrees with what rbpf recorded.
+    assert_eq!(replay.decisions().len(), decisions(&items).len());
+    for &(seq, index) in replay.decisions() {
+        let t = replay.trace_at(index).unwrap();
+        let steps = trace_decision(&replay, seq).unwrap();
+        assert_eq!(steps.len(), t.steps.len());
+        let last = steps.last().unwrap();
+        assert_eq!(last.insn[0], 0x95, "decision {seq} does not end at exit");
+        assert_eq!(last.regs[0], t.record.ret, "decision {seq}: r0");
+        if let Some(n) = t.record.insns {
+            assert_eq!(steps.len() as u64, n, "decision {seq}: instruction count");
+        }
+        let calls = steps.iter().filter(|s| s.helper.is_some()).count();
+        assert_eq!(calls, t.record.calls.len(), "decision {seq}: helper calls");
+    }
+    assert!(trace_decision(&replay, 1 << 40).is_err());
+    assert_eq!(replay.programs().len(), 6);
+    assert!(
+        replay
+            .programs()
+            .iter()
+            .all(|(_, p, e)| p.is_some() && e.is_none())
+    );
+}
+
+#[test]
+fn recorder_never_blocks_and_writes_what_it_dropped() {
+    let items = common::demo_items();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rsrec");
+    let rec = Recorder::create_with(
+        &path,
+        Header::new("t"),
+        RecorderOptions {
+            queue: 4,
+            ..RecorderOptions::default()
+        },
+    )
+    .unwrap();
+    let h = rec.handle();
+    let mut pushed = 0;
+    for _ in 0..20 {
+        for it in &items {
+            if h.push(it.clone()) {
+                pushed += 1;
+            }
+        }
+    }
+    let stats = rec.finish().unwrap();
+    assert!(stats.dropped > 0, "a 4-item queue never overflowed");
+    let (got, stop) = read_all(&std::fs::read(&path).unwrap(), ReadOptions::default());
+    assert!(stop.unwrap().is_clean());
+    let lost: u64 = got
+        .iter()
+        .filter_map(|e| match &e.item {
+            Item::Lost { queue, count } if queue == "recorder" => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(lost, stats.dropped);
+    assert_eq!(pushed + lost, 20 * items.len() as u64);
+    assert_eq!(got.len() as u64, stats.items);
+}
+
+#[test]
+fn recorder_flushes_while_running() {
+    let items = common::demo_items();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.rsrec");
+    let rec = Recorder::create(&path, Header::new("t")).unwrap();
+    for it in &items[..50] {
+        assert!(rec.push(it.clone()));
+    }
+    // Without finish(): the items reach the file by themselves (the
+    // recorder flushes every 100 ms); poll, bounded, without timing assertions.
+    let mut seen = 0;
+    for _ in 0..600 {
+        let (got, _) = read_all(&std::fs::read(&path).unwrap(), ReadOptions::default());
+        seen = got.len();
+        if seen == 50 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(seen, 50, "items never reached the file before finish()");
+    // A file read while being written says it has no end record yet.
+    let (_, stop) = read_all(&std::fs::read(&path).unwrap(), ReadOptions::default());
+    let ringside_recordings::Stop::Error(e) = stop.unwrap() else {
+        panic!("complete before finish")
+    };
+    assert!(e.message.contains("without an end record"), "{e}");
+    rec.finish().unwrap();
+}
