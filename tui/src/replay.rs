@@ -63,6 +63,7 @@ fn load_recording(_bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
 pub fn load_jsonl(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
     let text = std::str::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let mut out = Vec::new();
+    let mut prev_seq: Option<u64> = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -78,10 +79,15 @@ pub fn load_jsonl(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
         let Some(obj) = v.as_object_mut() else {
             continue;
         };
-        let (Some(seq), Some(t_ns)) = (
-            obj.remove("seq").and_then(|x| x.as_u64()),
-            obj.remove("t_ns").and_then(|x| x.as_u64()),
-        ) else {
+        // `--headless` lines of decisions carry the decision's own `seq`
+        // where the event's would be: the event's is the previous one + 1.
+        let is_decision = obj.get("kind").and_then(|k| k.as_str()) == Some("decision");
+        let seq = if is_decision {
+            Some(prev_seq.map_or(0, |p| p + 1))
+        } else {
+            obj.remove("seq").and_then(|x| x.as_u64())
+        };
+        let (Some(seq), Some(t_ns)) = (seq, obj.remove("t_ns").and_then(|x| x.as_u64())) else {
             if obj.get("kind").and_then(|k| k.as_str()) == Some("lost") {
                 let count = obj.get("events").and_then(|x| x.as_u64()).unwrap_or(0);
                 out.push(Item::Lost {
@@ -97,6 +103,7 @@ pub fn load_jsonl(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
                 serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?
             }
         };
+        prev_seq = Some(seq);
         out.push(Item::Engine(Arc::new(EventRecord { seq, t_ns, event })));
     }
     Ok(out)

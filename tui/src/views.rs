@@ -1574,8 +1574,12 @@ fn draw_stats(f: &mut Frame, app: &mut App, area: Rect) {
     let bars_w = |r: Rect| ((r.width.saturating_sub(2)) / 6).max(1) as usize;
     let lat = &app.state.latency;
     let t = format!(
-        "completion latency · n {} · p50 {} · p99 {}",
-        fmt_count(lat.count),
+        "{}latency p50 {} p99 {}",
+        if mid[0].width >= 56 {
+            format!("completion latency · n {} · ", fmt_count(lat.count))
+        } else {
+            String::new()
+        },
         fmt_dur(lat.quantile(0.5)),
         fmt_dur(lat.quantile(0.99))
     );
@@ -1591,10 +1595,17 @@ fn draw_stats(f: &mut Frame, app: &mut App, area: Rect) {
     );
     let dc = &app.state.decision_insns;
     let t = format!(
-        "decision cost · insns p50 {} max {} · time p50 {}",
+        "decision insns p50 {} max {}{}",
         dc.quantile(0.5),
         dc.max,
-        fmt_dur(app.state.decision_ns.quantile(0.5))
+        if mid[1].width >= 56 {
+            format!(
+                " · time p50 {}",
+                fmt_dur(app.state.decision_ns.quantile(0.5))
+            )
+        } else {
+            String::new()
+        }
     );
     f.render_widget(
         BarChart::default()
@@ -1635,20 +1646,18 @@ fn draw_stats(f: &mut Frame, app: &mut App, area: Rect) {
             app.state.history_cap
         )),
         Line::raw(format!(
-            "chains {} ({}) · requests {} · completions {} · app completions {}",
+            "chains {} ({}) · decisions {}",
             t.chains,
             if outcomes.is_empty() {
                 "none finished".into()
             } else {
                 outcomes
             },
-            t.submitted,
-            t.completed,
-            t.app_completions
+            t.decisions
         )),
         Line::raw(format!(
-            "decisions {} · cancelled/dropped {} · breakpoint stops {}",
-            t.decisions, t.cancelled, app.state.pauses
+            "requests {} · completions {} · app {} · cancelled {} · stops {}",
+            t.submitted, t.completed, t.app_completions, t.cancelled, app.state.pauses
         )),
         Line::from(vec![
             Span::raw("lost/dropped events: "),
@@ -1811,6 +1820,7 @@ fn draw_debug(f: &mut Frame, app: &mut App, area: Rect) {
         } else {
             None
         };
+        let ptrs = PtrNames::of(t);
         for r in 0..11 {
             let v = s.regs[r];
             let changed =
@@ -1820,16 +1830,22 @@ fn draw_debug(f: &mut Frame, app: &mut App, area: Rect) {
             } else {
                 Style::new()
             };
-            let extra = if (v as i64) < 0 && (v as i64) > -4096 {
-                format!(" ({})", v as i64)
-            } else if v < 1 << 32 {
-                format!(" ({v})")
-            } else {
-                String::new()
+            let text = match ptrs.name(v) {
+                Some(n) => format!("{n:<18} (pointer)"),
+                None => {
+                    let extra = if (v as i64) < 0 && (v as i64) > -4096 {
+                        format!(" ({})", v as i64)
+                    } else if v < 1 << 32 {
+                        format!(" ({v})")
+                    } else {
+                        String::new()
+                    };
+                    format!("{v:#018x}{extra}")
+                }
             };
             lines.push(Line::from(vec![
                 Span::styled(format!("r{r:<2} "), Style::new().fg(ACCENT)),
-                Span::styled(format!("{v:#018x}{extra}"), st),
+                Span::styled(text, st),
             ]));
         }
         if let Some(m) = &s.mem {
@@ -1879,6 +1895,50 @@ fn draw_debug(f: &mut Frame, app: &mut App, area: Rect) {
         lines.push(Line::styled(p.clone(), Style::new().fg(Color::Red)));
     }
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Names for the addresses a trace shows (they differ run to run): the
+/// context, the frame pointer, map values a lookup returned.
+struct PtrNames {
+    ctx: u64,
+    fp: u64,
+    values: Vec<u64>,
+}
+
+impl PtrNames {
+    fn of(t: &crate::stepper::Trace) -> PtrNames {
+        // r1 holds the context until the program overwrites it; the first
+        // step's r1 is it unless the first instruction wrote r1.
+        let first = t.steps.first();
+        let ctx = first.map_or(0, |s| s.regs[1]);
+        let fp = first.map_or(0, |s| s.regs[10]);
+        let values = t
+            .steps
+            .iter()
+            .filter(|s| s.helper == Some(helper_id::MAP_LOOKUP_ELEM) && s.regs[0] != 0)
+            .map(|s| s.regs[0])
+            .collect();
+        PtrNames { ctx, fp, values }
+    }
+
+    fn name(&self, v: u64) -> Option<String> {
+        if self.ctx != 0 && v >= self.ctx && v < self.ctx + 64 {
+            return Some(format!("ctx+{}", v - self.ctx));
+        }
+        if self.fp != 0 && v <= self.fp && v + 512 >= self.fp {
+            return Some(if v == self.fp {
+                "fp".to_string()
+            } else {
+                format!("fp-{}", self.fp - v)
+            });
+        }
+        for (i, &b) in self.values.iter().enumerate() {
+            if v >= b && v < b + 4096 {
+                return Some(format!("map value {}+{}", i + 1, v - b));
+            }
+        }
+        None
+    }
 }
 
 // --------------------------------------------------------------- Overlays

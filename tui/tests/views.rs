@@ -1,0 +1,423 @@
+//! Snapshot tests of every view, drawn with ratatui's TestBackend from a
+//! fixed event sequence: one round of the built-in demo as `ringside demo
+//! --headless` printed it (tests/fixtures/demo.jsonl), plus a kernel link
+//! chain as the probes report one (a short read cancels the rest).
+//!
+//! Text snapshots show what a reader sees; the colour snapshot of the Chains
+//! view shows that nodes are coloured by state.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use ringside_engine::debug::{Breakpoint, Debugger};
+use ringside_engine::event::{Event, EventRecord};
+use ringside_probes::event::sqe_flags;
+use ringside_probes::{Header, ProbeEvent, Ptr};
+use ringside_recordings::Item;
+use ringside_tui::app::{App, Mode, View};
+use ringside_tui::source::{EngineControl, Msg, Status};
+use ringside_tui::state::State;
+use std::sync::Arc;
+
+const FIXTURE: &[u8] = include_bytes!("fixtures/demo.jsonl");
+
+fn engine_items() -> Vec<Item> {
+    ringside_tui::replay::load_jsonl(FIXTURE, "demo.jsonl").expect("fixture parses")
+}
+
+fn hdr(ts: u64) -> Header {
+    Header {
+        ts_ns: ts,
+        cpu: 0,
+        tgid: 4242,
+        tid: 4242,
+    }
+}
+
+/// A kernel link chain of three reads: the second comes back short, so the
+/// kernel cancels the third.
+fn probe_items() -> Vec<Item> {
+    let ring = Ptr(0xffff_8881_0000_1000);
+    let (a, b, c) = (Ptr(0xa000), Ptr(0xb000), Ptr(0xc000));
+    let link = (sqe_flags::IO_LINK | sqe_flags::FIXED_FILE) as u64;
+    let t0 = 5_000_000_000u64;
+    let evs = vec![
+        ProbeEvent::Create {
+            hdr: hdr(t0),
+            ring,
+            fd: 7,
+            sq_entries: 8,
+            cq_entries: 16,
+            flags: 0,
+        },
+        ProbeEvent::SubmitReq {
+            hdr: hdr(t0 + 1000),
+            ring,
+            req: a,
+            user_data: 1,
+            opcode: 22,
+            flags: link,
+            sq_thread: false,
+        },
+        ProbeEvent::SubmitReq {
+            hdr: hdr(t0 + 2000),
+            ring,
+            req: b,
+            user_data: 2,
+            opcode: 22,
+            flags: link,
+            sq_thread: false,
+        },
+        ProbeEvent::Link {
+            hdr: hdr(t0 + 2100),
+            ring,
+            req: b,
+            target: a,
+        },
+        ProbeEvent::SubmitReq {
+            hdr: hdr(t0 + 3000),
+            ring,
+            req: c,
+            user_data: 3,
+            opcode: 22,
+            flags: sqe_flags::FIXED_FILE as u64,
+            sq_thread: false,
+        },
+        ProbeEvent::Link {
+            hdr: hdr(t0 + 3100),
+            ring,
+            req: c,
+            target: b,
+        },
+        ProbeEvent::Complete {
+            hdr: hdr(t0 + 50_000),
+            ring,
+            req: a,
+            user_data: 1,
+            res: 4096,
+            cflags: 0,
+            extra1: 0,
+            extra2: 0,
+        },
+        ProbeEvent::Complete {
+            hdr: hdr(t0 + 90_000),
+            ring,
+            req: b,
+            user_data: 2,
+            res: 100,
+            cflags: 0,
+            extra1: 0,
+            extra2: 0,
+        },
+        ProbeEvent::FailLink {
+            hdr: hdr(t0 + 91_000),
+            ring,
+            req: b,
+            user_data: 2,
+            opcode: 22,
+            link: c,
+        },
+        ProbeEvent::Complete {
+            hdr: hdr(t0 + 92_000),
+            ring,
+            req: c,
+            user_data: 3,
+            res: -125,
+            cflags: 0,
+            extra1: 0,
+            extra2: 0,
+        },
+    ];
+    evs.into_iter().map(Item::Probe).collect()
+}
+
+fn app(history: usize) -> App {
+    let mut app = App::new(
+        State::new(history),
+        Mode {
+            title: "demo (fixture)".into(),
+        },
+        Box::new(EngineControl(Debugger::new())),
+    );
+    app.handle_msg(Msg::Status(Status::Source("demo: round 1".into())));
+    for it in engine_items().into_iter().chain(probe_items()) {
+        app.handle_msg(Msg::Item(it));
+    }
+    app
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ringside_tui::views::draw(f, app)).unwrap();
+    t
+}
+
+fn key(app: &mut App, c: KeyCode) {
+    app.handle_key(KeyEvent::new(c, KeyModifiers::NONE));
+}
+
+fn view(v: View, w: u16, h: u16) -> String {
+    let mut a = app(100_000);
+    a.view = v;
+    draw(&mut a, w, h).backend().to_string()
+}
+
+#[test]
+fn rings_80x24() {
+    insta::assert_snapshot!(view(View::Rings, 80, 24));
+}
+
+#[test]
+fn chains_80x24() {
+    insta::assert_snapshot!(view(View::Chains, 80, 24));
+}
+
+#[test]
+fn chains_120x40() {
+    insta::assert_snapshot!(view(View::Chains, 120, 40));
+}
+
+#[test]
+fn cancels_80x24() {
+    insta::assert_snapshot!(view(View::Cancels, 80, 24));
+}
+
+#[test]
+fn decisions_80x24() {
+    insta::assert_snapshot!(view(View::Decisions, 80, 24));
+}
+
+#[test]
+fn decisions_120x40() {
+    insta::assert_snapshot!(view(View::Decisions, 120, 40));
+}
+
+#[test]
+fn maps_80x24() {
+    insta::assert_snapshot!(view(View::Maps, 80, 24));
+}
+
+#[test]
+fn stats_80x24() {
+    insta::assert_snapshot!(view(View::Stats, 80, 24));
+}
+
+#[test]
+fn debug_idle_80x24() {
+    insta::assert_snapshot!(view(View::Debug, 80, 24));
+}
+
+/// A bg-colour map of the screen: one letter per cell.
+fn colour_map(t: &Terminal<TestBackend>) -> String {
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let c = match buf[(x, y)].bg {
+                Color::DarkGray => 'q',
+                Color::Blue => 'i',
+                Color::Green => 'd',
+                Color::Yellow => 's',
+                Color::Red => 'f',
+                Color::Magenta => 'c',
+                Color::Cyan => 'x',
+                Color::Reset => '.',
+                _ => '*',
+            };
+            out.push(c);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn chains_colours_by_state() {
+    let mut a = app(100_000);
+    a.view = View::Chains;
+    let t = draw(&mut a, 100, 30);
+    let map = colour_map(&t);
+    // Every state that occurs in the fixture has its colour on screen:
+    // done, short, cancelled (kernel link), in the legend and in nodes.
+    for (c, what) in [('d', "done"), ('s', "short"), ('c', "cancelled")] {
+        let in_rows = map.lines().skip(2).any(|l| l.contains(c));
+        assert!(in_rows, "no {what} node is drawn:\n{map}");
+    }
+    insta::assert_snapshot!(map);
+}
+
+#[test]
+fn chain_detail_shows_sqe_cqe_and_timings() {
+    let mut a = app(100_000);
+    a.view = View::Chains;
+    // The first engine chain: the kernel-link reads.
+    key(&mut a, KeyCode::Home);
+    let s = draw(&mut a, 100, 30).backend().to_string();
+    assert!(s.contains("SQE read fd="), "{s}");
+    assert!(s.contains("CQE res="), "{s}");
+    assert!(s.contains("latency"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn chains_filter_by_state_and_program() {
+    let mut a = app(100_000);
+    a.view = View::Chains;
+    key(&mut a, KeyCode::Char('/'));
+    for c in "state:cancelled".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    // The prompt shows what is typed.
+    let s = draw(&mut a, 80, 24).backend().to_string();
+    assert!(s.contains("state:cancelled"), "{s}");
+    key(&mut a, KeyCode::Enter);
+    let rows = a.chain_rows();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert!(
+            a.state
+                .row_states(*r)
+                .contains(&ringside_tui::state::NodeState::Cancelled)
+        );
+    }
+    insta::assert_snapshot!(draw(&mut a, 80, 24).backend().to_string());
+    a.command("filter btree_lookup");
+    let n = a.chain_rows().len();
+    assert_eq!(n, 16, "the demo has 16 btree lookups");
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut a = app(100_000);
+    key(&mut a, KeyCode::Char('?'));
+    let s = draw(&mut a, 100, 34).backend().to_string();
+    for (k, _) in ringside_tui::views::HELP {
+        assert!(s.contains(k), "help lacks {k}:\n{s}");
+    }
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn breakpoint_overlay_sets_breakpoints() {
+    let mut a = app(100_000);
+    a.view = View::Decisions;
+    key(&mut a, KeyCode::Char('b'));
+    key(&mut a, KeyCode::Char('1'));
+    key(&mut a, KeyCode::Char('p'));
+    assert!(a.breakpoints.contains(&Breakpoint::ShortResult));
+    assert!(
+        a.breakpoints
+            .iter()
+            .any(|b| matches!(b, Breakpoint::Program { .. }))
+    );
+    insta::assert_snapshot!(draw(&mut a, 80, 24).backend().to_string());
+    a.command("break opcode read");
+    assert!(a.breakpoints.contains(&Breakpoint::Opcode { opcode: 22 }));
+    a.command("clear");
+    assert!(a.breakpoints.is_empty());
+}
+
+/// The engine stops at a short read (a Paused event after its decision):
+/// the UI traces the decision and shows the debugger; stepping moves the pc.
+#[test]
+fn debugger_steps_through_a_stopped_decision() {
+    let mut a = app(100_000);
+    // Decision 0 of the fixture: read_exact on a short read (3000 of 8192).
+    let last_seq = 100_000;
+    a.handle_msg(Msg::Item(Item::Engine(Arc::new(EventRecord {
+        seq: last_seq,
+        t_ns: 1,
+        event: Event::Paused {
+            reason: "breakpoint: res < len".into(),
+            decision: Some(0),
+        },
+    }))));
+    a.tick();
+    assert_eq!(a.view, View::Debug);
+    let t = a.trace.as_ref().expect("a trace");
+    assert!(t.problem.is_none(), "{:?}", t.problem);
+    assert!(t.steps.len() > 10);
+    let first = draw(&mut a, 80, 24).backend().to_string();
+    assert!(first.contains("STOPPED"), "{first}");
+    insta::assert_snapshot!("debugger_at_first_insn", first);
+    for _ in 0..12 {
+        key(&mut a, KeyCode::Char('s'));
+    }
+    let t = a.trace.as_ref().unwrap();
+    assert_eq!(t.pos, 12);
+    let s = draw(&mut a, 100, 34).backend().to_string();
+    insta::assert_snapshot!("debugger_after_12_steps", s);
+    // Back one, and run to the next helper call.
+    key(&mut a, KeyCode::Char('S'));
+    assert_eq!(a.trace.as_ref().unwrap().pos, 11);
+    key(&mut a, KeyCode::Char('r'));
+    let t = a.trace.as_ref().unwrap();
+    assert!(t.steps[t.pos].helper.is_some());
+    // The last step shows the exit value, which the engine's run returned.
+    key(&mut a, KeyCode::End);
+    let s = draw(&mut a, 100, 34).backend().to_string();
+    assert!(s.contains("exit: r0 ="), "{s}");
+}
+
+#[test]
+fn decision_detail_zoomed() {
+    let mut a = app(100_000);
+    a.view = View::Decisions;
+    key(&mut a, KeyCode::Home);
+    key(&mut a, KeyCode::Enter);
+    let s = draw(&mut a, 100, 40).backend().to_string();
+    assert!(s.contains("context (struct rs_ctx)"), "{s}");
+    assert!(s.contains("helper calls"), "{s}");
+    assert!(s.contains("rs_submit") || s.contains("call"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn history_is_bounded_and_totals_are_kept() {
+    let mut a = App::new(
+        State::new(500),
+        Mode { title: "t".into() },
+        Box::new(EngineControl(Debugger::new())),
+    );
+    let items = engine_items();
+    let n = items.len() as u64;
+    for _ in 0..3 {
+        for it in items.clone() {
+            a.handle_msg(Msg::Item(it));
+        }
+    }
+    assert_eq!(a.state.history.len(), 500);
+    assert_eq!(a.state.totals.items, 3 * n);
+    assert_eq!(a.state.totals.epochs, 3, "each RingSetup is a new engine");
+    assert!(a.state.decisions.len() <= 1000);
+}
+
+#[test]
+fn lost_items_are_counted_and_shown() {
+    let mut a = app(100_000);
+    a.handle_msg(Msg::Item(Item::Lost {
+        queue: "engine".into(),
+        count: 17,
+    }));
+    a.ui_dropped
+        .fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+    a.tick();
+    assert_eq!(a.state.totals.lost.get("engine"), Some(&17));
+    assert_eq!(a.state.totals.lost.get("ui"), Some(&5));
+    a.view = View::Stats;
+    let s = draw(&mut a, 80, 24).backend().to_string();
+    assert!(s.contains("LOST 22"), "{s}");
+    assert!(s.contains("engine 17"), "{s}");
+}
+
+#[test]
+fn every_view_draws_at_small_and_odd_sizes() {
+    let mut a = app(100_000);
+    for v in View::ALL {
+        a.view = v;
+        for (w, h) in [(80, 24), (40, 10), (200, 60), (20, 5)] {
+            draw(&mut a, w, h);
+        }
+    }
+}
