@@ -632,9 +632,7 @@ impl App {
             self.state.paused.is_some() || self.replay.as_ref().is_some_and(|r| !r.playing);
         if paused {
             self.send(Ctl::Debug(Command::Continue));
-            if self.control_kind() != ControlKind::Replay {
-                self.state.paused = None;
-            }
+            self.state.paused = None;
         } else {
             self.send(Ctl::Debug(Command::Pause));
             if self.message.is_none() && self.control_kind() == ControlKind::Engine {

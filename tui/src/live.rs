@@ -352,9 +352,12 @@ pub fn attach_socket(
 
 /// `ringside replay FILE` in the UI.
 pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitCode> {
-    let items = ringside_tui::replay::load(file)?;
+    let (items, notes) = ringside_tui::replay::load(file)?;
     let stop = stop_flag()?;
     let (feed, rx, dropped) = Feed::new(1 << 14);
+    for n in notes {
+        feed.status(Status::Notice(n));
+    }
     let (ctl, h) = ringside_tui::replay::spawn(items, feed.clone(), stop.clone(), paused);
     drop(feed);
     let opts = LiveOpts::default();

@@ -37,24 +37,54 @@ impl Controller for ReplayControl {
 }
 
 /// Read a recording into memory: a ringside recording (via the recordings
-/// crate) or JSON Lines as `--headless` / `export --format jsonl` print.
-pub fn load(path: &Path) -> anyhow::Result<Vec<Item>> {
+/// crate's reader) or JSON Lines as `--headless` / `export --format jsonl`
+/// print. Returns the items and notes about damage skipped.
+pub fn load(path: &Path) -> anyhow::Result<(Vec<Item>, Vec<String>)> {
     let bytes =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     load_bytes(&bytes, &path.display().to_string())
 }
 
 /// Parse recording bytes (see [`load`]).
-pub fn load_bytes(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
+pub fn load_bytes(bytes: &[u8], name: &str) -> anyhow::Result<(Vec<Item>, Vec<String>)> {
     if bytes.first() == Some(&b'{') {
-        return load_jsonl(bytes, name);
+        return Ok((load_jsonl(bytes, name)?, Vec::new()));
     }
     load_recording(bytes, name)
 }
 
-#[allow(clippy::unnecessary_wraps)]
-fn load_recording(_bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
-    anyhow::bail!("{name}: not JSON Lines, and this build reads no other recording format yet")
+/// A ringside recording: every item the reader can get, going on past
+/// damaged records (each is a note).
+pub fn load_recording(bytes: &[u8], name: &str) -> anyhow::Result<(Vec<Item>, Vec<String>)> {
+    use ringside_recordings::{ReadOptions, Reader};
+    let mut r = Reader::new(
+        bytes,
+        name,
+        ReadOptions {
+            resync: true,
+            ..ReadOptions::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut items = Vec::new();
+    let mut notes = Vec::new();
+    for e in r.by_ref() {
+        match e {
+            Ok(entry) => items.push(entry.item),
+            Err(e) => notes.push(format!("skipped damage: {e}")),
+        }
+    }
+    match r.stop() {
+        Some(ringside_recordings::Stop::End { dropped, .. }) if *dropped > 0 => notes.push(
+            format!("the recorder dropped {dropped} items while recording (shown as lost)"),
+        ),
+        Some(ringside_recordings::Stop::Error(e)) => notes.push(format!("stopped reading: {e}")),
+        _ => {}
+    }
+    if items.is_empty() && !notes.is_empty() {
+        anyhow::bail!("{name}: no items could be read ({})", notes.join("; "));
+    }
+    Ok((items, notes))
 }
 
 /// JSON Lines: engine events as `--headless` prints them

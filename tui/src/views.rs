@@ -1705,7 +1705,7 @@ fn draw_debug(f: &mut Frame, app: &mut App, area: Rect) {
         (Some(p), _) => head.push(Line::from(vec![
             Span::styled(" STOPPED ", Style::new().bg(Color::Yellow).fg(Color::Black).bold()),
             Span::raw(format!(
-                " {} at decision #{}{} · actions held: c continue, n next",
+                " {} at decision #{}{} · {}",
                 p.reason,
                 p.decision.map_or("?".into(), |d| d.to_string()),
                 app.trace
@@ -1721,7 +1721,12 @@ fn draw_debug(f: &mut Frame, app: &mut App, area: Rect) {
                             d.ctx.len
                         )
                     })
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if app.control_kind() == ControlKind::Replay {
+                    "n next decision, N previous, , . one event"
+                } else {
+                    "actions held: c continue, n next"
+                }
             )),
         ])),
         (None, Some(t)) => head.push(Line::from(vec![
