@@ -379,8 +379,8 @@ pub trait InputSource {
 struct Env<'a> {
     prog: &'a LoadedProgram,
     maps: &'a mut [Map],
-    /// Object-local map index -> index into `maps`.
-    map_index: Vec<usize>,
+    /// Object-local map index -> index into `maps` (None: identity, for replay).
+    map_index: Option<&'a [MapId]>,
     regs: &'a Registrations,
     budgets: &'a Budgets,
     view: ChainView,
@@ -416,7 +416,11 @@ unsafe fn read_mem(addr: u64, len: usize) -> Vec<u8> {
 impl Env<'_> {
     fn map(&mut self, handle: u64) -> Option<(u32, usize)> {
         let (local, _) = self.prog.map_of_handle(handle)?;
-        Some((local as u32, *self.map_index.get(local)?))
+        let idx = match self.map_index {
+            Some(ids) => ids.get(local)?.0 as usize,
+            None => local,
+        };
+        (idx < self.maps.len()).then_some((local as u32, idx))
     }
 
     fn touch(&mut self, local: u32, idx: usize, key: &[u8]) {
@@ -463,28 +467,21 @@ impl Env<'_> {
         }
     }
 
-    fn submit(
-        &mut self,
-        sqe_addr: u64,
-        size: u64,
-        place: u64,
-    ) -> (i64, CallDetail, Option<String>) {
+    fn submit(&mut self, sqe_addr: u64, size: u64, place: u64) -> (i64, RsSqe, Option<String>) {
         if size != abi::SQE_SIZE as u64 {
-            let sqe = RsSqe::default();
-            return (
-                errno(libc::EINVAL),
-                CallDetail::Submit { sqe, place },
-                Some(format!(
-                    "size {size} is not sizeof(struct rs_sqe) = {}",
-                    abi::SQE_SIZE
-                )),
+            let why = format!(
+                "size {size} is not sizeof(struct rs_sqe) = {}",
+                abi::SQE_SIZE
             );
+            return (errno(libc::EINVAL), RsSqe::default(), Some(why));
         }
+        let mut raw = [0u8; abi::SQE_SIZE];
         // SAFETY: verified programs pass a readable 40-byte template (see read_mem).
-        let raw = unsafe { read_mem(sqe_addr, abi::SQE_SIZE) };
-        let sqe = RsSqe::from_bytes(raw.as_slice().try_into().expect("40 bytes"));
-        let detail = CallDetail::Submit { sqe, place };
-        let fail = |e: i32, why: String| (errno(e), CallDetail::Submit { sqe, place }, Some(why));
+        unsafe {
+            std::ptr::copy_nonoverlapping(sqe_addr as *const u8, raw.as_mut_ptr(), abi::SQE_SIZE)
+        };
+        let sqe = RsSqe::from_bytes(&raw);
+        let fail = |e: i32, why: String| (errno(e), sqe, Some(why));
         let Some(place_w) = Where::from_raw(place) else {
             return fail(
                 libc::EINVAL,
@@ -628,7 +625,7 @@ impl Env<'_> {
             sqe,
             attempt,
         });
-        (index as i64, detail, None)
+        (index as i64, sqe, None)
     }
 
     fn pending_step(&mut self, step: u64) -> Result<&mut PendingStep, (i32, String)> {
@@ -649,159 +646,210 @@ impl Env<'_> {
     }
 }
 
+/// Largest key a map may have (see maps.rs): keys are read into a stack
+/// buffer of this size, so an unrecorded decision allocates nothing.
+const KEY_BUF: usize = crate::maps::MAX_KEY_SIZE as usize;
+
+/// Read a key the program pointed at into `buf`.
+///
+/// # Safety
+/// As `read_mem`.
+unsafe fn read_key(addr: u64, len: usize, buf: &mut [u8; KEY_BUF]) -> &[u8] {
+    let len = len.min(KEY_BUF);
+    unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), len) };
+    &buf[..len]
+}
+
 impl HelperHost for Env<'_> {
     fn call(&mut self, id: u32, args: [u64; 5]) -> u64 {
         let [a1, a2, a3, a4, a5] = args;
-        let (ret, detail, error): (i64, CallDetail, Option<String>) = match id {
-            helper_id::MAP_LOOKUP_ELEM => match self.map(a1) {
-                None => (
-                    0,
-                    CallDetail::None,
-                    Some(format!("{a1:#x} is not a map of this program")),
-                ),
-                Some((local, idx)) => {
-                    let ks = self.maps[idx].def().key_size as usize;
-                    // SAFETY: see read_mem.
-                    let key = unsafe { read_mem(a2, ks) };
-                    self.touch(local, idx, &key);
-                    let vs = self.maps[idx].def().value_size as usize;
-                    match self.maps[idx].lookup_ptr(&key) {
-                        Ok(Some(addr)) => {
+        // Each arm computes the result; the call record (detail, error) is
+        // built only when someone records, so the hot path allocates nothing.
+        match id {
+            helper_id::MAP_LOOKUP_ELEM => {
+                let Some((local, idx)) = self.map(a1) else {
+                    self.log(
+                        id,
+                        args,
+                        0,
+                        || CallDetail::None,
+                        || Some(format!("{a1:#x} is not a map of this program")),
+                    );
+                    return 0;
+                };
+                let mut kb = [0u8; KEY_BUF];
+                // SAFETY: the verifier proved the key readable (see read_mem).
+                let key = unsafe { read_key(a2, self.maps[idx].def().key_size as usize, &mut kb) };
+                if self.record {
+                    self.touch(local, idx, key);
+                }
+                match self.maps[idx].lookup_ptr(key) {
+                    Ok(Some(addr)) => {
+                        if self.record {
+                            let vs = self.maps[idx].def().value_size as usize;
                             // SAFETY: addr is inside the map's arena.
                             let value = unsafe { read_mem(addr, vs) };
-                            if self.record {
-                                self.watches.push((local, key.clone(), addr, value.clone()));
-                            }
-                            // Return the real address; the call record keeps 1 (found).
+                            self.watches
+                                .push((local, key.to_vec(), addr, value.clone()));
                             let detail = CallDetail::MapLookup {
                                 map: local,
-                                key,
+                                key: key.to_vec(),
                                 value: Some(value),
                             };
-                            if self.record {
-                                self.calls.push(HelperCall {
-                                    helper: id,
-                                    args: [0; 5],
-                                    ret: 1,
-                                    detail,
-                                    error: None,
-                                });
-                            }
-                            return addr;
+                            // The real address goes to the program; the record keeps 1 (found).
+                            self.calls.push(HelperCall {
+                                helper: id,
+                                args: [0; 5],
+                                ret: 1,
+                                detail,
+                                error: None,
+                            });
                         }
-                        Ok(None) => (
+                        addr
+                    }
+                    r => {
+                        let key = key.to_vec();
+                        self.log(
+                            id,
+                            args,
                             0,
-                            CallDetail::MapLookup {
+                            || CallDetail::MapLookup {
                                 map: local,
                                 key,
                                 value: None,
                             },
-                            None,
-                        ),
-                        Err(e) => (
-                            0,
-                            CallDetail::MapLookup {
-                                map: local,
-                                key,
-                                value: None,
-                            },
-                            Some(e.to_string()),
-                        ),
+                            || r.err().map(|e| e.to_string()),
+                        );
+                        0
                     }
                 }
-            },
-            helper_id::MAP_UPDATE_ELEM | helper_id::MAP_DELETE_ELEM => match self.map(a1) {
-                None => (
-                    errno(libc::EINVAL),
-                    CallDetail::None,
-                    Some(format!("{a1:#x} is not a map of this program")),
-                ),
-                Some((local, idx)) => {
-                    let def = self.maps[idx].def().clone();
-                    // SAFETY: see read_mem.
-                    let key = unsafe { read_mem(a2, def.key_size as usize) };
-                    self.touch(local, idx, &key);
-                    let before = self.maps[idx].get(&key).ok().flatten();
-                    let (res, detail) = if id == helper_id::MAP_UPDATE_ELEM {
-                        // SAFETY: see read_mem.
-                        let value = unsafe { read_mem(a3, def.value_size as usize) };
-                        let r = self.maps[idx].update(&key, &value, a4);
-                        (
-                            r,
-                            CallDetail::MapUpdate {
-                                map: local,
-                                key: key.clone(),
-                                value,
-                                flags: a4,
-                            },
-                        )
+            }
+            helper_id::MAP_UPDATE_ELEM | helper_id::MAP_DELETE_ELEM => {
+                let Some((local, idx)) = self.map(a1) else {
+                    let ret = errno(libc::EINVAL);
+                    self.log(
+                        id,
+                        args,
+                        ret,
+                        || CallDetail::None,
+                        || Some(format!("{a1:#x} is not a map of this program")),
+                    );
+                    return ret as u64;
+                };
+                let (ks, vs) = (
+                    self.maps[idx].def().key_size as usize,
+                    self.maps[idx].def().value_size as usize,
+                );
+                let mut kb = [0u8; KEY_BUF];
+                // SAFETY: the verifier proved the key readable.
+                let key = unsafe { read_key(a2, ks, &mut kb) };
+                let before = if self.record {
+                    self.touch(local, idx, key);
+                    self.maps[idx].get(key).ok().flatten()
+                } else {
+                    None
+                };
+                let res = if id == helper_id::MAP_UPDATE_ELEM {
+                    // SAFETY: the verifier proved the value readable; the map copies it.
+                    let value = unsafe { std::slice::from_raw_parts(a3 as *const u8, vs) };
+                    self.maps[idx].update(key, value, a4)
+                } else {
+                    self.maps[idx].delete(key)
+                };
+                let ret = match &res {
+                    Ok(()) => 0,
+                    Err(e) => e.errno(),
+                };
+                if self.record {
+                    let key = key.to_vec();
+                    let detail = if id == helper_id::MAP_UPDATE_ELEM {
+                        // SAFETY: as above.
+                        let value = unsafe { read_mem(a3, vs) };
+                        CallDetail::MapUpdate {
+                            map: local,
+                            key: key.clone(),
+                            value,
+                            flags: a4,
+                        }
                     } else {
-                        let r = self.maps[idx].delete(&key);
-                        (
-                            r,
-                            CallDetail::MapDelete {
-                                map: local,
-                                key: key.clone(),
-                            },
-                        )
-                    };
-                    match res {
-                        Ok(()) => {
-                            let after = self.maps[idx].get(&key).ok().flatten();
-                            self.refresh_watch(local, &key, after.as_deref());
-                            if self.record {
-                                self.writes.push(MapWrite {
-                                    map: local,
-                                    key,
-                                    before,
-                                    after,
-                                });
-                            }
-                            (0, detail, None)
+                        CallDetail::MapDelete {
+                            map: local,
+                            key: key.clone(),
                         }
-                        Err(e) => (e.errno(), detail, Some(e.to_string())),
+                    };
+                    if res.is_ok() {
+                        let after = self.maps[idx].get(&key).ok().flatten();
+                        self.refresh_watch(local, &key, after.as_deref());
+                        self.writes.push(MapWrite {
+                            map: local,
+                            key,
+                            before,
+                            after,
+                        });
                     }
+                    self.log(
+                        id,
+                        args,
+                        ret,
+                        || detail,
+                        || res.err().map(|e| e.to_string()),
+                    );
                 }
-            },
+                ret as u64
+            }
             helper_id::KTIME_GET_NS => {
                 let ns = self.source.ktime_ns();
-                self.finish(id, args, ns as i64, CallDetail::Ktime { ns }, None);
-                return ns;
+                self.log(id, args, ns as i64, || CallDetail::Ktime { ns }, || None);
+                ns
             }
             helper_id::TRACE_PRINTK => {
                 let size = a2.min(256) as usize;
-                // SAFETY: see read_mem.
+                // SAFETY: the verifier proved the format readable.
                 let fmt = unsafe { read_mem(a1, size) };
                 let text = format_printk(&fmt, [a3, a4, a5]);
-                (text.len() as i64, CallDetail::Printk { text }, None)
+                let ret = text.len() as i64;
+                self.log(id, args, ret, || CallDetail::Printk { text }, || None);
+                ret as u64
             }
-            helper_id::RS_SUBMIT => self.submit(a2, a3, a4),
-            helper_id::RS_DROP => {
-                let detail = CallDetail::Drop { step: a2 };
-                match self.pending_step(a2) {
-                    Ok(p) if p.dropped => (
-                        errno(libc::EALREADY),
-                        detail,
-                        Some(format!("step {a2} is already dropped")),
-                    ),
-                    Ok(p) => {
-                        p.dropped = true;
-                        self.actions.push(Action::Drop { step: a2 as u32 });
-                        (0, detail, None)
-                    }
-                    Err((e, why)) => (errno(e), detail, Some(why)),
-                }
+            helper_id::RS_SUBMIT => {
+                let (ret, sqe, error) = self.submit(a2, a3, a4);
+                self.log(
+                    id,
+                    args,
+                    ret,
+                    || CallDetail::Submit { sqe, place: a4 },
+                    || error,
+                );
+                ret as u64
             }
-            helper_id::RS_UNLINK => {
-                let detail = CallDetail::Unlink { step: a2 };
-                match self.pending_step(a2) {
-                    Ok(p) => {
-                        p.unlinked = true;
-                        self.actions.push(Action::Unlink { step: a2 as u32 });
-                        (0, detail, None)
+            helper_id::RS_DROP | helper_id::RS_UNLINK => {
+                let drop = id == helper_id::RS_DROP;
+                let result = match self.pending_step(a2) {
+                    Ok(p) if drop && p.dropped => {
+                        Err((libc::EALREADY, format!("step {a2} is already dropped")))
                     }
-                    Err((e, why)) => (errno(e), detail, Some(why)),
-                }
+                    Ok(p) => {
+                        if drop {
+                            p.dropped = true;
+                            self.actions.push(Action::Drop { step: a2 as u32 });
+                        } else {
+                            p.unlinked = true;
+                            self.actions.push(Action::Unlink { step: a2 as u32 });
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                let ret = result.as_ref().map_or_else(|(e, _)| errno(*e), |_| 0);
+                let detail = move || {
+                    if drop {
+                        CallDetail::Drop { step: a2 }
+                    } else {
+                        CallDetail::Unlink { step: a2 }
+                    }
+                };
+                self.log(id, args, ret, detail, || result.err().map(|(_, why)| why));
+                ret as u64
             }
             helper_id::RS_EMIT => {
                 let (user_data, res, flags) = (a2, a3 as i32, a4 as u32);
@@ -810,85 +858,95 @@ impl HelperHost for Env<'_> {
                     res,
                     flags,
                 });
-                (
+                self.log(
+                    id,
+                    args,
                     0,
-                    CallDetail::Emit {
+                    || CallDetail::Emit {
                         user_data,
                         res,
                         flags,
                     },
-                    None,
-                )
+                    || None,
+                );
+                0
             }
             helper_id::RS_READ_BUF => {
                 let (buf, off, len) = (a2 as u16, a3, a5 as usize);
-                let size = self.regs.buffers.get(a2 as usize).copied();
-                let fail = |e: i32, why: String| {
-                    // Zero the destination, as the kernel's probe-read helpers do,
-                    // so a failed read never leaves stale bytes behind.
-                    // SAFETY: the verifier proved [a4, a4+len) writable.
-                    unsafe { std::ptr::write_bytes(a4 as *mut u8, 0, len) };
-                    (
-                        errno(e),
-                        CallDetail::ReadBuf {
-                            buf_index: buf,
-                            off,
-                            data: vec![],
-                        },
-                        Some(why),
-                    )
+                let size = if a2 > u16::MAX as u64 {
+                    None
+                } else {
+                    self.regs.buffers.get(a2 as usize).copied()
                 };
-                match size {
-                    _ if a2 > u16::MAX as u64 => fail(
+                // SAFETY: the verifier proved [a4, a4+len) writable.
+                let dst = unsafe { std::slice::from_raw_parts_mut(a4 as *mut u8, len) };
+                let error = match size {
+                    None => Some((
                         libc::EPERM,
                         format!("buf_index {a2} is not a registered buffer"),
-                    ),
-                    None => fail(
-                        libc::EPERM,
-                        format!("buf_index {a2} is not a registered buffer"),
-                    ),
-                    Some(size) if off.checked_add(len as u64).is_none_or(|e| e > size) => fail(
+                    )),
+                    Some(size) if off.checked_add(len as u64).is_none_or(|e| e > size) => Some((
                         libc::EFAULT,
                         format!("off {off} + len {len} is outside buffer {buf} ({size} bytes)"),
-                    ),
-                    Some(_) => {
-                        let mut data = vec![0u8; len];
-                        self.source.read_buf(buf, off, &mut data);
-                        // SAFETY: the verifier proved [a4, a4+len) writable.
-                        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), a4 as *mut u8, len) };
-                        let detail = CallDetail::ReadBuf {
-                            buf_index: buf,
-                            off,
-                            data: if self.record { data } else { vec![] },
-                        };
-                        (len as i64, detail, None)
+                    )),
+                    Some(_) => None,
+                };
+                let ret = match &error {
+                    Some((e, _)) => {
+                        // Zero the destination, as the kernel's probe-read helpers do,
+                        // so a failed read never leaves stale bytes behind.
+                        dst.fill(0);
+                        errno(*e)
                     }
-                }
+                    None => {
+                        self.source.read_buf(buf, off, dst);
+                        len as i64
+                    }
+                };
+                let ok = error.is_none();
+                self.log(
+                    id,
+                    args,
+                    ret,
+                    || CallDetail::ReadBuf {
+                        buf_index: buf,
+                        off,
+                        data: if ok { dst.to_vec() } else { vec![] },
+                    },
+                    || error.map(|(_, why)| why),
+                );
+                ret as u64
             }
             helper_id::RS_SET_RES => {
                 let res = a2 as i32;
                 self.actions.push(Action::SetRes { res });
-                (0, CallDetail::SetRes { res }, None)
+                self.log(id, args, 0, || CallDetail::SetRes { res }, || None);
+                0
             }
-            _ => (
-                errno(libc::ENOSYS),
-                CallDetail::None,
-                Some(format!("unknown helper {id:#x}")),
-            ),
-        };
-        self.finish(id, args, ret, detail, error);
-        ret as u64
+            _ => {
+                let ret = errno(libc::ENOSYS);
+                self.log(
+                    id,
+                    args,
+                    ret,
+                    || CallDetail::None,
+                    || Some(format!("unknown helper {id:#x}")),
+                );
+                ret as u64
+            }
+        }
     }
 }
 
 impl Env<'_> {
-    fn finish(
+    /// Record a call (only when recording: the closures build its details).
+    fn log(
         &mut self,
         id: u32,
         args: [u64; 5],
         ret: i64,
-        detail: CallDetail,
-        error: Option<String>,
+        detail: impl FnOnce() -> CallDetail,
+        error: impl FnOnce() -> Option<String>,
     ) {
         if !self.record {
             return;
@@ -904,8 +962,8 @@ impl Env<'_> {
             helper: id,
             args: a,
             ret,
-            detail,
-            error,
+            detail: detail(),
+            error: error(),
         });
     }
 
@@ -990,21 +1048,25 @@ pub struct DecisionRequest<'a> {
 pub fn execute(
     prog: &LoadedProgram,
     maps: &mut [Map],
-    req: DecisionRequest<'_>,
+    mut req: DecisionRequest<'_>,
     source: &mut dyn InputSource,
 ) -> DecisionRecord {
     // Counting instructions needs a re-run, which needs the recorded inputs.
+    let (chain, step) = (req.view.chain, req.view.step);
     let budget_needs_count = prog.report.max_path as u64 > req.budgets.insns_per_decision;
     let count = req.count_insns || budget_needs_count;
     let record = req.record || count;
-    let map_index: Vec<usize> = prog.maps.iter().map(|&MapId(m)| m as usize).collect();
     let mut env = Env {
         prog,
         maps,
-        map_index,
+        map_index: Some(&prog.maps),
         regs: req.regs,
         budgets: req.budgets,
-        view: req.view.clone(),
+        view: if record {
+            req.view.clone()
+        } else {
+            std::mem::take(&mut req.view)
+        },
         source,
         record,
         calls: Vec::new(),
@@ -1032,10 +1094,15 @@ pub fn execute(
         seq: req.seq,
         prog: prog.id.0,
         prog_name: prog.name.clone(),
-        chain: req.view.chain,
-        step: req.view.step,
+        chain,
+        step,
         ctx: req.ctx,
-        view: req.view,
+        // The input view is only needed to replay a recorded decision.
+        view: if record {
+            req.view
+        } else {
+            ChainView::default()
+        },
         touched,
         calls,
         map_writes: writes,
@@ -1253,7 +1320,7 @@ pub fn reexecute(
     let mut env = Env {
         prog,
         maps: &mut maps,
-        map_index: (0..defs.len()).collect(),
+        map_index: None,
         regs,
         budgets,
         view: rec.view.clone(),

@@ -188,8 +188,9 @@ impl std::error::Error for MapError {}
 pub struct Map {
     def: MapDef,
     arena: Box<[u64]>,
-    /// Hash maps: key bytes -> slot.
-    index: HashMap<Box<[u8]>, u32>,
+    /// Hash maps: key bytes -> slot (foldhash: keys come from programs, but
+    /// a program can only slow its own map, which its budgets bound).
+    index: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
     /// Hash maps: free slots.
     free: Vec<u32>,
 }
@@ -214,7 +215,7 @@ impl Map {
         Map {
             arena: vec![0u64; words].into_boxed_slice(),
             def,
-            index: HashMap::new(),
+            index: HashMap::default(),
             free,
         }
     }
