@@ -23,6 +23,10 @@ use std::time::Instant;
 /// Options.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// NOPs per row of the NOP tables (0: skip them).
+    pub nops: u64,
+    /// Lookups per row of the B+tree tables (0: skip them).
+    pub lookups: u64,
     /// Decisions per program for the decision-cost table.
     pub decisions: u64,
     /// Chains per variant for the read_exact table.
@@ -34,6 +38,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            nops: 10_000_000,
+            lookups: 200_000,
             decisions: 200_000,
             chains: 20_000,
             concurrency: 16,
@@ -173,6 +179,19 @@ impl RustPatterns {
             "header_body" => {
                 let len = u32::from_le_bytes(self.node[..4].try_into().expect("4"));
                 self.actions.push(RsSqe { len, ..again(c, 0) });
+                0
+            }
+            "nop_chain" => {
+                if (c.step as u64) + 1 >= c.user_data {
+                    return 1;
+                }
+                self.actions.push(RsSqe {
+                    opcode: op::NOP,
+                    fd: -1,
+                    buf_index: 0xffff,
+                    user_data: c.user_data,
+                    ..Default::default()
+                });
                 0
             }
             "btree_lookup" => {
@@ -675,5 +694,15 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> std::io::Result<()> {
         opts.concurrency,
         Shape { read: 8 * 1024 },
     )?;
+    if opts.nops > 0 {
+        for chains in [1, 64] {
+            crate::bench_kernel::nop_table(out, opts.nops, chains)?;
+        }
+    }
+    if opts.lookups > 0 {
+        for c in [1, 32] {
+            crate::bench_kernel::btree_table(out, opts.lookups, c)?;
+        }
+    }
     Ok(())
 }

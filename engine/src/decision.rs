@@ -1093,7 +1093,12 @@ pub fn execute(
     let mut rec = DecisionRecord {
         seq: req.seq,
         prog: prog.id.0,
-        prog_name: prog.name.clone(),
+        // Names are for people reading events; nobody reads an unrecorded one.
+        prog_name: if record {
+            prog.name.clone()
+        } else {
+            String::new()
+        },
         chain,
         step,
         ctx: req.ctx,

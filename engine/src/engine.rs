@@ -146,7 +146,7 @@ pub struct Engine {
     bus: EventBus,
     prelude: Vec<Arc<EventRecord>>,
     files: Vec<FileInfo>,
-    chains: HashMap<u64, Chain>,
+    chains: HashMap<u64, Chain, foldhash::fast::RandomState>,
     queue: VecDeque<u64>,
     running: u32,
     barrier: Option<u64>,
@@ -217,7 +217,7 @@ impl Engine {
             bus: EventBus::new(),
             prelude: Vec::new(),
             files,
-            chains: HashMap::new(),
+            chains: HashMap::default(),
             queue: VecDeque::new(),
             running: 0,
             barrier: None,
@@ -676,7 +676,11 @@ impl Engine {
 
     /// Put one step in the SQ.
     fn issue(&mut self, id: u64, pos: usize, flags: squeue::Flags) -> std::io::Result<()> {
-        let now = self.bus.now_ns();
+        let now = if self.bus.active() {
+            self.bus.now_ns()
+        } else {
+            0
+        };
         let c = self.chains.get_mut(&id).expect("chain");
         let step = &mut c.steps[pos];
         let ud = self.ring.alloc_slot(Owner {
@@ -810,10 +814,12 @@ impl Engine {
         self.stats.decision_ns += rec.duration_ns;
         let step = rec.step;
         let result = rec.result.clone();
-        let actions = if result.verdict().is_some() {
-            rec.actions.clone()
-        } else {
-            Vec::new()
+        let mut rec = rec;
+        let actions = match (result.verdict().is_some(), record) {
+            (false, _) => Vec::new(),
+            (true, true) => rec.actions.clone(),
+            // Nobody sees the record: its actions can move.
+            (true, false) => std::mem::take(&mut rec.actions),
         };
         let stop = self.debugger.as_ref().and_then(|d| d.should_stop(&rec));
         if record {
@@ -1128,7 +1134,11 @@ impl Engine {
             return;
         };
         self.stats.completed += 1;
-        let now = self.bus.now_ns();
+        let now = if self.bus.active() {
+            self.bus.now_ns()
+        } else {
+            0
+        };
         let Some(c) = self.chains.get_mut(&owner.chain) else {
             return;
         };

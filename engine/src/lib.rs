@@ -9,6 +9,7 @@
 
 pub mod abi;
 pub mod bench;
+pub mod bench_kernel;
 pub mod chain;
 pub mod debug;
 pub mod decision;

@@ -14,15 +14,30 @@ pub const BTREE_LOOKUP: &[u8] = include_bytes!("../progs/btree_lookup.o");
 /// `retry_eagain`: resubmit on -EAGAIN with backoff, up to N attempts.
 pub const RETRY_EAGAIN: &[u8] = include_bytes!("../progs/retry_eagain.o");
 
-/// Every built-in program: (name, object bytes). The program in each object
-/// has the same name as the object.
-pub const ALL: [(&str, &[u8]); 6] = [
+/// `nop_chain`: a program decides every step of a chain of NOPs (the
+/// upstream kernel's BPF-loop benchmark; used by `ringside bench engine`).
+pub const NOP_CHAIN: &[u8] = include_bytes!("../progs/nop_chain.o");
+
+/// The pattern programs of the proposal's use cases: (name, object bytes).
+/// The program in each object has the same name as the object.
+pub const PATTERNS: [(&str, &[u8]); 6] = [
     ("read_exact", READ_EXACT),
     ("read_to_eof", READ_TO_EOF),
     ("copy", COPY),
     ("header_body", HEADER_BODY),
     ("btree_lookup", BTREE_LOOKUP),
     ("retry_eagain", RETRY_EAGAIN),
+];
+
+/// Every built-in program: the patterns and `nop_chain`.
+pub const ALL: [(&str, &[u8]); 7] = [
+    PATTERNS[0],
+    PATTERNS[1],
+    PATTERNS[2],
+    PATTERNS[3],
+    PATTERNS[4],
+    PATTERNS[5],
+    ("nop_chain", NOP_CHAIN),
 ];
 
 /// Object bytes of a built-in program by name.

@@ -73,7 +73,7 @@ fn the_demo_runs_every_pattern_program_next_to_kernel_links() {
             _ => None,
         })
         .collect();
-    let all: std::collections::BTreeSet<String> = ringside_engine::progs::ALL
+    let all: std::collections::BTreeSet<String> = ringside_engine::progs::PATTERNS
         .iter()
         .map(|(n, _)| n.to_string())
         .collect();
