@@ -15,6 +15,7 @@ pub mod codec;
 pub mod encode;
 pub mod export;
 pub mod format;
+pub mod fuzzing;
 pub mod item;
 pub mod reader;
 pub mod replay;

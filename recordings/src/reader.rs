@@ -507,59 +507,65 @@ impl<R: Read> Reader<R> {
     }
 
     /// Look for the next sync frame after a damaged one; true when found
-    /// (positioned at it).
+    /// (positioned at it). Works on absolute offsets: `ensure` may compact
+    /// the buffer, but only ever drops bytes before `pos`.
     fn resync(&mut self) -> bool {
+        const M: usize = SYNC_MARKER.len();
         // Start one byte after the damaged frame's start.
-        self.pos += 1;
+        let mut scan = self.offset() + 1;
         loop {
-            // Need marker plus the 2 bytes before it.
-            let avail = self.buf.len() - self.pos;
-            let hay = &self.buf[self.pos..];
-            let found = hay
-                .windows(SYNC_MARKER.len())
+            if scan > self.base + self.buf.len() as u64 {
+                // Past what is buffered: read on from the end.
+                self.pos = self.buf.len();
+                if !self.ensure(1) {
+                    return false;
+                }
+                continue;
+            }
+            self.pos = (scan - self.base) as usize;
+            if !self.ensure(M + 2) {
+                self.pos = self.buf.len();
+                return false;
+            }
+            let found = self.buf[self.pos..]
+                .windows(M)
                 .enumerate()
                 .find(|(i, w)| *i >= 2 && *w == SYNC_MARKER)
                 .map(|(i, _)| i);
-            if let Some(i) = found {
-                let start = self.pos + i - 2;
-                let save = self.pos;
-                self.pos = start;
-                // A sync frame: 1 length byte, type, marker, index, crc.
-                if self.buf[start] < 0x80 && self.buf[start + 1] == rtype::SYNC {
-                    let n = self.buf[start] as usize;
-                    if self.ensure(2 + n + 4) {
-                        let s = self.pos;
-                        let stored = u32::from_le_bytes(
-                            self.buf[s + 2 + n..s + 6 + n].try_into().unwrap_or([0; 4]),
-                        );
-                        let computed = format::frame_crc(
-                            &self.buf[s..s + 1],
-                            rtype::SYNC,
-                            &self.buf[s + 2..s + 2 + n],
-                        );
-                        if stored == computed {
-                            return true;
-                        }
-                    }
+            let Some(i) = found else {
+                // Keep the last M + 1 bytes: a marker and the two bytes
+                // before it may straddle the boundary.
+                let avail = self.buf.len() - self.pos;
+                if avail > M + 1 {
+                    scan = self.base + (self.buf.len() - (M + 1)) as u64;
+                    continue;
                 }
-                // Not a real sync frame: go on after this marker.
-                self.pos = self.pos.max(save) + 1;
+                if !self.ensure(avail + 1) {
+                    self.pos = self.buf.len();
+                    return false;
+                }
                 continue;
+            };
+            let start = scan + i as u64 - 2;
+            self.pos = (start - self.base) as usize;
+            let (lenb, tb) = (self.buf[self.pos], self.buf[self.pos + 1]);
+            if lenb < 0x80 && tb == rtype::SYNC && self.ensure(2 + lenb as usize + 4) {
+                // `ensure` may have moved the buffer; `pos` still marks `start`.
+                let s = self.pos;
+                let n = lenb as usize;
+                let stored =
+                    u32::from_le_bytes(self.buf[s + 2 + n..s + 6 + n].try_into().unwrap_or([0; 4]));
+                let computed = format::frame_crc(
+                    &self.buf[s..s + 1],
+                    rtype::SYNC,
+                    &self.buf[s + 2..s + 2 + n],
+                );
+                if stored == computed {
+                    return true;
+                }
             }
-            // Keep the last bytes (a marker may straddle the boundary).
-            let keep = SYNC_MARKER.len() + 2;
-            if avail > keep {
-                self.pos = self.buf.len() - keep;
-            }
-            let want = self.buf.len() - self.pos + (1 << 16);
-            if !self.ensure(want) && self.buf.len() - self.pos < SYNC_MARKER.len() + 2 {
-                self.pos = self.buf.len();
-                return false;
-            }
-            if self.eof && self.buf.len() - self.pos <= keep {
-                self.pos = self.buf.len();
-                return false;
-            }
+            // Not a real sync frame: look past this marker.
+            scan = start + 3;
         }
     }
 

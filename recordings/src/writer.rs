@@ -233,6 +233,13 @@ impl RecorderHandle {
         }
     }
 
+    /// Queue an item, waiting for room when the queue is full (lossless:
+    /// for tools and benchmarks, never for a live engine). False when the
+    /// recorder finished.
+    pub fn push_blocking(&self, item: Item) -> bool {
+        self.tx.send(Msg::Item(item)).is_ok()
+    }
+
     /// Record the engine's time origin (CLOCK_MONOTONIC ns of its `t_ns` 0);
     /// dropped silently when the queue is full (a later one will do).
     pub fn push_clock(&self, engine_origin_mono_ns: u64) {
