@@ -41,6 +41,9 @@ pub struct LiveOpts {
     /// UI: no kernel probes, even as root.
     #[arg(long)]
     pub no_probes: bool,
+    /// Also record to this file (set by `ringside record -o FILE ...`).
+    #[arg(skip)]
+    pub record: Option<PathBuf>,
 }
 
 impl Default for LiveOpts {
@@ -54,6 +57,7 @@ impl Default for LiveOpts {
             queue: 1 << 16,
             fps: 20,
             no_probes: false,
+            record: None,
         }
     }
 }

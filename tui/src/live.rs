@@ -189,25 +189,13 @@ fn ui_workload(
     opts: &LiveOpts,
 ) -> anyhow::Result<ExitCode> {
     let stop = stop_flag()?;
-    let (feed, rx, dropped) = Feed::new(opts.queue);
+    let (mut feed, rx, dropped) = Feed::new(opts.queue);
     let debugger = ringside_engine::debug::Debugger::new();
     let title = spec
         .as_ref()
         .map_or("demo".to_string(), |s| format!("run {}", s.0));
+    let recorder = start_recording(opts, &title, &mut feed)?;
     let rounds = opts.rounds.or(if spec.is_some() { Some(1) } else { None });
-    // The engine's queue to us: as large as ours; it drops, never waits.
-    let engine = source::spawn_workload(
-        WorkloadSource {
-            spec,
-            jit: opts.jit,
-            rounds,
-            gap: Duration::from_millis(opts.round_gap_ms),
-            queue: opts.queue,
-        },
-        feed.clone(),
-        debugger.clone(),
-        stop.clone(),
-    );
     // Kernel probes on ourselves, when we may.
     let me = std::process::id();
     let mut probes = None;
@@ -229,6 +217,19 @@ fn ui_workload(
             }
         }
     }
+    // The engine's queue to us: as large as ours; it drops, never waits.
+    let engine = source::spawn_workload(
+        WorkloadSource {
+            spec,
+            jit: opts.jit,
+            rounds,
+            gap: Duration::from_millis(opts.round_gap_ms),
+            queue: opts.queue,
+        },
+        feed.clone(),
+        debugger.clone(),
+        stop.clone(),
+    );
     let fill = if probes.is_none() {
         Some(source::spawn_fill_poller(me, feed.clone(), stop.clone()))
     } else {
@@ -257,6 +258,7 @@ fn ui_workload(
     if let Some(f) = fill {
         let _ = f.join();
     }
+    finish_recording(recorder, opts);
     res?;
     Ok(ExitCode::SUCCESS)
 }
@@ -269,7 +271,8 @@ fn ui_probes(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::Result
         return Ok(ExitCode::from(e.exit_code() as u8));
     }
     let stop = stop_flag()?;
-    let (feed, rx, dropped) = Feed::new(opts.queue);
+    let (mut feed, rx, dropped) = Feed::new(opts.queue);
+    let recorder = start_recording(opts, &format!("attach --pid {pid}"), &mut feed)?;
     let probes = match source::spawn_probes(vec![pid], feed.clone(), stop.clone(), true) {
         Ok(h) => h,
         Err(e) => {
@@ -296,6 +299,7 @@ fn ui_probes(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::Result
     );
     stop.store(true, Ordering::Relaxed);
     let _ = probes.join();
+    finish_recording(recorder, opts);
     res?;
     Ok(ExitCode::SUCCESS)
 }
@@ -318,7 +322,12 @@ pub fn attach_socket(
         ringside_tui::remote_client::headless(path, &stop)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (feed, rx, dropped) = Feed::new(opts.queue);
+    let (mut feed, rx, dropped) = Feed::new(opts.queue);
+    let recorder = start_recording(
+        opts,
+        &format!("attach --socket {}", path.display()),
+        &mut feed,
+    )?;
     let (ctl, h) = ringside_tui::remote_client::spawn(
         path.to_path_buf(),
         feed.clone(),
@@ -346,6 +355,7 @@ pub fn attach_socket(
     let _ = ctl2.send(source::Ctl::Debug(ringside_engine::debug::Command::Detach));
     stop.store(true, Ordering::Relaxed);
     let _ = h.join();
+    finish_recording(recorder, opts);
     res?;
     Ok(ExitCode::SUCCESS)
 }
@@ -379,4 +389,75 @@ pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitC
     let _ = h.join();
     res?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Start recording when `ringside record -o FILE` asked for it.
+fn start_recording(
+    opts: &LiveOpts,
+    source: &str,
+    feed: &mut Feed,
+) -> anyhow::Result<Option<(ringside_recordings::Recorder, std::path::PathBuf)>> {
+    let Some(out) = &opts.record else {
+        return Ok(None);
+    };
+    let mut header = ringside_recordings::Header::new(source.to_string());
+    header.notes.push("recorded from the terminal UI".into());
+    let rec = ringside_recordings::Recorder::create(out, header)
+        .with_context(|| format!("creating the recording {}", out.display()))?;
+    feed.record_into(rec.handle());
+    feed.status(Status::Notice(format!("recording to {}", out.display())));
+    Ok(Some((rec, out.clone())))
+}
+
+/// Finish the recording and say what it holds (the terminal is back by now).
+fn finish_recording(
+    r: Option<(ringside_recordings::Recorder, std::path::PathBuf)>,
+    _opts: &LiveOpts,
+) {
+    let Some((rec, out)) = r else { return };
+    match rec.finish() {
+        Ok(st) => eprintln!(
+            "ringside: recorded {} items ({} bytes) to {}{}",
+            st.items,
+            st.bytes,
+            out.display(),
+            if st.dropped > 0 {
+                format!("; {} items dropped (marked lost in the file)", st.dropped)
+            } else {
+                String::new()
+            }
+        ),
+        Err(e) => eprintln!("ringside: writing {}: {e}", out.display()),
+    }
+}
+
+/// `ringside record -o FILE <demo|run|attach>` with the UI.
+pub fn record_ui(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result<ExitCode> {
+    use crate::cli::RecordWhat;
+    match what {
+        RecordWhat::Demo { live } => {
+            let mut o = live.clone();
+            o.record = Some(output.to_path_buf());
+            demo(&o)
+        }
+        RecordWhat::Run { spec, live } => {
+            let mut o = live.clone();
+            o.record = Some(output.to_path_buf());
+            run(spec, &o)
+        }
+        RecordWhat::Attach {
+            pid,
+            socket,
+            duration,
+            live,
+        } => {
+            let mut o = live.clone();
+            o.record = Some(output.to_path_buf());
+            match (pid, socket) {
+                (Some(pid), None) => attach_pid(*pid, *duration, &o),
+                (None, Some(s)) => attach_socket(s, *duration, &o),
+                _ => anyhow::bail!("record attach needs --pid PID or --socket PATH"),
+            }
+        }
+    }
 }

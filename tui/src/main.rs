@@ -53,7 +53,18 @@ fn main() -> ExitCode {
         Some(Command::Bench {
             what: cli::BenchWhat::Engine { nops: _, chains },
         }) => bench_engine(chains),
-        Some(Command::Record { output, what }) => offline::record_command(&output, &what),
+        Some(Command::Record { output, what }) => {
+            let headless = match &what {
+                cli::RecordWhat::Demo { live }
+                | cli::RecordWhat::Run { live, .. }
+                | cli::RecordWhat::Attach { live, .. } => live.headless,
+            };
+            if headless {
+                offline::record_command(&output, &what)
+            } else {
+                live::record_ui(&output, &what)
+            }
+        }
         Some(Command::Replay {
             file,
             headless: true,

@@ -87,6 +87,10 @@ pub struct Feed {
     tx: Sender<Msg>,
     dropped: Arc<AtomicU64>,
     lossless: bool,
+    /// Every item also goes here (recording while watching); never blocks.
+    recorder: Option<ringside_recordings::RecorderHandle>,
+    /// The engine's time origin on CLOCK_MONOTONIC, as estimated for the recording.
+    origin: Arc<AtomicU64>,
 }
 
 impl Feed {
@@ -99,6 +103,8 @@ impl Feed {
                 tx,
                 dropped: dropped.clone(),
                 lossless: false,
+                recorder: None,
+                origin: Arc::new(AtomicU64::new(u64::MAX)),
             },
             rx,
             dropped,
@@ -113,8 +119,30 @@ impl Feed {
         }
     }
 
+    /// Also record every item into `rec` (before the UI queue, so the UI
+    /// dropping never loses anything from the recording).
+    pub fn record_into(&mut self, rec: ringside_recordings::RecorderHandle) {
+        self.recorder = Some(rec);
+    }
+
     /// Send an item; false when the UI is gone.
     pub fn item(&self, item: Item) -> bool {
+        if let Some(r) = &self.recorder {
+            if let Item::Engine(e) = &item {
+                // A new engine starts a new clock; estimate its origin as
+                // the recorder's own forwarder does (smallest receive time
+                // minus t_ns).
+                if matches!(e.event, ringside_engine::event::Event::RingSetup(_)) {
+                    self.origin.store(u64::MAX, Ordering::Relaxed);
+                }
+                let o = ringside_recordings::format::mono_now_ns().saturating_sub(e.t_ns);
+                if o < self.origin.load(Ordering::Relaxed) {
+                    self.origin.store(o, Ordering::Relaxed);
+                    r.push_clock(o);
+                }
+            }
+            r.push(item.clone());
+        }
         self.send(Msg::Item(item))
     }
 

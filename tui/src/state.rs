@@ -6,9 +6,11 @@
 //! only (which colour a node gets, which group a cancellation joins); the
 //! engine's decisions are never recomputed here.
 //!
-//! Memory is bounded: the last `history` items are kept, and derived tables
-//! (chains, decisions, cancellations) keep a share of that; counters and
-//! histograms cover everything since the start.
+//! Memory is bounded by `history` (N, `--history`): the model keeps what the
+//! last N events made of the views, not the events themselves: the newest
+//! N/20 chains, N/10 decisions, N/50 cancellations per cause (at least a
+//! few hundred of each) and N/4 kernel requests. Counters and histograms
+//! cover everything since the start.
 
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::decision::DecisionRecord;
@@ -539,10 +541,8 @@ impl Timeline {
 
 /// The model.
 pub struct State {
-    /// Items kept.
+    /// N: the events of history the tables are sized for.
     pub history_cap: usize,
-    /// The last items, with their timeline time.
-    pub history: VecDeque<(u64, Item)>,
     /// Counters.
     pub totals: Totals,
     /// Current engine instance (0 before any).
@@ -593,12 +593,11 @@ pub struct State {
 }
 
 impl State {
-    /// A model that keeps `history` items.
+    /// A model sized for `history` events.
     pub fn new(history: usize) -> State {
         let history = history.max(100);
         State {
             history_cap: history,
-            history: VecDeque::new(),
             totals: Totals::default(),
             epoch: 0,
             timeline: Timeline::default(),
@@ -608,9 +607,9 @@ impl State {
             programs: BTreeMap::new(),
             chains: HashMap::new(),
             rows: VecDeque::new(),
-            rows_cap: (history / 10).max(500),
+            rows_cap: (history / 20).max(500),
             decisions: VecDeque::new(),
-            decisions_cap: (history / 4).max(1000),
+            decisions_cap: (history / 10).max(1000),
             cancels: BTreeMap::new(),
             maps: BTreeMap::new(),
             latency: Histogram::default(),
@@ -625,6 +624,11 @@ impl State {
             pauses: 0,
             kernel_rows: HashMap::new(),
         }
+    }
+
+    /// (chains, decisions) the model keeps at most.
+    pub fn caps(&self) -> (usize, usize) {
+        (self.rows_cap, self.decisions_cap)
     }
 
     /// Add a note for the status line.
@@ -656,10 +660,7 @@ impl State {
                 *self.totals.lost.entry(queue.clone()).or_default() += count;
             }
         }
-        self.history.push_back((t, item));
-        while self.history.len() > self.history_cap {
-            self.history.pop_front();
-        }
+        let _ = t;
     }
 
     fn ring_mut(&mut self, epoch: u32) -> Option<&mut RingRow> {
@@ -959,6 +960,7 @@ impl State {
                 if let Some(r) = self.ring_mut(epoch) {
                     r.closed = true;
                 }
+                self.close_probe_twins();
                 if *chains > 0 || *inflight > 0 {
                     self.note(format!(
                         "engine {epoch} shut down with {chains} chains and {inflight} requests in flight"
@@ -977,11 +979,26 @@ impl State {
         }
     }
 
+    /// The kernel's view of a closed engine ring (same pid and fd) is closed too.
+    fn close_probe_twins(&mut self) {
+        let closed: Vec<(u32, Option<i32>)> = self
+            .rings
+            .iter()
+            .filter(|r| r.source == "engine" && r.closed)
+            .map(|r| (r.pid, r.fd))
+            .collect();
+        for r in self.rings.iter_mut().filter(|r| r.source == "probes") {
+            if closed.contains(&(r.pid, r.fd)) {
+                r.closed = true;
+            }
+        }
+    }
+
     fn add_cancel(&mut self, group: String, entry: CancelEntry) {
         let g = self.cancels.entry(group).or_default();
         g.count += 1;
         g.recent.push_back(entry);
-        let cap = (self.history_cap / 20).clamp(200, 20_000);
+        let cap = (self.history_cap / 50).clamp(200, 20_000);
         while g.recent.len() > cap {
             g.recent.pop_front();
         }
@@ -1201,7 +1218,7 @@ pub fn describe_cancel(cause: &CancelCause, issued: bool) -> (String, String) {
     match cause {
         CancelCause::KernelLink { failed_step } => (
             "kernel link broke".into(),
-            format!("step {failed_step} failed or was short: the kernel cancelled the rest"),
+            format!("step {failed_step} failed/short: the kernel cancelled the rest"),
         ),
         CancelCause::LinkFailed { failed_step } => (
             "engine link failed".into(),

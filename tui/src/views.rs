@@ -834,7 +834,18 @@ fn draw_rings(f: &mut Frame, app: &mut App, area: Rect) {
         let extra = if wide {
             match r.ctx {
                 Some(c) => format!("  {c:#x}"),
-                None => format!("  {}", r.files.join(", ")),
+                None => {
+                    let f = r.files.join(", ");
+                    let room = (inner.width as usize).saturating_sub(84);
+                    if f.chars().count() > room {
+                        format!(
+                            "  {}…",
+                            f.chars().take(room.saturating_sub(1)).collect::<String>()
+                        )
+                    } else {
+                        format!("  {f}")
+                    }
+                }
             }
         } else {
             String::new()
@@ -880,8 +891,8 @@ fn draw_rings(f: &mut Frame, app: &mut App, area: Rect) {
     let t = &app.state.totals;
     lines.push(Line::styled(
         format!(
-            "engines {} · chains {} · requests {} · completions {} · decisions {} · cancelled {}",
-            t.epochs, t.chains, t.submitted, t.completed, t.decisions, t.cancelled
+            "engines {} · chains {} · requests {} · decisions {} · cancelled {}",
+            t.epochs, t.chains, t.submitted, t.decisions, t.cancelled
         ),
         Style::new().fg(Color::Gray),
     ));
@@ -900,7 +911,7 @@ fn draw_rings(f: &mut Frame, app: &mut App, area: Rect) {
         ));
     }
     lines.push(Line::styled(
-        "SQ/CQ: waiting/size (fdinfo) · infl: issued, not completed · rates: last second",
+        "SQ/CQ waiting/size (fdinfo) · infl: in the kernel · rates: per second",
         Style::new().fg(Color::DarkGray),
     ));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
@@ -1359,11 +1370,6 @@ pub fn value_text(b: &[u8]) -> String {
     match b.len() {
         4 => format!("{}", u32::from_le_bytes(b.try_into().expect("4"))),
         8 => format!("{}", u64::from_le_bytes(b.try_into().expect("8"))),
-        n if n % 8 == 0 && n <= 32 => b
-            .chunks(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8")).to_string())
-            .collect::<Vec<_>>()
-            .join(","),
         n if n % 4 == 0 && n <= 32 => b
             .chunks(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4")).to_string())
@@ -1638,12 +1644,14 @@ fn draw_stats(f: &mut Frame, app: &mut App, area: Rect) {
     };
     let lines = vec![
         Line::raw(format!(
-            "events {} (engine {} · kernel {}) · kept {} of {}",
-            t.items,
-            t.engine_events,
-            t.probe_events,
-            app.state.history.len(),
-            app.state.history_cap
+            "events {} (engine {}, kernel {}) · kept {}/{} chains, {}/{} decisions",
+            fmt_count(t.items),
+            fmt_count(t.engine_events),
+            fmt_count(t.probe_events),
+            fmt_count(app.state.rows.len() as u64),
+            fmt_count(app.state.caps().0 as u64),
+            fmt_count(app.state.decisions.len() as u64),
+            fmt_count(app.state.caps().1 as u64)
         )),
         Line::raw(format!(
             "chains {} ({}) · decisions {}",

@@ -382,15 +382,21 @@ fn history_is_bounded_and_totals_are_kept() {
     );
     let items = engine_items();
     let n = items.len() as u64;
-    for _ in 0..3 {
+    for _ in 0..30 {
         for it in items.clone() {
             a.handle_msg(Msg::Item(it));
         }
     }
-    assert_eq!(a.state.history.len(), 500);
-    assert_eq!(a.state.totals.items, 3 * n);
-    assert_eq!(a.state.totals.epochs, 3, "each RingSetup is a new engine");
-    assert!(a.state.decisions.len() <= 1000);
+    // 30 rounds: 930 chains and 5790 decisions went by; the tables keep
+    // their caps, the totals count everything.
+    let (rows, decisions) = a.state.caps();
+    assert_eq!((rows, decisions), (500, 1000));
+    assert_eq!(a.state.rows.len(), rows);
+    assert_eq!(a.state.chains.len(), rows, "evicted rows leave no chain behind");
+    assert_eq!(a.state.decisions.len(), decisions);
+    assert_eq!(a.state.totals.items, 30 * n);
+    assert_eq!(a.state.totals.chains, 30 * 31);
+    assert_eq!(a.state.totals.epochs, 30, "each RingSetup is a new engine");
 }
 
 #[test]

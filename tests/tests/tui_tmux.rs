@@ -1,0 +1,328 @@
+//! End-to-end: the real `ringside` binary in a real terminal (tmux). Start
+//! the demo, switch views with keys, set a breakpoint, stop in a decision,
+//! step through it, step over, continue, quit; then check that the terminal
+//! is back to normal (alternate screen left, cursor shown, cooked mode), the
+//! same after Ctrl-C and SIGTERM.
+//!
+//! Needs tmux: without it every test here prints a loud SKIP line.
+//! `RINGSIDE_SCREENS=DIR` also saves `tmux capture-pane -e` captures of each
+//! view into DIR, at `RINGSIDE_SCREENS_SIZE` (default 100x30): that is how
+//! docs/screens/ is made.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn ringside() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("ringside");
+    assert!(
+        p.exists(),
+        "{} missing: build it first (scripts/test does: cargo build --workspace --all-targets)",
+        p.display()
+    );
+    p
+}
+
+fn skip(test: &str, why: &str) {
+    let _ = std::io::stderr()
+        .write_all(format!("\n######## SKIP {test}: {why} ########\n\n").as_bytes());
+}
+
+fn have_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A private tmux server with one pane running a shell command.
+struct Tmux {
+    socket: String,
+    screens: Option<PathBuf>,
+}
+
+impl Tmux {
+    fn start(name: &str, w: u16, h: u16, cmd: &str) -> Tmux {
+        let socket = format!("ringside-e2e-{name}-{}", std::process::id());
+        let t = Tmux {
+            socket,
+            screens: std::env::var_os("RINGSIDE_SCREENS").map(PathBuf::from),
+        };
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &t.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "e2e",
+            ])
+            .args(["-x", &w.to_string(), "-y", &h.to_string()])
+            .arg(cmd)
+            .env("TERM", "xterm-256color")
+            .status()
+            .unwrap();
+        assert!(st.success(), "tmux new-session failed");
+        let _ = Command::new("tmux")
+            .args(["-L", &t.socket, "set-option", "-g", "remain-on-exit", "on"])
+            .status();
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.tmux(&["send-keys", "-t", "e2e", k]);
+            // Let an Esc be an Esc, not the start of an Alt sequence.
+            std::thread::sleep(Duration::from_millis(if *k == "Escape" { 400 } else { 60 }));
+        }
+    }
+
+    /// Wait until the screen shows every one of `want`.
+    fn wait_for(&self, what: &str, want: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.screen();
+            if want.iter().all(|w| s.contains(w)) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}: the screen never showed {want:?}; it shows:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn save(&self, name: &str) {
+        if let Some(dir) = &self.screens {
+            std::fs::create_dir_all(dir).unwrap();
+            let s = self.tmux(&["capture-pane", "-e", "-p", "-t", "e2e"]);
+            std::fs::write(dir.join(format!("{name}.ansi")), s).unwrap();
+        }
+    }
+
+    fn display(&self, fmt: &str) -> String {
+        self.tmux(&["display-message", "-p", "-t", "e2e", fmt])
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// The shell command: ringside, then what the terminal looks like after it.
+fn shell(args: &str) -> String {
+    format!(
+        "bash -c '{} {args}; echo RINGSIDE-EXITED $?; stty -a | tr \"\\n\" \" \"; echo; echo STTY-DONE; sleep 60'",
+        ringside().display()
+    )
+}
+
+fn assert_restored(t: &Tmux, how: &str) {
+    let s = t.wait_for(
+        &format!("ringside to exit ({how})"),
+        &["RINGSIDE-EXITED", "STTY-DONE"],
+    );
+    assert_eq!(
+        t.display("#{alternate_on}"),
+        "0",
+        "still on the alternate screen after {how}:\n{s}"
+    );
+    assert_eq!(
+        t.display("#{cursor_flag}"),
+        "1",
+        "cursor hidden after {how}:\n{s}"
+    );
+    let flat = s.replace('\n', " ");
+    assert!(
+        flat.contains(" icanon") && !flat.contains("-icanon"),
+        "the terminal is still in raw mode after {how}:\n{s}"
+    );
+    assert!(
+        flat.contains(" echo ") && !flat.contains("-echo "),
+        "echo is off after {how}:\n{s}"
+    );
+}
+
+#[test]
+fn demo_views_breakpoint_step_and_quit() {
+    if !have_tmux() {
+        skip(
+            "demo_views_breakpoint_step_and_quit",
+            "tmux is not installed (apt-get install tmux)",
+        );
+        return;
+    }
+    // RINGSIDE_SCREENS_SIZE=80x24 (say) for the captures; 100x30 otherwise.
+    let (w, h) = std::env::var("RINGSIDE_SCREENS_SIZE")
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once('x')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .unwrap_or((100, 30));
+    let t = Tmux::start("demo", w, h, &shell("demo --round-gap-ms 300"));
+    t.wait_for(
+        "the demo to start",
+        &["ringside", "1Rings", "Chains", "LIVE"],
+    );
+    t.wait_for("chains to appear", &["eng", "btree_lookup"]);
+    t.save("chains");
+
+    t.keys(&["1"]);
+    t.wait_for("the Rings view", &["SQ/CQ", "engine"]);
+    t.save("rings");
+    t.keys(&["3"]);
+    t.wait_for("the Cancels view", &["Causes", "kernel link broke"]);
+    t.save("cancels");
+    t.keys(&["4"]);
+    t.wait_for(
+        "the Decisions view",
+        &["res/len", "context (struct rs_ctx)", "disassembly"],
+    );
+    t.save("decisions");
+    t.keys(&["5"]);
+    t.wait_for("the Maps view", &["Maps (", "copy_cfg"]);
+    t.save("maps");
+    t.keys(&["6"]);
+    t.wait_for(
+        "the Stats view",
+        &["completions per 10 ms", "latency", "decision insns"],
+    );
+    t.save("stats");
+    t.keys(&["?"]);
+    t.wait_for("the help", &["Keys", "step over the whole decision"]);
+    t.save("help");
+    t.keys(&["Escape"]);
+
+    // Break on short reads: read_exact's chains have them every round.
+    t.keys(&["b", "1"]);
+    t.wait_for("the breakpoint list", &["[x] input res < len"]);
+    t.save("breakpoints");
+    t.keys(&["Escape"]);
+    let s = t.wait_for(
+        "the breakpoint to hit",
+        &["STOPPED", "breakpoint: res < len", "insn 1/"],
+    );
+    t.save("debug-stopped");
+    assert!(s.contains("registers"), "{s}");
+    // Step three instructions.
+    t.keys(&["s", "s", "s"]);
+    t.wait_for("three steps", &["insn 4/"]);
+    t.save("debug-stepped");
+    // Step over the whole decision: stopped again at the next one.
+    let before = stopped_at(&t.screen());
+    t.keys(&["n"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = t.screen();
+        let now = stopped_at(&s);
+        if now.is_some() && now != before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n did not stop at the next decision:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Clear breakpoints and go on.
+    t.keys(&["b", "x"]);
+    t.keys(&["Escape"]);
+    t.keys(&["c"]);
+    t.wait_for("running again", &["LIVE"]);
+    t.keys(&["2"]);
+    t.wait_for("the Chains view", &["Chains"]);
+
+    t.keys(&["q"]);
+    assert_restored(&t, "q");
+}
+
+fn stopped_at(s: &str) -> Option<String> {
+    let pat = "at decision #";
+    let i = s.find(pat)?;
+    Some(
+        s[i + pat.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect(),
+    )
+}
+
+#[test]
+fn ctrl_c_restores_the_terminal() {
+    if !have_tmux() {
+        skip("ctrl_c_restores_the_terminal", "tmux is not installed");
+        return;
+    }
+    let t = Tmux::start("ctrlc", 80, 24, &shell("demo --no-probes"));
+    t.wait_for("the demo to start", &["1Rings", "LIVE"]);
+    t.keys(&["C-c"]);
+    assert_restored(&t, "Ctrl-C");
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !have_tmux() {
+        skip("sigterm_restores_the_terminal", "tmux is not installed");
+        return;
+    }
+    let t = Tmux::start("term", 80, 24, &shell("demo --no-probes"));
+    t.wait_for("the demo to start", &["1Rings", "LIVE"]);
+    let shell_pid = t.display("#{pane_pid}");
+    let out = Command::new("pgrep")
+        .args(["-P", &shell_pid, "ringside"])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !pid.is_empty(),
+        "no ringside process under the pane's shell {shell_pid}"
+    );
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    assert_restored(&t, "SIGTERM");
+}
+
+#[test]
+fn resize_and_small_terminal() {
+    if !have_tmux() {
+        skip("resize_and_small_terminal", "tmux is not installed");
+        return;
+    }
+    let t = Tmux::start("resize", 80, 24, &shell("demo --no-probes"));
+    t.wait_for("the demo at 80x24", &["1Rings", "LIVE", "Chains"]);
+    t.tmux(&["resize-window", "-t", "e2e", "-x", "130", "-y", "40"]);
+    t.wait_for("a wider tab bar", &["4Decisions"]);
+    t.tmux(&["resize-window", "-t", "e2e", "-x", "80", "-y", "24"]);
+    t.wait_for("the narrow tab bar", &["4Decide"]);
+    t.keys(&["q"]);
+    assert_restored(&t, "q after resizing");
+}
