@@ -647,7 +647,158 @@ fn client_reader(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::debug::Breakpoint;
     use crate::event::{AppCompletion, AppKind};
+    use crate::workload::{PrepareOptions, prepare_demo};
+    use std::time::Instant;
+
+    fn next(r: &mut BufReader<UnixStream>) -> ServerMsg {
+        read_msg::<ServerMsg>(r, 64 << 20)
+            .expect("reading")
+            .expect("the server closed early")
+    }
+
+    /// A client sets a breakpoint, the engine stops at a short read and says
+    /// so; the client goes away and the engine runs on to the end.
+    #[test]
+    fn breakpoint_stop_and_detach_on_disconnect() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.sock");
+        let mut prepared = prepare_demo(&PrepareOptions::default()).unwrap();
+        let server =
+            RemoteServer::serve(prepared.engine(), &path, ServeOptions::default()).unwrap();
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<bool>(1);
+        let p2 = path.clone();
+        // The client, on its own thread (the engine is not Send).
+        let client = std::thread::spawn(move || {
+            let stream = UnixStream::connect(&p2).unwrap();
+            let mut w = stream.try_clone().unwrap();
+            let mut r = BufReader::new(stream);
+            match next(&mut r) {
+                ServerMsg::Hello { protocol, .. } => assert_eq!(protocol, PROTOCOL),
+                other => panic!("expected hello, got {other:?}"),
+            }
+            write_msg(
+                &mut w,
+                &ClientMsg::Command {
+                    command: Command::SetBreakpoints {
+                        breakpoints: vec![Breakpoint::ShortResult],
+                    },
+                },
+            )
+            .unwrap();
+            // Setup events come first; then the ack of the command.
+            let mut saw_setup = false;
+            loop {
+                match next(&mut r) {
+                    ServerMsg::Event { record } => {
+                        saw_setup |= matches!(record.event, Event::RingSetup(_));
+                    }
+                    ServerMsg::Debug { state } => {
+                        assert_eq!(state.breakpoints, vec![Breakpoint::ShortResult]);
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            ready_tx.send(saw_setup).unwrap();
+            // The engine stops at a short read.
+            loop {
+                if let ServerMsg::Event { record } = next(&mut r)
+                    && let Event::Paused { reason, decision } = &record.event
+                {
+                    assert!(reason.contains("res < len"), "{reason}");
+                    return decision.unwrap();
+                }
+            }
+            // Leaving drops the connection.
+        });
+        assert!(
+            ready_rx.recv().unwrap(),
+            "the ring setup is sent to a client"
+        );
+        // If detaching on disconnect failed, the engine would wait forever:
+        // a watchdog lets it go and the test fails.
+        let fired = Arc::new(AtomicBool::new(false));
+        let (f2, d2) = (fired.clone(), server.debugger().clone());
+        let done = Arc::new(AtomicBool::new(false));
+        let done2 = done.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !done2.load(Ordering::Relaxed) {
+                if t.elapsed() > Duration::from_secs(120) {
+                    f2.store(true, Ordering::Relaxed);
+                    d2.command(Command::Detach);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let stop = AtomicBool::new(false);
+        let (report, engine) = prepared.run(&stop).unwrap();
+        done.store(true, Ordering::Relaxed);
+        let stopped_at = client.join().unwrap();
+        assert!(
+            !fired.load(Ordering::Relaxed),
+            "the engine stayed stopped after the client left"
+        );
+        assert!(stopped_at < report.decisions);
+        assert!(report.completed + report.stopped > 0);
+        assert!(server.debugger().state().breakpoints.is_empty());
+        drop(engine);
+        drop(server);
+        assert!(!path.exists(), "the socket file is removed");
+    }
+
+    /// A client that connects after the engine shut down still gets the
+    /// setup, the recent history and a goodbye.
+    #[test]
+    fn late_client_gets_history_and_bye() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sock");
+        let mut prepared = prepare_demo(&PrepareOptions::default()).unwrap();
+        let server = RemoteServer::serve(
+            prepared.engine(),
+            &path,
+            ServeOptions {
+                history: 100,
+                ..ServeOptions::default()
+            },
+        )
+        .unwrap();
+        let stop = AtomicBool::new(false);
+        let (_, engine) = prepared.run(&stop).unwrap();
+        drop(engine);
+        // Wait for the fan-out to see the end.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.shared.lock().unwrap().closed.is_none() {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut r = BufReader::new(UnixStream::connect(&path).unwrap());
+        let mut events = 0;
+        let mut setup = 0;
+        loop {
+            match next(&mut r) {
+                ServerMsg::Hello { .. } | ServerMsg::Lost { .. } | ServerMsg::Debug { .. } => {}
+                ServerMsg::Event { record } => {
+                    events += 1;
+                    if matches!(
+                        record.event,
+                        Event::RingSetup(_) | Event::ProgramLoaded(_) | Event::MapUpdate { .. }
+                    ) {
+                        setup += 1;
+                    }
+                }
+                ServerMsg::Bye { reason } => {
+                    assert!(reason.contains("shut down"), "{reason}");
+                    break;
+                }
+            }
+        }
+        assert!(setup >= 2, "ring and programs");
+        assert_eq!(events, setup + 100, "setup plus the last 100 events");
+    }
 
     #[test]
     fn app_completion_round_trips_on_the_wire() {

@@ -218,7 +218,7 @@ fn demo_views_breakpoint_step_and_quit() {
     );
     t.save("stats");
     t.keys(&["?"]);
-    t.wait_for("the help", &["Keys", "step over the whole decision"]);
+    t.wait_for("the help", &["Keys", "step over the decision"]);
     t.save("help");
     t.keys(&["Escape"]);
 

@@ -88,7 +88,7 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         }
     }
     let left = Line::from(spans);
-    let state = run_state(app);
+    let state = run_state(app, area.width < 100);
     let used: usize = left.width();
     let avail = (area.width as usize).saturating_sub(used + 1);
     let mut right = state.0;
@@ -102,7 +102,7 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(line), area);
 }
 
-fn run_state(app: &App) -> (String, Style) {
+fn run_state(app: &App, narrow: bool) -> (String, Style) {
     if let Some(p) = &app.state.paused {
         let at = p.decision.map_or(String::new(), |d| format!(" at #{d}"));
         return (
@@ -117,6 +117,12 @@ fn run_state(app: &App) -> (String, Style) {
             format!("{}x", r.speed)
         };
         let st = if r.playing { "▶" } else { "‖" };
+        if narrow {
+            return (
+                format!("{st} {}/{} ", r.pos, r.total),
+                Style::new().fg(Color::Yellow).bold(),
+            );
+        }
         return (
             format!("{st} REPLAY {}/{} {speed} ", r.pos, r.total),
             Style::new().fg(Color::Yellow).bold(),
@@ -1972,59 +1978,56 @@ pub const HELP: &[(&str, &str)] = &[
     ("views", ""),
     (
         "1-7, Tab, S-Tab",
-        "Rings, Chains, Cancels, Decisions, Maps, Stats, Debug",
+        "Rings Chains Cancels Decisions Maps Stats Debug",
     ),
     ("↑↓ PgUp PgDn Home End", "move; End follows the newest"),
-    ("←→", "Chains: select a request · Cancels: groups/entries"),
+    ("←→", "Chains: pick a request · Cancels: groups/entries"),
     (
         "Enter",
-        "Chains: decisions of the chain · Decisions: zoom · Cancels: go to chain",
+        "its decisions (Chains), zoom (Decisions), go (Cancels)",
     ),
     ("J K", "scroll a detail pane"),
     (
         "/",
-        "filter chains: ring:N chain:N state:short NAME (Esc clears)",
+        "filter chains: ring:N chain:N state:S NAME; Esc clears",
     ),
     ("k", "Chains: kernel rows: all / chains / hidden"),
     ("debugger", ""),
     (
         "p, Space",
-        "pause at the next decision / continue (replay: play/pause)",
+        "pause at the next decision / continue; replay: play",
     ),
     ("c", "continue"),
-    (
-        "n",
-        "step over the whole decision: apply it, stop at the next",
-    ),
-    (
-        "b",
-        "breakpoints: program, chain, res < len, res < 0, opcode",
-    ),
+    ("n", "step over the decision: apply it, stop at the next"),
+    ("b", "breakpoints: program, chain, res<len, res<0, opcode"),
     ("t", "Decisions: step through the selected decision"),
-    ("s S / → ←", "Debug: step one instruction forward / back"),
-    (
-        "r, g G",
-        "Debug: run to the next helper call; first / last instruction",
-    ),
+    ("s S / → ←", "Debug: one instruction forward / back"),
+    ("r, g G", "Debug: run to the next helper call; first/last"),
     ("replay", ""),
     (", .", "one event back / forward"),
     ("N", "back to the previous decision"),
     ("< >", "slower / faster"),
     (":seek N | :seek 1.5s", "go to an event or a time"),
     ("other", ""),
-    (
-        ":",
-        "command: break, delete N, clear, seek, filter, trace N, quit",
-    ),
+    (":", "break, delete N, clear, seek, filter, trace N, quit"),
     ("?", "this help"),
     ("q, Ctrl-C", "quit (the terminal is restored)"),
 ];
 
 fn draw_help(f: &mut Frame, app: &App, area: Rect) {
-    let r = centered(area, 84, HELP.len() as u16 + 3);
+    // Section headings only when there is room for them.
+    let headings = area.height >= HELP.len() as u16 + 2;
+    let rows = HELP
+        .iter()
+        .filter(|(_, v)| headings || !v.is_empty())
+        .count() as u16;
+    let r = centered(area, 80, rows + 2);
     f.render_widget(Clear, r);
     let mut lines = Vec::new();
     for (k, v) in HELP {
+        if v.is_empty() && !headings {
+            continue;
+        }
         if v.is_empty() {
             lines.push(Line::styled(k.to_string(), Style::new().fg(ACCENT).bold()));
         } else {

@@ -296,6 +296,13 @@ fn help_overlay_lists_every_key() {
         assert!(s.contains(k), "help lacks {k}:\n{s}");
     }
     insta::assert_snapshot!(s);
+    // At 80x24 too (without the section headings).
+    let s = draw(&mut a, 80, 24).backend().to_string();
+    for (k, v) in ringside_tui::views::HELP {
+        if !v.is_empty() {
+            assert!(s.contains(k), "help at 80x24 lacks {k}:\n{s}");
+        }
+    }
 }
 
 #[test]
