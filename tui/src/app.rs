@@ -342,6 +342,7 @@ impl App {
                     });
                 }
                 Status::Fdinfo(f) => self.fills = f,
+                Status::Discovered { pid, fds } => self.state.ring_dir.add_discovered(pid, fds),
             },
         }
     }

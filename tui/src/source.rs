@@ -51,6 +51,14 @@ pub enum Status {
     Fdinfo(Vec<RingFill>),
     /// A connection came up (socket): the engine there is new.
     Connected(String),
+    /// Rings a traced process had when the probes attached (ties ring
+    /// pointers seen later to their fds).
+    Discovered {
+        /// Process.
+        pid: u32,
+        /// Its io_uring fds.
+        fds: Vec<ringside_probes::RingFd>,
+    },
 }
 
 /// Ring fill from fdinfo.
@@ -401,10 +409,9 @@ pub fn spawn_probes(
         follow_forks,
         ..AttachOptions::default()
     })?;
-    let mut dir_seed = Vec::new();
     for &pid in &pids {
         if let Ok(fds) = ringside_probes::discover(pid) {
-            dir_seed.extend(fds);
+            feed.status(Status::Discovered { pid, fds });
         }
     }
     let skipped: Vec<String> = probes
@@ -465,7 +472,6 @@ pub fn spawn_probes(
                     }
                 }
             }
-            let _ = dir_seed;
         })
         .expect("spawning the probes thread"))
 }
