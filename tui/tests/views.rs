@@ -399,7 +399,11 @@ fn history_is_bounded_and_totals_are_kept() {
     let (rows, decisions) = a.state.caps();
     assert_eq!((rows, decisions), (500, 1000));
     assert_eq!(a.state.rows.len(), rows);
-    assert_eq!(a.state.chains.len(), rows, "evicted rows leave no chain behind");
+    assert_eq!(
+        a.state.chains.len(),
+        rows,
+        "evicted rows leave no chain behind"
+    );
     assert_eq!(a.state.decisions.len(), decisions);
     assert_eq!(a.state.totals.items, 30 * n);
     assert_eq!(a.state.totals.chains, 30 * 31);
