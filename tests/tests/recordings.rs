@@ -364,35 +364,33 @@ fn record_attach_to_another_process() {
             "--iodepth=4",
             "--time_based",
             "--runtime=4",
+            "--thread",
             &format!("--filename={}", target.display()),
         ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait (bounded) until fio's job process has a ring.
-    let f = dir.path().join("attach.rsrec");
-    let mut ok = false;
-    for _ in 0..100 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let o = Command::new(ringside())
-            .args([
-                "record",
-                "-o",
-                f.to_str().unwrap(),
-                "attach",
-                "--pid",
-                &child.id().to_string(),
-                "--duration",
-                "1",
-                "--headless",
-            ])
-            .output()
-            .unwrap();
-        if o.status.success() {
-            ok = true;
+    // Wait (bounded) until fio (one process: --thread) has a ring.
+    let pid = child.id();
+    for _ in 0..200 {
+        if ringside_probes::discover(pid).is_ok_and(|r| !r.is_empty()) {
             break;
         }
+        std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    let f = dir.path().join("attach.rsrec");
+    let o = run(&[
+        "record",
+        "-o",
+        f.to_str().unwrap(),
+        "attach",
+        "--pid",
+        &pid.to_string(),
+        "--duration",
+        "1",
+        "--headless",
+    ]);
+    let ok = o.status.success();
     let _ = child.kill();
     let _ = child.wait();
     assert!(ok, "record attach never succeeded");
