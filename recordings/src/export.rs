@@ -12,7 +12,7 @@
 use crate::item::Item;
 use crate::reader::{Entry, ReadError, Reader};
 use crate::replay::Replay;
-use ringside_engine::event::{CancelCause, Event};
+use ringside_engine::event::Event;
 use ringside_probes::ProbeEvent;
 use ringside_probes::event::opcode_name;
 use serde_json::{Value, json};
@@ -300,13 +300,8 @@ impl Chrome<'_> {
                 );
                 self.instant(r, TID_DECISIONS, ts, name, rec.to_json())?;
             }
-            Event::ChainFinished { chain, outcome, .. } => {
+            Event::ChainFinished { chain, .. } => {
                 self.chain_last.remove(&(r, *chain));
-                if let ringside_engine::event::Outcome::Failed {
-                    cause: CancelCause::Shutdown,
-                    ..
-                } = outcome
-                {}
             }
             _ => {}
         }
