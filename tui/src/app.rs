@@ -189,6 +189,15 @@ impl ListPos {
     }
 }
 
+/// What a decision ran (see [`App::decision_path`]).
+#[derive(Clone, Debug, Default)]
+pub struct DecisionPath {
+    /// Instruction slots executed.
+    pub executed: std::collections::HashSet<usize>,
+    /// Call instruction slot -> indexes of the calls it made.
+    pub calls_at: std::collections::HashMap<usize, Vec<usize>>,
+}
+
 /// How the session was started, for the title and help.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mode {
@@ -245,6 +254,7 @@ pub struct App {
     /// Why there is no trace.
     pub trace_error: Option<String>,
     tracer: Tracer,
+    path_cache: Option<((u32, u64), Option<Arc<DecisionPath>>)>,
     /// Status message (shown until the next key).
     pub message: Option<String>,
     /// Ring fill from fdinfo.
@@ -295,6 +305,7 @@ impl App {
             trace: None,
             trace_error: None,
             tracer: Tracer::default(),
+            path_cache: None,
             message: None,
             fills: Vec::new(),
             ui_dropped_seen: 0,
@@ -385,6 +396,31 @@ impl App {
                 self.trace_error = Some(e);
             }
         }
+    }
+
+    /// Which instructions a decision ran and which helper calls (indexes
+    /// into its record's `calls`) each call instruction made, from its
+    /// re-execution; cached for the last decision asked.
+    pub fn decision_path(&mut self, epoch: u32, seq: u64) -> Option<Arc<DecisionPath>> {
+        if let Some((k, p)) = &self.path_cache
+            && *k == (epoch, seq)
+        {
+            return p.clone();
+        }
+        let p = self.tracer.trace(&self.state, epoch, seq).ok().map(|t| {
+            let mut path = DecisionPath::default();
+            let mut k = 0;
+            for s in &t.steps {
+                path.executed.insert(s.pc);
+                if s.helper.is_some() {
+                    path.calls_at.entry(s.pc).or_default().push(k);
+                    k += 1;
+                }
+            }
+            Arc::new(path)
+        });
+        self.path_cache = Some(((epoch, seq), p.clone()));
+        p
     }
 
     /// Disassembly for the Decisions detail.

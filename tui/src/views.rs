@@ -1123,6 +1123,7 @@ fn draw_decisions(f: &mut Frame, app: &mut App, area: Rect) {
     };
     let d = e.decision().clone();
     let dis = app.disasm(e.epoch, d.prog);
+    let path = app.decision_path(e.epoch, d.seq);
     let wide = detail_area.width >= 80;
     let cols = if wide {
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
@@ -1136,17 +1137,22 @@ fn draw_decisions(f: &mut Frame, app: &mut App, area: Rect) {
     let inner = b.inner(cols[0]);
     f.render_widget(b, cols[0]);
     let mut lines = Vec::new();
-    let mut calls = d.calls.iter();
     if let Some(dis) = &dis {
         for l in &dis.lines {
+            let ran = path.as_ref().is_some_and(|p| p.executed.contains(&l.slot));
             let mut spans = vec![
-                Span::styled(format!("{:>4} ", l.slot), Style::new().fg(Color::DarkGray)),
+                Span::styled(
+                    format!("{}{:>4} ", if ran { "·" } else { " " }, l.slot),
+                    Style::new().fg(if ran { Color::Green } else { Color::DarkGray }),
+                ),
                 Span::styled(
                     l.text.clone(),
                     if l.is_call {
                         Style::new().fg(Color::LightYellow).bold()
-                    } else {
+                    } else if ran {
                         Style::new()
+                    } else {
+                        Style::new().fg(Color::Gray)
                     },
                 ),
             ];
@@ -1156,8 +1162,23 @@ fn draw_decisions(f: &mut Frame, app: &mut App, area: Rect) {
                     Style::new().fg(Color::Cyan),
                 ));
             }
+            // What this call returned each time it ran in this decision.
+            if let Some(ks) = path.as_ref().and_then(|p| p.calls_at.get(&l.slot)) {
+                let rets: Vec<String> = ks
+                    .iter()
+                    .filter_map(|k| d.calls.get(*k))
+                    .map(|c| match &c.detail {
+                        CallDetail::MapLookup { value: None, .. } => "miss".to_string(),
+                        CallDetail::MapLookup { value: Some(_), .. } => "hit".to_string(),
+                        _ => c.ret.to_string(),
+                    })
+                    .collect();
+                spans.push(Span::styled(
+                    format!(" => {}", rets.join(", ")),
+                    Style::new().fg(Color::LightYellow),
+                ));
+            }
             lines.push(Line::from(spans));
-            let _ = &mut calls;
         }
     }
     let scroll = app.dec_scroll.min(lines.len().saturating_sub(1) as u16);
@@ -1236,8 +1257,8 @@ fn decision_info(
             CallDetail::MapLookup { map, key, value } => format!(
                 "{}[{}] -> {}",
                 map_name(app, epoch, d.prog, *map),
-                hex(key),
-                value.as_ref().map_or("miss".into(), |v| hex(v))
+                value_text(key),
+                value.as_ref().map_or("miss".into(), |v| value_text(v))
             ),
             CallDetail::MapUpdate {
                 map, key, value, ..
@@ -1245,12 +1266,12 @@ fn decision_info(
                 format!(
                     "{}[{}] = {}",
                     map_name(app, epoch, d.prog, *map),
-                    hex(key),
-                    hex(value)
+                    value_text(key),
+                    value_text(value)
                 )
             }
             CallDetail::MapDelete { map, key } => {
-                format!("{}[{}]", map_name(app, epoch, d.prog, *map), hex(key))
+                format!("{}[{}]", map_name(app, epoch, d.prog, *map), value_text(key))
             }
             CallDetail::Ktime { ns } => format!("{ns}"),
             CallDetail::Printk { text } => format!("\"{text}\""),
@@ -1308,7 +1329,7 @@ fn decision_info(
                     format!(
                         "  {}[{}] ",
                         map_name(app, epoch, d.prog, w.map),
-                        hex(&w.key)
+                        value_text(&w.key)
                     ),
                     dim,
                 ),
