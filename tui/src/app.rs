@@ -198,6 +198,9 @@ pub struct DecisionPath {
     pub calls_at: std::collections::HashMap<usize, Vec<usize>>,
 }
 
+/// The last decision path computed: (engine instance, decision) and the path.
+type PathCache = ((u32, u64), Option<Arc<DecisionPath>>);
+
 /// How the session was started, for the title and help.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mode {
@@ -254,7 +257,7 @@ pub struct App {
     /// Why there is no trace.
     pub trace_error: Option<String>,
     tracer: Tracer,
-    path_cache: Option<((u32, u64), Option<Arc<DecisionPath>>)>,
+    path_cache: Option<PathCache>,
     /// Status message (shown until the next key).
     pub message: Option<String>,
     /// Ring fill from fdinfo.
