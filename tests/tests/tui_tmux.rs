@@ -297,11 +297,7 @@ fn sigterm_restores_the_terminal() {
     let t = Tmux::start("term", 80, 24, &shell("demo --no-probes"));
     t.wait_for("the demo to start", &["1Rings", "LIVE"]);
     let shell_pid = t.display("#{pane_pid}");
-    let out = Command::new("pgrep")
-        .args(["-P", &shell_pid, "ringside"])
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let pid = child_named(&shell_pid, "ringside").unwrap_or_default();
     assert!(
         !pid.is_empty(),
         "no ringside process under the pane's shell {shell_pid}"
@@ -309,6 +305,29 @@ fn sigterm_restores_the_terminal() {
     let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(st.success());
     assert_restored(&t, "SIGTERM");
+}
+
+/// The pid of a child of `parent` whose command name is `name` (from /proc).
+fn child_named(parent: &str, name: &str) -> Option<String> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let (Some(l), Some(r)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[l + 1..r];
+        let ppid = stat[r + 1..].split_whitespace().nth(1);
+        if comm == name && ppid == Some(parent) {
+            return Some(pid);
+        }
+    }
+    None
 }
 
 #[test]
