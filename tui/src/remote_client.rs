@@ -303,3 +303,79 @@ pub fn headless(path: &std::path::Path, stop: &AtomicBool) -> anyhow::Result<u64
     out.flush()?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A reader that hands out one chunk per call, with a timeout between.
+    struct Chunky {
+        chunks: Vec<Vec<u8>>,
+        timeout_next: bool,
+    }
+
+    impl Read for Chunky {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.timeout_next {
+                self.timeout_next = false;
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            self.timeout_next = true;
+            if self.chunks.is_empty() {
+                return Ok(0);
+            }
+            let mut c = self.chunks.remove(0);
+            let n = c.len().min(buf.len());
+            buf[..n].copy_from_slice(&c[..n]);
+            if n < c.len() {
+                self.chunks.insert(0, c.split_off(n));
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn partial_lines_survive_read_timeouts() {
+        let mut bytes = Vec::new();
+        write_msg(&mut bytes, &ServerMsg::Lost { count: 3 }).unwrap();
+        write_msg(
+            &mut bytes,
+            &ServerMsg::Bye {
+                reason: "done".into(),
+            },
+        )
+        .unwrap();
+        bytes.extend_from_slice(b"{not json}\n");
+        // Cut into 5-byte pieces, a timeout after each.
+        let chunks = bytes.chunks(5).map(<[u8]>::to_vec).collect();
+        let mut r = LineReader::new(BufReader::with_capacity(
+            4,
+            Chunky {
+                chunks,
+                timeout_next: false,
+            },
+        ));
+        let mut got = Vec::new();
+        loop {
+            match r.next_msg() {
+                Ok(Some(m)) => got.push(m),
+                Ok(None) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                ServerMsg::Lost { count: 3 },
+                ServerMsg::Bye {
+                    reason: "done".into()
+                },
+                // The line that does not parse is counted as one lost event.
+                ServerMsg::Lost { count: 1 },
+            ]
+        );
+        assert_eq!(r.bad, 1);
+    }
+}

@@ -920,6 +920,35 @@ fn draw_rings(f: &mut Frame, app: &mut App, area: Rect) {
         "SQ/CQ waiting/size (fdinfo) · infl: in the kernel · rates: per second",
         Style::new().fg(Color::DarkGray),
     ));
+    // What the newest engine registered and the limits its programs run under.
+    if let Some((e, info)) = app.state.ring_info.iter().next_back() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!("engine {e}: what programs may name"),
+            Style::new().fg(ACCENT).bold(),
+        ));
+        let files: Vec<String> = info
+            .files
+            .iter()
+            .map(|f| format!("{}={}", f.index, f.name))
+            .collect();
+        lines.push(Line::raw(format!("  files   {}", files.join(" · "))));
+        lines.push(Line::raw(format!(
+            "  buffers {}",
+            info.regs
+                .buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| format!("{i}={}", fmt_n(*b)))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        )));
+        let b = &info.budgets;
+        lines.push(Line::raw(format!(
+            "  budgets {} insns, {} submits per decision; {} steps/chain; {} tries/step",
+            b.insns_per_decision, b.submits_per_decision, b.steps_per_chain, b.attempts_per_step
+        )));
+    }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
@@ -1271,7 +1300,11 @@ fn decision_info(
                 )
             }
             CallDetail::MapDelete { map, key } => {
-                format!("{}[{}]", map_name(app, epoch, d.prog, *map), value_text(key))
+                format!(
+                    "{}[{}]",
+                    map_name(app, epoch, d.prog, *map),
+                    value_text(key)
+                )
             }
             CallDetail::Ktime { ns } => format!("{ns}"),
             CallDetail::Printk { text } => format!("\"{text}\""),
