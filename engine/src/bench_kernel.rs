@@ -33,7 +33,7 @@ fn entries_for(chains: usize) -> u32 {
     ((chains * 2).next_power_of_two() as u32).max(256)
 }
 
-fn engine_nops(n: u64, chains: usize, exec: ExecMode) -> std::io::Result<NopRow> {
+fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::Result<NopRow> {
     let mut e = Engine::new(EngineConfig {
         entries: entries_for(chains),
         budgets: Budgets {
@@ -55,6 +55,16 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode) -> std::io::Result<NopRow>
         .map_err(std::io::Error::other)?
         .programs[0]
         .1;
+    // A listener like the UI: a bounded queue, drained by another thread,
+    // that drops rather than slow the engine.
+    let listener = listen.then(|| {
+        let sub = e.subscribe(1 << 16, crate::event::Overflow::Drop);
+        let dropped = sub.dropped.clone();
+        (
+            std::thread::spawn(move || sub.rx.iter().count() as u64),
+            dropped,
+        )
+    });
     let per = n / chains as u64;
     let start = Instant::now();
     for _ in 0..chains {
@@ -77,14 +87,23 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode) -> std::io::Result<NopRow>
     e.run_until_idle().map_err(std::io::Error::other)?;
     let secs = start.elapsed().as_secs_f64();
     let s = e.stats();
+    let heard = listener.map(|(t, dropped)| {
+        drop(e);
+        let seen = t.join().unwrap_or(0);
+        format!(
+            ", with a UI-like listener: {seen} events, {} dropped",
+            dropped.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    });
+    let exec = if exec == ExecMode::Jit {
+        "JIT"
+    } else {
+        "interpreter"
+    };
     Ok(NopRow {
         name: format!(
-            "engine, nop_chain decides every step ({})",
-            if exec == ExecMode::Jit {
-                "JIT"
-            } else {
-                "interpreter"
-            }
+            "engine, nop_chain decides every step ({exec}{})",
+            heard.unwrap_or_default()
         ),
         steps: s.completed,
         secs,
@@ -231,14 +250,15 @@ pub fn nop_table(out: &mut dyn Write, n: u64, chains: usize) -> std::io::Result<
     )?;
     writeln!(out)?;
     let rows = [
-        engine_nops(n, chains, ExecMode::Interpreter)?,
-        engine_nops(n, chains, ExecMode::Jit)?,
+        engine_nops(n, chains, ExecMode::Interpreter, false)?,
+        engine_nops(n, chains, ExecMode::Jit, false)?,
+        engine_nops(n, chains, ExecMode::Jit, true)?,
         kernel_links(n, chains)?,
         one_per_enter(n, chains)?,
         hand_written_nops(n, chains)?,
     ];
     let rate = |r: &NopRow| r.steps as f64 / r.secs;
-    let (kernel, hand) = (rate(&rows[2]), rate(&rows[4]));
+    let (kernel, hand) = (rate(&rows[3]), rate(&rows[5]));
     writeln!(
         out,
         "| variant | steps/s | ns/step | io_uring_enter/step | decision share | vs kernel links | vs hand-written |"

@@ -134,7 +134,8 @@ pub fn run(
     limit: Option<u64>,
     mut trace: Option<&mut dyn FnMut(&TraceStep)>,
 ) -> Result<RunResult, InterpError> {
-    let mut stack = vec![0u8; STACK_SIZE];
+    // On the native stack: this runs once per counted decision.
+    let mut stack = [0u8; STACK_SIZE];
     let n = code.len() / 8;
     let mut reg = [0u64; 11];
     reg[1] = ctx.as_mut_ptr() as u64;
@@ -157,6 +158,7 @@ pub fn run(
             .map(|r| (r.kind, (addr - r.range.start) as i64))
     };
 
+    let tracing = trace.is_some();
     let mut pc = 0usize;
     let mut count = 0u64;
     loop {
@@ -195,14 +197,16 @@ pub fn run(
                 let mut b = [0u8; 8];
                 // SAFETY: `locate` proved [addr, addr+len) inside a live region.
                 unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, b.as_mut_ptr(), len) };
-                mem = Some(MemAccess {
-                    addr,
-                    len: len as u8,
-                    write: false,
-                    region: kind.into(),
-                    offset,
-                    bytes: b[..len].to_vec(),
-                });
+                if tracing {
+                    mem = Some(MemAccess {
+                        addr,
+                        len: len as u8,
+                        write: false,
+                        region: kind.into(),
+                        offset,
+                        bytes: b[..len].to_vec(),
+                    });
+                }
                 reg[dst] = u64::from_le_bytes(b);
             }};
         }
@@ -221,14 +225,16 @@ pub fn run(
                 let b = ($val as u64).to_le_bytes();
                 // SAFETY: `locate` proved [addr, addr+len) inside a writable live region.
                 unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), addr as *mut u8, len) };
-                mem = Some(MemAccess {
-                    addr,
-                    len: len as u8,
-                    write: true,
-                    region: kind.into(),
-                    offset,
-                    bytes: b[..len].to_vec(),
-                });
+                if tracing {
+                    mem = Some(MemAccess {
+                        addr,
+                        len: len as u8,
+                        write: true,
+                        region: kind.into(),
+                        offset,
+                        bytes: b[..len].to_vec(),
+                    });
+                }
             }};
         }
         let u = |imm: i32| imm as u32 as u64; // rbpf zero-extends in unsigned compares
