@@ -737,7 +737,10 @@ mod tests {
         let stop = AtomicBool::new(false);
         let (report, engine) = prepared.run(&stop).unwrap();
         done.store(true, Ordering::Relaxed);
-        let stopped_at = client.join().unwrap();
+        // The engine's end reaches the client as a goodbye, so a client
+        // still waiting for a stop fails instead of hanging.
+        drop(engine);
+        let stopped_at = client.join().expect("the client saw the stop");
         assert!(
             !fired.load(Ordering::Relaxed),
             "the engine stayed stopped after the client left"
@@ -745,7 +748,6 @@ mod tests {
         assert!(stopped_at < report.decisions);
         assert!(report.completed + report.stopped > 0);
         assert!(server.debugger().state().breakpoints.is_empty());
-        drop(engine);
         drop(server);
         assert!(!path.exists(), "the socket file is removed");
     }
