@@ -345,3 +345,70 @@ fn resize_and_small_terminal() {
     t.keys(&["q"]);
     assert_restored(&t, "q after resizing");
 }
+
+/// `ringside attach --socket` on the embedded example: watch, pause the
+/// application, continue; the application exits, the UI says so and keeps
+/// the history.
+#[test]
+fn attach_socket_pause_and_survive_exit() {
+    if !have_tmux() {
+        skip(
+            "attach_socket_pause_and_survive_exit",
+            "tmux is not installed",
+        );
+        return;
+    }
+    let example = ringside()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("embedded");
+    if !example.exists() {
+        skip(
+            "attach_socket_pause_and_survive_exit",
+            "the embedded example is not built (cargo build --workspace --all-targets)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("app.sock");
+    let mut app = Command::new(&example)
+        .args(["--socket", sock.to_str().unwrap(), "--seconds", "300"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Tmux::start(
+        "socket",
+        100,
+        30,
+        &shell(&format!("attach --socket {}", sock.display())),
+    );
+    t.wait_for(
+        "the application's chains",
+        &["embedded example", "read_exact", "LIVE"],
+    );
+    t.keys(&["p"]);
+    t.wait_for(
+        "the application to stop",
+        &["STOPPED", "paused at decision #"],
+    );
+    t.keys(&["c"]);
+    t.wait_for("it to run again", &["LIVE"]);
+    // The application exits (SIGTERM: it shuts down cleanly).
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(app.id() as i32, libc::SIGTERM) };
+    let _ = app.wait();
+    let s = t.wait_for("the exit to show", &["ENDED", "the application"]);
+    assert!(
+        s.contains("goodbye") || s.contains("exited"),
+        "the exit is not explained:\n{s}"
+    );
+    // The history stays: the chains are still there.
+    t.keys(&["2"]);
+    t.wait_for(
+        "the chains after the exit",
+        &["Chains", "read_exact", "ENDED"],
+    );
+    t.keys(&["q"]);
+    assert_restored(&t, "q after the application exited");
+}
