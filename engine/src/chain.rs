@@ -210,22 +210,23 @@ impl Chain {
             .find(|&p| !self.steps[p].detached && self.steps[p].state == StepState::Pending)
     }
 
-    /// The chain as a decision about step `pos` sees it.
-    pub fn view(&self, pos: usize) -> ChainView {
+    /// The chain as a decision about step `pos` sees it, written into `v`
+    /// (reusing its allocation).
+    pub fn view_into(&self, pos: usize, v: &mut ChainView) {
         let s = &self.steps[pos];
-        ChainView {
-            chain: self.id,
-            step: self.index(pos),
-            nsteps: self.nsteps(),
-            opcode: if s.kind == StepKind::Bpf {
-                abi::OP_BPF
-            } else {
-                s.sqe.opcode
-            },
-            fd: s.sqe.fd,
-            attempt: s.attempt,
-            pending: self
-                .steps
+        v.chain = self.id;
+        v.step = self.index(pos);
+        v.nsteps = self.nsteps();
+        v.opcode = if s.kind == StepKind::Bpf {
+            abi::OP_BPF
+        } else {
+            s.sqe.opcode
+        };
+        v.fd = s.sqe.fd;
+        v.attempt = s.attempt;
+        v.pending.clear();
+        v.pending.extend(
+            self.steps
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s.state == StepState::Pending && !s.detached)
@@ -233,9 +234,8 @@ impl Chain {
                     index: self.index(p),
                     dropped: false,
                     unlinked: s.unlinked,
-                })
-                .collect(),
-        }
+                }),
+        );
     }
 
     /// Insert a step; returns its position.

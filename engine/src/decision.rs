@@ -1048,36 +1048,97 @@ pub struct DecisionRequest<'a> {
 pub fn execute(
     prog: &LoadedProgram,
     maps: &mut [Map],
-    mut req: DecisionRequest<'_>,
+    req: DecisionRequest<'_>,
     source: &mut dyn InputSource,
 ) -> DecisionRecord {
+    let mut rec = DecisionRecord::default();
+    execute_into(prog, maps, req, source, &mut rec);
+    rec
+}
+
+impl Default for DecisionRecord {
+    fn default() -> Self {
+        DecisionRecord {
+            seq: 0,
+            prog: 0,
+            prog_name: String::new(),
+            chain: 0,
+            step: 0,
+            ctx: RsCtx::default(),
+            view: ChainView::default(),
+            touched: Vec::new(),
+            calls: Vec::new(),
+            map_writes: Vec::new(),
+            actions: Vec::new(),
+            ret: 0,
+            result: DecisionResult::Verdict {
+                verdict: Verdict::Next,
+            },
+            insns: None,
+            duration_ns: 0,
+            exec: ExecMode::Interpreter,
+        }
+    }
+}
+
+/// [`execute`] into `out`, reusing its buffers: a caller that keeps one
+/// record for its unrecorded decisions allocates nothing per decision. When
+/// the decision is not recorded, `out.view` holds the working copy of the
+/// chain view afterwards (its allocation is there to be reused), not the
+/// input.
+pub fn execute_into(
+    prog: &LoadedProgram,
+    maps: &mut [Map],
+    req: DecisionRequest<'_>,
+    source: &mut dyn InputSource,
+    out: &mut DecisionRecord,
+) {
     // Counting instructions needs a re-run, which needs the recorded inputs.
     let (chain, step) = (req.view.chain, req.view.step);
     let budget_needs_count = prog.report.max_path as u64 > req.budgets.insns_per_decision;
     let count = req.count_insns || budget_needs_count;
-    let record = req.record || count;
+    let wanted = req.record;
+    let record = wanted || count;
+    let mut calls = std::mem::take(&mut out.calls);
+    let mut actions = std::mem::take(&mut out.actions);
+    let mut touched = std::mem::take(&mut out.touched);
+    let mut writes = std::mem::take(&mut out.map_writes);
+    calls.clear();
+    actions.clear();
+    touched.clear();
+    writes.clear();
+    let DecisionRequest {
+        seq,
+        ctx,
+        view,
+        regs,
+        budgets,
+        ..
+    } = req;
+    // The input view is only needed to replay a recorded decision.
+    out.view = if record {
+        view.clone()
+    } else {
+        ChainView::default()
+    };
     let mut env = Env {
         prog,
         maps,
         map_index: Some(&prog.maps),
-        regs: req.regs,
-        budgets: req.budgets,
-        view: if record {
-            req.view.clone()
-        } else {
-            std::mem::take(&mut req.view)
-        },
+        regs,
+        budgets,
+        view,
         source,
         record,
-        calls: Vec::new(),
-        actions: Vec::new(),
-        touched: Vec::new(),
-        writes: Vec::new(),
+        calls,
+        actions,
+        touched,
+        writes,
         watches: Vec::new(),
         submits: 0,
         violation: None,
     };
-    let mut ctx_bytes = req.ctx.to_bytes();
+    let mut ctx_bytes = ctx.to_bytes();
     let start = Instant::now();
     let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
     let duration_ns = start.elapsed().as_nanos() as u64;
@@ -1088,63 +1149,51 @@ pub fn execute(
         touched,
         writes,
         violation,
+        view: working,
         ..
     } = env;
-    let mut rec = DecisionRecord {
-        seq: req.seq,
-        prog: prog.id.0,
-        // Names are for people reading events; nobody reads an unrecorded one.
-        prog_name: if record {
-            prog.name.clone()
-        } else {
-            String::new()
-        },
-        chain,
-        step,
-        ctx: req.ctx,
-        // The input view is only needed to replay a recorded decision.
-        view: if record {
-            req.view
-        } else {
-            ChainView::default()
-        },
-        touched,
-        calls,
-        map_writes: writes,
-        actions,
-        ret: *ret.as_ref().unwrap_or(&0),
-        result: DecisionResult::VmError {
-            message: String::new(),
-        },
-        insns: None,
-        duration_ns,
-        exec: prog.exec_mode(),
-    };
+    if !record {
+        out.view = working;
+    }
+    out.seq = seq;
+    out.prog = prog.id.0;
+    // Names are for people reading events; nobody reads an unrecorded one.
+    out.prog_name.clear();
+    if record {
+        out.prog_name.push_str(&prog.name);
+    }
+    out.chain = chain;
+    out.step = step;
+    out.ctx = ctx;
+    out.touched = touched;
+    out.calls = calls;
+    out.map_writes = writes;
+    out.actions = actions;
+    out.ret = *ret.as_ref().unwrap_or(&0);
+    out.insns = None;
+    out.duration_ns = duration_ns;
+    out.exec = prog.exec_mode();
     if count && ret.is_ok() {
         // Re-run under the counting interpreter with the recorded inputs.
-        match reexecute(prog, &rec, req.regs, req.budgets, None) {
-            Ok(r) => rec.insns = Some(r.insns),
+        match reexecute(prog, out, regs, budgets, None) {
+            Ok(r) => out.insns = Some(r.insns),
             Err(e) => {
-                rec.result = DecisionResult::VmError {
+                out.result = DecisionResult::VmError {
                     message: format!("re-execution for counting failed: {e}"),
                 };
-                return rec;
+                return;
             }
         }
     }
-    rec.result = match (ret, violation) {
+    out.result = match (ret, violation) {
         (Err(message), _) => DecisionResult::VmError { message },
         (Ok(_), Some(violation)) => DecisionResult::Budget { violation },
-        (Ok(_), None)
-            if rec
-                .insns
-                .is_some_and(|n| n > req.budgets.insns_per_decision) =>
-        {
+        (Ok(_), None) if out.insns.is_some_and(|n| n > budgets.insns_per_decision) => {
             DecisionResult::Budget {
                 violation: BudgetViolation {
                     kind: BudgetKind::Instructions,
-                    limit: req.budgets.insns_per_decision,
-                    value: rec.insns.unwrap_or(0),
+                    limit: budgets.insns_per_decision,
+                    value: out.insns.unwrap_or(0),
                 },
             }
         }
@@ -1153,13 +1202,12 @@ pub fn execute(
             None => DecisionResult::BadReturn { ret: r },
         },
     };
-    if !req.record {
+    if !wanted {
         // Recording was only for counting; nobody wants the details.
-        rec.calls.clear();
-        rec.touched.clear();
-        rec.map_writes.clear();
+        out.calls.clear();
+        out.touched.clear();
+        out.map_writes.clear();
     }
-    rec
 }
 
 /// Inputs replayed from a recorded decision: ktime values and buffer bytes, in call order.

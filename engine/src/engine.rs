@@ -159,6 +159,8 @@ pub struct Engine {
     shutdown_outcomes: Option<Vec<(u64, Outcome)>>,
     finished: Vec<ChainEnd>,
     debugger: Option<Debugger>,
+    /// Buffers of the last unrecorded decision, reused by the next.
+    scratch: DecisionRecord,
 }
 
 /// A finished chain, as [`Engine::take_finished`] reports it.
@@ -230,6 +232,7 @@ impl Engine {
             shutdown_outcomes: None,
             finished: Vec::new(),
             debugger: None,
+            scratch: DecisionRecord::default(),
         };
         let info = RingInfo {
             fd: e.ring.fd(),
@@ -792,7 +795,10 @@ impl Engine {
     fn decide(&mut self, id: u64, pos: usize, prog: ProgId, ctx: RsCtx) -> bool {
         let seq = self.stats.decisions;
         self.stats.decisions += 1;
-        let view = self.chains[&id].view(pos);
+        // One record is reused for every unrecorded decision: no allocation
+        // per decision once its buffers have grown.
+        let mut view = std::mem::take(&mut self.scratch.view);
+        self.chains[&id].view_into(pos, &mut view);
         let record = self.bus.active();
         let req = DecisionRequest {
             seq,
@@ -810,19 +816,33 @@ impl Engine {
         let mut source = LiveSource {
             bufs: self.ring.buffers(),
         };
-        let rec: DecisionRecord = decision::execute(p, maps, req, &mut source);
-        self.stats.decision_ns += rec.duration_ns;
-        let step = rec.step;
-        let result = rec.result.clone();
-        let mut rec = rec;
-        let actions = match (result.verdict().is_some(), record) {
-            (false, _) => Vec::new(),
-            (true, true) => rec.actions.clone(),
-            // Nobody sees the record: its actions can move.
-            (true, false) => std::mem::take(&mut rec.actions),
+        decision::execute_into(p, maps, req, &mut source, &mut self.scratch);
+        self.stats.decision_ns += self.scratch.duration_ns;
+        let step = self.scratch.step;
+        let result = self.scratch.result.clone();
+        let verdict = result.verdict().is_some();
+        let (rec, actions) = if record {
+            // The record goes out as an event; the next decision starts afresh.
+            let rec = std::mem::take(&mut self.scratch);
+            let actions = if verdict {
+                rec.actions.clone()
+            } else {
+                Vec::new()
+            };
+            (Some(rec), actions)
+        } else {
+            let actions = if verdict {
+                std::mem::take(&mut self.scratch.actions)
+            } else {
+                Vec::new()
+            };
+            (None, actions)
         };
-        let stop = self.debugger.as_ref().and_then(|d| d.should_stop(&rec));
-        if record {
+        let stop = self
+            .debugger
+            .as_ref()
+            .and_then(|d| d.should_stop(rec.as_ref().unwrap_or(&self.scratch)));
+        if let Some(rec) = rec {
             self.bus.emit(|| Event::Decision(Box::new(rec)));
         }
         if let (Some(reason), Some(d)) = (stop, self.debugger.clone()) {
@@ -834,8 +854,12 @@ impl Engine {
             d.wait(&|| false);
             self.bus.emit(|| Event::Resumed);
         }
-        for a in actions {
+        let mut actions = actions;
+        for a in actions.drain(..) {
             self.apply(id, seq, a);
+        }
+        if !record {
+            self.scratch.actions = actions; // keep the allocation
         }
         match result {
             DecisionResult::Verdict {
