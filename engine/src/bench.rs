@@ -31,7 +31,7 @@ pub struct Options {
     pub decisions: u64,
     /// Chains per variant for the read_exact table.
     pub chains: u64,
-    /// Chains in flight at once (each on its own pipe).
+    /// Chains in flight at once (each on its own pipe) in the concurrent rows.
     pub concurrency: usize,
 }
 
@@ -42,7 +42,7 @@ impl Default for Options {
             lookups: 200_000,
             decisions: 200_000,
             chains: 20_000,
-            concurrency: 16,
+            concurrency: 64,
         }
     }
 }
@@ -682,18 +682,17 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> std::io::Result<()> {
     decision_costs(out, opts.decisions)?;
     // The shape (64 KiB reads: copying dominates), then small reads,
     // where per-request overhead (and so the naive way's) shows.
-    chain_table(
-        out,
-        opts.chains,
-        opts.concurrency,
-        Shape { read: 64 * 1024 },
-    )?;
-    chain_table(
-        out,
-        opts.chains * 4,
-        opts.concurrency,
-        Shape { read: 8 * 1024 },
-    )?;
+    if opts.chains > 0 {
+        for c in [1, opts.concurrency] {
+            chain_table(out, opts.chains, c, Shape { read: 64 * 1024 })?;
+        }
+        chain_table(
+            out,
+            opts.chains * 4,
+            opts.concurrency,
+            Shape { read: 8 * 1024 },
+        )?;
+    }
     if opts.nops > 0 {
         for chains in [1, 64] {
             crate::bench_kernel::nop_table(out, opts.nops, chains)?;
