@@ -1281,69 +1281,7 @@ fn decision_info(
     ));
     for c in &d.calls {
         let name = helper_id::name(c.helper).unwrap_or("?");
-        let detail = match &c.detail {
-            CallDetail::None => String::new(),
-            CallDetail::MapLookup { map, key, value } => format!(
-                "{}[{}] -> {}",
-                map_name(app, epoch, d.prog, *map),
-                value_text(key),
-                value.as_ref().map_or("miss".into(), |v| value_text(v))
-            ),
-            CallDetail::MapUpdate {
-                map, key, value, ..
-            } => {
-                format!(
-                    "{}[{}] = {}",
-                    map_name(app, epoch, d.prog, *map),
-                    value_text(key),
-                    value_text(value)
-                )
-            }
-            CallDetail::MapDelete { map, key } => {
-                format!(
-                    "{}[{}]",
-                    map_name(app, epoch, d.prog, *map),
-                    value_text(key)
-                )
-            }
-            CallDetail::Ktime { ns } => format!("{ns}"),
-            CallDetail::Printk { text } => format!("\"{text}\""),
-            CallDetail::Submit { sqe, place } => format!(
-                "{} fd={} off={} len={} buf_off={} where={}",
-                op::name(sqe.opcode),
-                sqe.fd,
-                sqe.off,
-                sqe.len,
-                sqe.buf_off,
-                match place {
-                    0 => "after_current",
-                    1 => "at_end",
-                    2 => "detached",
-                    _ => "?",
-                }
-            ),
-            CallDetail::Drop { step } => format!("step {step}"),
-            CallDetail::Unlink { step } => format!("step {step}"),
-            CallDetail::Emit {
-                user_data,
-                res,
-                flags,
-            } => {
-                format!("user_data={user_data} res={res} flags={flags}")
-            }
-            CallDetail::ReadBuf {
-                buf_index,
-                off,
-                data,
-            } => {
-                format!(
-                    "buf {buf_index} +{off}: {} bytes {}",
-                    data.len(),
-                    hex(&data[..data.len().min(16)])
-                )
-            }
-            CallDetail::SetRes { res } => format!("{res}"),
-        };
+        let detail = call_text(app, epoch, d, c);
         let mut spans = vec![
             Span::styled(format!("  {name}"), Style::new().fg(Color::LightYellow)),
             Span::raw(format!(" {detail}")),
@@ -1406,6 +1344,78 @@ fn decision_info(
         )));
     }
     lines
+}
+
+/// What a helper call saw and did, in words.
+fn call_text(
+    app: &App,
+    epoch: u32,
+    d: &DecisionRecord,
+    c: &ringside_engine::decision::HelperCall,
+) -> String {
+    match &c.detail {
+        CallDetail::None => String::new(),
+        CallDetail::MapLookup { map, key, value } => format!(
+            "{}[{}] -> {}",
+            map_name(app, epoch, d.prog, *map),
+            value_text(key),
+            value.as_ref().map_or("miss".into(), |v| value_text(v))
+        ),
+        CallDetail::MapUpdate {
+            map, key, value, ..
+        } => {
+            format!(
+                "{}[{}] = {}",
+                map_name(app, epoch, d.prog, *map),
+                value_text(key),
+                value_text(value)
+            )
+        }
+        CallDetail::MapDelete { map, key } => {
+            format!(
+                "{}[{}]",
+                map_name(app, epoch, d.prog, *map),
+                value_text(key)
+            )
+        }
+        CallDetail::Ktime { ns } => format!("{ns}"),
+        CallDetail::Printk { text } => format!("\"{text}\""),
+        CallDetail::Submit { sqe, place } => format!(
+            "{} fd={} off={} len={} buf_off={} where={}",
+            op::name(sqe.opcode),
+            sqe.fd,
+            sqe.off,
+            sqe.len,
+            sqe.buf_off,
+            match place {
+                0 => "after_current",
+                1 => "at_end",
+                2 => "detached",
+                _ => "?",
+            }
+        ),
+        CallDetail::Drop { step } => format!("step {step}"),
+        CallDetail::Unlink { step } => format!("step {step}"),
+        CallDetail::Emit {
+            user_data,
+            res,
+            flags,
+        } => {
+            format!("user_data={user_data} res={res} flags={flags}")
+        }
+        CallDetail::ReadBuf {
+            buf_index,
+            off,
+            data,
+        } => {
+            format!(
+                "buf {buf_index} +{off}: {} bytes {}",
+                data.len(),
+                hex(&data[..data.len().min(16)])
+            )
+        }
+        CallDetail::SetRes { res } => format!("{res}"),
+    }
 }
 
 fn map_name(app: &App, epoch: u32, prog: u32, local: u32) -> String {
@@ -1944,6 +1954,20 @@ fn draw_debug(f: &mut Frame, app: &mut App, area: Rect) {
                 ),
                 Style::new().fg(Color::LightYellow),
             ));
+            // The k-th helper step is the k-th call of the decision's record.
+            let k = t.steps[..t.pos]
+                .iter()
+                .filter(|x| x.helper.is_some())
+                .count();
+            if let Some(i) = app.state.find_decision(t.epoch, t.decision)
+                && let Some(c) = app.state.decisions[i].decision().calls.get(k)
+            {
+                let d = app.state.decisions[i].decision();
+                lines.push(Line::styled(
+                    format!("  {}", call_text(app, t.epoch, d, c)),
+                    Style::new().fg(Color::Yellow),
+                ));
+            }
         }
         let (stack, touched) = t.stack();
         if !touched.is_empty() {
