@@ -361,6 +361,10 @@ fn debugger_steps_through_a_stopped_decision() {
     key(&mut a, KeyCode::Char('r'));
     let t = a.trace.as_ref().unwrap();
     assert!(t.steps[t.pos].helper.is_some());
+    // The step that calls a helper says what the call saw and did.
+    let s = draw(&mut a, 100, 34).backend().to_string();
+    assert!(s.contains("called "), "{s}");
+    insta::assert_snapshot!("debugger_at_a_helper_call", s);
     // The last step shows the exit value, which the engine's run returned.
     key(&mut a, KeyCode::End);
     let s = draw(&mut a, 100, 34).backend().to_string();
