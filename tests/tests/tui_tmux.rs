@@ -331,6 +331,27 @@ fn child_named(parent: &str, name: &str) -> Option<String> {
 }
 
 #[test]
+fn panic_restores_the_terminal() {
+    if !have_tmux() {
+        skip("panic_restores_the_terminal", "tmux is not installed");
+        return;
+    }
+    let t = Tmux::start(
+        "panic",
+        80,
+        24,
+        &shell("demo --no-probes")
+            .replace("bash -c '", "bash -c 'RINGSIDE_TEST_PANIC_AFTER_FRAMES=5 "),
+    );
+    let s = t.wait_for("the panic", &["RINGSIDE-EXITED 101", "STTY-DONE"]);
+    assert!(
+        s.contains("panicked"),
+        "the panic message is not on the screen:\n{s}"
+    );
+    assert_restored(&t, "a panic");
+}
+
+#[test]
 fn resize_and_small_terminal() {
     if !have_tmux() {
         skip("resize_and_small_terminal", "tmux is not installed");

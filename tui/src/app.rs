@@ -1030,6 +1030,10 @@ where
     let mut last_tick = Instant::now();
     let mut last_frame = Instant::now() - rates.frame;
     let mut dirty = true;
+    // For the end-to-end test of terminal restoration on panic.
+    let panic_after: Option<u64> = std::env::var("RINGSIDE_TEST_PANIC_AFTER_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok());
     loop {
         if stop.load(Ordering::Relaxed) || app.quit {
             return Ok(());
@@ -1054,6 +1058,9 @@ where
             app.follow_pause();
             terminal.draw(|f| crate::views::draw(f, app))?;
             app.frames += 1;
+            if panic_after.is_some_and(|n| app.frames >= n) {
+                panic!("RINGSIDE_TEST_PANIC_AFTER_FRAMES: a panic for the test");
+            }
             last_frame = Instant::now();
             dirty = false;
         }

@@ -10,10 +10,19 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{Stdout, stdout};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// The UI owns the terminal (raw mode, alternate screen).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
 /// Put the terminal back: raw mode off, alternate screen left, cursor shown.
+/// Only once: leaving the alternate screen twice would move the cursor back
+/// over what was printed in between (a panic message).
 pub fn restore() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = disable_raw_mode();
     let _ = execute!(
         stdout(),
@@ -51,6 +60,7 @@ pub fn enter() -> anyhow::Result<Guard> {
         }));
     });
     enable_raw_mode()?;
+    ACTIVE.store(true, Ordering::SeqCst);
     execute!(stdout(), EnterAlternateScreen, crossterm::cursor::Hide)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(stdout()))?;
     terminal.clear()?;
