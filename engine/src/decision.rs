@@ -332,7 +332,9 @@ impl DecisionResult {
 /// Everything about one decision: its inputs (enough to re-execute it) and what it did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRecord {
-    /// Decision number in its engine, from 0.
+    /// Decision number in its engine, from 0. (Named `decision` on the wire:
+    /// an event's own `seq` sits next to it in JSON.)
+    #[serde(rename = "decision")]
     pub seq: u64,
     /// Program.
     pub prog: u32,

@@ -196,7 +196,9 @@ pub struct AppCompletion {
     pub res: i32,
     /// Flags (`rs_emit` flags; for Final, [`FINAL_FAILED`] when the chain failed).
     pub flags: u32,
-    /// Kind.
+    /// Kind. (Named `completion` on the wire: the event's `kind` tag sits
+    /// next to it in JSON.)
+    #[serde(rename = "completion", alias = "kind")]
     pub kind: AppKind,
 }
 
@@ -498,14 +500,21 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
-    /// One JSON object: `{"seq":..,"t_ns":..,"kind":..., fields...}`.
+    /// One JSON object: `{"seq":..,"t_ns":..,"kind":..., fields...}`. No
+    /// event has a field named `seq` or `t_ns` (a test checks every kind).
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(&self.event).unwrap_or(serde_json::Value::Null);
         if let serde_json::Value::Object(m) = &mut v {
             let mut out = serde_json::Map::with_capacity(m.len() + 2);
             out.insert("seq".into(), self.seq.into());
             out.insert("t_ns".into(), self.t_ns.into());
-            out.append(m);
+            for (k, val) in std::mem::take(m) {
+                debug_assert!(
+                    !out.contains_key(&k),
+                    "event field `{k}` collides with the envelope"
+                );
+                out.entry(k).or_insert(val);
+            }
             return serde_json::Value::Object(out);
         }
         v
@@ -624,5 +633,43 @@ impl EventBus {
             },
             Overflow::Block => s.tx.send(rec.clone()).is_ok(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::DecisionRecord;
+
+    #[test]
+    fn json_envelope_fields_are_never_shadowed_by_event_fields() {
+        let decision = DecisionRecord {
+            seq: 7,
+            ..Default::default()
+        };
+        let completion = AppCompletion {
+            chain: 1,
+            step: None,
+            user_data: 2,
+            res: 3,
+            flags: 0,
+            kind: AppKind::Final,
+        };
+        for (event, kind) in [
+            (Event::Decision(Box::new(decision)), "decision"),
+            (Event::AppCompletion(completion), "app_completion"),
+        ] {
+            let rec = EventRecord {
+                seq: 42,
+                t_ns: 9,
+                event,
+            };
+            let v = rec.to_json();
+            assert_eq!(v["seq"], 42, "{v}");
+            assert_eq!(v["t_ns"], 9, "{v}");
+            assert_eq!(v["kind"], kind, "{v}");
+            let back: Event = serde_json::from_value(v.clone()).expect("parses back");
+            assert_eq!(back, rec.event, "{v}");
+        }
     }
 }
