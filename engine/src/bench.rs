@@ -420,10 +420,32 @@ struct ChainRow {
     reads: u64,
 }
 
+/// An engine for a benchmark row, with one built-in program loaded.
+pub(crate) fn bench_engine(
+    config: EngineConfig,
+    prog: &str,
+    exec: ExecMode,
+) -> std::io::Result<(Engine, crate::program::ProgId)> {
+    let mut e = Engine::new(config).map_err(std::io::Error::other)?;
+    let bytes = crate::progs::builtin(prog)
+        .ok_or_else(|| std::io::Error::other(format!("no program {prog}")))?;
+    let loaded = e
+        .load_object(
+            &format!("{prog}.o"),
+            bytes,
+            &LoadOptions {
+                exec,
+                ..Default::default()
+            },
+        )
+        .map_err(std::io::Error::other)?;
+    Ok((e, loaded.programs[0].1))
+}
+
 fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Result<ChainRow> {
     let (readers, _feed) = pipes(c, shape)?;
     let read = shape.read;
-    let mut e = Engine::new(EngineConfig {
+    let config = EngineConfig {
         entries: 256,
         files: readers
             .iter()
@@ -434,20 +456,8 @@ fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Res
             steps_per_chain: u32::MAX,
             ..Budgets::default()
         },
-    })
-    .map_err(std::io::Error::other)?;
-    let prog = e
-        .load_object(
-            "read_exact.o",
-            crate::progs::READ_EXACT,
-            &LoadOptions {
-                exec,
-                ..Default::default()
-            },
-        )
-        .map_err(std::io::Error::other)?
-        .programs[0]
-        .1;
+    };
+    let (mut e, prog) = bench_engine(config, "read_exact", exec)?;
     let chain = |slot: usize| ChainSpec {
         user_data: slot as u64,
         steps: vec![StepSpec::io(RsSqe {

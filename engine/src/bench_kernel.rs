@@ -5,9 +5,8 @@
 use crate::abi::{RsSqe, op};
 use crate::chain::{ChainSpec, StepSpec};
 use crate::decision::Budgets;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::EngineConfig;
 use crate::event::{LinkMode, Notify};
-use crate::program::LoadOptions;
 use crate::vm::ExecMode;
 use crate::workload::content;
 use io_uring::{IoUring, opcode, squeue, types};
@@ -34,27 +33,15 @@ fn entries_for(chains: usize) -> u32 {
 }
 
 fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::Result<NopRow> {
-    let mut e = Engine::new(EngineConfig {
+    let config = EngineConfig {
         entries: entries_for(chains),
         budgets: Budgets {
             steps_per_chain: u32::MAX,
             ..Budgets::default()
         },
         ..Default::default()
-    })
-    .map_err(std::io::Error::other)?;
-    let prog = e
-        .load_object(
-            "nop_chain.o",
-            crate::progs::NOP_CHAIN,
-            &LoadOptions {
-                exec,
-                ..Default::default()
-            },
-        )
-        .map_err(std::io::Error::other)?
-        .programs[0]
-        .1;
+    };
+    let (mut e, prog) = crate::bench::bench_engine(config, "nop_chain", exec)?;
     // A listener like the UI: a bounded queue, drained by another thread,
     // that drops rather than slow the engine.
     let listener = listen.then(|| {
@@ -328,25 +315,13 @@ fn engine_lookups(
     c: usize,
     exec: ExecMode,
 ) -> std::io::Result<LookupRow> {
-    let mut e = Engine::new(EngineConfig {
+    let config = EngineConfig {
         entries: entries_for(c),
         files: vec![(file.as_raw_fd(), "tree".into())],
         buffers: vec![512 * c],
         ..Default::default()
-    })
-    .map_err(std::io::Error::other)?;
-    let prog = e
-        .load_object(
-            "btree_lookup.o",
-            crate::progs::BTREE_LOOKUP,
-            &LoadOptions {
-                exec,
-                ..Default::default()
-            },
-        )
-        .map_err(std::io::Error::other)?
-        .programs[0]
-        .1;
+    };
+    let (mut e, prog) = crate::bench::bench_engine(config, "btree_lookup", exec)?;
     let chain = |slot: usize, key: u64| ChainSpec {
         user_data: slot as u64,
         steps: vec![StepSpec::io(RsSqe {

@@ -259,6 +259,19 @@ impl Chain {
         pos
     }
 
+    /// Mark every step not yet issued as `to` (cancelled or dropped);
+    /// returns their indexes, in order.
+    pub fn end_pending(&mut self, to: StepState) -> Vec<u32> {
+        let mut ended = Vec::new();
+        for p in 0..self.steps.len() {
+            if self.steps[p].state == StepState::Pending {
+                self.steps[p].state = to;
+                ended.push(self.index(p));
+            }
+        }
+        ended
+    }
+
     /// Forget finished steps at the front (never the current one, never in flight).
     pub fn compact(&mut self) {
         while self.steps.len() > 1 {

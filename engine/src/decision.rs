@@ -1352,14 +1352,7 @@ pub fn reexecute(
 ) -> Result<Reexecution, String> {
     let defs = &prog.map_defs;
     let mut maps = maps_for_replay(defs, &rec.touched);
-    let mut regions: Vec<MemRegion> = maps
-        .iter()
-        .map(|m| MemRegion {
-            kind: "map",
-            range: m.arena_range(),
-            writable: true,
-        })
-        .collect();
+    let mut regions: Vec<MemRegion> = maps.iter().map(MemRegion::map).collect();
     regions.extend(
         prog.regions()
             .iter()

@@ -1044,15 +1044,7 @@ impl Engine {
             c.failure = Some((step, res, cause.clone()));
         }
         c.state = ChainState::Finishing;
-        let pending: Vec<u32> = (0..c.steps.len())
-            .filter(|&p| c.steps[p].state == StepState::Pending)
-            .map(|p| c.index(p))
-            .collect();
-        for &i in &pending {
-            let p = c.pos(i).expect("in memory");
-            c.steps[p].state = StepState::Cancelled;
-        }
-        for i in pending {
+        for i in c.end_pending(StepState::Cancelled) {
             self.cancelled(id, i, cause.clone(), false, true);
         }
         self.finish_if_idle(id);
@@ -1065,15 +1057,7 @@ impl Engine {
         };
         c.stopped = Some(decision);
         c.state = ChainState::Finishing;
-        let pending: Vec<u32> = (0..c.steps.len())
-            .filter(|&p| c.steps[p].state == StepState::Pending)
-            .map(|p| c.index(p))
-            .collect();
-        for &i in &pending {
-            let p = c.pos(i).expect("in memory");
-            c.steps[p].state = StepState::Dropped;
-        }
-        for i in pending {
+        for i in c.end_pending(StepState::Dropped) {
             self.cancelled(
                 id,
                 i,
@@ -1379,15 +1363,7 @@ impl Engine {
         } else {
             c.state = ChainState::Finishing;
         }
-        let pending: Vec<u32> = (0..c.steps.len())
-            .filter(|&p| c.steps[p].state == StepState::Pending)
-            .map(|p| c.index(p))
-            .collect();
-        for &i in &pending {
-            let p = c.pos(i).expect("in memory");
-            c.steps[p].state = StepState::Cancelled;
-        }
-        for i in pending {
+        for i in c.end_pending(StepState::Cancelled) {
             self.cancelled(id, i, CancelCause::Shutdown, false, true);
         }
         self.finish_if_idle(id);

@@ -70,6 +70,17 @@ pub struct MemRegion {
     pub writable: bool,
 }
 
+impl MemRegion {
+    /// A map's values.
+    pub fn map(m: &crate::maps::Map) -> MemRegion {
+        MemRegion {
+            kind: "map",
+            range: m.arena_range(),
+            writable: true,
+        }
+    }
+}
+
 /// Why a run stopped early.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InterpError {

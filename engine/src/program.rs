@@ -274,14 +274,7 @@ impl Registry {
             .collect();
         let mut new_maps: Vec<Map> = obj.maps.iter().cloned().map(Map::new).collect();
 
-        let mut regions: Vec<MemRegion> = new_maps
-            .iter()
-            .map(|m| MemRegion {
-                kind: "map",
-                range: m.arena_range(),
-                writable: true,
-            })
-            .collect();
+        let mut regions: Vec<MemRegion> = new_maps.iter().map(MemRegion::map).collect();
         for (r, words) in obj.rodata.iter().zip(rodata.iter()) {
             let start = words.as_ptr() as u64;
             regions.push(MemRegion {

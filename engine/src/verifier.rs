@@ -441,41 +441,16 @@ fn err<T>(insn: usize, reason: impl Into<String>) -> Result<T, VerifyError> {
 
 /// Verify a program; on success, what was proved.
 pub fn verify(input: &VerifyInput<'_>) -> Result<VerifyReport, VerifyError> {
-    let code = input.image.code.as_slice();
-    let n = code.len() / 8;
-    if n == 0 {
-        return err(0, "empty program");
-    }
-    if n > input.limits.max_insns {
-        return err(
-            input.limits.max_insns,
-            format!(
-                "program is {n} instructions long, the limit is {}",
-                input.limits.max_insns
-            ),
-        );
-    }
-    let mut v = Verifier {
-        input,
-        code,
-        n,
-        next_id: 1,
-        order: Vec::new(),
-        report: VerifyReport {
-            insns: n,
-            memory_safe: true,
-            ..Default::default()
-        },
-    };
-    v.check_structure()?;
-    v.report.max_path = v.longest_path();
-    v.run()?;
-    Ok(v.report)
+    check(input, true)
 }
 
 /// Structural checks only (encodings, termination, helpers): what a trusted
 /// program must still pass. Memory safety is not proved.
 pub fn verify_structure(input: &VerifyInput<'_>) -> Result<VerifyReport, VerifyError> {
+    check(input, false)
+}
+
+fn check(input: &VerifyInput<'_>, prove_memory: bool) -> Result<VerifyReport, VerifyError> {
     let code = input.image.code.as_slice();
     let n = code.len() / 8;
     if n == 0 {
@@ -498,12 +473,15 @@ pub fn verify_structure(input: &VerifyInput<'_>) -> Result<VerifyReport, VerifyE
         order: Vec::new(),
         report: VerifyReport {
             insns: n,
-            memory_safe: false,
+            memory_safe: prove_memory,
             ..Default::default()
         },
     };
     v.check_structure()?;
     v.report.max_path = v.longest_path();
+    if prove_memory {
+        v.run()?;
+    }
     Ok(v.report)
 }
 
