@@ -362,13 +362,11 @@ pub fn attach_socket(
 
 /// `ringside replay FILE` in the UI.
 pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitCode> {
-    let (items, notes) = ringside_tui::replay::load(file)?;
     let stop = stop_flag()?;
     let (feed, rx, dropped) = Feed::new(1 << 14);
-    for n in notes {
-        feed.status(Status::Notice(n));
-    }
-    let (ctl, h) = ringside_tui::replay::spawn(items, feed.clone(), stop.clone(), paused);
+    // Opened (and checked) before the terminal is taken over.
+    let tape = ringside_tui::replay::open(file, &feed)?;
+    let (ctl, h) = ringside_tui::replay::spawn_tape(tape, feed.clone(), stop.clone(), paused);
     drop(feed);
     let opts = LiveOpts::default();
     let res = ui_loop(

@@ -190,9 +190,148 @@ fn parse_event(v: serde_json::Value) -> Result<Event, serde_json::Error> {
     Err(first)
 }
 
+/// Where replayed items come from: a recording file read on demand, or items
+/// in memory (JSON Lines).
+pub trait Tape {
+    /// Items on the tape.
+    fn len(&self) -> usize;
+    /// True when empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Position the tape so that `next` returns item `at`.
+    fn rewind(&mut self, at: usize) -> Result<(), String>;
+    /// The next item (None at the end).
+    fn next_item(&mut self) -> Option<Item>;
+    /// Item indexes of the decisions, ascending.
+    fn decisions(&self) -> Vec<usize>;
+}
+
+/// Items in memory.
+pub struct VecTape {
+    items: Vec<Item>,
+    pos: usize,
+}
+
+impl VecTape {
+    /// A tape of `items`.
+    pub fn new(items: Vec<Item>) -> VecTape {
+        VecTape { items, pos: 0 }
+    }
+}
+
+impl Tape for VecTape {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+    fn rewind(&mut self, at: usize) -> Result<(), String> {
+        self.pos = at.min(self.items.len());
+        Ok(())
+    }
+    fn next_item(&mut self) -> Option<Item> {
+        let it = self.items.get(self.pos).cloned();
+        self.pos += usize::from(it.is_some());
+        it
+    }
+    fn decisions(&self) -> Vec<usize> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| matches!(i, Item::Engine(r) if matches!(r.event, Event::Decision(_))))
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+/// A ringside recording read on demand through the recordings crate's
+/// index (about 16 bytes per item in memory, whatever the file's size).
+pub struct FileTape {
+    replay: ringside_recordings::Replay,
+    items: Option<ringside_recordings::replay::Items>,
+}
+
+impl FileTape {
+    /// Open and index `path` (going on past damaged records); notes say
+    /// what was skipped.
+    pub fn open(path: &Path) -> anyhow::Result<(FileTape, Vec<String>)> {
+        let replay = ringside_recordings::Replay::open_with(
+            path,
+            ringside_recordings::ReadOptions {
+                resync: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut notes: Vec<String> = replay
+            .errors()
+            .iter()
+            .map(|e| format!("skipped damage: {e}"))
+            .collect();
+        match replay.stop() {
+            ringside_recordings::Stop::End { dropped, .. } if *dropped > 0 => notes.push(format!(
+                "the recorder dropped {dropped} items while recording (shown as lost)"
+            )),
+            ringside_recordings::Stop::Error(e) => notes.push(format!("stopped reading: {e}")),
+            _ => {}
+        }
+        if replay.is_empty() && !notes.is_empty() {
+            anyhow::bail!(
+                "{}: no items could be read ({})",
+                path.display(),
+                notes.join("; ")
+            );
+        }
+        Ok((
+            FileTape {
+                replay,
+                items: None,
+            },
+            notes,
+        ))
+    }
+}
+
+impl Tape for FileTape {
+    fn len(&self) -> usize {
+        self.replay.len() as usize
+    }
+    fn rewind(&mut self, at: usize) -> Result<(), String> {
+        self.items = Some(
+            self.replay
+                .iter_from(at as u64)
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(())
+    }
+    fn next_item(&mut self) -> Option<Item> {
+        if self.items.is_none() {
+            self.rewind(0).ok()?;
+        }
+        loop {
+            match self.items.as_mut()?.next()? {
+                Ok(e) => return Some(e.item),
+                Err(_) => continue, // damage: reported when opened
+            }
+        }
+    }
+    fn decisions(&self) -> Vec<usize> {
+        self.replay
+            .decisions()
+            .iter()
+            .map(|&(_, index)| index as usize)
+            .collect()
+    }
+}
+
 struct Player {
-    items: Arc<Vec<Item>>,
-    times: Vec<u64>,
+    tape: Box<dyn Tape>,
+    len: usize,
+    decisions: Vec<usize>,
+    /// The next item, fetched ahead, with its session time.
+    pending: Option<(Item, u64)>,
+    timeline: Timeline,
+    last_t: u64,
+    last_decision: Option<u64>,
     feed: Feed,
     pos: usize,
     playing: bool,
@@ -207,16 +346,32 @@ impl Player {
         self.last_status = Instant::now();
         self.feed.status(Status::Replay(ReplayPos {
             pos: self.pos as u64,
-            total: self.items.len() as u64,
+            total: self.len as u64,
             playing: self.playing,
             speed: SPEEDS[self.speed],
         }));
     }
 
-    /// Send item `pos`; false when the UI is gone.
+    /// The next item and its time, without taking it.
+    fn peek(&mut self) -> Option<u64> {
+        if self.pending.is_none() {
+            let it = self.tape.next_item()?;
+            let t = self.timeline.stamp(&it);
+            self.pending = Some((it, t));
+        }
+        self.pending.as_ref().map(|p| p.1)
+    }
+
+    /// Send the next item; false when the UI is gone.
     fn send_one(&mut self) -> bool {
-        let item = self.items[self.pos].clone();
+        if self.peek().is_none() {
+            // The tape ended early (damage at the end).
+            self.len = self.pos;
+            return true;
+        }
+        let (item, t) = self.pending.take().expect("peeked");
         self.pos += 1;
+        self.last_t = t;
         let decision = match &item {
             Item::Engine(rec) => match &rec.event {
                 Event::Decision(d) => Some(d.clone()),
@@ -228,6 +383,7 @@ impl Player {
             return false;
         }
         if let Some(d) = decision {
+            self.last_decision = Some(d.seq);
             let hit = self.breakpoints.iter().find(|b| b.hits(&d));
             if hit.is_some() || self.to_next_decision {
                 let reason = match hit {
@@ -246,18 +402,32 @@ impl Player {
         true
     }
 
+    fn restart(&mut self) -> bool {
+        if !self.feed.status(Status::Reset) {
+            return false;
+        }
+        if let Err(e) = self.tape.rewind(0) {
+            self.feed
+                .status(Status::Notice(format!("cannot rewind: {e}")));
+        }
+        self.pos = 0;
+        self.pending = None;
+        self.timeline = Timeline::default();
+        self.last_t = 0;
+        self.last_decision = None;
+        true
+    }
+
+    /// Go to item `target` (items before it applied, none after).
     fn seek(&mut self, target: usize) -> bool {
-        let target = target.min(self.items.len());
+        let target = target.min(self.len);
         self.playing = false;
-        if target < self.pos {
-            if !self.feed.status(Status::Reset) {
-                return false;
-            }
-            self.pos = 0;
+        if target < self.pos && !self.restart() {
+            return false;
         }
         let bps = std::mem::take(&mut self.breakpoints);
         let to_next = std::mem::replace(&mut self.to_next_decision, false);
-        while self.pos < target {
+        while self.pos < target && self.pos < self.len {
             if !self.send_one() {
                 return false;
             }
@@ -268,8 +438,23 @@ impl Player {
         true
     }
 
-    fn is_decision(&self, i: usize) -> bool {
-        matches!(&self.items[i], Item::Engine(r) if matches!(r.event, Event::Decision(_)))
+    /// Go to the first item later than `t` on the session timeline.
+    fn seek_time(&mut self, t: u64) -> bool {
+        self.playing = false;
+        if self.last_t > t && !self.restart() {
+            return false;
+        }
+        let bps = std::mem::take(&mut self.breakpoints);
+        let to_next = std::mem::replace(&mut self.to_next_decision, false);
+        while self.peek().is_some_and(|nt| nt <= t) {
+            if !self.send_one() {
+                return false;
+            }
+        }
+        self.breakpoints = bps;
+        self.to_next_decision = to_next;
+        self.status();
+        true
     }
 
     fn handle(&mut self, c: Ctl) -> bool {
@@ -277,11 +462,11 @@ impl Player {
             Ctl::Debug(Command::Pause) => self.playing = false,
             Ctl::Debug(Command::Continue) => {
                 self.to_next_decision = false;
-                self.playing = self.pos < self.items.len();
+                self.playing = self.pos < self.len;
             }
             Ctl::Debug(Command::Step) => {
                 self.to_next_decision = true;
-                self.playing = self.pos < self.items.len();
+                self.playing = self.pos < self.len;
             }
             Ctl::Debug(Command::SetBreakpoints { breakpoints }) => self.breakpoints = breakpoints,
             Ctl::Debug(Command::Detach) => {
@@ -289,7 +474,7 @@ impl Player {
             }
             Ctl::StepItem => {
                 self.playing = false;
-                if self.pos < self.items.len() && !self.send_one() {
+                if self.pos < self.len && !self.send_one() {
                     return false;
                 }
             }
@@ -299,19 +484,16 @@ impl Player {
             }
             Ctl::PrevDecision => {
                 // The decision before the last one applied becomes the last one.
-                let last = (0..self.pos).rev().find(|&i| self.is_decision(i));
-                let prev = last.and_then(|l| (0..l).rev().find(|&i| self.is_decision(i)));
-                match prev {
+                let k = self.decisions.partition_point(|&i| i < self.pos);
+                match k.checked_sub(2).map(|j| self.decisions[j]) {
                     Some(i) => {
                         if !self.seek(i + 1) {
                             return false;
                         }
-                        if let Item::Engine(r) = &self.items[i]
-                            && let Event::Decision(d) = &r.event
-                        {
+                        if let Some(seq) = self.last_decision {
                             self.feed.status(Status::Stopped {
                                 reason: "stepped back".into(),
-                                decision: Some(d.seq),
+                                decision: Some(seq),
                             });
                         }
                     }
@@ -322,10 +504,7 @@ impl Player {
                 }
             }
             Ctl::SeekItem(n) => return self.seek(n as usize),
-            Ctl::SeekTime(t) => {
-                let n = self.times.partition_point(|&x| x <= t);
-                return self.seek(n);
-            }
+            Ctl::SeekTime(t) => return self.seek_time(t),
             Ctl::Speed(d) => {
                 self.speed =
                     (self.speed as i64 + d as i64).clamp(0, SPEEDS.len() as i64 - 1) as usize;
@@ -336,6 +515,10 @@ impl Player {
     }
 }
 
+/// Something that opens a tape on the replay thread (a recording's index
+/// holds loaded programs, which stay on the thread that loaded them).
+pub type TapeMaker = Box<dyn FnOnce() -> anyhow::Result<Box<dyn Tape>> + Send>;
+
 /// Play `items` into `feed`. Starts playing at 1x unless `paused`.
 pub fn spawn(
     items: Vec<Item>,
@@ -343,16 +526,41 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     paused: bool,
 ) -> (ReplayControl, JoinHandle<()>) {
+    spawn_tape(
+        Box::new(move || Ok(Box::new(VecTape::new(items)) as Box<dyn Tape>)),
+        feed,
+        stop,
+        paused,
+    )
+}
+
+/// Play the tape `make` opens into `feed`.
+pub fn spawn_tape(
+    make: TapeMaker,
+    feed: Feed,
+    stop: Arc<AtomicBool>,
+    paused: bool,
+) -> (ReplayControl, JoinHandle<()>) {
     let (tx, rx) = crossbeam_channel::unbounded::<Ctl>();
-    let mut tl = Timeline::default();
-    let times: Vec<u64> = items.iter().map(|i| tl.stamp(i)).collect();
     let h = std::thread::Builder::new()
         .name("replay".into())
         .spawn(move || {
             let feed = feed.lossless();
+            let tape = match make() {
+                Ok(t) => t,
+                Err(e) => {
+                    feed.status(Status::Ended(format!("{e:#}")));
+                    return;
+                }
+            };
             let mut p = Player {
-                items: Arc::new(items),
-                times,
+                len: tape.len(),
+                decisions: tape.decisions(),
+                tape,
+                pending: None,
+                timeline: Timeline::default(),
+                last_t: 0,
+                last_decision: None,
                 feed,
                 pos: 0,
                 playing: !paused,
@@ -366,6 +574,30 @@ pub fn spawn(
         })
         .expect("spawning the replay thread");
     (ReplayControl { tx }, h)
+}
+
+/// Open `path` for replay: a ringside recording read on demand, or JSON
+/// Lines loaded into memory. Notes (damage skipped) go to the status line.
+pub fn open(path: &Path, feed: &Feed) -> anyhow::Result<TapeMaker> {
+    let mut head = [0u8; 1];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    if n == 1 && head[0] == b'{' {
+        let (items, _) = load(path)?;
+        return Ok(Box::new(move || {
+            Ok(Box::new(VecTape::new(items)) as Box<dyn Tape>)
+        }));
+    }
+    // Check it opens before the UI starts; the thread opens its own.
+    let (_, notes) = FileTape::open(path)?;
+    for n in notes {
+        feed.status(Status::Notice(n));
+    }
+    let path = path.to_path_buf();
+    Ok(Box::new(move || {
+        FileTape::open(&path).map(|(t, _)| Box::new(t) as Box<dyn Tape>)
+    }))
 }
 
 fn run(p: &mut Player, rx: &Receiver<Ctl>, stop: &AtomicBool) {
@@ -394,7 +626,7 @@ fn run(p: &mut Player, rx: &Receiver<Ctl>, stop: &AtomicBool) {
         if !p.playing {
             continue;
         }
-        if p.pos >= p.items.len() {
+        if p.pos >= p.len {
             p.playing = false;
             p.status();
             if !ended_said {
@@ -408,8 +640,11 @@ fn run(p: &mut Player, rx: &Receiver<Ctl>, stop: &AtomicBool) {
         ended_said = false;
         // Pace: the recorded gap, scaled, at most 250 ms.
         let speed = SPEEDS[p.speed];
-        if speed > 0.0 && p.pos > 0 {
-            let gap = p.times[p.pos].saturating_sub(p.times[p.pos - 1]);
+        if speed > 0.0
+            && p.pos > 0
+            && let Some(t) = p.peek()
+        {
+            let gap = t.saturating_sub(p.last_t);
             let d =
                 Duration::from_nanos((gap as f64 / speed) as u64).min(Duration::from_millis(250));
             if d > Duration::from_micros(50) {

@@ -30,7 +30,11 @@ fn open() -> Session {
     let total = items.len();
     let (feed, rx, dropped) = Feed::new(1 << 12);
     let stop = Arc::new(AtomicBool::new(false));
-    let (ctl, _h) = ringside_tui::replay::spawn(items, feed, stop.clone(), true);
+    // The file read on demand through the recordings index, as `ringside
+    // replay` does.
+    let tape = ringside_tui::replay::open(std::path::Path::new(RECORDING), &feed)
+        .expect("the recording opens");
+    let (ctl, _h) = ringside_tui::replay::spawn_tape(tape, feed, stop.clone(), true);
     let mut app = App::new(
         State::new(100_000),
         Mode {
@@ -111,6 +115,19 @@ fn replay_seeks_steps_back_and_stops_at_breakpoints() {
     s.at(mid);
     assert!(s.app.state.totals.decisions < decisions);
 
+    // By time: everything up to 20 ms of session time (before the middle).
+    assert!(s.app.state.now_ns > 20_000_000);
+    s.send(Ctl::SeekTime(20_000_000));
+    s.until("the time seek", |a| {
+        a.replay
+            .as_ref()
+            .is_some_and(|r| r.pos < mid && r.pos == a.state.totals.items)
+    });
+    assert!(s.app.state.now_ns <= 20_000_000, "{}", s.app.state.now_ns);
+    assert!(s.app.state.totals.items > 0);
+    s.send(Ctl::SeekItem(mid));
+    s.at(mid);
+
     // One event back, one forward.
     s.send(Ctl::StepBack);
     s.at(mid - 1);
@@ -118,10 +135,17 @@ fn replay_seeks_steps_back_and_stops_at_breakpoints() {
     s.at(mid);
 
     // Back to the previous decision: stopped there, traced in the debugger.
+    let at_mid = s.app.state.decisions.back().unwrap().decision().seq;
     s.send(Ctl::PrevDecision);
     s.until("a stop", |a| a.state.paused.is_some());
     s.app.follow_pause();
     assert_eq!(s.app.view, View::Debug);
+    // It is the decision before the last one applied at `mid`, and now the
+    // newest one applied.
+    let p = s.app.state.paused.clone().unwrap();
+    assert_eq!(p.decision, Some(at_mid - 1));
+    let last = s.app.state.decisions.back().unwrap().decision().seq;
+    assert_eq!(last, at_mid - 1);
     let tr = s.app.trace.as_ref().expect("traced");
     assert!(tr.problem.is_none(), "{:?}", tr.problem);
     assert!(!tr.steps.is_empty());
