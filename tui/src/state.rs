@@ -571,6 +571,9 @@ pub struct State {
     pub maps: BTreeMap<(u32, u32), MapState>,
     /// Completion latency (engine requests), ns.
     pub latency: Histogram,
+    /// Completion latency of kernel requests seen by the probes
+    /// (submission to completion tracepoint), ns.
+    pub kernel_latency: Histogram,
     /// Decision cost in instructions.
     pub decision_insns: Histogram,
     /// Decision cost in ns.
@@ -613,6 +616,7 @@ impl State {
             cancels: BTreeMap::new(),
             maps: BTreeMap::new(),
             latency: Histogram::default(),
+            kernel_latency: Histogram::default(),
             decision_insns: Histogram::default(),
             decision_ns: Histogram::default(),
             throughput: Series::new(10_000_000),
@@ -1078,7 +1082,13 @@ impl State {
             self.kernel_throughput.add(t);
         }
         let before = self.graph.stats().cancellations.total;
-        if let Some(id) = self.graph.push(ev) {
+        let pushed = self.graph.push(ev);
+        if let (ProbeEvent::Complete { hdr, .. }, Some(id)) = (ev, pushed)
+            && let Some(sub) = self.graph.request(id).and_then(|r| r.submitted_ns)
+        {
+            self.kernel_latency.add(hdr.ts_ns.saturating_sub(sub));
+        }
+        if let Some(id) = pushed {
             let chain = self.graph.request(id).and_then(|r| r.chain);
             match chain {
                 Some(c) => {

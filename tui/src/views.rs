@@ -1648,11 +1648,24 @@ fn draw_stats(f: &mut Frame, app: &mut App, area: Rect) {
     let mid =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(rows[1]);
     let bars_w = |r: Rect| ((r.width.saturating_sub(2)) / 6).max(1) as usize;
-    let lat = &app.state.latency;
+    // Engine completions when there are any; else what the probes saw.
+    let lat = if app.state.latency.count > 0 || app.state.kernel_latency.count == 0 {
+        &app.state.latency
+    } else {
+        &app.state.kernel_latency
+    };
     let t = format!(
         "{}latency p50 {} p99 {}",
         if mid[0].width >= 56 {
-            format!("completion latency · n {} · ", fmt_count(lat.count))
+            format!(
+                "{}completion latency · n {} · ",
+                if std::ptr::eq(lat, &app.state.kernel_latency) {
+                    "kernel "
+                } else {
+                    ""
+                },
+                fmt_count(lat.count)
+            )
         } else {
             String::new()
         },
