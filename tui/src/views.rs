@@ -1451,6 +1451,7 @@ pub fn value_text(b: &[u8]) -> String {
 
 fn ctx_field(ctx: &RsCtx, name: &str, _size: usize) -> String {
     match name {
+        "user_data" if ctx.user_data > u32::MAX as u64 => format!("{:#x}", ctx.user_data),
         "user_data" => ctx.user_data.to_string(),
         "res" => {
             if ctx.res < 0 {
