@@ -632,7 +632,7 @@ fn naive(n: u64, c: usize, shape: Shape) -> std::io::Result<ChainRow> {
 fn chain_table(out: &mut dyn Write, n: u64, c: usize, shape: Shape) -> std::io::Result<()> {
     writeln!(
         out,
-        "read_exact chains: one {} KiB read per chain from a pipe that holds {} KiB (a short read in every chain), {c} chains in flight, {n} chains per row",
+        "read_exact chains: one {} KiB read per chain from a pipe that holds {} KiB (a short read in every chain), {c} in flight, {n} chains per row",
         shape.read / 1024,
         shape.pipe_size() / 1024
     )?;

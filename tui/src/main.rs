@@ -10,8 +10,9 @@ use cli::{Cli, Command};
 use std::process::ExitCode;
 
 /// `ringside bench engine`: the tables of docs/bench.md.
-fn bench_engine(chains: u64) -> anyhow::Result<ExitCode> {
+fn bench_engine(nops: u64, chains: u64) -> anyhow::Result<ExitCode> {
     let opts = ringside_engine::bench::Options {
+        nops,
         chains,
         ..Default::default()
     };
@@ -51,8 +52,8 @@ fn main() -> ExitCode {
             paused,
         }) => live::replay(&file, history, paused),
         Some(Command::Bench {
-            what: cli::BenchWhat::Engine { nops: _, chains },
-        }) => bench_engine(chains),
+            what: cli::BenchWhat::Engine { nops, chains },
+        }) => bench_engine(nops, chains),
         Some(Command::Record { output, what }) => {
             let headless = match &what {
                 cli::RecordWhat::Demo { live }
