@@ -8,50 +8,11 @@ use ringside_engine::event::{Event, EventRecord};
 use ringside_recordings::{Header, Item, Writer, read_file};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 
-fn ringside() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("ringside");
-    assert!(
-        p.exists(),
-        "{} missing: build it first (scripts/test does: cargo build --workspace --all-targets)",
-        p.display()
-    );
-    p
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(ringside()).args(args).output().unwrap();
-    eprintln!(
-        "$ ringside {}\n  exit {:?}\n  stderr: {}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn skip(test: &str, why: &str) {
-    let _ = std::io::stderr()
-        .write_all(format!("\n######## SKIP {test}: {why} ########\n\n").as_bytes());
-}
-
-fn is_root() -> bool {
-    // SAFETY: plain syscall.
-    unsafe { libc::geteuid() == 0 }
-}
+use ringside_tests::{is_root, run, skip, stdout};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

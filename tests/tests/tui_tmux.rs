@@ -9,30 +9,11 @@
 //! view into DIR, at `RINGSIDE_SCREENS_SIZE` (default 100x30): that is how
 //! docs/screens/ is made.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn ringside() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("ringside");
-    assert!(
-        p.exists(),
-        "{} missing: build it first (scripts/test does: cargo build --workspace --all-targets)",
-        p.display()
-    );
-    p
-}
-
-fn skip(test: &str, why: &str) {
-    let _ = std::io::stderr()
-        .write_all(format!("\n######## SKIP {test}: {why} ########\n\n").as_bytes());
-}
+use ringside_tests::{ringside, skip};
 
 fn have_tmux() -> bool {
     Command::new("tmux")
