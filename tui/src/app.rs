@@ -222,6 +222,8 @@ pub struct App {
     pub source: String,
     /// The source ended (why).
     pub ended: Option<String>,
+    /// Kernel probes are off (why): the header says so while the session lasts.
+    pub probes_off: Option<String>,
     /// Replay position, in replay.
     pub replay: Option<ReplayPos>,
     /// Steering.
@@ -290,6 +292,7 @@ impl App {
             source: mode.title.clone(),
             mode,
             ended: None,
+            probes_off: None,
             replay: None,
             controller,
             breakpoints: Vec::new(),
@@ -331,6 +334,12 @@ impl App {
             Msg::Item(item) => self.state.apply(item),
             Msg::Status(s) => match s {
                 Status::Notice(n) => self.state.note(n),
+                Status::ProbesOff(why) => {
+                    self.state.note(format!(
+                        "kernel probes off: {why} · the engine runs without them"
+                    ));
+                    self.probes_off = Some(why);
+                }
                 Status::Source(s) => self.source = s,
                 Status::Ended(e) => {
                     self.state.note(e.clone());

@@ -211,9 +211,7 @@ fn ui_workload(
                 probes = Some(h);
             }
             Err(e) => {
-                feed.status(Status::Notice(format!(
-                    "kernel probes off: {e} · the engine runs without them"
-                )));
+                feed.status(Status::ProbesOff(e.to_string()));
             }
         }
     }

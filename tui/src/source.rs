@@ -32,6 +32,8 @@ pub enum Msg {
 pub enum Status {
     /// A line for the status bar.
     Notice(String),
+    /// Kernel probes could not attach (why): shown for as long as it lasts.
+    ProbesOff(String),
     /// What the source is now ("demo: round 3").
     Source(String),
     /// The source ended; the history stays.

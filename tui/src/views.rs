@@ -131,7 +131,14 @@ fn run_state(app: &App, narrow: bool) -> (String, Style) {
     if app.ended.is_some() {
         return ("■ ENDED ".into(), Style::new().fg(Color::Red).bold());
     }
-    ("● LIVE ".into(), Style::new().fg(Color::Green).bold())
+    // Narrow terminals have no room here: the status line says it instead.
+    match (&app.probes_off, narrow) {
+        (Some(_), false) => (
+            "● LIVE · kernel probes off ".into(),
+            Style::new().fg(Color::Green).bold(),
+        ),
+        _ => ("● LIVE ".into(), Style::new().fg(Color::Green).bold()),
+    }
 }
 
 fn draw_status(f: &mut Frame, app: &App, area: Rect) {
@@ -141,6 +148,13 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::styled(
             format!(" LOST {lost} "),
             Style::new().bg(Color::Red).fg(Color::White).bold(),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    if app.probes_off.is_some() && area.width < 100 && app.ended.is_none() {
+        spans.push(Span::styled(
+            "no kernel probes ",
+            Style::new().fg(Color::Black).bg(Color::Gray),
         ));
         spans.push(Span::raw(" "));
     }
