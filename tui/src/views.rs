@@ -275,6 +275,15 @@ pub fn fmt_count(n: u64) -> String {
 }
 
 /// -errno as a name.
+/// A chain's final result: a size, or an errno name when negative.
+fn fmt_res(r: i32) -> String {
+    if r < 0 {
+        errno_name(r)
+    } else {
+        fmt_n(r as u64)
+    }
+}
+
 pub fn errno_name(res: i32) -> String {
     let name = match -res {
         1 => "EPERM",
@@ -396,17 +405,16 @@ fn engine_row(c: &ChainRow) -> RowView {
     }
     let end = c.outcome.as_ref().map(|o| match o {
         Outcome::Completed => (
-            format!(
-                " ✓ {}",
-                c.res.map_or(String::new(), |r| fmt_n(r.max(0) as u64))
-            ),
+            format!(" ✓ {}", c.res.map_or(String::new(), fmt_res)),
             Style::new().fg(Color::Green),
         ),
         Outcome::Stopped { .. } => (
-            format!(
-                " ■ stop {}",
-                c.res.map_or(String::new(), |r| fmt_n(r.max(0) as u64))
-            ),
+            // A program may stop a chain with an error result (a lookup
+            // miss: -ENOENT); the errno name says enough on its own.
+            match c.res {
+                Some(r) if r < 0 => format!(" ■ {}", errno_name(r)),
+                r => format!(" ■ stop {}", r.map_or(String::new(), fmt_res)),
+            },
             Style::new().fg(Color::Green),
         ),
         Outcome::Failed { cause, .. } => {
