@@ -62,6 +62,23 @@ impl Default for LiveOpts {
     }
 }
 
+/// What `attach` (and `record attach`) attaches to.
+#[derive(Debug, Args, Clone)]
+pub struct AttachArgs {
+    /// Process to trace.
+    #[arg(long, conflicts_with = "socket")]
+    pub pid: Option<u32>,
+    /// Unix socket of an engine embedded in another process.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Live options.
+    #[command(flatten)]
+    pub live: LiveOpts,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -80,20 +97,7 @@ pub enum Command {
         live: LiveOpts,
     },
     /// Watch another process's rings (kernel probes) or an embedded engine (socket).
-    Attach {
-        /// Process to trace.
-        #[arg(long, conflicts_with = "socket")]
-        pid: Option<u32>,
-        /// Unix socket of an engine embedded in another process.
-        #[arg(long)]
-        socket: Option<PathBuf>,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-        /// Live options.
-        #[command(flatten)]
-        live: LiveOpts,
-    },
+    Attach(AttachArgs),
     /// Record a live session to a file.
     Record {
         /// Output file.
@@ -160,20 +164,7 @@ pub enum RecordWhat {
         live: LiveOpts,
     },
     /// Another process (kernel probes) or an embedded engine.
-    Attach {
-        /// Process to trace.
-        #[arg(long, conflicts_with = "socket")]
-        pid: Option<u32>,
-        /// Unix socket of an embedded engine.
-        #[arg(long)]
-        socket: Option<PathBuf>,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-        /// Live options.
-        #[command(flatten)]
-        live: LiveOpts,
-    },
+    Attach(AttachArgs),
 }
 
 /// Export formats.

@@ -441,12 +441,12 @@ pub fn record_ui(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result
             o.record = Some(output.to_path_buf());
             run(spec, &o)
         }
-        RecordWhat::Attach {
+        RecordWhat::Attach(crate::cli::AttachArgs {
             pid,
             socket,
             duration,
             live,
-        } => {
+        }) => {
             let mut o = live.clone();
             o.record = Some(output.to_path_buf());
             match (pid, socket) {

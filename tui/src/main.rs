@@ -26,23 +26,23 @@ fn main() -> ExitCode {
         None => live::demo(&cli::LiveOpts::default()),
         Some(Command::Demo { live }) => live::demo(&live),
         Some(Command::Run { spec, live }) => live::run(&spec, &live),
-        Some(Command::Attach {
+        Some(Command::Attach(cli::AttachArgs {
             pid: Some(pid),
             socket: None,
             duration,
             live,
-        }) => live::attach_pid(pid, duration, &live),
-        Some(Command::Attach {
+        })) => live::attach_pid(pid, duration, &live),
+        Some(Command::Attach(cli::AttachArgs {
             pid: None,
             socket: Some(path),
             duration,
             live,
-        }) => live::attach_socket(&path, duration, &live),
-        Some(Command::Attach {
+        })) => live::attach_socket(&path, duration, &live),
+        Some(Command::Attach(cli::AttachArgs {
             pid: None,
             socket: None,
             ..
-        }) => Err(anyhow::anyhow!(
+        })) => Err(anyhow::anyhow!(
             "attach needs --pid PID (kernel probes) or --socket PATH (an embedded engine)"
         )),
         Some(Command::Replay {
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
             let headless = match &what {
                 cli::RecordWhat::Demo { live }
                 | cli::RecordWhat::Run { live, .. }
-                | cli::RecordWhat::Attach { live, .. } => live.headless,
+                | cli::RecordWhat::Attach(cli::AttachArgs { live, .. }) => live.headless,
             };
             if headless {
                 offline::record_command(&output, &what)

@@ -448,19 +448,19 @@ pub fn record_command(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::R
     let (source, live) = match what {
         RecordWhat::Demo { live } => (RecordSource::Demo, live),
         RecordWhat::Run { spec, live } => (RecordSource::Run(spec), live),
-        RecordWhat::Attach {
+        RecordWhat::Attach(crate::cli::AttachArgs {
             pid: Some(pid),
             socket: None,
             duration,
             live,
-        } => (
+        }) => (
             RecordSource::Attach {
                 pid: *pid,
                 duration: *duration,
             },
             live,
         ),
-        RecordWhat::Attach { .. } => {
+        RecordWhat::Attach(crate::cli::AttachArgs { .. }) => {
             anyhow::bail!(
                 "record attach needs --pid PID (recording an engine socket is not supported yet)"
             )
