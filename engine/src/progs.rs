@@ -2,21 +2,21 @@
 //! embedded in the library so every tool has them without a build step.
 
 /// `read_exact`: a short read is resubmitted for the remainder.
-pub const READ_EXACT: &[u8] = include_bytes!("../progs/read_exact.o");
+pub const READ_EXACT: &[u8] = include_bytes!("../progs/read_exact.bpf.o");
 /// `read_to_eof`: read to the end, count bytes in a map, emit once.
-pub const READ_TO_EOF: &[u8] = include_bytes!("../progs/read_to_eof.o");
+pub const READ_TO_EOF: &[u8] = include_bytes!("../progs/read_to_eof.bpf.o");
 /// `copy`: read -> write with the read's result as the write's length.
-pub const COPY: &[u8] = include_bytes!("../progs/copy.o");
+pub const COPY: &[u8] = include_bytes!("../progs/copy.bpf.o");
 /// `header_body`: read a length header, then the body of that length.
-pub const HEADER_BODY: &[u8] = include_bytes!("../progs/header_body.o");
+pub const HEADER_BODY: &[u8] = include_bytes!("../progs/header_body.bpf.o");
 /// `btree_lookup`: XRP-style B+tree lookup, one read per level.
-pub const BTREE_LOOKUP: &[u8] = include_bytes!("../progs/btree_lookup.o");
+pub const BTREE_LOOKUP: &[u8] = include_bytes!("../progs/btree_lookup.bpf.o");
 /// `retry_eagain`: resubmit on -EAGAIN with backoff, up to N attempts.
-pub const RETRY_EAGAIN: &[u8] = include_bytes!("../progs/retry_eagain.o");
+pub const RETRY_EAGAIN: &[u8] = include_bytes!("../progs/retry_eagain.bpf.o");
 
 /// `nop_chain`: a program decides every step of a chain of NOPs (the
 /// upstream kernel's BPF-loop benchmark; used by `ringside bench engine`).
-pub const NOP_CHAIN: &[u8] = include_bytes!("../progs/nop_chain.o");
+pub const NOP_CHAIN: &[u8] = include_bytes!("../progs/nop_chain.bpf.o");
 
 /// The pattern programs of the proposal's use cases: (name, object bytes).
 /// The program in each object has the same name as the object.

@@ -116,10 +116,10 @@ fn a_map_with_sizes_out_of_range() {
 
 #[test]
 fn bpf_to_bpf_calls_and_globals_are_refused_with_their_place() {
-    let e = load(include_bytes!("bpf/bad_call.o"));
+    let e = load(include_bytes!("bpf/bad_call.bpf.o"));
     assert!(e.contains("section `ringside/bad_call`: insn 1"), "{e}");
     assert!(e.contains("bpf-to-bpf calls are not supported"), "{e}");
-    let e = load(include_bytes!("bpf/bad_global.o"));
+    let e = load(include_bytes!("bpf/bad_global.bpf.o"));
     assert!(
         e.contains("global variable `counter` in `.bss` is not supported"),
         "{e}"

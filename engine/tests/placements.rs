@@ -14,7 +14,7 @@ use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-const STEER: &[u8] = include_bytes!("bpf/steer.o");
+const STEER: &[u8] = include_bytes!("bpf/steer.bpf.o");
 
 fn nop(user_data: u64) -> StepSpec {
     StepSpec::io(RsSqe {

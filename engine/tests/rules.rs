@@ -11,8 +11,8 @@ use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec, progs};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-const SUBMIT_PROBE: &[u8] = include_bytes!("bpf/submit_probe.o");
-const RUNAWAY: &[u8] = include_bytes!("bpf/runaway.o");
+const SUBMIT_PROBE: &[u8] = include_bytes!("bpf/submit_probe.bpf.o");
+const RUNAWAY: &[u8] = include_bytes!("bpf/runaway.bpf.o");
 
 fn nop(user_data: u64) -> StepSpec {
     StepSpec::io(RsSqe {
