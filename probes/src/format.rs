@@ -158,8 +158,9 @@ pub struct TracepointSpec {
     pub kind: u8,
     /// Without it, attaching fails; others are skipped with a note.
     pub essential: bool,
-    /// What each slot reads; the order is the one bpf/probes.bpf.c uses.
-    pub slots: [Option<SlotSpec>; SLOTS],
+    /// What each slot reads; the order is the one bpf/probes.bpf.c uses
+    /// (at most SLOTS; slots past the list read nothing).
+    pub slots: &'static [Option<SlotSpec>],
 }
 
 /// Every tracepoint, with its slot layout (must match probes.bpf.c).
@@ -170,17 +171,12 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_create",
         kind: wire::KIND_CREATE,
         essential: true,
-        slots: [
+        slots: &[
             req("fd", 4),
             req("ctx", 8),
             opt("sq_entries", 4),
             opt("cq_entries", 4),
             opt("flags", 4),
-            None,
-            None,
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -189,17 +185,13 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_submit_req",
         kind: wire::KIND_SUBMIT_REQ,
         essential: true,
-        slots: [
+        slots: &[
             req("ctx", 8),
             req("req", 8),
             req("user_data", 8),
             req("opcode", 1),
             req("flags", 8),
             opt("sq_thread", 1),
-            None,
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -208,7 +200,7 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_complete",
         kind: wire::KIND_COMPLETE,
         essential: true,
-        slots: [
+        slots: &[
             req("ctx", 8),
             opt("req", 8),
             req("user_data", 8),
@@ -216,9 +208,6 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
             opt("cflags", 4),
             opt("extra1", 8),
             opt("extra2", 8),
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -227,18 +216,7 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_link",
         kind: wire::KIND_LINK,
         essential: true,
-        slots: [
-            req("ctx", 8),
-            req("req", 8),
-            req("target_req", 8),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ],
+        slots: &[req("ctx", 8), req("req", 8), req("target_req", 8)],
     },
     TracepointSpec {
         system: "io_uring",
@@ -246,17 +224,12 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_fail_link",
         kind: wire::KIND_FAIL_LINK,
         essential: true,
-        slots: [
+        slots: &[
             req("ctx", 8),
             req("req", 8),
             opt("user_data", 8),
             opt("opcode", 1),
             req("link", 8),
-            None,
-            None,
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -265,7 +238,7 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_req_failed",
         kind: wire::KIND_REQ_FAILED,
         essential: false,
-        slots: [
+        slots: &[
             req("ctx", 8),
             req("req", 8),
             req("user_data", 8),
@@ -284,17 +257,13 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_cqe_overflow",
         kind: wire::KIND_CQE_OVERFLOW,
         essential: false,
-        slots: [
+        slots: &[
             req("ctx", 8),
             None,
             req("user_data", 8),
             req("res", 4),
             opt("cflags", 4),
             opt("ocqe", 8),
-            None,
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -303,17 +272,11 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_short_write",
         kind: wire::KIND_SHORT_WRITE,
         essential: false,
-        slots: [
+        slots: &[
             req("ctx", 8),
             req("fpos", 8),
             req("wanted", 8),
             req("got", 8),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -322,17 +285,13 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_poll_arm",
         kind: wire::KIND_POLL_ARM,
         essential: false,
-        slots: [
+        slots: &[
             req("ctx", 8),
             req("req", 8),
             opt("user_data", 8),
             opt("opcode", 1),
             opt("mask", 4),
             opt("events", 4),
-            None,
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -341,7 +300,7 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_queue_async_work",
         kind: wire::KIND_QUEUE_ASYNC_WORK,
         essential: false,
-        slots: [
+        slots: &[
             req("ctx", 8),
             req("req", 8),
             opt("user_data", 8),
@@ -349,9 +308,6 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
             opt("flags", 8),
             opt("work", 8),
             opt("rw", 4),
-            None,
-            None,
-            None,
         ],
     },
     TracepointSpec {
@@ -360,18 +316,7 @@ pub const TRACEPOINTS: &[TracepointSpec] = &[
         program: "rs_task_work_run",
         kind: wire::KIND_TASK_WORK_RUN,
         essential: false,
-        slots: [
-            req("tctx", 8),
-            opt("count", 4),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ],
+        slots: &[req("tctx", 8), opt("count", 4)],
     },
 ];
 
@@ -382,18 +327,7 @@ pub const NEWTASK: TracepointSpec = TracepointSpec {
     program: "rs_newtask",
     kind: wire::KIND_NEWTASK,
     essential: false,
-    slots: [
-        req("pid", 4),
-        req("clone_flags", 8),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    ],
+    slots: &[req("pid", 4), req("clone_flags", 8)],
 };
 
 /// Checks `format` against `spec`: the per-slot offsets and the number of
@@ -597,6 +531,18 @@ fn mount_tracefs(target: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spec_fits_the_slots_the_bpf_side_has() {
+        for t in TRACEPOINTS {
+            assert!(
+                t.slots.len() <= SLOTS,
+                "{} has {} slots",
+                t.name,
+                t.slots.len()
+            );
+        }
+    }
 
     const SUBMIT: &str = "name: io_uring_submit_req
 ID: 2140
