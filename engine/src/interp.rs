@@ -135,6 +135,51 @@ impl std::fmt::Display for InterpError {
 
 impl std::error::Error for InterpError {}
 
+/// Whether conditional jump `opc` is taken, with rbpf's semantics: 64-bit
+/// unsigned compares zero-extend the immediate (see fixup.rs), `jset` and
+/// signed compares sign-extend it; 32-bit jumps compare the low halves.
+/// None for an opcode that is not a conditional jump.
+fn jump_taken(opc: u8, a: u64, src: u64, imm: i32) -> Option<bool> {
+    let x = opc & 0x08 != 0;
+    let op = opc & 0xf0;
+    if opc & 0x07 == 0x05 {
+        let bu = if x { src } else { imm as u32 as u64 };
+        let bs = if x { src as i64 } else { imm as i64 };
+        let bset = if x { src } else { imm as i64 as u64 };
+        let a_s = a as i64;
+        return Some(match op {
+            0x10 => a == bu,
+            0x20 => a > bu,
+            0x30 => a >= bu,
+            0x40 => a & bset != 0,
+            0x50 => a != bu,
+            0x60 => a_s > bs,
+            0x70 => a_s >= bs,
+            0xa0 => a < bu,
+            0xb0 => a <= bu,
+            0xc0 => a_s < bs,
+            0xd0 => a_s <= bs,
+            _ => return None,
+        });
+    }
+    let (a, b) = (a as u32, if x { src as u32 } else { imm as u32 });
+    let (a_s, b_s) = (a as i32, b as i32);
+    Some(match op {
+        0x10 => a == b,
+        0x20 => a > b,
+        0x30 => a >= b,
+        0x40 => a & b != 0,
+        0x50 => a != b,
+        0x60 => a_s > b_s,
+        0x70 => a_s >= b_s,
+        0xa0 => a < b,
+        0xb0 => a <= b,
+        0xc0 => a_s < b_s,
+        0xd0 => a_s <= b_s,
+        _ => return None,
+    })
+}
+
 /// Run `code` over `ctx`, calling `host` for helpers. `limit` caps executed
 /// instructions; `trace`, when given, sees every step.
 pub fn run(
@@ -248,7 +293,6 @@ pub fn run(
                 }
             }};
         }
-        let u = |imm: i32| imm as u32 as u64; // rbpf zero-extends in unsigned compares
         match ins.opc {
             0x18 => {
                 if pc >= n {
@@ -341,225 +385,11 @@ pub fn run(
             0xcf => reg[dst] = ((reg[dst] as i64) >> (reg[src] & 63)) as u64,
 
             0x05 => jump(&mut pc),
-            0x15 => {
-                if reg[dst] == u(imm) {
-                    jump(&mut pc)
-                }
-            }
-            0x1d => {
-                if reg[dst] == reg[src] {
-                    jump(&mut pc)
-                }
-            }
-            0x25 => {
-                if reg[dst] > u(imm) {
-                    jump(&mut pc)
-                }
-            }
-            0x2d => {
-                if reg[dst] > reg[src] {
-                    jump(&mut pc)
-                }
-            }
-            0x35 => {
-                if reg[dst] >= u(imm) {
-                    jump(&mut pc)
-                }
-            }
-            0x3d => {
-                if reg[dst] >= reg[src] {
-                    jump(&mut pc)
-                }
-            }
-            0xa5 => {
-                if reg[dst] < u(imm) {
-                    jump(&mut pc)
-                }
-            }
-            0xad => {
-                if reg[dst] < reg[src] {
-                    jump(&mut pc)
-                }
-            }
-            0xb5 => {
-                if reg[dst] <= u(imm) {
-                    jump(&mut pc)
-                }
-            }
-            0xbd => {
-                if reg[dst] <= reg[src] {
-                    jump(&mut pc)
-                }
-            }
-            0x45 => {
-                if reg[dst] & imm as i64 as u64 != 0 {
-                    jump(&mut pc)
-                }
-            }
-            0x4d => {
-                if reg[dst] & reg[src] != 0 {
-                    jump(&mut pc)
-                }
-            }
-            0x55 => {
-                if reg[dst] != u(imm) {
-                    jump(&mut pc)
-                }
-            }
-            0x5d => {
-                if reg[dst] != reg[src] {
-                    jump(&mut pc)
-                }
-            }
-            0x65 => {
-                if reg[dst] as i64 > imm as i64 {
-                    jump(&mut pc)
-                }
-            }
-            0x6d => {
-                if reg[dst] as i64 > reg[src] as i64 {
-                    jump(&mut pc)
-                }
-            }
-            0x75 => {
-                if reg[dst] as i64 >= imm as i64 {
-                    jump(&mut pc)
-                }
-            }
-            0x7d => {
-                if reg[dst] as i64 >= reg[src] as i64 {
-                    jump(&mut pc)
-                }
-            }
-            0xc5 => {
-                if (reg[dst] as i64) < imm as i64 {
-                    jump(&mut pc)
-                }
-            }
-            0xcd => {
-                if (reg[dst] as i64) < reg[src] as i64 {
-                    jump(&mut pc)
-                }
-            }
-            0xd5 => {
-                if reg[dst] as i64 <= imm as i64 {
-                    jump(&mut pc)
-                }
-            }
-            0xdd => {
-                if reg[dst] as i64 <= reg[src] as i64 {
-                    jump(&mut pc)
-                }
-            }
-
-            0x16 => {
-                if reg[dst] as u32 == imm as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x1e => {
-                if reg[dst] as u32 == reg[src] as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x26 => {
-                if reg[dst] as u32 > imm as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x2e => {
-                if reg[dst] as u32 > reg[src] as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x36 => {
-                if reg[dst] as u32 >= imm as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x3e => {
-                if reg[dst] as u32 >= reg[src] as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0xa6 => {
-                if (reg[dst] as u32) < imm as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0xae => {
-                if (reg[dst] as u32) < reg[src] as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0xb6 => {
-                if reg[dst] as u32 <= imm as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0xbe => {
-                if reg[dst] as u32 <= reg[src] as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x46 => {
-                if reg[dst] as u32 & imm as u32 != 0 {
-                    jump(&mut pc)
-                }
-            }
-            0x4e => {
-                if reg[dst] as u32 & reg[src] as u32 != 0 {
-                    jump(&mut pc)
-                }
-            }
-            0x56 => {
-                if reg[dst] as u32 != imm as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x5e => {
-                if reg[dst] as u32 != reg[src] as u32 {
-                    jump(&mut pc)
-                }
-            }
-            0x66 => {
-                if reg[dst] as i32 > imm {
-                    jump(&mut pc)
-                }
-            }
-            0x6e => {
-                if reg[dst] as i32 > reg[src] as i32 {
-                    jump(&mut pc)
-                }
-            }
-            0x76 => {
-                if reg[dst] as i32 >= imm {
-                    jump(&mut pc)
-                }
-            }
-            0x7e => {
-                if reg[dst] as i32 >= reg[src] as i32 {
-                    jump(&mut pc)
-                }
-            }
-            0xc6 => {
-                if (reg[dst] as i32) < imm {
-                    jump(&mut pc)
-                }
-            }
-            0xce => {
-                if (reg[dst] as i32) < reg[src] as i32 {
-                    jump(&mut pc)
-                }
-            }
-            0xd6 => {
-                if reg[dst] as i32 <= imm {
-                    jump(&mut pc)
-                }
-            }
-            0xde => {
-                if reg[dst] as i32 <= reg[src] as i32 {
-                    jump(&mut pc)
+            opc if matches!(opc & 0x07, 0x05 | 0x06) && !matches!(opc & 0xf0, 0x80 | 0x90) => {
+                match jump_taken(opc, reg[dst], reg[src], imm) {
+                    Some(true) => jump(&mut pc),
+                    Some(false) => {}
+                    None => return Err(InterpError::BadInsn { pc: here, opc }),
                 }
             }
 
