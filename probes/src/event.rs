@@ -452,6 +452,24 @@ impl ProbeEvent {
         }
     }
 
+    /// The common header, to change (e.g. to shift time).
+    pub fn header_mut(&mut self) -> &mut Header {
+        match self {
+            ProbeEvent::Create { hdr, .. }
+            | ProbeEvent::SubmitReq { hdr, .. }
+            | ProbeEvent::Complete { hdr, .. }
+            | ProbeEvent::Link { hdr, .. }
+            | ProbeEvent::FailLink { hdr, .. }
+            | ProbeEvent::ReqFailed { hdr, .. }
+            | ProbeEvent::CqeOverflow { hdr, .. }
+            | ProbeEvent::ShortWrite { hdr, .. }
+            | ProbeEvent::PollArm { hdr, .. }
+            | ProbeEvent::QueueAsyncWork { hdr, .. }
+            | ProbeEvent::TaskWorkRun { hdr, .. }
+            | ProbeEvent::NewTask { hdr, .. } => hdr,
+        }
+    }
+
     /// The `"kind"` string of this event (the tracepoint's short name).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -8,7 +8,6 @@
 //! `cargo test` (no `--bench`) it runs a small smoke version.
 
 use ringside_engine::event::{Event, EventRecord};
-use ringside_probes::ProbeEvent;
 use ringside_recordings::check::{Checker, compare_decision};
 use ringside_recordings::format::rtype;
 use ringside_recordings::reader::ReadOptions;
@@ -27,20 +26,7 @@ fn shift(item: &Item, round: u64, seqs: u64, span: u64) -> Item {
         })),
         Item::Probe(p) => {
             let mut p = p.clone();
-            let h = match &mut p {
-                ProbeEvent::Create { hdr, .. }
-                | ProbeEvent::SubmitReq { hdr, .. }
-                | ProbeEvent::Complete { hdr, .. }
-                | ProbeEvent::Link { hdr, .. }
-                | ProbeEvent::FailLink { hdr, .. }
-                | ProbeEvent::ReqFailed { hdr, .. }
-                | ProbeEvent::CqeOverflow { hdr, .. }
-                | ProbeEvent::ShortWrite { hdr, .. }
-                | ProbeEvent::PollArm { hdr, .. }
-                | ProbeEvent::QueueAsyncWork { hdr, .. }
-                | ProbeEvent::TaskWorkRun { hdr, .. }
-                | ProbeEvent::NewTask { hdr, .. } => hdr,
-            };
+            let h = p.header_mut();
             h.ts_ns += round * span;
             Item::Probe(p)
         }
