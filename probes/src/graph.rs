@@ -20,7 +20,7 @@
 //!   `fail_link` may come before or after X's own completion.
 //! - requests with IOSQE_CQE_SKIP_SUCCESS post no completion on success.
 
-use crate::event::{ECANCELED, ProbeEvent, Ptr, cqe_flags, sqe_flags};
+use crate::event::{ECANCELED, Header, ProbeEvent, Ptr, cqe_flags, sqe_flags};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -284,6 +284,52 @@ impl Default for RequestGraph {
     }
 }
 
+impl Request {
+    /// A request as first seen at `ts`: by its submission (`submitted`), or
+    /// by a completion whose submission we did not see.
+    #[allow(clippy::too_many_arguments)]
+    fn first_seen(
+        id: RequestId,
+        ring: Ptr,
+        req: Ptr,
+        hdr: &Header,
+        user_data: u64,
+        opcode: u8,
+        sqe_flags: u8,
+        ts: u64,
+        submitted: bool,
+    ) -> Request {
+        let state = if submitted {
+            ReqState::Submitted
+        } else {
+            ReqState::Inflight
+        };
+        Request {
+            id,
+            ring,
+            req,
+            tgid: hdr.tgid,
+            tid: hdr.tid,
+            user_data,
+            opcode,
+            sqe_flags,
+            submitted_ns: submitted.then_some(ts),
+            finished_ns: None,
+            res: None,
+            cflags: 0,
+            completions: 0,
+            state,
+            history: vec![(ts, state)],
+            chain: None,
+            chain_index: 0,
+            went_async: false,
+            poll_armed: false,
+            broke_chain: false,
+            cancelled_by: None,
+        }
+    }
+}
+
 impl RequestGraph {
     /// A graph that keeps everything.
     pub fn new() -> Self {
@@ -459,29 +505,9 @@ impl RequestGraph {
                 rt.stats.submitted += 1;
                 let join = rt.open_chain;
                 let linked = sqe & (sqe_flags::IO_LINK | sqe_flags::IO_HARDLINK) != 0;
-                self.new_request(Request {
-                    id,
-                    ring,
-                    req,
-                    tgid: hdr.tgid,
-                    tid: hdr.tid,
-                    user_data,
-                    opcode,
-                    sqe_flags: sqe,
-                    submitted_ns: Some(ts),
-                    finished_ns: None,
-                    res: None,
-                    cflags: 0,
-                    completions: 0,
-                    state: ReqState::Submitted,
-                    history: vec![(ts, ReqState::Submitted)],
-                    chain: None,
-                    chain_index: 0,
-                    went_async: false,
-                    poll_armed: false,
-                    broke_chain: false,
-                    cancelled_by: None,
-                });
+                self.new_request(Request::first_seen(
+                    id, ring, req, &hdr, user_data, opcode, sqe, ts, true,
+                ));
                 match join {
                     Some(c) => self.append_to_chain(c, id),
                     None if linked => {
@@ -568,29 +594,9 @@ impl RequestGraph {
                         // lost: a request without a seen submission.
                         self.counts.orphan_completions += 1;
                         let id = self.alloc_id();
-                        self.new_request(Request {
-                            id,
-                            ring,
-                            req,
-                            tgid: hdr.tgid,
-                            tid: hdr.tid,
-                            user_data,
-                            opcode: 0,
-                            sqe_flags: 0,
-                            submitted_ns: None,
-                            finished_ns: None,
-                            res: None,
-                            cflags: 0,
-                            completions: 0,
-                            state: ReqState::Inflight,
-                            history: vec![(ts, ReqState::Inflight)],
-                            chain: None,
-                            chain_index: 0,
-                            went_async: false,
-                            poll_armed: false,
-                            broke_chain: false,
-                            cancelled_by: None,
-                        })
+                        self.new_request(Request::first_seen(
+                            id, ring, req, &hdr, user_data, 0, 0, ts, false,
+                        ))
                     }
                 };
                 let r = self.requests.get_mut(&id)?;
@@ -678,29 +684,9 @@ impl RequestGraph {
                         // Failed in preparation: no submit_req was traced.
                         let id = self.alloc_id();
                         self.ring(ring, hdr.tgid).stats.submitted += 1;
-                        self.new_request(Request {
-                            id,
-                            ring,
-                            req,
-                            tgid: hdr.tgid,
-                            tid: hdr.tid,
-                            user_data,
-                            opcode,
-                            sqe_flags,
-                            submitted_ns: Some(ts),
-                            finished_ns: None,
-                            res: None,
-                            cflags: 0,
-                            completions: 0,
-                            state: ReqState::Submitted,
-                            history: vec![(ts, ReqState::Submitted)],
-                            chain: None,
-                            chain_index: 0,
-                            went_async: false,
-                            poll_armed: false,
-                            broke_chain: false,
-                            cancelled_by: None,
-                        })
+                        self.new_request(Request::first_seen(
+                            id, ring, req, &hdr, user_data, opcode, sqe_flags, ts, true,
+                        ))
                     }
                 };
                 let r = self.requests.get_mut(&id)?;
