@@ -198,7 +198,7 @@ pub struct AppCompletion {
     pub flags: u32,
     /// Kind. (Named `completion` on the wire: the event's `kind` tag sits
     /// next to it in JSON.)
-    #[serde(rename = "completion", alias = "kind")]
+    #[serde(rename = "completion")]
     pub kind: AppKind,
 }
 

@@ -72,10 +72,9 @@ pub enum ServerMsg {
         /// Debugger state.
         debug: DebugState,
     },
-    /// An engine event.
+    /// An engine event (`{"seq":..,"t_ns":..,"event":{"kind":..,...}}`).
     Event {
-        /// The event (see [`wire`] for its JSON form).
-        #[serde(with = "wire")]
+        /// The event.
         record: Arc<EventRecord>,
     },
     /// Events this client missed.
@@ -111,59 +110,6 @@ pub enum ClientMsg {
         /// The command.
         command: Command,
     },
-}
-
-/// The JSON form of an event record on the socket:
-/// `{"seq":..,"t_ns":..,"event":{"kind":..,...}}`, the serde form of
-/// [`EventRecord`], except that an application completion is
-/// `{"kind":"app_completion","completion":{..}}` (its own `kind` field would
-/// collide with the event tag).
-pub mod wire {
-    use crate::event::{Event, EventRecord};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::sync::Arc;
-
-    /// Record -> JSON value.
-    pub fn encode(rec: &EventRecord) -> serde_json::Value {
-        let event = match &rec.event {
-            Event::AppCompletion(c) => {
-                serde_json::json!({"kind": "app_completion", "completion": c})
-            }
-            e => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
-        };
-        serde_json::json!({"seq": rec.seq, "t_ns": rec.t_ns, "event": event})
-    }
-
-    /// JSON value -> record.
-    pub fn decode(mut v: serde_json::Value) -> Result<EventRecord, String> {
-        let seq = v.get("seq").and_then(|x| x.as_u64()).ok_or("no seq")?;
-        let t_ns = v.get("t_ns").and_then(|x| x.as_u64()).ok_or("no t_ns")?;
-        let mut ev = v
-            .get_mut("event")
-            .map(serde_json::Value::take)
-            .ok_or("no event")?;
-        let event = if ev.get("kind").and_then(|k| k.as_str()) == Some("app_completion") {
-            let c = ev
-                .get_mut("completion")
-                .map(serde_json::Value::take)
-                .ok_or("no completion")?;
-            Event::AppCompletion(serde_json::from_value(c).map_err(|e| e.to_string())?)
-        } else {
-            serde_json::from_value(ev).map_err(|e| e.to_string())?
-        };
-        Ok(EventRecord { seq, t_ns, event })
-    }
-
-    pub(super) fn serialize<S: Serializer>(r: &Arc<EventRecord>, s: S) -> Result<S::Ok, S::Error> {
-        encode(r).serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Arc<EventRecord>, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        decode(v).map(Arc::new).map_err(serde::de::Error::custom)
-    }
 }
 
 /// Write one message as one line.

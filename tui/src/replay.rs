@@ -93,41 +93,23 @@ pub fn load_recording(bytes: &[u8], name: &str) -> anyhow::Result<(Vec<Item>, Ve
 pub fn load_jsonl(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
     let text = std::str::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let mut out = Vec::new();
-    let mut prev_seq: Option<u64> = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let mut v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?;
+        let at = |e: serde_json::Error| anyhow::anyhow!("{name}:{}: {e}", i + 1);
+        let mut v: serde_json::Value = serde_json::from_str(line).map_err(at)?;
         if v.get("source").is_some() {
-            out.push(
-                serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?,
-            );
+            out.push(serde_json::from_value(v).map_err(at)?);
             continue;
         }
         let Some(obj) = v.as_object_mut() else {
             continue;
         };
-        let kind = obj
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("")
-            .to_string();
-        // Older `--headless` output put a decision's own number in `seq`,
-        // where the event's is (then the event's is the previous one + 1);
-        // newer output names it `decision`.
-        let old_decision = kind == "decision" && !obj.contains_key("decision");
-        let seq = if old_decision {
-            if let Some(d) = obj.remove("seq") {
-                obj.insert("decision".into(), d);
-            }
-            Some(prev_seq.map_or(0, |p| p + 1))
-        } else {
-            obj.remove("seq").and_then(|x| x.as_u64())
-        };
-        let (Some(seq), Some(t_ns)) = (seq, obj.remove("t_ns").and_then(|x| x.as_u64())) else {
-            if kind == "lost" {
+        let seq = obj.remove("seq").and_then(|x| x.as_u64());
+        let t_ns = obj.remove("t_ns").and_then(|x| x.as_u64());
+        let (Some(seq), Some(t_ns)) = (seq, t_ns) else {
+            if obj.get("kind").and_then(|k| k.as_str()) == Some("lost") {
                 let count = obj.get("events").and_then(|x| x.as_u64()).unwrap_or(0);
                 out.push(Item::Lost {
                     queue: "engine".into(),
@@ -136,58 +118,10 @@ pub fn load_jsonl(bytes: &[u8], name: &str) -> anyhow::Result<Vec<Item>> {
             }
             continue;
         };
-        let event = parse_event(v).map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?;
-        prev_seq = Some(seq);
+        let event: Event = serde_json::from_value(v).map_err(at)?;
         out.push(Item::Engine(Arc::new(EventRecord { seq, t_ns, event })));
     }
     Ok(out)
-}
-
-/// An event from its `--headless` fields, whichever way the engine that
-/// wrote it named a decision's number (`seq` or `decision`) and an
-/// application completion's kind (in `kind`, shadowing the event tag, or in
-/// `completion`).
-fn parse_event(v: serde_json::Value) -> Result<Event, serde_json::Error> {
-    let first = match serde_json::from_value::<Event>(v.clone()) {
-        Ok(e) => return Ok(e),
-        Err(e) => e,
-    };
-    let Some(o) = v.as_object() else {
-        return Err(first);
-    };
-    let kind = o.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-    // A decision: try the other name of its number.
-    if kind == "decision" {
-        let mut o2 = o.clone();
-        if let Some(d) = o2.remove("decision") {
-            o2.insert("seq".into(), d);
-        }
-        if let Ok(e) = serde_json::from_value(serde_json::Value::Object(o2)) {
-            return Ok(e);
-        }
-    }
-    // An application completion, written either way.
-    if o.contains_key("user_data")
-        && o.contains_key("flags")
-        && o.contains_key("res")
-        && !o.contains_key("cause")
-        && !o.contains_key("latency_ns")
-    {
-        let app_kind = o
-            .get("completion")
-            .cloned()
-            .unwrap_or_else(|| serde_json::Value::String(kind.to_string()));
-        // Under either name (an engine may also accept both, as an alias).
-        for (name, other) in [("completion", "kind"), ("kind", "completion")] {
-            let mut o2 = o.clone();
-            o2.remove(other);
-            o2.insert(name.into(), app_kind.clone());
-            if let Ok(c) = serde_json::from_value(serde_json::Value::Object(o2)) {
-                return Ok(Event::AppCompletion(c));
-            }
-        }
-    }
-    Err(first)
 }
 
 /// Where replayed items come from: a recording file read on demand, or items
