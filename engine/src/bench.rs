@@ -420,6 +420,20 @@ struct ChainRow {
     reads: u64,
 }
 
+/// One io_uring_enter that waits for a completion, then every completion
+/// as (user_data, res): the inner loop of the hand-written baselines.
+pub(crate) fn enter_and_reap(
+    ring: &mut IoUring,
+    out: &mut Vec<(usize, i32)>,
+) -> std::io::Result<()> {
+    ring.submit_and_wait(1)?;
+    out.extend(
+        ring.completion()
+            .map(|c| (c.user_data() as usize, c.result())),
+    );
+    Ok(())
+}
+
 /// An engine for a benchmark row, with one built-in program loaded.
 pub(crate) fn bench_engine(
     config: EngineConfig,
@@ -538,12 +552,8 @@ fn hand_written(n: u64, c: usize, shape: Shape) -> std::io::Result<ChainRow> {
     }
     let mut cqes = Vec::with_capacity(256);
     while done < n {
-        ring.submit_and_wait(1)?;
+        enter_and_reap(&mut ring, &mut cqes)?;
         enters += 1;
-        cqes.extend(
-            ring.completion()
-                .map(|c| (c.user_data() as usize, c.result())),
-        );
         for (slot, res) in cqes.drain(..) {
             reads += 1;
             if res <= 0 {
@@ -567,11 +577,7 @@ fn hand_written(n: u64, c: usize, shape: Shape) -> std::io::Result<ChainRow> {
     let mut reaped = 0;
     drop(_feed);
     while reaped < left {
-        let _ = ring.submit_and_wait(1);
-        cqes.extend(
-            ring.completion()
-                .map(|c| (c.user_data() as usize, c.result())),
-        );
+        let _ = enter_and_reap(&mut ring, &mut cqes);
         for (slot, res) in cqes.drain(..) {
             if res > 0 {
                 got[slot] += res as u32;

@@ -3,6 +3,7 @@
 //! upstream io_uring BPF loop was measured) and XRP's B+tree lookups.
 
 use crate::abi::{RsSqe, op};
+use crate::bench::enter_and_reap;
 use crate::chain::{ChainSpec, StepSpec};
 use crate::decision::Budgets;
 use crate::engine::EngineConfig;
@@ -126,10 +127,9 @@ fn kernel_links(n: u64, chains: usize) -> std::io::Result<NopRow> {
     }
     let mut cqes = Vec::with_capacity(1024);
     while done < pairs {
-        ring.submit_and_wait(1)?;
+        enter_and_reap(&mut ring, &mut cqes)?;
         enters += 1;
-        cqes.extend(ring.completion().map(|c| c.user_data() as usize));
-        for slot in cqes.drain(..) {
+        for (slot, _) in cqes.drain(..) {
             outstanding[slot] -= 1;
             if outstanding[slot] == 0 {
                 done += 1;
@@ -200,12 +200,8 @@ fn hand_written_nops(n: u64, chains: usize) -> std::io::Result<NopRow> {
     let total = per * chains as u64;
     let mut cqes = Vec::with_capacity(1024);
     while done < total {
-        ring.submit_and_wait(1)?;
+        enter_and_reap(&mut ring, &mut cqes)?;
         enters += 1;
-        cqes.extend(
-            ring.completion()
-                .map(|c| (c.user_data() as usize, c.result())),
-        );
         for (slot, res) in cqes.drain(..) {
             done += 1;
             if res >= 0 && left[slot] > 0 {
@@ -459,11 +455,7 @@ fn uring_lookups(file: &OwnedFd, lookups: &[u64], c: usize) -> std::io::Result<L
     }
     let mut cqes = Vec::with_capacity(256);
     while lat.len() < lookups.len() {
-        ring.submit_and_wait(1)?;
-        cqes.extend(
-            ring.completion()
-                .map(|c| (c.user_data() as usize, c.result())),
-        );
+        enter_and_reap(&mut ring, &mut cqes)?;
         for (slot, res) in cqes.drain(..) {
             if res != 512 {
                 return Err(std::io::Error::other(format!("node read returned {res}")));
