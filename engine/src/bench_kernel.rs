@@ -58,13 +58,7 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::
     for _ in 0..chains {
         e.submit_chain(ChainSpec {
             user_data: per,
-            steps: vec![StepSpec::io(RsSqe {
-                opcode: op::NOP,
-                fd: -1,
-                buf_index: 0xffff,
-                user_data: per,
-                ..Default::default()
-            })],
+            steps: vec![StepSpec::nop(per)],
             program: Some(prog),
             notify: Notify::None,
             drain: false,

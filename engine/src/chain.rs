@@ -36,6 +36,17 @@ impl StepSpec {
             program: None,
         }
     }
+
+    /// A NOP step (no file, no buffer).
+    pub fn nop(user_data: u64) -> StepSpec {
+        StepSpec::io(RsSqe {
+            opcode: abi::op::NOP,
+            fd: -1,
+            buf_index: abi::NO_BUF,
+            user_data,
+            ..Default::default()
+        })
+    }
 }
 
 /// A chain as the application submits it.

@@ -16,16 +16,6 @@ use std::sync::Arc;
 
 const STEER: &[u8] = include_bytes!("bpf/steer.bpf.o");
 
-fn nop(user_data: u64) -> StepSpec {
-    StepSpec::io(RsSqe {
-        opcode: op::NOP,
-        fd: -1,
-        buf_index: 0xffff,
-        user_data,
-        ..Default::default()
-    })
-}
-
 fn setup(files: Vec<(i32, String)>) -> (Engine, ProgId, ringside_engine::event::Subscription) {
     let mut e = Engine::new(EngineConfig {
         files,
@@ -70,8 +60,12 @@ fn submitted(evs: &[Arc<EventRecord>]) -> Vec<(u32, u64)> {
 #[test]
 fn rs_drop_drops_the_next_step_and_the_chain_goes_on() {
     let (mut e, p, sub) = setup(vec![]);
-    e.submit_chain(spec(vec![nop(1), nop(10), nop(11)], Some(p), Notify::All))
-        .unwrap();
+    e.submit_chain(spec(
+        vec![StepSpec::nop(1), StepSpec::nop(10), StepSpec::nop(11)],
+        Some(p),
+        Notify::All,
+    ))
+    .unwrap();
     e.run_until_idle().unwrap();
     let evs = events(&sub);
     assert_eq!(submitted(&evs), vec![(0, 1), (2, 11)]);
@@ -104,7 +98,7 @@ fn a_per_step_program_runs_only_on_its_step_and_rs_unlink_isolates_a_failure() {
     let (_r, w) = pipe();
     for unlink in [false, true] {
         let (mut e, p, sub) = setup(vec![(w.as_raw_fd(), "write end".into())]);
-        let mut first = nop(if unlink { 2 } else { 9 });
+        let mut first = StepSpec::nop(if unlink { 2 } else { 9 });
         first.program = Some(p);
         let bad_read = StepSpec::io(RsSqe {
             opcode: op::READ,
@@ -114,8 +108,12 @@ fn a_per_step_program_runs_only_on_its_step_and_rs_unlink_isolates_a_failure() {
             user_data: 20,
             ..Default::default()
         });
-        e.submit_chain(spec(vec![first, bad_read, nop(21)], None, Notify::Final))
-            .unwrap();
+        e.submit_chain(spec(
+            vec![first, bad_read, StepSpec::nop(21)],
+            None,
+            Notify::Final,
+        ))
+        .unwrap();
         e.run_until_idle().unwrap();
         let evs = events(&sub);
         let decisions = evs
@@ -153,7 +151,11 @@ fn the_ring_program_applies_to_chains_without_their_own() {
     let (mut e, p, sub) = setup(vec![]);
     e.set_ring_program(Some(p)).unwrap();
     let id = e
-        .submit_chain(spec(vec![nop(3), nop(30)], None, Notify::None))
+        .submit_chain(spec(
+            vec![StepSpec::nop(3), StepSpec::nop(30)],
+            None,
+            Notify::None,
+        ))
         .unwrap();
     e.run_until_idle().unwrap();
     let evs = events(&sub);
@@ -190,8 +192,12 @@ fn a_bpf_step_decides_between_io_steps() {
         program: Some(p),
     };
     // The nop before it completes with 0: the bpf step stops the chain.
-    e.submit_chain(spec(vec![nop(40), bpf, nop(41)], None, Notify::Final))
-        .unwrap();
+    e.submit_chain(spec(
+        vec![StepSpec::nop(40), bpf, StepSpec::nop(41)],
+        None,
+        Notify::Final,
+    ))
+    .unwrap();
     e.run_until_idle().unwrap();
     let evs = events(&sub);
     let d = evs
@@ -213,8 +219,12 @@ fn a_bpf_step_decides_between_io_steps() {
 fn insertions_keep_the_chain_in_order() {
     let (mut e, p, sub) = setup(vec![]);
     // Step 0 (ud 5) appends ud 6 and inserts ud 7 right after itself.
-    e.submit_chain(spec(vec![nop(5), nop(50)], Some(p), Notify::Final))
-        .unwrap();
+    e.submit_chain(spec(
+        vec![StepSpec::nop(5), StepSpec::nop(50)],
+        Some(p),
+        Notify::Final,
+    ))
+    .unwrap();
     e.run_until_idle().unwrap();
     let order: Vec<u64> = submitted(&events(&sub))
         .into_iter()
@@ -247,13 +257,13 @@ fn a_drain_chain_waits_for_earlier_chains_and_holds_later_ones() {
         .submit_chain(ChainSpec {
             drain: true,
             link: LinkMode::Kernel,
-            ..spec(vec![nop(2)], None, Notify::Final)
+            ..spec(vec![StepSpec::nop(2)], None, Notify::Final)
         })
         .unwrap();
     let c = e
         .submit_chain(ChainSpec {
             link: LinkMode::Kernel,
-            ..spec(vec![nop(3)], None, Notify::Final)
+            ..spec(vec![StepSpec::nop(3)], None, Notify::Final)
         })
         .unwrap();
     for _ in 0..3 {

@@ -14,20 +14,10 @@ use std::time::Duration;
 const SUBMIT_PROBE: &[u8] = include_bytes!("bpf/submit_probe.bpf.o");
 const RUNAWAY: &[u8] = include_bytes!("bpf/runaway.bpf.o");
 
-fn nop(user_data: u64) -> StepSpec {
-    StepSpec::io(RsSqe {
-        opcode: op::NOP,
-        fd: -1,
-        buf_index: 0xffff,
-        user_data,
-        ..Default::default()
-    })
-}
-
 fn one_chain(e: &mut Engine, prog: ProgId, user_data: u64) -> (Outcome, i32) {
     e.submit_chain(ChainSpec {
         user_data,
-        steps: vec![nop(user_data)],
+        steps: vec![StepSpec::nop(user_data)],
         program: Some(prog),
         notify: Notify::Final,
         drain: false,
