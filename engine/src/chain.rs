@@ -266,7 +266,12 @@ impl Chain {
             res: 0,
         };
         let pos = (index.saturating_sub(self.base) as usize).min(self.steps.len());
-        self.steps.insert(pos, step);
+        if pos == self.steps.len() {
+            // The common case (RS_AT_END, or after the last step): no shifting.
+            self.steps.push_back(step);
+        } else {
+            self.steps.insert(pos, step);
+        }
         pos
     }
 

@@ -614,12 +614,16 @@ impl Env<'_> {
         };
         self.view.nsteps += 1;
         if place_w != Where::Detached {
-            self.view.pending.push(PendingStep {
-                index,
-                dropped: false,
-                unlinked: false,
-            });
-            self.view.pending.sort_by_key(|p| p.index);
+            // Kept in index order: where the new step goes.
+            let at = self.view.pending.partition_point(|p| p.index < index);
+            self.view.pending.insert(
+                at,
+                PendingStep {
+                    index,
+                    dropped: false,
+                    unlinked: false,
+                },
+            );
         }
         self.actions.push(Action::Submit {
             index,
@@ -1097,8 +1101,7 @@ pub fn execute_into(
 ) {
     // Counting instructions needs a re-run, which needs the recorded inputs.
     let (chain, step) = (req.view.chain, req.view.step);
-    let budget_needs_count = prog.report.max_path as u64 > req.budgets.insns_per_decision;
-    let count = req.count_insns || budget_needs_count;
+    let count = req.count_insns || needs_count(prog, req.budgets);
     let wanted = req.record;
     let record = wanted || count;
     let mut calls = std::mem::take(&mut out.calls);
@@ -1187,15 +1190,87 @@ pub fn execute_into(
             }
         }
     }
-    out.result = match (ret, violation) {
+    out.result = result_of(ret, violation, out.insns, budgets);
+    if !wanted {
+        // Recording was only for counting; nobody wants the details.
+        out.calls.clear();
+        out.touched.clear();
+        out.map_writes.clear();
+    }
+}
+
+/// Whether decisions of `prog` must be re-run to count their instructions
+/// under `budgets` (its longest path may exceed the instruction budget).
+pub fn needs_count(prog: &LoadedProgram, budgets: &Budgets) -> bool {
+    prog.report.max_path as u64 > budgets.insns_per_decision
+}
+
+/// Working buffers of unrecorded decisions, reused from one to the next.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The chain view the next decision sees (fill it before each run;
+    /// helpers update it as they go).
+    pub view: ChainView,
+    /// The actions of the last decision.
+    pub actions: Vec<Action>,
+}
+
+/// Run a decision that nobody records and whose instructions need no
+/// counting (see [`needs_count`]): the same helper semantics as [`execute`],
+/// without building a [`DecisionRecord`]. The actions are left in
+/// `scratch.actions` (to be applied only when the result is a verdict).
+pub fn execute_unrecorded(
+    prog: &LoadedProgram,
+    maps: &mut [Map],
+    ctx: &RsCtx,
+    regs: &Registrations,
+    budgets: &Budgets,
+    source: &mut dyn InputSource,
+    scratch: &mut Scratch,
+) -> DecisionResult {
+    let mut actions = std::mem::take(&mut scratch.actions);
+    actions.clear();
+    let mut env = Env {
+        prog,
+        maps,
+        map_index: Some(&prog.maps),
+        regs,
+        budgets,
+        view: std::mem::take(&mut scratch.view),
+        source,
+        record: false,
+        calls: Vec::new(),
+        actions,
+        touched: Vec::new(),
+        writes: Vec::new(),
+        watches: Vec::new(),
+        submits: 0,
+        violation: None,
+    };
+    let mut ctx_bytes = ctx.to_bytes();
+    let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
+    scratch.view = env.view;
+    scratch.actions = env.actions;
+    result_of(ret, env.violation, None, budgets)
+}
+
+/// How a run ended, from r0 (or the VM's error), a broken budget and the
+/// instruction count.
+fn result_of(
+    ret: Result<u64, String>,
+    violation: Option<BudgetViolation>,
+    insns: Option<u64>,
+    budgets: &Budgets,
+) -> DecisionResult {
+    match (ret, violation) {
         (Err(message), _) => DecisionResult::VmError { message },
         (Ok(_), Some(violation)) => DecisionResult::Budget { violation },
-        (Ok(_), None) if out.insns.is_some_and(|n| n > budgets.insns_per_decision) => {
+        (Ok(_), None) if insns.is_some_and(|n| n > budgets.insns_per_decision) => {
             DecisionResult::Budget {
                 violation: BudgetViolation {
                     kind: BudgetKind::Instructions,
                     limit: budgets.insns_per_decision,
-                    value: out.insns.unwrap_or(0),
+                    value: insns.unwrap_or(0),
                 },
             }
         }
@@ -1203,12 +1278,6 @@ pub fn execute_into(
             Some(verdict) => DecisionResult::Verdict { verdict },
             None => DecisionResult::BadReturn { ret: r },
         },
-    };
-    if !wanted {
-        // Recording was only for counting; nobody wants the details.
-        out.calls.clear();
-        out.touched.clear();
-        out.map_writes.clear();
     }
 }
 
