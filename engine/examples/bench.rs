@@ -19,3 +19,8 @@ fn main() -> std::io::Result<()> {
     }
     ringside_engine::bench::run(&opts, &mut std::io::stdout())
 }
+
+/// As in the `ringside` binary: glibc's malloc serialises the engine thread
+/// with a listener thread that frees its events (see docs/bench.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

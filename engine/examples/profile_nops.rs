@@ -5,7 +5,9 @@
 //! valgrind --tool=callgrind target/release/examples/profile_nops 200000 64 jit
 //! ```
 //!
-//! Arguments: NOPs (default 1000000), chains (default 64), `jit` or `interp`.
+//! Arguments: NOPs (default 1000000), chains (default 64), `jit` or `interp`,
+//! and `listen` to add a UI-like event listener (a bounded queue drained by
+//! another thread).
 
 use ringside_engine::decision::Budgets;
 use ringside_engine::program::LoadOptions;
@@ -41,6 +43,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     let prog = loaded.programs[0].1;
+    let listener = (args.get(3).map(String::as_str) == Some("listen")).then(|| {
+        let sub = e.subscribe(1 << 16, ringside_engine::event::Overflow::Drop);
+        std::thread::spawn(move || sub.iter().count())
+    });
     let per = n / chains;
     let start = std::time::Instant::now();
     for _ in 0..chains {
@@ -62,5 +68,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         secs * 1e9 / s.completed as f64,
         s.decisions
     );
+    if let Some(t) = listener {
+        drop(e);
+        println!("the listener got {} events", t.join().unwrap_or(0));
+    }
     Ok(())
 }
+
+/// As in the `ringside` binary: glibc's malloc serialises the engine thread
+/// with a listener thread that frees its events (see docs/bench.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -49,7 +49,7 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::
         let sub = e.subscribe(1 << 16, crate::event::Overflow::Drop);
         let dropped = sub.dropped.clone();
         (
-            std::thread::spawn(move || sub.rx.iter().count() as u64),
+            std::thread::spawn(move || sub.iter().count() as u64),
             dropped,
         )
     });

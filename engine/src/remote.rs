@@ -347,7 +347,7 @@ fn fan_out(
     let mut seen_chain = false;
     let mut reported = 0u64;
     loop {
-        let rec = match sub.rx.recv_timeout(Duration::from_millis(100)) {
+        let rec = match sub.recv_timeout(Duration::from_millis(100)) {
             Ok(r) => Some(r),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,

@@ -500,7 +500,7 @@ pub fn spawn_engine_forwarder(
             let mut origin = u64::MAX;
             let mut written_origin = u64::MAX;
             let mut last_clock = Instant::now();
-            for ev in sub.rx.iter() {
+            for ev in sub.iter() {
                 let now = format::mono_now_ns();
                 origin = origin.min(now.saturating_sub(ev.t_ns));
                 let d = sub.dropped.load(Ordering::Relaxed);

@@ -13,7 +13,7 @@ pub fn spawn_printer(sub: Subscription) -> JoinHandle<std::io::Result<u64>> {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         let mut n = 0u64;
-        for rec in sub.rx.iter() {
+        for rec in sub.iter() {
             print_event(&mut out, &rec)?;
             n += 1;
         }
@@ -45,7 +45,7 @@ pub fn spawn_plain(sub: Subscription) -> JoinHandle<std::io::Result<u64>> {
         let mut out = stdout.lock();
         let mut names: HashMap<u64, (u64, String)> = HashMap::new();
         let mut n = 0u64;
-        for rec in sub.rx.iter() {
+        for rec in sub.iter() {
             n += 1;
             match &rec.event {
                 Event::ChainCreated {

@@ -261,7 +261,7 @@ pub fn forward_subscription(
 ) {
     let mut reported = 0u64;
     loop {
-        match sub.rx.recv_timeout(Duration::from_millis(100)) {
+        match sub.recv_timeout(Duration::from_millis(100)) {
             Ok(rec) => {
                 if !feed.item(Item::Engine(rec)) {
                     return;
