@@ -305,3 +305,85 @@ impl Chain {
         }
     }
 }
+
+/// Where a live chain sits in the [`ChainTable`]. In-flight requests carry
+/// it, so a completion finds its chain by indexing, not hashing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChainKey(u32);
+
+/// The live chains: a slab addressed by [`ChainKey`]. Nothing on the
+/// completion path hashes; the application never names a chain by id to the
+/// engine, so no index by id is kept.
+#[derive(Debug, Default)]
+pub(crate) struct ChainTable {
+    slots: Vec<Option<Chain>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl ChainTable {
+    /// Add a chain; returns its key.
+    pub fn insert(&mut self, chain: Chain) -> ChainKey {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(chain);
+                ChainKey(i)
+            }
+            None => {
+                self.slots.push(Some(chain));
+                ChainKey(self.slots.len() as u32 - 1)
+            }
+        }
+    }
+
+    /// Remove a chain.
+    pub fn remove(&mut self, key: ChainKey) -> Option<Chain> {
+        let c = self.slots.get_mut(key.0 as usize)?.take()?;
+        self.live -= 1;
+        self.free.push(key.0);
+        Some(c)
+    }
+
+    /// The chain under a key, if it is still live.
+    #[inline]
+    pub fn get(&self, key: ChainKey) -> Option<&Chain> {
+        self.slots.get(key.0 as usize)?.as_ref()
+    }
+
+    /// The chain under a key, if it is still live.
+    #[inline]
+    pub fn get_mut(&mut self, key: ChainKey) -> Option<&mut Chain> {
+        self.slots.get_mut(key.0 as usize)?.as_mut()
+    }
+
+    /// Live chains.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// No live chains.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Keys of the live chains, oldest chain first.
+    pub fn keys(&self) -> Vec<ChainKey> {
+        let mut v: Vec<(u64, ChainKey)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (c.id, ChainKey(i as u32))))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, k)| k).collect()
+    }
+}
+
+impl std::ops::Index<ChainKey> for ChainTable {
+    type Output = Chain;
+
+    fn index(&self, key: ChainKey) -> &Chain {
+        self.get(key).expect("a live chain")
+    }
+}

@@ -8,7 +8,7 @@
 //! `io_uring_enter`.
 
 use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, op};
-use crate::chain::{Chain, ChainSpec, ChainState, Driver, StepState};
+use crate::chain::{Chain, ChainKey, ChainSpec, ChainState, ChainTable, Driver, StepState};
 use crate::debug::Debugger;
 use crate::decision::{
     self, Action, Budgets, DecisionRecord, DecisionRequest, DecisionResult, InputSource,
@@ -24,7 +24,7 @@ use crate::maps::MapError;
 use crate::program::{LoadOptions, LoadedObject, MapId, ProgId, Registry};
 use crate::ring::{Buffer, CANCEL_USER_DATA, Cqe, Owner, Ring};
 use io_uring::squeue;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,10 +151,10 @@ pub struct Engine {
     bus: EventBus,
     prelude: Vec<Arc<EventRecord>>,
     files: Vec<FileInfo>,
-    chains: HashMap<u64, Chain, foldhash::fast::RandomState>,
-    queue: VecDeque<u64>,
+    chains: ChainTable,
+    queue: VecDeque<ChainKey>,
     running: u32,
-    barrier: Option<u64>,
+    barrier: Option<ChainKey>,
     next_chain: u64,
     ring_program: Option<ProgId>,
     completions: VecDeque<AppCompletion>,
@@ -227,7 +227,7 @@ impl Engine {
             bus: EventBus::new(),
             prelude: Vec::new(),
             files,
-            chains: HashMap::default(),
+            chains: ChainTable::default(),
             queue: VecDeque::new(),
             running: 0,
             barrier: None,
@@ -622,50 +622,50 @@ impl Engine {
                 })
                 .collect(),
         });
-        self.chains.insert(id, chain);
-        self.queue.push_back(id);
+        let k = self.chains.insert(chain);
+        self.queue.push_back(k);
         self.start_queued();
         Ok(id)
     }
 
     /// Start queued chains in order, honouring drain barriers.
     fn start_queued(&mut self) {
-        while let Some(&id) = self.queue.front() {
+        while let Some(&k) = self.queue.front() {
             if self.barrier.is_some() {
                 return;
             }
-            let drain = self.chains.get(&id).is_some_and(|c| c.drain);
+            let drain = self.chains.get(k).is_some_and(|c| c.drain);
             if drain && self.running > 0 {
                 return;
             }
             self.queue.pop_front();
             if drain {
-                self.barrier = Some(id);
+                self.barrier = Some(k);
             }
-            self.start_chain(id);
+            self.start_chain(k);
         }
     }
 
-    fn start_chain(&mut self, id: u64) {
+    fn start_chain(&mut self, k: ChainKey) {
         self.running += 1;
-        let Some(c) = self.chains.get_mut(&id) else {
+        let Some(c) = self.chains.get_mut(k) else {
             return;
         };
         c.state = ChainState::Running;
-        let driver = c.driver;
+        let (driver, id) = (c.driver, c.id);
         self.bus.emit(|| Event::ChainStarted { chain: id });
         match driver {
-            Driver::Engine => self.advance(id, None),
-            Driver::Kernel { hard } => self.issue_kernel_link(id, hard),
+            Driver::Engine => self.advance(k, None),
+            Driver::Kernel { hard } => self.issue_kernel_link(k, hard),
         }
     }
 
-    fn issue_kernel_link(&mut self, id: u64, hard: bool) {
-        let n = self.chains[&id].steps.len();
+    fn issue_kernel_link(&mut self, k: ChainKey, hard: bool) {
+        let n = self.chains[k].steps.len();
         if self.ring.sq_space() < n {
             // A link must be in one submission: make room first.
             if let Err(e) = self.ring.submit(0) {
-                self.fail_submit(id, 0, e);
+                self.fail_submit(k, 0, e);
                 return;
             }
         }
@@ -679,31 +679,31 @@ impl Engine {
             } else {
                 squeue::Flags::empty()
             };
-            if let Err(e) = self.issue(id, pos, flags) {
-                self.fail_submit(id, pos as u32, e);
+            if let Err(e) = self.issue(k, pos, flags) {
+                self.fail_submit(k, pos as u32, e);
                 return;
             }
         }
     }
 
     /// Put one step in the SQ.
-    fn issue(&mut self, id: u64, pos: usize, flags: squeue::Flags) -> std::io::Result<()> {
+    fn issue(&mut self, k: ChainKey, pos: usize, flags: squeue::Flags) -> std::io::Result<()> {
         let now = if self.bus.active() {
             self.bus.now_ns()
         } else {
             0
         };
-        let c = self.chains.get_mut(&id).expect("chain");
+        let c = self.chains.get_mut(k).expect("chain");
         let step = &mut c.steps[pos];
         let ud = self.ring.alloc_slot(Owner {
-            chain: id,
+            chain: k,
             uid: step.uid,
         });
         let entry = self.ring.build(&step.sqe, ud, flags);
         step.state = StepState::Inflight;
         step.submitted_ns = now;
         c.inflight += 1;
-        let (index, sqe, attempt) = (c.base + pos as u32, step.sqe, step.attempt);
+        let (id, index, sqe, attempt) = (c.id, c.base + pos as u32, step.sqe, step.attempt);
         self.stats.submitted += 1;
         self.bus.emit(|| Event::Submitted {
             chain: id,
@@ -720,9 +720,9 @@ impl Engine {
         Ok(())
     }
 
-    fn fail_submit(&mut self, id: u64, step: u32, e: std::io::Error) {
+    fn fail_submit(&mut self, k: ChainKey, step: u32, e: std::io::Error) {
         let errno = e.raw_os_error().unwrap_or(libc::EIO);
-        if let Some(c) = self.chains.get_mut(&id)
+        if let Some(c) = self.chains.get_mut(k)
             && let Some(pos) = c.pos(step)
         {
             let s = &mut c.steps[pos];
@@ -731,49 +731,49 @@ impl Engine {
                 c.inflight -= 1;
             }
         }
-        self.fail(id, step, -errno, CancelCause::SubmitFailed { errno });
+        self.fail(k, step, -errno, CancelCause::SubmitFailed { errno });
     }
 
     /// Issue the next in-order step after `after`, running `bpf` steps inline.
-    fn advance(&mut self, id: u64, after: Option<u32>) {
+    fn advance(&mut self, k: ChainKey, after: Option<u32>) {
         let mut after = after;
         loop {
-            let Some(c) = self.chains.get(&id) else {
+            let Some(c) = self.chains.get(k) else {
                 return;
             };
             if c.state != ChainState::Running || self.shut {
-                self.finish_if_idle(id);
+                self.finish_if_idle(k);
                 return;
             }
             let Some(pos) = c.next_pending(after) else {
-                self.chains.get_mut(&id).expect("chain").state = ChainState::Finishing;
-                self.finish_if_idle(id);
+                self.chains.get_mut(k).expect("chain").state = ChainState::Finishing;
+                self.finish_if_idle(k);
                 return;
             };
             let index = c.index(pos);
             if c.steps[pos].kind == StepKind::Bpf {
                 let prog = c.steps[pos].program.expect("checked at submit");
                 let res = c.last_res;
-                let ctx = self.context(id, pos, res, 0);
-                let c = self.chains.get_mut(&id).expect("chain");
+                let ctx = self.context(k, pos, res, 0);
+                let c = self.chains.get_mut(k).expect("chain");
                 c.steps[pos].state = StepState::Done;
                 c.steps[pos].res = res;
                 c.current = Some(index);
-                if !self.decide(id, pos, prog, ctx) {
+                if !self.decide(k, pos, prog, ctx) {
                     return;
                 }
                 after = Some(index);
                 continue;
             }
-            if let Err(e) = self.issue(id, pos, squeue::Flags::empty()) {
-                self.fail_submit(id, index, e);
+            if let Err(e) = self.issue(k, pos, squeue::Flags::empty()) {
+                self.fail_submit(k, index, e);
             }
             return;
         }
     }
 
-    fn context(&self, id: u64, pos: usize, res: i32, cqe_flags: u32) -> RsCtx {
-        let c = &self.chains[&id];
+    fn context(&self, k: ChainKey, pos: usize, res: i32, cqe_flags: u32) -> RsCtx {
+        let c = &self.chains[k];
         let s = &c.steps[pos];
         let index = c.index(pos);
         let last = c.next_pending(Some(index)).is_none();
@@ -781,7 +781,7 @@ impl Engine {
             user_data: s.sqe.user_data,
             res,
             cqe_flags,
-            chain_id: id,
+            chain_id: c.id,
             step: index,
             nsteps: c.nsteps(),
             opcode: if s.kind == StepKind::Bpf {
@@ -801,7 +801,7 @@ impl Engine {
     }
 
     /// Run a decision and apply it. Returns true when the chain goes on.
-    fn decide(&mut self, id: u64, pos: usize, prog: ProgId, ctx: RsCtx) -> bool {
+    fn decide(&mut self, k: ChainKey, pos: usize, prog: ProgId, ctx: RsCtx) -> bool {
         let seq = self.stats.decisions;
         self.stats.decisions += 1;
         let step = ctx.step;
@@ -814,7 +814,7 @@ impl Engine {
             && !decision::needs_count(p, &self.budgets);
         let result = if quiet {
             // Nobody looks at this decision: no record, no event.
-            self.chains[&id].view_into(pos, &mut self.quick.view);
+            self.chains[k].view_into(pos, &mut self.quick.view);
             let mut source = LiveSource {
                 bufs: self.ring.buffers(),
             };
@@ -836,22 +836,22 @@ impl Engine {
             if result.verdict().is_some() {
                 let mut actions = std::mem::take(&mut self.quick.actions);
                 for a in actions.drain(..) {
-                    self.apply(id, seq, a);
+                    self.apply(k, seq, a);
                 }
                 self.quick.actions = actions;
             }
             result
         } else {
-            self.decide_recorded(id, pos, prog, seq, ctx)
+            self.decide_recorded(k, pos, prog, seq, ctx)
         };
-        self.conclude(id, seq, step, result)
+        self.conclude(k, seq, step, result)
     }
 
     /// [`Engine::decide`] with the decision recorded: sent as an event, seen by
     /// the debugger, its instructions counted. Applies the actions of a verdict.
     fn decide_recorded(
         &mut self,
-        id: u64,
+        k: ChainKey,
         pos: usize,
         prog: ProgId,
         seq: u64,
@@ -859,7 +859,7 @@ impl Engine {
     ) -> DecisionResult {
         // One record is reused for every decision that is not sent out.
         let mut view = std::mem::take(&mut self.scratch.view);
-        self.chains[&id].view_into(pos, &mut view);
+        self.chains[k].view_into(pos, &mut view);
         let record = self.bus.active();
         let req = DecisionRequest {
             seq,
@@ -916,7 +916,7 @@ impl Engine {
         }
         let mut actions = actions;
         for a in actions.drain(..) {
-            self.apply(id, seq, a);
+            self.apply(k, seq, a);
         }
         if !record {
             self.scratch.actions = actions; // keep the allocation
@@ -925,7 +925,7 @@ impl Engine {
     }
 
     /// Act on how a decision ended. Returns true when the chain goes on.
-    fn conclude(&mut self, id: u64, seq: u64, step: u32, result: DecisionResult) -> bool {
+    fn conclude(&mut self, k: ChainKey, seq: u64, step: u32, result: DecisionResult) -> bool {
         match result {
             DecisionResult::Verdict {
                 verdict: Verdict::Next,
@@ -933,7 +933,7 @@ impl Engine {
             DecisionResult::Verdict {
                 verdict: Verdict::Stop,
             } => {
-                self.stop(id, seq, step);
+                self.stop(k, seq, step);
                 false
             }
             DecisionResult::Verdict {
@@ -941,11 +941,11 @@ impl Engine {
             } => {
                 let res = self
                     .chains
-                    .get(&id)
+                    .get(k)
                     .and_then(|c| c.pos(step).map(|p| c.steps[p].res))
                     .unwrap_or(0);
                 self.fail(
-                    id,
+                    k,
                     step,
                     res,
                     CancelCause::ProgramFail {
@@ -959,7 +959,7 @@ impl Engine {
                 let reason =
                     format!("returned {ret}, which is not RS_NEXT (0), RS_STOP (1) or RS_FAIL (2)");
                 self.fail(
-                    id,
+                    k,
                     step,
                     -libc::EINVAL,
                     CancelCause::ProgramError {
@@ -971,7 +971,7 @@ impl Engine {
             }
             DecisionResult::VmError { message } => {
                 self.fail(
-                    id,
+                    k,
                     step,
                     -libc::EFAULT,
                     CancelCause::ProgramError {
@@ -983,7 +983,7 @@ impl Engine {
             }
             DecisionResult::Budget { violation } => {
                 self.fail(
-                    id,
+                    k,
                     step,
                     -libc::E2BIG,
                     CancelCause::Budget {
@@ -996,7 +996,7 @@ impl Engine {
         }
     }
 
-    fn apply(&mut self, id: u64, decision: u64, action: Action) {
+    fn apply(&mut self, k: ChainKey, decision: u64, action: Action) {
         match action {
             Action::Submit {
                 index,
@@ -1004,10 +1004,10 @@ impl Engine {
                 sqe,
                 attempt,
             } => {
-                let c = self.chains.get_mut(&id).expect("chain");
+                let c = self.chains.get_mut(k).expect("chain");
                 let detached = place == Where::Detached;
                 let pos = c.insert(index, sqe, attempt, detached);
-                let index = c.index(pos);
+                let (id, index) = (c.id, c.index(pos));
                 self.bus.emit(|| Event::StepAdded {
                     chain: id,
                     step: index,
@@ -1016,24 +1016,25 @@ impl Engine {
                     attempt,
                     decision,
                 });
-                if detached && let Err(e) = self.issue(id, pos, squeue::Flags::empty()) {
-                    let c = self.chains.get_mut(&id).expect("chain");
+                if detached && let Err(e) = self.issue(k, pos, squeue::Flags::empty()) {
+                    let c = self.chains.get_mut(k).expect("chain");
                     c.steps[pos].state = StepState::Cancelled;
                     let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                    self.cancelled(id, index, CancelCause::SubmitFailed { errno }, false, true);
+                    self.cancelled(k, index, CancelCause::SubmitFailed { errno }, false, true);
                 }
             }
             Action::Drop { step } => {
-                let c = self.chains.get_mut(&id).expect("chain");
+                let c = self.chains.get_mut(k).expect("chain");
                 if let Some(p) = c.pos(step)
                     && c.steps[p].state == StepState::Pending
                 {
                     c.steps[p].state = StepState::Dropped;
-                    self.cancelled(id, step, CancelCause::Dropped { decision }, false, true);
+                    self.cancelled(k, step, CancelCause::Dropped { decision }, false, true);
                 }
             }
             Action::Unlink { step } => {
-                let c = self.chains.get_mut(&id).expect("chain");
+                let c = self.chains.get_mut(k).expect("chain");
+                let id = c.id;
                 if let Some(p) = c.pos(step) {
                     c.steps[p].unlinked = true;
                     self.bus.emit(|| Event::Unlinked {
@@ -1049,7 +1050,7 @@ impl Engine {
                 flags,
             } => {
                 let c = AppCompletion {
-                    chain: id,
+                    chain: self.chains[k].id,
                     step: None,
                     user_data,
                     res,
@@ -1059,7 +1060,7 @@ impl Engine {
                 self.post(c);
             }
             Action::SetRes { res } => {
-                if let Some(c) = self.chains.get_mut(&id) {
+                if let Some(c) = self.chains.get_mut(k) {
                     c.final_res = Some(res);
                 }
             }
@@ -1072,15 +1073,17 @@ impl Engine {
     }
 
     /// Report a cancelled step; `notify` posts it under notify = all.
-    fn cancelled(&mut self, id: u64, step: u32, cause: CancelCause, issued: bool, notify: bool) {
+    fn cancelled(&mut self, k: ChainKey, step: u32, cause: CancelCause, issued: bool, notify: bool) {
         let res = -libc::ECANCELED;
-        let (post, user_data) = match self.chains.get(&id) {
-            Some(c) => (
-                notify && c.notify == Notify::All,
-                c.pos(step).map(|p| c.steps[p].sqe.user_data).unwrap_or(0),
-            ),
-            None => (false, 0),
+        // Only live chains have steps to cancel.
+        let Some(c) = self.chains.get(k) else {
+            return;
         };
+        let (id, post, user_data) = (
+            c.id,
+            notify && c.notify == Notify::All,
+            c.pos(step).map(|p| c.steps[p].sqe.user_data).unwrap_or(0),
+        );
         self.bus.emit(|| Event::Cancelled {
             chain: id,
             step,
@@ -1101,8 +1104,8 @@ impl Engine {
     }
 
     /// Fail the chain at `step`: cancel every step not yet issued.
-    fn fail(&mut self, id: u64, step: u32, res: i32, cause: CancelCause) {
-        let Some(c) = self.chains.get_mut(&id) else {
+    fn fail(&mut self, k: ChainKey, step: u32, res: i32, cause: CancelCause) {
+        let Some(c) = self.chains.get_mut(k) else {
             return;
         };
         if c.failure.is_none() {
@@ -1110,38 +1113,39 @@ impl Engine {
         }
         c.state = ChainState::Finishing;
         for i in c.end_pending(StepState::Cancelled) {
-            self.cancelled(id, i, cause.clone(), false, true);
+            self.cancelled(k, i, cause.clone(), false, true);
         }
-        self.finish_if_idle(id);
+        self.finish_if_idle(k);
     }
 
     /// Stop the chain successfully: drop the rest quietly.
-    fn stop(&mut self, id: u64, decision: u64, step: u32) {
-        let Some(c) = self.chains.get_mut(&id) else {
+    fn stop(&mut self, k: ChainKey, decision: u64, step: u32) {
+        let Some(c) = self.chains.get_mut(k) else {
             return;
         };
         c.stopped = Some(decision);
         c.state = ChainState::Finishing;
         for i in c.end_pending(StepState::Dropped) {
             self.cancelled(
-                id,
+                k,
                 i,
                 CancelCause::ProgramStop { decision, step },
                 false,
                 false,
             );
         }
-        self.finish_if_idle(id);
+        self.finish_if_idle(k);
     }
 
-    fn finish_if_idle(&mut self, id: u64) {
-        let Some(c) = self.chains.get(&id) else {
+    fn finish_if_idle(&mut self, k: ChainKey) {
+        let Some(c) = self.chains.get(k) else {
             return;
         };
         if c.inflight > 0 || c.state == ChainState::Running && !self.shut {
             return;
         }
-        let c = self.chains.remove(&id).expect("chain");
+        let c = self.chains.remove(k).expect("chain");
+        let id = c.id;
         let outcome = if let Some((step, _, cause)) = &c.failure {
             Outcome::Failed {
                 step: *step,
@@ -1191,7 +1195,7 @@ impl Engine {
         if c.state != ChainState::Queued {
             self.running -= 1;
         }
-        if self.barrier == Some(id) {
+        if self.barrier == Some(k) {
             self.barrier = None;
         }
         if !self.shut {
@@ -1212,7 +1216,8 @@ impl Engine {
         } else {
             0
         };
-        let Some(c) = self.chains.get_mut(&owner.chain) else {
+        let k = owner.chain;
+        let Some(c) = self.chains.get_mut(k) else {
             return;
         };
         let Some(pos) = c.pos_of_uid(owner.uid) else {
@@ -1224,7 +1229,7 @@ impl Engine {
         let latency = now.saturating_sub(step.submitted_ns);
         let (sqe, detached, unlinked, program) =
             (step.sqe, step.detached, step.unlinked, step.program);
-        let id = owner.chain;
+        let id = c.id;
         let driver = c.driver;
         let res = cqe.res;
 
@@ -1242,8 +1247,8 @@ impl Engine {
             if c.inflight == 0 && c.state == ChainState::Running {
                 c.state = ChainState::Finishing;
             }
-            self.cancelled(id, index, cause, true, true);
-            self.finish_if_idle(id);
+            self.cancelled(k, index, cause, true, true);
+            self.finish_if_idle(k);
             return;
         }
         step.state = StepState::Done;
@@ -1274,30 +1279,30 @@ impl Engine {
 
         match driver {
             Driver::Kernel { hard } => {
-                let c = self.chains.get_mut(&id).expect("chain");
+                let c = self.chains.get_mut(k).expect("chain");
                 if !hard && link_failure && c.failure.is_none() {
                     c.failure = Some((index, res, CancelCause::KernelLink { failed_step: index }));
                 }
                 if c.inflight == 0 {
                     c.state = ChainState::Finishing;
                 }
-                self.finish_if_idle(id);
+                self.finish_if_idle(k);
             }
             Driver::Engine => {
-                let c = self.chains.get(&id).expect("chain");
+                let c = self.chains.get(k).expect("chain");
                 if detached || c.state != ChainState::Running || self.shut {
-                    self.finish_if_idle(id);
+                    self.finish_if_idle(k);
                     return;
                 }
                 let prog = program.or(c.program).or(self.ring_program);
                 let go_on = match prog {
                     Some(p) => {
-                        let ctx = self.context(id, pos, res, cqe.flags);
-                        self.decide(id, pos, p, ctx)
+                        let ctx = self.context(k, pos, res, cqe.flags);
+                        self.decide(k, pos, p, ctx)
                     }
                     None if link_failure && !unlinked => {
                         self.fail(
-                            id,
+                            k,
                             index,
                             res,
                             CancelCause::LinkFailed { failed_step: index },
@@ -1307,9 +1312,9 @@ impl Engine {
                     None => true,
                 };
                 if go_on {
-                    self.advance(id, Some(index));
+                    self.advance(k, Some(index));
                 }
-                if let Some(c) = self.chains.get_mut(&id) {
+                if let Some(c) = self.chains.get_mut(k) {
                     c.compact();
                 }
             }
@@ -1376,12 +1381,11 @@ impl Engine {
             inflight: inflight_at_start,
         });
         // Queued chains never started: every step is cancelled.
-        while let Some(id) = self.queue.pop_front() {
-            self.cancel_pending(id);
+        while let Some(k) = self.queue.pop_front() {
+            self.cancel_pending(k);
         }
-        let ids: Vec<u64> = self.chains.keys().copied().collect();
-        for id in ids {
-            self.cancel_pending(id);
+        for k in self.chains.keys() {
+            self.cancel_pending(k);
         }
         let mut reaped = 0u64;
         if self.ring.inflight() > 0 {
@@ -1405,9 +1409,8 @@ impl Engine {
         self.ring.submit(0).map_err(io_err("io_uring_enter"))?;
         let mut rest = Vec::new();
         self.ring.reap(&mut rest);
-        let ids: Vec<u64> = self.chains.keys().copied().collect();
-        for id in ids {
-            self.finish_if_idle(id);
+        for k in self.chains.keys() {
+            self.finish_if_idle(k);
         }
         Ok(ShutdownReport {
             chains: self.shutdown_outcomes.take().unwrap_or_default(),
@@ -1416,8 +1419,8 @@ impl Engine {
         })
     }
 
-    fn cancel_pending(&mut self, id: u64) {
-        let Some(c) = self.chains.get_mut(&id) else {
+    fn cancel_pending(&mut self, k: ChainKey) {
+        let Some(c) = self.chains.get_mut(k) else {
             return;
         };
         if c.failure.is_none() && c.stopped.is_none() {
@@ -1429,9 +1432,9 @@ impl Engine {
             c.state = ChainState::Finishing;
         }
         for i in c.end_pending(StepState::Cancelled) {
-            self.cancelled(id, i, CancelCause::Shutdown, false, true);
+            self.cancelled(k, i, CancelCause::Shutdown, false, true);
         }
-        self.finish_if_idle(id);
+        self.finish_if_idle(k);
     }
 }
 

@@ -62,8 +62,8 @@ impl Drop for Buffer {
 /// What an in-flight request belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {
-    /// Chain id.
-    pub chain: u64,
+    /// The chain.
+    pub chain: crate::chain::ChainKey,
     /// Stable id of the step inside its chain.
     pub uid: u32,
 }
