@@ -12,9 +12,7 @@
 use ringside_engine::decision::Budgets;
 use ringside_engine::program::LoadOptions;
 use ringside_engine::vm::ExecMode;
-use ringside_engine::{
-    ChainSpec, Engine, EngineConfig, LinkMode, Notify, StepSpec,
-};
+use ringside_engine::{ChainSpec, Engine, EngineConfig, LinkMode, Notify, StepSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

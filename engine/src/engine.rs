@@ -820,7 +820,7 @@ impl Engine {
             };
             // Two clock reads cost more than a short program's run: time one
             // decision in TIME_EVERY and count it for all of them.
-            let start = (seq % TIME_EVERY == 0).then(Instant::now);
+            let start = seq.is_multiple_of(TIME_EVERY).then(Instant::now);
             let result = decision::execute_unrecorded(
                 p,
                 maps,
@@ -1073,7 +1073,14 @@ impl Engine {
     }
 
     /// Report a cancelled step; `notify` posts it under notify = all.
-    fn cancelled(&mut self, k: ChainKey, step: u32, cause: CancelCause, issued: bool, notify: bool) {
+    fn cancelled(
+        &mut self,
+        k: ChainKey,
+        step: u32,
+        cause: CancelCause,
+        issued: bool,
+        notify: bool,
+    ) {
         let res = -libc::ECANCELED;
         // Only live chains have steps to cancel.
         let Some(c) = self.chains.get(k) else {

@@ -574,11 +574,13 @@ impl Subscription {
 
     /// Every event until the engine drops its end; polls, never parks.
     pub fn iter(&self) -> impl Iterator<Item = Arc<EventRecord>> + '_ {
-        std::iter::from_fn(move || loop {
-            match self.recv_timeout(Duration::from_secs(3600)) {
-                Ok(rec) => return Some(rec),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return None,
+        std::iter::from_fn(move || {
+            loop {
+                match self.recv_timeout(Duration::from_secs(3600)) {
+                    Ok(rec) => return Some(rec),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                }
             }
         })
     }
