@@ -469,13 +469,14 @@ impl Env<'_> {
         }
     }
 
-    fn submit(&mut self, sqe_addr: u64, size: u64, place: u64) -> (i64, RsSqe, Option<String>) {
+    /// `rs_submit`: the new step's index, or (errno, why).
+    fn submit(&mut self, sqe_addr: u64, size: u64, place: u64) -> Result<i64, (i32, String)> {
         if size != abi::SQE_SIZE as u64 {
             let why = format!(
                 "size {size} is not sizeof(struct rs_sqe) = {}",
                 abi::SQE_SIZE
             );
-            return (errno(libc::EINVAL), RsSqe::default(), Some(why));
+            return Err((libc::EINVAL, why));
         }
         let mut raw = [0u8; abi::SQE_SIZE];
         // SAFETY: verified programs pass a readable 40-byte template (see read_mem).
@@ -483,7 +484,7 @@ impl Env<'_> {
             std::ptr::copy_nonoverlapping(sqe_addr as *const u8, raw.as_mut_ptr(), abi::SQE_SIZE)
         };
         let sqe = RsSqe::from_bytes(&raw);
-        let fail = |e: i32, why: String| (errno(e), sqe, Some(why));
+        let fail = |e: i32, why: String| Err((e, why));
         let Some(place_w) = Where::from_raw(place) else {
             return fail(
                 libc::EINVAL,
@@ -614,16 +615,18 @@ impl Env<'_> {
         };
         self.view.nsteps += 1;
         if place_w != Where::Detached {
-            // Kept in index order: where the new step goes.
+            // Kept in index order: where the new step goes (mostly the end).
             let at = self.view.pending.partition_point(|p| p.index < index);
-            self.view.pending.insert(
-                at,
-                PendingStep {
-                    index,
-                    dropped: false,
-                    unlinked: false,
-                },
-            );
+            let p = PendingStep {
+                index,
+                dropped: false,
+                unlinked: false,
+            };
+            if at == self.view.pending.len() {
+                self.view.pending.push(p);
+            } else {
+                self.view.pending.insert(at, p);
+            }
         }
         self.actions.push(Action::Submit {
             index,
@@ -631,7 +634,7 @@ impl Env<'_> {
             sqe,
             attempt,
         });
-        (index as i64, sqe, None)
+        Ok(index as i64)
     }
 
     fn pending_step(&mut self, step: u64) -> Result<&mut PendingStep, (i32, String)> {
@@ -818,14 +821,34 @@ impl HelperHost for Env<'_> {
                 ret as u64
             }
             helper_id::RS_SUBMIT => {
-                let (ret, sqe, error) = self.submit(a2, a3, a4);
-                self.log(
-                    id,
-                    args,
-                    ret,
-                    || CallDetail::Submit { sqe, place: a4 },
-                    || error,
-                );
+                let r = self.submit(a2, a3, a4);
+                let ret = match &r {
+                    Ok(index) => *index,
+                    Err((e, _)) => errno(*e),
+                };
+                if self.record {
+                    // The template as the program passed it (zeroes when its
+                    // size was wrong): read again, only for the record.
+                    let mut raw = [0u8; abi::SQE_SIZE];
+                    if a3 == abi::SQE_SIZE as u64 {
+                        // SAFETY: as in `submit`.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                a2 as *const u8,
+                                raw.as_mut_ptr(),
+                                abi::SQE_SIZE,
+                            )
+                        };
+                    }
+                    let sqe = RsSqe::from_bytes(&raw);
+                    self.log(
+                        id,
+                        args,
+                        ret,
+                        || CallDetail::Submit { sqe, place: a4 },
+                        || r.err().map(|(_, why)| why),
+                    );
+                }
                 ret as u64
             }
             helper_id::RS_DROP | helper_id::RS_UNLINK => {
