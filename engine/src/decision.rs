@@ -1203,7 +1203,8 @@ pub fn execute_into(
     out.exec = prog.exec_mode();
     if count && ret.is_ok() {
         // Re-run under the counting interpreter with the recorded inputs.
-        match reexecute(prog, out, regs, budgets, None) {
+        // Nothing of the re-run but its count is kept: it records nothing.
+        match rerun(prog, out, regs, budgets, None, false) {
             Ok(r) => out.insns = Some(r.insns),
             Err(e) => {
                 out.result = DecisionResult::VmError {
@@ -1442,6 +1443,19 @@ pub fn reexecute(
     budgets: &Budgets,
     trace: Option<&mut dyn FnMut(&TraceStep)>,
 ) -> Result<Reexecution, String> {
+    rerun(prog, rec, regs, budgets, trace, true)
+}
+
+/// [`reexecute`]; without `record`, the helper calls, map writes and
+/// touches of the re-run are not collected (counting needs none of them).
+fn rerun(
+    prog: &LoadedProgram,
+    rec: &DecisionRecord,
+    regs: &Registrations,
+    budgets: &Budgets,
+    trace: Option<&mut dyn FnMut(&TraceStep)>,
+    record: bool,
+) -> Result<Reexecution, String> {
     let defs = &prog.map_defs;
     let mut maps = maps_for_replay(defs, &rec.touched);
     let mut regions: Vec<MemRegion> = maps.iter().map(MemRegion::map).collect();
@@ -1465,7 +1479,7 @@ pub fn reexecute(
         budgets,
         view: rec.view.clone(),
         source: &mut source,
-        record: true,
+        record,
         calls: Vec::new(),
         actions: Vec::new(),
         touched: Vec::new(),
