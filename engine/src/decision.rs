@@ -1243,6 +1243,9 @@ pub struct Scratch {
 /// counting (see [`needs_count`]): the same helper semantics as [`execute`],
 /// without building a [`DecisionRecord`]. The actions are left in
 /// `scratch.actions` (to be applied only when the result is a verdict).
+/// With `time`, the program's run is timed (as [`DecisionRecord::duration_ns`]
+/// is) and its nanoseconds returned.
+#[allow(clippy::too_many_arguments)]
 pub fn execute_unrecorded(
     prog: &LoadedProgram,
     maps: &mut [Map],
@@ -1251,7 +1254,8 @@ pub fn execute_unrecorded(
     budgets: &Budgets,
     source: &mut dyn InputSource,
     scratch: &mut Scratch,
-) -> DecisionResult {
+    time: bool,
+) -> (DecisionResult, Option<u64>) {
     let mut actions = std::mem::take(&mut scratch.actions);
     actions.clear();
     let mut env = Env {
@@ -1272,10 +1276,12 @@ pub fn execute_unrecorded(
         violation: None,
     };
     let mut ctx_bytes = ctx.to_bytes();
+    let start = time.then(Instant::now);
     let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
+    let ns = start.map(|t| t.elapsed().as_nanos() as u64);
     scratch.view = env.view;
     scratch.actions = env.actions;
-    result_of(ret, env.violation, None, budgets)
+    (result_of(ret, env.violation, None, budgets), ns)
 }
 
 /// How a run ended, from r0 (or the VM's error), a broken budget and the

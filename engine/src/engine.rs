@@ -820,8 +820,7 @@ impl Engine {
             };
             // Two clock reads cost more than a short program's run: time one
             // decision in TIME_EVERY and count it for all of them.
-            let start = seq.is_multiple_of(TIME_EVERY).then(Instant::now);
-            let result = decision::execute_unrecorded(
+            let (result, ns) = decision::execute_unrecorded(
                 p,
                 maps,
                 &ctx,
@@ -829,9 +828,10 @@ impl Engine {
                 &self.budgets,
                 &mut source,
                 &mut self.quick,
+                seq.is_multiple_of(TIME_EVERY),
             );
-            if let Some(t) = start {
-                self.stats.decision_ns += t.elapsed().as_nanos() as u64 * TIME_EVERY;
+            if let Some(ns) = ns {
+                self.stats.decision_ns += ns * TIME_EVERY;
             }
             if result.verdict().is_some() {
                 let mut actions = std::mem::take(&mut self.quick.actions);
