@@ -6,8 +6,9 @@ use crate::abi::{RsSqe, op};
 use crate::bench::enter_and_reap;
 use crate::chain::{ChainSpec, StepSpec};
 use crate::decision::Budgets;
-use crate::engine::EngineConfig;
+use crate::engine::{Engine, EngineConfig};
 use crate::event::{LinkMode, Notify};
+use crate::program::ProgId;
 use crate::vm::ExecMode;
 use crate::workload::content;
 use io_uring::{IoUring, opcode, squeue, types};
@@ -33,7 +34,9 @@ fn entries_for(chains: usize) -> u32 {
     ((chains * 2).next_power_of_two() as u32).max(256)
 }
 
-fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::Result<NopRow> {
+/// An engine for the NOP-chain rows: a ring sized for `chains`, no step
+/// budget, nop_chain loaded for `exec`.
+pub fn nop_engine(chains: usize, exec: ExecMode) -> std::io::Result<(Engine, ProgId)> {
     let config = EngineConfig {
         entries: entries_for(chains),
         budgets: Budgets {
@@ -42,19 +45,12 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::
         },
         ..Default::default()
     };
-    let (mut e, prog) = crate::bench::bench_engine(config, "nop_chain", exec)?;
-    // A listener like the UI: a bounded queue, drained by another thread,
-    // that drops rather than slow the engine.
-    let listener = listen.then(|| {
-        let sub = e.subscribe(1 << 16, crate::event::Overflow::Drop);
-        let dropped = sub.dropped.clone();
-        (
-            std::thread::spawn(move || sub.iter().count() as u64),
-            dropped,
-        )
-    });
+    crate::bench::bench_engine(config, "nop_chain", exec)
+}
+
+/// Run `n` NOPs as `chains` concurrent chains, nop_chain deciding every step.
+pub fn run_nop_chains(e: &mut Engine, prog: ProgId, n: u64, chains: usize) -> std::io::Result<()> {
     let per = n / chains as u64;
-    let start = Instant::now();
     for _ in 0..chains {
         e.submit_chain(ChainSpec {
             user_data: per,
@@ -66,7 +62,23 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::
         })
         .map_err(std::io::Error::other)?;
     }
-    e.run_until_idle().map_err(std::io::Error::other)?;
+    e.run_until_idle().map_err(std::io::Error::other)
+}
+
+fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::Result<NopRow> {
+    let (mut e, prog) = nop_engine(chains, exec)?;
+    // A listener like the UI: a bounded queue, drained by another thread,
+    // that drops rather than slow the engine.
+    let listener = listen.then(|| {
+        let sub = e.subscribe(1 << 16, crate::event::Overflow::Drop);
+        let dropped = sub.dropped.clone();
+        (
+            std::thread::spawn(move || sub.iter().count() as u64),
+            dropped,
+        )
+    });
+    let start = Instant::now();
+    run_nop_chains(&mut e, prog, n, chains)?;
     let secs = start.elapsed().as_secs_f64();
     let s = e.stats();
     let heard = listener.map(|(t, dropped)| {

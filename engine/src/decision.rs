@@ -398,6 +398,39 @@ struct Env<'a> {
     violation: Option<BudgetViolation>,
 }
 
+impl<'a> Env<'a> {
+    /// An environment with nothing recorded or asked for yet.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        prog: &'a LoadedProgram,
+        maps: &'a mut [Map],
+        map_index: Option<&'a [MapId]>,
+        regs: &'a Registrations,
+        budgets: &'a Budgets,
+        view: ChainView,
+        source: &'a mut dyn InputSource,
+        record: bool,
+    ) -> Env<'a> {
+        Env {
+            prog,
+            maps,
+            map_index,
+            regs,
+            budgets,
+            view,
+            source,
+            record,
+            calls: Vec::new(),
+            actions: Vec::new(),
+            touched: Vec::new(),
+            writes: Vec::new(),
+            watches: Vec::new(),
+            submits: 0,
+            violation: None,
+        }
+    }
+}
+
 fn errno(e: i32) -> i64 {
     -(e as i64)
 }
@@ -1149,23 +1182,17 @@ pub fn execute_into(
     } else {
         ChainView::default()
     };
-    let mut env = Env {
+    let mut env = Env::new(
         prog,
         maps,
-        map_index: Some(&prog.maps),
+        Some(&prog.maps),
         regs,
         budgets,
         view,
         source,
         record,
-        calls,
-        actions,
-        touched,
-        writes,
-        watches: Vec::new(),
-        submits: 0,
-        violation: None,
-    };
+    );
+    (env.calls, env.actions, env.touched, env.writes) = (calls, actions, touched, writes);
     let mut ctx_bytes = ctx.to_bytes();
     let start = Instant::now();
     let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
@@ -1258,23 +1285,18 @@ pub fn execute_unrecorded(
 ) -> (DecisionResult, Option<u64>) {
     let mut actions = std::mem::take(&mut scratch.actions);
     actions.clear();
-    let mut env = Env {
+    let view = std::mem::take(&mut scratch.view);
+    let mut env = Env::new(
         prog,
         maps,
-        map_index: Some(&prog.maps),
+        Some(&prog.maps),
         regs,
         budgets,
-        view: std::mem::take(&mut scratch.view),
+        view,
         source,
-        record: false,
-        calls: Vec::new(),
-        actions,
-        touched: Vec::new(),
-        writes: Vec::new(),
-        watches: Vec::new(),
-        submits: 0,
-        violation: None,
-    };
+        false,
+    );
+    env.actions = actions;
     let mut ctx_bytes = ctx.to_bytes();
     let start = time.then(Instant::now);
     let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
@@ -1477,23 +1499,17 @@ fn rerun(
         read_at: 0,
         mismatch: None,
     };
-    let mut env = Env {
+    let view = rec.view.clone();
+    let mut env = Env::new(
         prog,
-        maps: &mut maps,
-        map_index: None,
+        &mut maps,
+        None,
         regs,
         budgets,
-        view: rec.view.clone(),
-        source: &mut source,
+        view,
+        &mut source,
         record,
-        calls: Vec::new(),
-        actions: Vec::new(),
-        touched: Vec::new(),
-        writes: Vec::new(),
-        watches: Vec::new(),
-        submits: 0,
-        violation: None,
-    };
+    );
     let mut ctx = rec.ctx.to_bytes();
     // The interpreter must stop even if the recording lies about the program.
     let limit = prog.report.max_path as u64 + 1;
