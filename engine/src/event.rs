@@ -556,13 +556,15 @@ const POLL: Duration = Duration::from_millis(1);
 impl Subscription {
     /// The next event, waiting at most `timeout`; polls, never parks.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Arc<EventRecord>, RecvTimeoutError> {
-        let deadline = Instant::now() + timeout;
+        // The clock is read only once the queue is found empty.
+        let mut deadline = None;
         loop {
             match self.rx.try_recv() {
                 Ok(rec) => return Ok(rec),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {
                     let now = Instant::now();
+                    let deadline = *deadline.get_or_insert(now + timeout);
                     if now >= deadline {
                         return Err(RecvTimeoutError::Timeout);
                     }
@@ -713,5 +715,33 @@ mod tests {
             let back: Event = serde_json::from_value(v.clone()).expect("parses back");
             assert_eq!(back, rec.event, "{v}");
         }
+    }
+
+    #[test]
+    fn a_polling_reader_gets_every_event_then_times_out_then_sees_the_end() {
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(4, Overflow::Block, &[]);
+        let sender = std::thread::spawn(move || {
+            for _ in 0..100 {
+                bus.emit(|| Event::Resumed);
+            }
+            bus
+        });
+        // A queue of 4 and a blocking sender: the reader must keep draining.
+        let got: Vec<u64> = (0..100)
+            .map(|_| sub.recv_timeout(Duration::from_secs(10)).unwrap().seq)
+            .collect();
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        let bus = sender.join().unwrap();
+        assert!(matches!(
+            sub.recv_timeout(Duration::from_millis(5)),
+            Err(RecvTimeoutError::Timeout)
+        ));
+        drop(bus);
+        assert_eq!(sub.iter().count(), 0);
+        assert!(matches!(
+            sub.recv_timeout(Duration::from_secs(10)),
+            Err(RecvTimeoutError::Disconnected)
+        ));
     }
 }
