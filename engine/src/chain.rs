@@ -387,3 +387,40 @@ impl std::ops::Index<ChainKey> for ChainTable {
         self.get(key).expect("a live chain")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(id: u64) -> Chain {
+        let spec = ChainSpec {
+            user_data: id,
+            steps: vec![StepSpec::nop(id)],
+            program: None,
+            notify: Notify::Final,
+            drain: false,
+            link: LinkMode::Engine,
+        };
+        Chain::new(id, &spec, Driver::Engine)
+    }
+
+    #[test]
+    fn the_chain_table_reuses_slots_and_lists_chains_oldest_first() {
+        let mut t = ChainTable::default();
+        let a = t.insert(chain(1));
+        let b = t.insert(chain(2));
+        let c = t.insert(chain(3));
+        assert_eq!((t.len(), t[b].id), (3, 2));
+        assert_eq!(t.remove(a).map(|c| c.id), Some(1));
+        assert!(t.get(a).is_none() && t.remove(a).is_none());
+        // The freed slot goes to the next chain; a stale key finds that chain,
+        // which is why only live requests' owners carry keys.
+        let d = t.insert(chain(4));
+        assert_eq!((d, t[d].id, t.len()), (a, 4, 3));
+        assert_eq!(t.keys(), vec![b, c, d]);
+        t.remove(b);
+        t.remove(c);
+        t.remove(d);
+        assert!(t.is_empty() && t.keys().is_empty());
+    }
+}
