@@ -386,6 +386,8 @@ fn pipes(n: usize, shape: Shape) -> std::io::Result<(Vec<OwnedFd>, Feed)> {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let thread = std::thread::spawn(move || {
+        // The ring thread has CPU 0 (see `chain_table`); the feeder the next.
+        pin_to(1);
         let data = vec![0x5au8; shape.read as usize];
         let mut pfds: Vec<libc::pollfd> = writers
             .iter()
@@ -413,6 +415,34 @@ fn pipes(n: usize, shape: Shape) -> std::io::Result<(Vec<OwnedFd>, Feed)> {
             thread: Some(thread),
         },
     ))
+}
+
+/// Pin the calling thread to `cpu` (when the machine has it); returns the
+/// affinity it had, for [`unpin`].
+fn pin_to(cpu: usize) -> Option<libc::cpu_set_t> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 || cpu >= cpus {
+        return None;
+    }
+    // SAFETY: cpu_set_t is plain data; the calls get valid pointers and sizes.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut old) != 0 {
+            return None;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        (libc::sched_setaffinity(0, size, &set) == 0).then_some(old)
+    }
+}
+
+/// Give the calling thread back the affinity [`pin_to`] returned.
+fn unpin(old: Option<libc::cpu_set_t>) {
+    if let Some(old) = old {
+        // SAFETY: as in pin_to.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+    }
 }
 
 struct ChainRow {
@@ -656,16 +686,23 @@ fn chain_table(out: &mut dyn Write, n: u64, c: usize, shape: Shape) -> std::io::
         shape.pipe_size() / 1024
     )?;
     writeln!(out)?;
-    // A feeder thread competes with the ring thread for the CPUs, so one run
-    // of a row can be far off (seen: 0.4x where the median is 1.0x): rounds
-    // of every variant in turn, and each variant's median round.
+    // A feeder thread fills the pipes. Left to the scheduler, it and the
+    // ring thread sometimes share a CPU and a row falls to 0.4x of its usual
+    // rate; pinned to CPUs of their own, rounds of every variant in turn,
+    // and each variant's median round.
+    let pinned = pin_to(0);
     let mut rounds: [Vec<ChainRow>; 4] = Default::default();
-    for _ in 0..ROUNDS {
-        rounds[0].push(engine_chains(n, c, ExecMode::Interpreter, shape)?);
-        rounds[1].push(engine_chains(n, c, ExecMode::Jit, shape)?);
-        rounds[2].push(hand_written(n, c, shape)?);
-        rounds[3].push(naive(n, c, shape)?);
-    }
+    let result = (|| {
+        for _ in 0..ROUNDS {
+            rounds[0].push(engine_chains(n, c, ExecMode::Interpreter, shape)?);
+            rounds[1].push(engine_chains(n, c, ExecMode::Jit, shape)?);
+            rounds[2].push(hand_written(n, c, shape)?);
+            rounds[3].push(naive(n, c, shape)?);
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    unpin(pinned);
+    result?;
     let rows = rounds.map(|mut v| {
         v.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
         v.swap_remove(v.len() / 2)

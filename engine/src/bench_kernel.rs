@@ -2,14 +2,14 @@
 //! numbers (a chain of NOPs with a program deciding every step, as the
 //! upstream io_uring BPF loop was measured) and XRP's B+tree lookups.
 
-use crate::abi::{RsSqe, op};
+use crate::abi::{RsCtx, RsSqe, op};
 use crate::bench::enter_and_reap;
 use crate::chain::{ChainSpec, StepSpec};
 use crate::decision::Budgets;
 use crate::engine::{Engine, EngineConfig};
 use crate::event::{LinkMode, Notify};
-use crate::program::ProgId;
-use crate::vm::ExecMode;
+use crate::program::{LoadOptions, ProgId, Registry};
+use crate::vm::{ExecMode, HelperHost};
 use crate::workload::content;
 use io_uring::{IoUring, opcode, squeue, types};
 use std::collections::HashMap;
@@ -186,9 +186,35 @@ fn one_per_enter(n: u64, chains: usize) -> std::io::Result<NopRow> {
     })
 }
 
+/// Helpers that do nothing (rs_submit answers index 0): what the floor row
+/// pays for a decision is entering the program and calling out of it.
+struct NoHelpers;
+
+impl HelperHost for NoHelpers {
+    fn call(&mut self, _id: u32, _args: [u64; 5]) -> u64 {
+        0
+    }
+}
+
 /// The practical userspace ceiling: the same logic as nop_chain in Rust,
-/// every completion handled in one pass, one io_uring_enter per batch.
-fn hand_written_nops(n: u64, chains: usize) -> std::io::Result<NopRow> {
+/// every completion handled in one pass, one io_uring_enter per batch. With
+/// `program`, nop_chain itself decides each step under rbpf's JIT, its
+/// helpers doing nothing: the floor of any engine built on rbpf.
+fn hand_written_nops(n: u64, chains: usize, program: bool) -> std::io::Result<NopRow> {
+    let mut registry = Registry::new();
+    let prog = if program {
+        let bytes = crate::progs::builtin("nop_chain").expect("built in");
+        let opts = LoadOptions {
+            exec: ExecMode::Jit,
+            ..Default::default()
+        };
+        let loaded = registry
+            .load_object("nop_chain.o", bytes, &opts)
+            .map_err(std::io::Error::other)?;
+        registry.program(loaded.programs[0].1)
+    } else {
+        None
+    };
     let mut ring = ring(entries_for(chains))?;
     let per = n / chains as u64;
     let mut left = vec![per; chains];
@@ -210,7 +236,23 @@ fn hand_written_nops(n: u64, chains: usize) -> std::io::Result<NopRow> {
         enters += 1;
         for (slot, res) in cqes.drain(..) {
             done += 1;
-            if res >= 0 && left[slot] > 0 {
+            let next = match prog {
+                Some(p) => {
+                    let ctx = RsCtx {
+                        user_data: per,
+                        res,
+                        step: (per - left[slot] - 1) as u32,
+                        opcode: op::NOP,
+                        fd: -1,
+                        ..Default::default()
+                    };
+                    let mut bytes = ctx.to_bytes();
+                    // RS_NEXT exactly when steps are left (see nop_chain.bpf.c).
+                    p.vm().execute(&mut bytes, &mut NoHelpers) == Ok(0) && left[slot] > 0
+                }
+                None => res >= 0 && left[slot] > 0,
+            };
+            if next {
                 left[slot] -= 1;
                 // SAFETY: as above.
                 unsafe {
@@ -222,7 +264,11 @@ fn hand_written_nops(n: u64, chains: usize) -> std::io::Result<NopRow> {
         }
     }
     Ok(NopRow {
-        name: "hand-written Rust io_uring loop".into(),
+        name: if program {
+            "floor: the hand-written loop, nop_chain deciding each step under rbpf's JIT, helpers doing nothing".into()
+        } else {
+            "hand-written Rust io_uring loop".into()
+        },
         steps: done,
         secs: start.elapsed().as_secs_f64(),
         enters,
@@ -244,7 +290,8 @@ pub fn nop_table(out: &mut dyn Write, n: u64, chains: usize) -> std::io::Result<
         engine_nops(n, chains, ExecMode::Jit, true)?,
         kernel_links(n, chains)?,
         one_per_enter(n, chains)?,
-        hand_written_nops(n, chains)?,
+        hand_written_nops(n, chains, false)?,
+        hand_written_nops(n, chains, true)?,
     ];
     let rate = |r: &NopRow| r.steps as f64 / r.secs;
     let (kernel, hand) = (rate(&rows[3]), rate(&rows[5]));
