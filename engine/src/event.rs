@@ -574,6 +574,15 @@ impl Subscription {
         }
     }
 
+    /// Events dropped since `reported` (then brought up to date), if any:
+    /// what a reader reports as lost.
+    pub fn newly_dropped(&self, reported: &mut u64) -> Option<u64> {
+        let d = self.dropped.load(Ordering::Relaxed);
+        (d > *reported)
+            .then(|| std::mem::replace(reported, d))
+            .map(|r| d - r)
+    }
+
     /// Every event until the engine drops its end; polls, never parks.
     pub fn iter(&self) -> impl Iterator<Item = Arc<EventRecord>> + '_ {
         std::iter::from_fn(move || {

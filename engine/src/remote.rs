@@ -355,13 +355,9 @@ fn fan_out(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let dropped = sub.dropped.load(Ordering::Relaxed);
         let Ok(mut s) = shared.lock() else { return };
-        if dropped > reported {
-            let lost = Arc::new(ServerMsg::Lost {
-                count: dropped - reported,
-            });
-            reported = dropped;
+        if let Some(count) = sub.newly_dropped(&mut reported) {
+            let lost = Arc::new(ServerMsg::Lost { count });
             for c in &s.clients {
                 send_to(c, lost.clone());
             }

@@ -127,44 +127,22 @@ struct rs_map_def SEC("maps") rs_lost = {
 	.max_entries = 1,
 };
 
-static __always_inline __u64 rd64(const __u8 *buf, int kind, int slot)
-{
-	__u32 off = rs_cfg.off[kind][slot];
-	if (!off)
-		return 0;
-	off &= RS_BUF - 1;
-	/* format fields are naturally aligned: a typed load */
-	return *(__u64 *)(buf + off);
-}
-
-static __always_inline __u32 rd32(const __u8 *buf, int kind, int slot)
-{
-	__u32 off = rs_cfg.off[kind][slot];
-	if (!off)
-		return 0;
-	off &= RS_BUF - 1;
-	/* format fields are naturally aligned: a typed load */
-	return *(__u32 *)(buf + off);
-}
-
-static __always_inline __u16 rd16(const __u8 *buf, int kind, int slot)
-{
-	__u32 off = rs_cfg.off[kind][slot];
-	if (!off)
-		return 0;
-	off &= RS_BUF - 1;
-	/* format fields are naturally aligned: a typed load */
-	return *(__u16 *)(buf + off);
-}
-
-static __always_inline __u8 rd8(const __u8 *buf, int kind, int slot)
-{
-	__u32 off = rs_cfg.off[kind][slot];
-	if (!off)
-		return 0;
-	off &= RS_BUF - 1;
-	return buf[off];
-}
+/* rd64/rd32/rd16/rd8: a field of the raw tracepoint record at the offset
+ * userspace found in its format file (0: the field does not exist). Format
+ * fields are naturally aligned: a typed load. */
+#define RS_READER(name, type)                                                  \
+	static __always_inline type name(const __u8 *buf, int kind, int slot)  \
+	{                                                                      \
+		__u32 off = rs_cfg.off[kind][slot];                            \
+		if (!off)                                                      \
+			return 0;                                              \
+		off &= RS_BUF - 1;                                             \
+		return *(type *)(buf + off);                                   \
+	}
+RS_READER(rd64, __u64)
+RS_READER(rd32, __u32)
+RS_READER(rd16, __u16)
+RS_READER(rd8, __u8)
 
 static __always_inline void count_lost(void)
 {

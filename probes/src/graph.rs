@@ -454,6 +454,16 @@ impl RequestGraph {
         id
     }
 
+    /// The request still in flight at kernel address `req` of `ring` (the
+    /// kernel reuses the address once a request has ended).
+    fn live(&self, ring: Ptr, req: Ptr) -> Option<RequestId> {
+        let id = *self.by_ptr.get(&(ring, req))?;
+        self.requests
+            .get(&id)
+            .is_some_and(|r| !r.state.is_terminal())
+            .then_some(id)
+    }
+
     fn alloc_id(&mut self) -> RequestId {
         let id = self.next_id;
         self.next_id += 1;
@@ -488,9 +498,8 @@ impl RequestGraph {
                 ..
             } => {
                 let sqe = flags as u8;
-                if let Some(&old) = self.by_ptr.get(&(ring, req))
+                if let Some(old) = self.live(ring, req)
                     && let Some(o) = self.requests.get(&old)
-                    && !o.state.is_terminal()
                 {
                     self.counts.pointer_reuses += 1;
                     let st = if o.sqe_flags & sqe_flags::CQE_SKIP_SUCCESS != 0 {
@@ -580,16 +589,9 @@ impl RequestGraph {
                     return None;
                 }
                 let more = cflags & cqe_flags::MORE != 0;
-                let id = match self.by_ptr.get(&(ring, req)).copied() {
-                    Some(id)
-                        if self
-                            .requests
-                            .get(&id)
-                            .is_some_and(|r| !r.state.is_terminal()) =>
-                    {
-                        id
-                    }
-                    _ => {
+                let id = match self.live(ring, req) {
+                    Some(id) => id,
+                    None => {
                         // Submitted before we attached, or its events were
                         // lost: a request without a seen submission.
                         self.counts.orphan_completions += 1;
@@ -671,16 +673,9 @@ impl RequestGraph {
                 error,
                 ..
             } => {
-                let id = match self.by_ptr.get(&(ring, req)).copied() {
-                    Some(id)
-                        if self
-                            .requests
-                            .get(&id)
-                            .is_some_and(|r| !r.state.is_terminal()) =>
-                    {
-                        id
-                    }
-                    _ => {
+                let id = match self.live(ring, req) {
+                    Some(id) => id,
+                    None => {
                         // Failed in preparation: no submit_req was traced.
                         let id = self.alloc_id();
                         self.ring(ring, hdr.tgid).stats.submitted += 1;

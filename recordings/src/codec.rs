@@ -193,11 +193,7 @@ impl<'a> Dec<'a> {
     pub fn u32(&mut self, field: &'static str) -> DResult<u32> {
         let at = self.pos;
         let v = self.var(field)?;
-        u32::try_from(v).map_err(|_| FieldError {
-            field,
-            at,
-            what: format!("{v} does not fit in 32 bits"),
-        })
+        narrow(field, at, v, "32 bits")
     }
 
     /// Varint that must fit in `u16`.
@@ -205,11 +201,7 @@ impl<'a> Dec<'a> {
     pub fn u16(&mut self, field: &'static str) -> DResult<u16> {
         let at = self.pos;
         let v = self.var(field)?;
-        u16::try_from(v).map_err(|_| FieldError {
-            field,
-            at,
-            what: format!("{v} does not fit in 16 bits"),
-        })
+        narrow(field, at, v, "16 bits")
     }
 
     /// Zigzag varint that must fit in `i32`.
@@ -217,11 +209,7 @@ impl<'a> Dec<'a> {
     pub fn i32(&mut self, field: &'static str) -> DResult<i32> {
         let at = self.pos;
         let v = self.zz(field)?;
-        i32::try_from(v).map_err(|_| FieldError {
-            field,
-            at,
-            what: format!("{v} does not fit in a signed 32-bit value"),
-        })
+        narrow(field, at, v, "a signed 32-bit value")
     }
 
     /// A length that must not exceed the bytes left (each counted element
@@ -342,6 +330,20 @@ impl<'a> Dec<'a> {
         }
         Ok(())
     }
+}
+
+/// `v` as a narrower integer, or the error naming `field` at `at`.
+#[inline]
+fn narrow<S, T>(field: &'static str, at: usize, v: S, fits_in: &str) -> DResult<T>
+where
+    S: Copy + std::fmt::Display,
+    T: TryFrom<S>,
+{
+    T::try_from(v).map_err(|_| FieldError {
+        field,
+        at,
+        what: format!("{v} does not fit in {fits_in}"),
+    })
 }
 
 #[cfg(test)]

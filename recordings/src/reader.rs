@@ -169,25 +169,12 @@ fn hex(b: &[u8]) -> String {
 impl<R: Read> Reader<R> {
     /// Read the header from `src` (named `file` in messages).
     pub fn new(src: R, file: &str, opts: ReadOptions) -> Result<Self, ReadError> {
-        let mut r = Reader {
-            src,
-            file: file.to_string(),
-            header: Header::new(""),
-            data_start: 0,
-            buf: Vec::with_capacity(1 << 16),
-            pos: 0,
-            base: 0,
-            eof: false,
-            state: State::default(),
-            next_index: 0,
-            stop: None,
-            opts,
-            resyncing: false,
-            errors: Vec::new(),
-            syncs: Vec::new(),
-            clock: None,
-            read_err: None,
+        // A reader at offset 0 until the header says where the data starts.
+        let start = SyncPoint {
+            offset: 0,
+            index: 0,
         };
+        let mut r = Reader::resume(src, file, Header::new(""), start, opts);
         r.read_header()?;
         if opts.collect_syncs {
             r.syncs.push(SyncPoint {

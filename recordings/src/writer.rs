@@ -503,13 +503,11 @@ pub fn spawn_engine_forwarder(
             for ev in sub.iter() {
                 let now = format::mono_now_ns();
                 origin = origin.min(now.saturating_sub(ev.t_ns));
-                let d = sub.dropped.load(Ordering::Relaxed);
-                if d > seen_drops {
+                if let Some(count) = sub.newly_dropped(&mut seen_drops) {
                     rec.push(Item::Lost {
                         queue: "engine".into(),
-                        count: d - seen_drops,
+                        count,
                     });
-                    seen_drops = d;
                 }
                 rec.push(Item::Engine(ev));
                 n += 1;
@@ -522,11 +520,10 @@ pub fn spawn_engine_forwarder(
                     last_clock = Instant::now();
                 }
             }
-            let d = sub.dropped.load(Ordering::Relaxed);
-            if d > seen_drops {
+            if let Some(count) = sub.newly_dropped(&mut seen_drops) {
                 rec.push(Item::Lost {
                     queue: "engine".into(),
-                    count: d - seen_drops,
+                    count,
                 });
             }
             if origin < written_origin {

@@ -167,6 +167,16 @@ pub enum RecordWhat {
     Attach(AttachArgs),
 }
 
+impl RecordWhat {
+    /// The live options of whatever is recorded.
+    pub fn live(&self) -> &LiveOpts {
+        match self {
+            RecordWhat::Demo { live } | RecordWhat::Run { live, .. } => live,
+            RecordWhat::Attach(a) => &a.live,
+        }
+    }
+}
+
 /// Export formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {

@@ -430,30 +430,23 @@ fn finish_recording(
 /// `ringside record -o FILE <demo|run|attach>` with the UI.
 pub fn record_ui(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result<ExitCode> {
     use crate::cli::RecordWhat;
+    let mut o = what.live().clone();
+    o.record = Some(output.to_path_buf());
     match what {
-        RecordWhat::Demo { live } => {
-            let mut o = live.clone();
-            o.record = Some(output.to_path_buf());
-            demo(&o)
-        }
-        RecordWhat::Run { spec, live } => {
-            let mut o = live.clone();
-            o.record = Some(output.to_path_buf());
-            run(spec, &o)
-        }
-        RecordWhat::Attach(crate::cli::AttachArgs {
-            pid,
-            socket,
-            duration,
-            live,
-        }) => {
-            let mut o = live.clone();
-            o.record = Some(output.to_path_buf());
-            match (pid, socket) {
-                (Some(pid), None) => attach_pid(*pid, *duration, &o),
-                (None, Some(s)) => attach_socket(s, *duration, &o),
-                _ => anyhow::bail!("record attach needs --pid PID or --socket PATH"),
-            }
-        }
+        RecordWhat::Demo { .. } => demo(&o),
+        RecordWhat::Run { spec, .. } => run(spec, &o),
+        RecordWhat::Attach(a) => attach(a, &o),
+    }
+}
+
+/// `ringside attach`: kernel probes on `--pid`, or an embedded engine's
+/// `--socket`, with `opts` for the session (not `a.live`: `record` adds to it).
+pub fn attach(a: &crate::cli::AttachArgs, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+    match (a.pid, &a.socket) {
+        (Some(pid), None) => attach_pid(pid, a.duration, opts),
+        (None, Some(s)) => attach_socket(s, a.duration, opts),
+        _ => anyhow::bail!(
+            "attach needs --pid PID (kernel probes) or --socket PATH (an embedded engine)"
+        ),
     }
 }

@@ -32,25 +32,7 @@ fn main() -> ExitCode {
         None => live::demo(&cli::LiveOpts::default()),
         Some(Command::Demo { live }) => live::demo(&live),
         Some(Command::Run { spec, live }) => live::run(&spec, &live),
-        Some(Command::Attach(cli::AttachArgs {
-            pid: Some(pid),
-            socket: None,
-            duration,
-            live,
-        })) => live::attach_pid(pid, duration, &live),
-        Some(Command::Attach(cli::AttachArgs {
-            pid: None,
-            socket: Some(path),
-            duration,
-            live,
-        })) => live::attach_socket(&path, duration, &live),
-        Some(Command::Attach(cli::AttachArgs {
-            pid: None,
-            socket: None,
-            ..
-        })) => Err(anyhow::anyhow!(
-            "attach needs --pid PID (kernel probes) or --socket PATH (an embedded engine)"
-        )),
+        Some(Command::Attach(a)) => live::attach(&a, &a.live),
         Some(Command::Replay {
             file,
             headless: false,
@@ -61,12 +43,7 @@ fn main() -> ExitCode {
             what: cli::BenchWhat::Engine { nops, chains },
         }) => bench_engine(nops, chains),
         Some(Command::Record { output, what }) => {
-            let headless = match &what {
-                cli::RecordWhat::Demo { live }
-                | cli::RecordWhat::Run { live, .. }
-                | cli::RecordWhat::Attach(cli::AttachArgs { live, .. }) => live.headless,
-            };
-            if headless {
+            if what.live().headless {
                 offline::record_command(&output, &what)
             } else {
                 live::record_ui(&output, &what)
@@ -87,7 +64,6 @@ fn main() -> ExitCode {
             matches!(format, cli::ExportFormat::Chrome),
             output.as_deref(),
         ),
-        Some(other) => Err(anyhow::anyhow!("`{other:?}` is not available yet")),
     };
     match result {
         Ok(code) => code,

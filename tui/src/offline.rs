@@ -441,33 +441,25 @@ fn export_to(file: &Path, chrome: bool, output: Option<&Path>) -> std::io::Resul
     }
 }
 
-/// `ringside record -o FILE ...`: the headless forms (the interactive
-/// recording UI is the UI's).
+/// `ringside record -o FILE ... --headless` (the interactive recording is
+/// the UI's: `live::record_ui`).
 pub fn record_command(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result<ExitCode> {
     use crate::cli::RecordWhat;
-    let (source, live) = match what {
-        RecordWhat::Demo { live } => (RecordSource::Demo, live),
-        RecordWhat::Run { spec, live } => (RecordSource::Run(spec), live),
+    let source = match what {
+        RecordWhat::Demo { .. } => RecordSource::Demo,
+        RecordWhat::Run { spec, .. } => RecordSource::Run(spec),
         RecordWhat::Attach(crate::cli::AttachArgs {
             pid: Some(pid),
             socket: None,
             duration,
-            live,
-        }) => (
-            RecordSource::Attach {
-                pid: *pid,
-                duration: *duration,
-            },
-            live,
+            ..
+        }) => RecordSource::Attach {
+            pid: *pid,
+            duration: *duration,
+        },
+        RecordWhat::Attach(_) => anyhow::bail!(
+            "record attach needs --pid PID (recording an engine socket is not supported yet)"
         ),
-        RecordWhat::Attach(crate::cli::AttachArgs { .. }) => {
-            anyhow::bail!(
-                "record attach needs --pid PID (recording an engine socket is not supported yet)"
-            )
-        }
     };
-    if !live.headless {
-        anyhow::bail!("the recording UI is not available in this build: add --headless");
-    }
-    record(output, source, live.jit, true)
+    record(output, source, what.live().jit, true)
 }

@@ -359,17 +359,7 @@ impl Player {
         if target < self.pos && !self.restart() {
             return false;
         }
-        let bps = std::mem::take(&mut self.breakpoints);
-        let to_next = std::mem::replace(&mut self.to_next_decision, false);
-        while self.pos < target && self.pos < self.len {
-            if !self.send_one() {
-                return false;
-            }
-        }
-        self.breakpoints = bps;
-        self.to_next_decision = to_next;
-        self.status();
-        true
+        self.skip_while(|r| r.pos < target && r.pos < r.len)
     }
 
     /// Go to the first item later than `t` on the session timeline.
@@ -378,9 +368,15 @@ impl Player {
         if self.last_t > t && !self.restart() {
             return false;
         }
+        self.skip_while(|r| r.peek().is_some_and(|nt| nt <= t))
+    }
+
+    /// Send items while `more` holds, with breakpoints and "to the next
+    /// decision" off (a seek passes over them); false when the UI is gone.
+    fn skip_while(&mut self, mut more: impl FnMut(&mut Self) -> bool) -> bool {
         let bps = std::mem::take(&mut self.breakpoints);
         let to_next = std::mem::replace(&mut self.to_next_decision, false);
-        while self.peek().is_some_and(|nt| nt <= t) {
+        while more(self) {
             if !self.send_one() {
                 return false;
             }

@@ -254,41 +254,28 @@ impl Controller for WatchOnly {
 
 /// Forward an engine subscription to the feed until it closes. Engine-side
 /// drops (its queue to us was full) become `Item::Lost { queue: "engine" }`.
-pub fn forward_subscription(
-    sub: ringside_engine::event::Subscription,
-    feed: &Feed,
-    stop: &AtomicBool,
-) {
+pub fn forward_subscription(sub: ringside_engine::event::Subscription, feed: &Feed) {
     let mut reported = 0u64;
     loop {
-        match sub.recv_timeout(Duration::from_millis(100)) {
+        let closed = match sub.recv_timeout(Duration::from_millis(100)) {
             Ok(rec) => {
                 if !feed.item(Item::Engine(rec)) {
                     return;
                 }
+                false
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if stop.load(Ordering::Relaxed) && sub.rx.is_empty() {
-                    // keep draining until the engine closes
-                }
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        }
-        let d = sub.dropped.load(Ordering::Relaxed);
-        if d > reported {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => false,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => true,
+        };
+        if let Some(count) = sub.newly_dropped(&mut reported) {
             feed.item(Item::Lost {
                 queue: "engine".into(),
-                count: d - reported,
+                count,
             });
-            reported = d;
         }
-    }
-    let d = sub.dropped.load(Ordering::Relaxed);
-    if d > reported {
-        feed.item(Item::Lost {
-            queue: "engine".into(),
-            count: d - reported,
-        });
+        if closed {
+            return;
+        }
     }
 }
 
@@ -345,10 +332,9 @@ pub fn spawn_workload(
                 let sub = prepared.engine().subscribe(src.queue, Overflow::Drop);
                 prepared.engine().set_debugger(Some(debugger.clone()));
                 let f2 = feed.clone();
-                let st2 = stop.clone();
                 let fwd = std::thread::Builder::new()
                     .name("engine events".into())
-                    .spawn(move || forward_subscription(sub, &f2, &st2))
+                    .spawn(move || forward_subscription(sub, &f2))
                     .expect("spawning a thread");
                 let label = match src.rounds {
                     Some(1) => what.clone(),
