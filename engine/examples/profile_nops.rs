@@ -11,7 +11,7 @@
 
 use ringside_engine::bench_kernel::{nop_engine, run_nop_chains};
 use ringside_engine::event::Overflow;
-use ringside_engine::vm::ExecMode;
+use ringside_engine::program::vm::ExecMode;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -8,10 +8,10 @@
 //! program returns, so a decision that breaks a budget can be discarded whole.
 
 use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, helper_id, op};
-use crate::interp::{self, MemRegion, TraceStep};
-use crate::maps::{Map, MapDef, MapKind};
+use crate::program::interp::{self, MemRegion, TraceStep};
+use crate::program::maps::{Map, MapDef, MapKind};
+use crate::program::vm::{ExecMode, HelperHost};
 use crate::program::{LoadedProgram, MapId};
-use crate::vm::{ExecMode, HelperHost};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -690,7 +690,7 @@ impl Env<'_> {
 
 /// Largest key a map may have (see maps.rs): keys are read into a stack
 /// buffer of this size, so an unrecorded decision allocates nothing.
-const KEY_BUF: usize = crate::maps::MAX_KEY_SIZE as usize;
+const KEY_BUF: usize = crate::program::maps::MAX_KEY_SIZE as usize;
 
 /// Read a key the program pointed at into `buf`.
 ///
@@ -1425,7 +1425,7 @@ pub fn maps_for_replay(defs: &[MapDef], touched: &[MapTouch]) -> Vec<Map> {
             continue;
         };
         if let Some(v) = &t.before {
-            let _ = m.update(&t.key, v, crate::maps::BPF_ANY);
+            let _ = m.update(&t.key, v, crate::program::maps::BPF_ANY);
         }
     }
     for (i, m) in maps.iter_mut().enumerate() {
@@ -1451,7 +1451,7 @@ pub fn maps_for_replay(defs: &[MapDef], touched: &[MapTouch]) -> Vec<Map> {
             if touched.iter().any(|t| t.map as usize == i && t.key == key) {
                 continue;
             }
-            if m.update(&key, &vec![0u8; vs], crate::maps::BPF_NOEXIST)
+            if m.update(&key, &vec![0u8; vs], crate::program::maps::BPF_NOEXIST)
                 .is_err()
                 && n > want as u64 * 4 + 16
             {

@@ -14,13 +14,13 @@ use crate::decision::{
     self, Action, Budgets, DecisionRecord, DecisionRequest, DecisionResult, InputSource,
     Registrations,
 };
-use crate::elf::LoadError;
 use crate::event::{
     AppCompletion, AppKind, CancelCause, Event, EventBus, EventRecord, FINAL_FAILED, FileInfo,
     LinkMode, MapInfo, MapWriter, Notify, Outcome, Overflow, ProgramInfo, RingInfo, StepInfo,
     StepKind, Subscription,
 };
-use crate::maps::MapError;
+use crate::program::elf::LoadError;
+use crate::program::maps::MapError;
 use crate::program::{LoadOptions, LoadedObject, MapId, ProgId, Registry};
 use crate::ring::{Buffer, CANCEL_USER_DATA, Cqe, Owner, Ring};
 use io_uring::squeue;
@@ -417,7 +417,7 @@ impl Engine {
     }
 
     /// Every entry of a map.
-    pub fn map_entries(&self, map: MapId) -> Result<crate::maps::Entries, EngineError> {
+    pub fn map_entries(&self, map: MapId) -> Result<crate::program::maps::Entries, EngineError> {
         let m = self
             .registry
             .map(map)

@@ -7,8 +7,8 @@
 
 use crate::abi::{RsSqe, Where};
 use crate::decision::{BudgetViolation, Budgets, DecisionRecord, Registrations};
-use crate::maps::MapKind;
-use crate::vm::ExecMode;
+use crate::program::maps::MapKind;
+use crate::program::vm::ExecMode;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

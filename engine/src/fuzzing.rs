@@ -3,8 +3,8 @@
 
 use crate::abi::RsCtx;
 use crate::decision::{self, Budgets, ChainView, DecisionRequest, InputSource, Registrations};
-use crate::elf::{self, ElfObject, ProgramImage, Reloc, RelocTarget};
-use crate::maps::{MAP_TYPE_ARRAY, MAP_TYPE_HASH, MapDef};
+use crate::program::elf::{self, ElfObject, ProgramImage, Reloc, RelocTarget};
+use crate::program::maps::{MAP_TYPE_ARRAY, MAP_TYPE_HASH, MapDef};
 use crate::program::{LoadOptions, Registry};
 
 /// Parse as ELF and, if that works, verify and instantiate every program.

@@ -13,18 +13,12 @@ pub mod bench_kernel;
 pub mod chain;
 pub mod debug;
 pub mod decision;
-pub mod elf;
 pub mod engine;
 pub mod event;
-pub mod fixup;
 pub mod fuzzing;
-pub mod interp;
-pub mod maps;
 pub mod program;
 pub mod remote;
 pub mod ring;
-pub mod verifier;
-pub mod vm;
 pub mod workload;
 
 pub use abi::{RsCtx, RsSqe};

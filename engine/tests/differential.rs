@@ -7,9 +7,9 @@ use ringside_engine::abi::{RsCtx, op};
 use ringside_engine::decision::{
     self, Budgets, ChainView, DecisionRecord, DecisionRequest, InputSource, Registrations,
 };
-use ringside_engine::elf::{ElfObject, ProgramImage};
+use ringside_engine::program::elf::{ElfObject, ProgramImage};
+use ringside_engine::program::vm::ExecMode;
 use ringside_engine::program::{LoadOptions, ProgId, Registry};
-use ringside_engine::vm::ExecMode;
 use ringside_engine::workload::content;
 
 /// Deterministic inputs: a clock that ticks by 1000, a buffer's bytes.
@@ -163,7 +163,7 @@ fn pattern_programs_agree_across_executors() {
     buffer[512..1024].copy_from_slice(&tree[tree.len() - 512..]);
     buffer[..4].copy_from_slice(&100u32.to_le_bytes()); // header_body sees a length
     for (name, bytes) in ringside_engine::progs::ALL {
-        let obj = ringside_engine::elf::parse(name, bytes).unwrap();
+        let obj = ringside_engine::program::elf::parse(name, bytes).unwrap();
         let ctxs = contexts(
             &[op::READ, op::WRITE, op::RECV, op::TIMEOUT, op::NOP],
             &[4, 512, 4096],

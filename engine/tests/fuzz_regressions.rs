@@ -47,7 +47,7 @@ proptest! {
     #[test]
     fn mutated_programs_never_panic_and_verified_ones_run_clean(which in 0usize..6, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6), sel in any::<u8>(), ctx in any::<[u8; 64]>()) {
         // The code of a real program, mutated: mostly still plausible BPF.
-        let obj = ringside_engine::elf::parse("p", ringside_engine::progs::ALL[which].1).unwrap();
+        let obj = ringside_engine::program::elf::parse("p", ringside_engine::progs::ALL[which].1).unwrap();
         let mut code = obj.programs[0].code.clone();
         for (at, v) in flips {
             let i = at.index(code.len());

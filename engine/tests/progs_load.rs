@@ -1,7 +1,7 @@
 //! Every committed pattern program loads, verifies and JIT-compiles.
 
+use ringside_engine::program::vm::ExecMode;
 use ringside_engine::program::{LoadOptions, Registry};
-use ringside_engine::vm::ExecMode;
 
 #[test]
 fn every_pattern_program_verifies() {

@@ -7,8 +7,8 @@ use ringside_engine::chain::StepSpec;
 use ringside_engine::decision::Budgets;
 use ringside_engine::engine::{ChainEnd, Stats};
 use ringside_engine::event::{AppCompletion, LinkMode, Notify, Overflow, StepKind};
+use ringside_engine::program::vm::ExecMode;
 use ringside_engine::program::{LoadOptions, ProgId};
-use ringside_engine::vm::ExecMode;
 use ringside_engine::{ChainSpec, Engine, EngineConfig, progs};
 
 const STEER: &[u8] = include_bytes!("bpf/steer.bpf.o");

@@ -13,10 +13,10 @@ use ringside_engine::decision::{
     Reexecution, Registrations, reexecute,
 };
 use ringside_engine::event::{Event, ProgramInfo, RingInfo};
-use ringside_engine::interp::TraceStep;
-use ringside_engine::maps::{BPF_ANY, Map};
+use ringside_engine::program::interp::TraceStep;
+use ringside_engine::program::maps::{BPF_ANY, Map};
+use ringside_engine::program::vm::ExecMode;
 use ringside_engine::program::{LoadOptions, LoadedProgram, ProgId, Registry, fnv1a64};
-use ringside_engine::vm::ExecMode;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;

@@ -18,7 +18,7 @@ use ringside_engine::decision::{
     HelperCall, MapTouch, MapWrite, PendingStep,
 };
 use ringside_engine::event::{AppCompletion, AppKind, Event, EventRecord};
-use ringside_engine::vm::ExecMode;
+use ringside_engine::program::vm::ExecMode;
 use ringside_probes::ProbeEvent;
 use ringside_probes::event::wire;
 use std::sync::Arc;

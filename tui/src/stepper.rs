@@ -9,9 +9,9 @@ use crate::state::State;
 use ringside_engine::abi::helper_id;
 use ringside_engine::decision::reexecute;
 use ringside_engine::event::ProgramInfo;
-use ringside_engine::interp::TraceStep;
+use ringside_engine::program::interp::TraceStep;
+use ringside_engine::program::vm::ExecMode;
 use ringside_engine::program::{LoadOptions, MAP_HANDLE_TAG, Registry};
-use ringside_engine::vm::ExecMode;
 use std::collections::HashMap;
 use std::sync::Arc;
 

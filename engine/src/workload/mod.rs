@@ -14,8 +14,8 @@ use crate::chain::{ChainSpec, StepSpec};
 use crate::decision::Budgets;
 use crate::engine::{Engine, EngineConfig, EngineError, ShutdownReport, Stats};
 use crate::event::{LinkMode, Notify, Outcome, StepKind};
+use crate::program::vm::ExecMode;
 use crate::program::{LoadOptions, ProgId};
-use crate::vm::ExecMode;
 use serde::Serialize;
 use spec::{Locator, Spec, SpecError};
 use std::collections::{BTreeMap, HashMap};
@@ -584,8 +584,8 @@ pub fn prepare(
                 (path.display().to_string(), bytes)
             }
         };
-        let parsed =
-            crate::elf::parse(&label, &bytes).map_err(|e| loc.at(&p.object, e.to_string()))?;
+        let parsed = crate::program::elf::parse(&label, &bytes)
+            .map_err(|e| loc.at(&p.object, e.to_string()))?;
         let section = match &p.section {
             Some(s) => {
                 parsed

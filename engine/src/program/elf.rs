@@ -9,7 +9,7 @@
 //! Anything unexpected is a [`LoadError`] naming the file, section, and the
 //! instruction or byte offset, never a panic: objects are untrusted input.
 
-use crate::maps::MapDef;
+use crate::program::maps::MapDef;
 use object::{
     Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex,
 };

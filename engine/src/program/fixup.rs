@@ -20,8 +20,8 @@
 //! Jump offsets and relocations are renumbered; the object-file index of
 //! every new instruction is kept for error messages.
 
-use crate::elf::ProgramImage;
-use crate::verifier::{Insn, VerifyError, insn_starts, successors, topological_order};
+use crate::program::elf::ProgramImage;
+use crate::program::verifier::{Insn, VerifyError, insn_starts, successors, topological_order};
 
 const SRC_X: u8 = 0x08;
 

@@ -4,14 +4,20 @@
 //! which loads the same images without a ring). Programs of one object share
 //! its maps.
 
-use crate::elf::{self, ElfObject, LoadError, RelocTarget};
-use crate::fixup;
-use crate::interp::MemRegion;
-use crate::maps::{Map, MapDef};
-use crate::verifier::{self, Limits, VerifyInput, VerifyReport};
-use crate::vm::{ExecMode, Vm};
+pub mod elf;
+pub mod fixup;
+pub mod interp;
+pub mod maps;
+pub mod verifier;
+pub mod vm;
+
+use elf::{ElfObject, LoadError, RelocTarget};
+use interp::MemRegion;
+use maps::{Map, MapDef};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use verifier::{Limits, VerifyInput, VerifyReport};
+use vm::{ExecMode, Vm};
 
 /// Tag in the upper half of a map handle (what a relocated `lddw` of a map
 /// loads): "RSMP". The low half is the map's index in its object.
@@ -58,7 +64,7 @@ pub struct LoadedProgram {
     pub name: String,
     /// Object file it came from.
     pub file: String,
-    /// The code as verified (relocated `lddw`s hold 0; see [`crate::fixup`]
+    /// The code as verified (relocated `lddw`s hold 0; see [`crate::program::fixup`]
     /// for the only rewrite).
     pub image: elf::ProgramImage,
     /// When the code was rewritten: the object-file index of each instruction.

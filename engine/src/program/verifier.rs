@@ -18,8 +18,8 @@
 //! scalars, not returned), which keeps decisions deterministic for replay.
 
 use crate::abi::{self, helper_id};
-use crate::elf::{ProgramImage, RelocTarget};
-use crate::maps::MapDef;
+use crate::program::elf::{ProgramImage, RelocTarget};
+use crate::program::maps::MapDef;
 use std::collections::BTreeSet;
 use std::fmt;
 

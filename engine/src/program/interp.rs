@@ -10,8 +10,8 @@
 //! Memory accesses are checked over their whole length against the regions
 //! the program may touch (rbpf checks only the first byte of allowed ranges).
 
-use crate::verifier::{Insn, eval_end};
-use crate::vm::HelperHost;
+use crate::program::verifier::{Insn, eval_end};
+use crate::program::vm::HelperHost;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -72,7 +72,7 @@ pub struct MemRegion {
 
 impl MemRegion {
     /// A map's values.
-    pub fn map(m: &crate::maps::Map) -> MemRegion {
+    pub fn map(m: &crate::program::maps::Map) -> MemRegion {
         MemRegion {
             kind: "map",
             range: m.arena_range(),

@@ -2,8 +2,8 @@
 //! instruction and the reason; the nearest correct program is accepted.
 
 use super::*;
-use crate::elf::{ProgramImage, Reloc};
-use crate::maps::{MAP_TYPE_ARRAY, MAP_TYPE_HASH, MapDef};
+use crate::program::elf::{ProgramImage, Reloc};
+use crate::program::maps::{MAP_TYPE_ARRAY, MAP_TYPE_HASH, MapDef};
 
 fn image(src: &str, map_relocs: &[(usize, usize)]) -> ProgramImage {
     let code =
