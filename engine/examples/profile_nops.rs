@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = args.first().map_or(Ok(1_000_000), |s| s.parse())?;
     let chains: usize = args.get(1).map_or(Ok(64), |s| s.parse())?;
     let exec = match args.get(2).map(String::as_str) {
-        None | Some("jit") => ExecMode::Jit,
+        None | Some("jit") => ExecMode::Compiled,
         Some("interp") => ExecMode::Interpreter,
         Some(other) => return Err(format!("unknown mode {other}: jit or interp").into()),
     };

@@ -261,7 +261,7 @@ fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()> {
         };
         let mut per_mode = Vec::new();
         let mut insns = 0;
-        for exec in [ExecMode::Interpreter, ExecMode::Jit] {
+        for exec in [ExecMode::Interpreter, ExecMode::Compiled] {
             let mut reg = Registry::new();
             let obj = reg
                 .load_object(
@@ -553,7 +553,7 @@ fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Res
     }
     let s = e.stats();
     Ok(ChainRow {
-        name: if exec == ExecMode::Jit {
+        name: if exec == ExecMode::Compiled {
             "engine + read_exact (JIT)"
         } else {
             "engine + read_exact (interpreter)"
@@ -695,7 +695,7 @@ fn chain_table(out: &mut dyn Write, n: u64, c: usize, shape: Shape) -> std::io::
     let result = (|| {
         for _ in 0..ROUNDS {
             rounds[0].push(engine_chains(n, c, ExecMode::Interpreter, shape)?);
-            rounds[1].push(engine_chains(n, c, ExecMode::Jit, shape)?);
+            rounds[1].push(engine_chains(n, c, ExecMode::Compiled, shape)?);
             rounds[2].push(hand_written(n, c, shape)?);
             rounds[3].push(naive(n, c, shape)?);
         }

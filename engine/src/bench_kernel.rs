@@ -8,6 +8,7 @@ use crate::chain::{ChainSpec, StepSpec};
 use crate::decision::Budgets;
 use crate::engine::{Engine, EngineConfig};
 use crate::event::{LinkMode, Notify};
+use crate::program::mem::AddrSpace;
 use crate::program::vm::{ExecMode, HelperHost};
 use crate::program::{LoadOptions, ProgId, Registry};
 use crate::workload::content;
@@ -89,7 +90,7 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::
             dropped.load(std::sync::atomic::Ordering::Relaxed)
         )
     });
-    let exec = if exec == ExecMode::Jit {
+    let exec = if exec == ExecMode::Compiled {
         "JIT"
     } else {
         "interpreter"
@@ -191,7 +192,7 @@ fn one_per_enter(n: u64, chains: usize) -> std::io::Result<NopRow> {
 struct NoHelpers;
 
 impl HelperHost for NoHelpers {
-    fn call(&mut self, _id: u32, _args: [u64; 5]) -> u64 {
+    fn call(&mut self, _id: u32, _args: [u64; 5], _mem: &AddrSpace<'_>) -> u64 {
         0
     }
 }
@@ -205,7 +206,7 @@ fn hand_written_nops(n: u64, chains: usize, program: bool) -> std::io::Result<No
     let prog = if program {
         let bytes = crate::progs::builtin("nop_chain").expect("built in");
         let opts = LoadOptions {
-            exec: ExecMode::Jit,
+            exec: ExecMode::Compiled,
             ..Default::default()
         };
         let loaded = registry
@@ -248,7 +249,10 @@ fn hand_written_nops(n: u64, chains: usize, program: bool) -> std::io::Result<No
                     };
                     let mut bytes = ctx.to_bytes();
                     // RS_NEXT exactly when steps are left (see nop_chain.bpf.c).
-                    p.vm().execute(&mut bytes, &mut NoHelpers) == Ok(0) && left[slot] > 0
+                    p.vm()
+                        .execute(&mut bytes, p.regions(), &mut NoHelpers, None)
+                        .is_ok_and(|r| r.ret == 0)
+                        && left[slot] > 0
                 }
                 None => res >= 0 && left[slot] > 0,
             };
@@ -286,8 +290,8 @@ pub fn nop_table(out: &mut dyn Write, n: u64, chains: usize) -> std::io::Result<
     writeln!(out)?;
     let rows = [
         engine_nops(n, chains, ExecMode::Interpreter, false)?,
-        engine_nops(n, chains, ExecMode::Jit, false)?,
-        engine_nops(n, chains, ExecMode::Jit, true)?,
+        engine_nops(n, chains, ExecMode::Compiled, false)?,
+        engine_nops(n, chains, ExecMode::Compiled, true)?,
         kernel_links(n, chains)?,
         one_per_enter(n, chains)?,
         hand_written_nops(n, chains, false)?,
@@ -420,7 +424,7 @@ fn engine_lookups(
     Ok(LookupRow {
         name: format!(
             "engine + btree_lookup ({})",
-            if exec == ExecMode::Jit {
+            if exec == ExecMode::Compiled {
                 "JIT"
             } else {
                 "interpreter"
@@ -548,7 +552,7 @@ pub fn btree_table(out: &mut dyn Write, n: u64, c: usize) -> std::io::Result<()>
         writeln!(out)?;
         let mut rows = [
             engine_lookups(&file, &lookups, c, ExecMode::Interpreter)?,
-            engine_lookups(&file, &lookups, c, ExecMode::Jit)?,
+            engine_lookups(&file, &lookups, c, ExecMode::Compiled)?,
             uring_lookups(&file, &lookups, c)?,
             pread_lookups(&file, &lookups)?,
         ];

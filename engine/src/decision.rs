@@ -8,9 +8,10 @@
 //! program returns, so a decision that breaks a budget can be discarded whole.
 
 use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, helper_id, op};
-use crate::program::interp::{self, MemRegion, TraceStep};
+use crate::program::interp::{self, InterpError, TraceStep};
 use crate::program::maps::{Map, MapDef, MapKind};
-use crate::program::vm::{ExecMode, HelperHost};
+use crate::program::mem::{AddrSpace, Region, RegionKind};
+use crate::program::vm::{ExecMode, HelperHost, RunError};
 use crate::program::{LoadedProgram, MapId};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -435,27 +436,28 @@ fn errno(e: i32) -> i64 {
     -(e as i64)
 }
 
-/// Copy `len` bytes the program pointed at.
-///
-/// # Safety
-/// For verified programs the verifier proved the range readable; trusted
-/// programs are the caller's responsibility.
-unsafe fn read_mem(addr: u64, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    if len > 0 {
-        unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, v.as_mut_ptr(), len) };
-    }
-    v
+/// Why a helper could not use a pointer argument (only a program loaded as
+/// trusted can pass one: the verifier proves every other program's).
+fn bad_pointer(arg: usize, len: usize, write: bool) -> String {
+    format!(
+        "argument {arg} is not {} memory of {len} bytes the program may touch",
+        if write { "writable" } else { "readable" }
+    )
 }
 
 impl Env<'_> {
     fn map(&mut self, handle: u64) -> Option<(u32, usize)> {
         let (local, _) = self.prog.map_of_handle(handle)?;
+        Some((local as u32, self.map_index_of(local as u32)?))
+    }
+
+    /// Index into `maps` of the program's map `local`.
+    fn map_index_of(&self, local: u32) -> Option<usize> {
         let idx = match self.map_index {
-            Some(ids) => ids.get(local)?.0 as usize,
-            None => local,
+            Some(ids) => ids.get(local as usize)?.0 as usize,
+            None => local as usize,
         };
-        (idx < self.maps.len()).then_some((local as u32, idx))
+        (idx < self.maps.len()).then_some(idx)
     }
 
     fn touch(&mut self, local: u32, idx: usize, key: &[u8]) {
@@ -503,7 +505,13 @@ impl Env<'_> {
     }
 
     /// `rs_submit`: the new step's index, or (errno, why).
-    fn submit(&mut self, sqe_addr: u64, size: u64, place: u64) -> Result<i64, (i32, String)> {
+    fn submit(
+        &mut self,
+        mem: &AddrSpace<'_>,
+        sqe_addr: u64,
+        size: u64,
+        place: u64,
+    ) -> Result<i64, (i32, String)> {
         if size != abi::SQE_SIZE as u64 {
             let why = format!(
                 "size {size} is not sizeof(struct rs_sqe) = {}",
@@ -511,12 +519,10 @@ impl Env<'_> {
             );
             return Err((libc::EINVAL, why));
         }
-        let mut raw = [0u8; abi::SQE_SIZE];
-        // SAFETY: verified programs pass a readable 40-byte template (see read_mem).
-        unsafe {
-            std::ptr::copy_nonoverlapping(sqe_addr as *const u8, raw.as_mut_ptr(), abi::SQE_SIZE)
+        let Some(raw) = mem.read(sqe_addr, abi::SQE_SIZE) else {
+            return Err((libc::EFAULT, bad_pointer(2, abi::SQE_SIZE, false)));
         };
-        let sqe = RsSqe::from_bytes(&raw);
+        let sqe = RsSqe::from_bytes(raw.try_into().expect("40 bytes"));
         let fail = |e: i32, why: String| Err((e, why));
         let Some(place_w) = Where::from_raw(place) else {
             return fail(
@@ -688,22 +694,25 @@ impl Env<'_> {
     }
 }
 
-/// Largest key a map may have (see maps.rs): keys are read into a stack
-/// buffer of this size, so an unrecorded decision allocates nothing.
+/// Largest key a map may have (see maps.rs): keys are copied into a stack
+/// buffer of this size (the program may overwrite its own copy through a
+/// map value), so an unrecorded decision allocates nothing.
 const KEY_BUF: usize = crate::program::maps::MAX_KEY_SIZE as usize;
 
-/// Read a key the program pointed at into `buf`.
-///
-/// # Safety
-/// As `read_mem`.
-unsafe fn read_key(addr: u64, len: usize, buf: &mut [u8; KEY_BUF]) -> &[u8] {
+/// Copy the key the program pointed at into `buf`.
+fn read_key<'k>(
+    mem: &AddrSpace<'_>,
+    addr: u64,
+    len: usize,
+    buf: &'k mut [u8; KEY_BUF],
+) -> Option<&'k [u8]> {
     let len = len.min(KEY_BUF);
-    unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), len) };
-    &buf[..len]
+    buf[..len].copy_from_slice(mem.read(addr, len)?);
+    Some(&buf[..len])
 }
 
 impl HelperHost for Env<'_> {
-    fn call(&mut self, id: u32, args: [u64; 5]) -> u64 {
+    fn call(&mut self, id: u32, args: [u64; 5], mem: &AddrSpace<'_>) -> u64 {
         let [a1, a2, a3, a4, a5] = args;
         // Each arm computes the result; the call record (detail, error) is
         // built only when someone records, so the hot path allocates nothing.
@@ -720,17 +729,24 @@ impl HelperHost for Env<'_> {
                     return 0;
                 };
                 let mut kb = [0u8; KEY_BUF];
-                // SAFETY: the verifier proved the key readable (see read_mem).
-                let key = unsafe { read_key(a2, self.maps[idx].def().key_size as usize, &mut kb) };
+                let ks = self.maps[idx].def().key_size as usize;
+                let Some(key) = read_key(mem, a2, ks, &mut kb) else {
+                    self.log(
+                        id,
+                        args,
+                        0,
+                        || CallDetail::None,
+                        || Some(bad_pointer(2, ks, false)),
+                    );
+                    return 0;
+                };
                 if self.record {
                     self.touch(local, idx, key);
                 }
                 match self.maps[idx].lookup_ptr(key) {
                     Ok(Some(addr)) => {
                         if self.record {
-                            let vs = self.maps[idx].def().value_size as usize;
-                            // SAFETY: addr is inside the map's arena.
-                            let value = unsafe { read_mem(addr, vs) };
+                            let value = self.maps[idx].value_at(addr).to_vec();
                             self.watches
                                 .push((local, key.to_vec(), addr, value.clone()));
                             let detail = CallDetail::MapLookup {
@@ -747,7 +763,7 @@ impl HelperHost for Env<'_> {
                                 error: None,
                             });
                         }
-                        addr
+                        mem.map_value_addr(local, addr as *mut u8)
                     }
                     r => {
                         let key = key.to_vec();
@@ -783,18 +799,38 @@ impl HelperHost for Env<'_> {
                     self.maps[idx].def().value_size as usize,
                 );
                 let mut kb = [0u8; KEY_BUF];
-                // SAFETY: the verifier proved the key readable.
-                let key = unsafe { read_key(a2, ks, &mut kb) };
+                let fault = |arg, len| {
+                    let ret = errno(libc::EFAULT);
+                    (ret, bad_pointer(arg, len, false))
+                };
+                let Some(key) = read_key(mem, a2, ks, &mut kb) else {
+                    let (ret, why) = fault(2, ks);
+                    self.log(id, args, ret, || CallDetail::None, || Some(why));
+                    return ret as u64;
+                };
+                let value = if id == helper_id::MAP_UPDATE_ELEM {
+                    match mem.read(a3, vs) {
+                        Some(v) => v,
+                        None => {
+                            let (ret, why) = fault(3, vs);
+                            self.log(id, args, ret, || CallDetail::None, || Some(why));
+                            return ret as u64;
+                        }
+                    }
+                } else {
+                    &[]
+                };
                 let before = if self.record {
                     self.touch(local, idx, key);
                     self.maps[idx].get(key).ok().flatten()
                 } else {
                     None
                 };
+                // The value is copied before the map changes: it may be
+                // another value of this very map (the program's own memory).
+                let value = value.to_vec();
                 let res = if id == helper_id::MAP_UPDATE_ELEM {
-                    // SAFETY: the verifier proved the value readable; the map copies it.
-                    let value = unsafe { std::slice::from_raw_parts(a3 as *const u8, vs) };
-                    self.maps[idx].update(key, value, a4)
+                    self.maps[idx].update(key, &value, a4)
                 } else {
                     self.maps[idx].delete(key)
                 };
@@ -805,8 +841,6 @@ impl HelperHost for Env<'_> {
                 if self.record {
                     let key = key.to_vec();
                     let detail = if id == helper_id::MAP_UPDATE_ELEM {
-                        // SAFETY: as above.
-                        let value = unsafe { read_mem(a3, vs) };
                         CallDetail::MapUpdate {
                             map: local,
                             key: key.clone(),
@@ -846,15 +880,24 @@ impl HelperHost for Env<'_> {
             }
             helper_id::TRACE_PRINTK => {
                 let size = a2.min(256) as usize;
-                // SAFETY: the verifier proved the format readable.
-                let fmt = unsafe { read_mem(a1, size) };
-                let text = format_printk(&fmt, [a3, a4, a5]);
+                let Some(fmt) = mem.read(a1, size) else {
+                    let ret = errno(libc::EFAULT);
+                    self.log(
+                        id,
+                        args,
+                        ret,
+                        || CallDetail::None,
+                        || Some(bad_pointer(1, size, false)),
+                    );
+                    return ret as u64;
+                };
+                let text = format_printk(fmt, [a3, a4, a5]);
                 let ret = text.len() as i64;
                 self.log(id, args, ret, || CallDetail::Printk { text }, || None);
                 ret as u64
             }
             helper_id::RS_SUBMIT => {
-                let r = self.submit(a2, a3, a4);
+                let r = self.submit(mem, a2, a3, a4);
                 let ret = match &r {
                     Ok(index) => *index,
                     Err((e, _)) => errno(*e),
@@ -863,15 +906,10 @@ impl HelperHost for Env<'_> {
                     // The template as the program passed it (zeroes when its
                     // size was wrong): read again, only for the record.
                     let mut raw = [0u8; abi::SQE_SIZE];
-                    if a3 == abi::SQE_SIZE as u64 {
-                        // SAFETY: as in `submit`.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                a2 as *const u8,
-                                raw.as_mut_ptr(),
-                                abi::SQE_SIZE,
-                            )
-                        };
+                    if a3 == abi::SQE_SIZE as u64
+                        && let Some(b) = mem.read(a2, abi::SQE_SIZE)
+                    {
+                        raw.copy_from_slice(b);
                     }
                     let sqe = RsSqe::from_bytes(&raw);
                     self.log(
@@ -940,8 +978,17 @@ impl HelperHost for Env<'_> {
                 } else {
                     self.regs.buffers.get(a2 as usize).copied()
                 };
-                // SAFETY: the verifier proved [a4, a4+len) writable.
-                let dst = unsafe { std::slice::from_raw_parts_mut(a4 as *mut u8, len) };
+                let Some(dst) = mem.write(a4, len) else {
+                    let ret = errno(libc::EFAULT);
+                    self.log(
+                        id,
+                        args,
+                        ret,
+                        || CallDetail::None,
+                        || Some(bad_pointer(4, len, true)),
+                    );
+                    return ret as u64;
+                };
                 let error = match size {
                     None => Some((
                         libc::EPERM,
@@ -1032,8 +1079,10 @@ impl Env<'_> {
     /// After the run: direct writes through looked-up pointers.
     fn collect_direct_writes(&mut self) {
         for (local, key, addr, last) in std::mem::take(&mut self.watches) {
-            // SAFETY: addr is inside a map arena that is still alive.
-            let now = unsafe { read_mem(addr, last.len()) };
+            let Some(idx) = self.map_index_of(local) else {
+                continue;
+            };
+            let now = self.maps[idx].value_at(addr).to_vec();
             if now != last {
                 self.writes.push(MapWrite {
                     map: local,
@@ -1155,9 +1204,11 @@ pub fn execute_into(
     source: &mut dyn InputSource,
     out: &mut DecisionRecord,
 ) {
-    // Counting instructions needs a re-run, which needs the recorded inputs.
     let (chain, step) = (req.view.chain, req.view.step);
-    let count = req.count_insns || needs_count(prog, req.budgets);
+    let limit = insn_limit(prog, req.budgets);
+    // Compiled code does not count instructions: a count someone asked for
+    // needs a re-run under the interpreter, which needs the recorded inputs.
+    let count = req.count_insns && prog.exec_mode() == ExecMode::Compiled && limit.is_none();
     let wanted = req.record;
     let record = wanted || count;
     let mut calls = std::mem::take(&mut out.calls);
@@ -1195,7 +1246,9 @@ pub fn execute_into(
     (env.calls, env.actions, env.touched, env.writes) = (calls, actions, touched, writes);
     let mut ctx_bytes = ctx.to_bytes();
     let start = Instant::now();
-    let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
+    let ret = prog
+        .vm()
+        .execute(&mut ctx_bytes, prog.regions(), &mut env, limit);
     let duration_ns = start.elapsed().as_nanos() as u64;
     env.collect_direct_writes();
     let Env {
@@ -1224,10 +1277,18 @@ pub fn execute_into(
     out.calls = calls;
     out.map_writes = writes;
     out.actions = actions;
-    out.ret = *ret.as_ref().unwrap_or(&0);
-    out.insns = None;
+    out.ret = ret.as_ref().map_or(0, |r| r.ret);
+    out.insns = ret
+        .as_ref()
+        .ok()
+        .and_then(|r| r.insns)
+        .filter(|_| req.count_insns);
     out.duration_ns = duration_ns;
-    out.exec = prog.exec_mode();
+    out.exec = if limit.is_some() {
+        ExecMode::Interpreter
+    } else {
+        prog.exec_mode()
+    };
     if count && ret.is_ok() {
         // Re-run under the counting interpreter with the recorded inputs.
         // Nothing of the re-run but its count is kept: it records nothing.
@@ -1241,7 +1302,7 @@ pub fn execute_into(
             }
         }
     }
-    out.result = result_of(ret, violation, out.insns, budgets);
+    out.result = result_of(ret.map(|r| r.ret), violation);
     if !wanted {
         // Recording was only for counting; nobody wants the details.
         out.calls.clear();
@@ -1250,10 +1311,18 @@ pub fn execute_into(
     }
 }
 
-/// Whether decisions of `prog` must be re-run to count their instructions
-/// under `budgets` (its longest path may exceed the instruction budget).
+/// Whether decisions of `prog` must count their instructions under
+/// `budgets` (its longest path may exceed the instruction budget).
 pub fn needs_count(prog: &LoadedProgram, budgets: &Budgets) -> bool {
     prog.report.max_path as u64 > budgets.insns_per_decision
+}
+
+/// The instruction limit a decision of `prog` runs with: the budget, when
+/// its longest path can exceed it (such a run goes through the interpreter,
+/// which counts); none otherwise (nothing to count: the verifier bounded
+/// every path).
+fn insn_limit(prog: &LoadedProgram, budgets: &Budgets) -> Option<u64> {
+    needs_count(prog, budgets).then_some(budgets.insns_per_decision)
 }
 
 /// Working buffers of unrecorded decisions, reused from one to the next.
@@ -1266,8 +1335,7 @@ pub struct Scratch {
     pub actions: Vec<Action>,
 }
 
-/// Run a decision that nobody records and whose instructions need no
-/// counting (see [`needs_count`]): the same helper semantics as [`execute`],
+/// Run a decision that nobody records: the same helper semantics as [`execute`],
 /// without building a [`DecisionRecord`]. The actions are left in
 /// `scratch.actions` (to be applied only when the result is a verdict).
 /// With `time`, the program's run is timed (as [`DecisionRecord::duration_ns`]
@@ -1299,37 +1367,40 @@ pub fn execute_unrecorded(
     env.actions = actions;
     let mut ctx_bytes = ctx.to_bytes();
     let start = time.then(Instant::now);
-    let ret = prog.vm().execute(&mut ctx_bytes, &mut env);
+    let limit = insn_limit(prog, budgets);
+    let ret = prog
+        .vm()
+        .execute(&mut ctx_bytes, prog.regions(), &mut env, limit);
     let ns = start.map(|t| t.elapsed().as_nanos() as u64);
     scratch.view = env.view;
     scratch.actions = env.actions;
-    (result_of(ret, env.violation, None, budgets), ns)
+    (result_of(ret.map(|r| r.ret), env.violation), ns)
 }
 
-/// How a run ended, from r0 (or the VM's error), a broken budget and the
-/// instruction count.
-fn result_of(
-    ret: Result<u64, String>,
-    violation: Option<BudgetViolation>,
-    insns: Option<u64>,
-    budgets: &Budgets,
-) -> DecisionResult {
+/// How a run ended, from r0 (or the VM's error) and a broken budget.
+fn result_of(ret: Result<u64, RunError>, violation: Option<BudgetViolation>) -> DecisionResult {
     match (ret, violation) {
-        (Err(message), _) => DecisionResult::VmError { message },
+        (Err(RunError::Interp(InterpError::InsnLimit { limit })), _) => DecisionResult::Budget {
+            violation: insn_violation(limit),
+        },
+        (Err(e), _) => DecisionResult::VmError {
+            message: e.to_string(),
+        },
         (Ok(_), Some(violation)) => DecisionResult::Budget { violation },
-        (Ok(_), None) if insns.is_some_and(|n| n > budgets.insns_per_decision) => {
-            DecisionResult::Budget {
-                violation: BudgetViolation {
-                    kind: BudgetKind::Instructions,
-                    limit: budgets.insns_per_decision,
-                    value: insns.unwrap_or(0),
-                },
-            }
-        }
         (Ok(r), None) => match Verdict::from_ret(r) {
             Some(verdict) => DecisionResult::Verdict { verdict },
             None => DecisionResult::BadReturn { ret: r },
         },
+    }
+}
+
+/// The instruction budget `limit`, broken: the run was stopped as it was
+/// about to execute instruction `limit + 1`.
+pub fn insn_violation(limit: u64) -> BudgetViolation {
+    BudgetViolation {
+        kind: BudgetKind::Instructions,
+        limit,
+        value: limit + 1,
     }
 }
 
@@ -1486,12 +1557,18 @@ fn rerun(
 ) -> Result<Reexecution, String> {
     let defs = &prog.map_defs;
     let mut maps = maps_for_replay(defs, &rec.touched);
-    let mut regions: Vec<MemRegion> = maps.iter().map(MemRegion::map).collect();
+    // The program's address space over the rebuilt maps: their arenas in
+    // object order, then its rodata (the order of their virtual ids).
+    let mut regions: Vec<Region> = maps
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Region::map(i as u32, m))
+        .collect();
     regions.extend(
         prog.regions()
             .iter()
-            .filter(|r| r.kind == "rodata")
-            .cloned(),
+            .filter(|r| matches!(r.kind, RegionKind::Rodata(_)))
+            .copied(),
     );
     let mut source = Recorded {
         calls: &rec.calls,
@@ -1511,17 +1588,29 @@ fn rerun(
         record,
     );
     let mut ctx = rec.ctx.to_bytes();
-    // The interpreter must stop even if the recording lies about the program.
-    let limit = prog.report.max_path as u64 + 1;
-    let r = interp::run(
+    // The budget's limit, as the live run had it; without one the
+    // interpreter must still stop even if the recording lies about the program.
+    let budget = insn_limit(prog, budgets);
+    let limit = budget.unwrap_or(prog.report.max_path as u64 + 1);
+    let run = interp::run(
         prog.code(),
         &mut ctx,
         &regions,
         &mut env,
         Some(limit),
         trace,
-    )
-    .map_err(|e| e.to_string())?;
+    );
+    let (r, stopped) = match run {
+        Ok(r) => (r, None),
+        Err(InterpError::InsnLimit { limit }) if budget.is_some() => (
+            interp::RunResult {
+                ret: 0,
+                insns: limit + 1,
+            },
+            Some(insn_violation(limit)),
+        ),
+        Err(e) => return Err(e.to_string()),
+    };
     env.collect_direct_writes();
     let Env {
         calls,
@@ -1530,6 +1619,7 @@ fn rerun(
         violation,
         ..
     } = env;
+    let violation = stopped.or(violation);
     Ok(Reexecution {
         ret: r.ret,
         insns: r.insns,

@@ -92,7 +92,7 @@ fn check_agreement(obj: &ElfObject, ctxs: &[RsCtx], buffer: &[u8]) {
         .load_parsed(
             obj,
             &LoadOptions {
-                exec: ExecMode::Jit,
+                exec: ExecMode::Compiled,
                 ..Default::default()
             },
         )

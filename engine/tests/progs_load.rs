@@ -13,7 +13,7 @@ fn every_pattern_program_verifies() {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        for exec in [ExecMode::Interpreter, ExecMode::Jit] {
+        for exec in [ExecMode::Interpreter, ExecMode::Compiled] {
             let mut reg = Registry::new();
             let opts = LoadOptions {
                 exec,

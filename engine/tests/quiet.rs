@@ -127,7 +127,7 @@ fn run(listen: bool, exec: ExecMode) -> Observed {
 
 #[test]
 fn unrecorded_decisions_do_what_recorded_ones_do() {
-    for exec in [ExecMode::Interpreter, ExecMode::Jit] {
+    for exec in [ExecMode::Interpreter, ExecMode::Compiled] {
         let quiet = run(false, exec);
         let recorded = run(true, exec);
         assert_eq!(quiet, recorded, "{exec:?}");

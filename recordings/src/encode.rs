@@ -414,7 +414,7 @@ fn decision(e: &mut Enc, st: &mut State, d: &DecisionRecord) {
     e.var(*duration_ns);
     e.u8(match exec {
         ExecMode::Interpreter => 0,
-        ExecMode::Jit => 1,
+        ExecMode::Compiled => 1,
     });
 }
 
@@ -878,7 +878,7 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
     let at = d.pos();
     let exec = match d.u8("decision.exec")? {
         0 => ExecMode::Interpreter,
-        1 => ExecMode::Jit,
+        1 => ExecMode::Compiled,
         v => return Err(bad("decision.exec", at, format!("{v} is not an exec mode"))),
     };
     Ok(DecisionRecord {

@@ -116,7 +116,7 @@ fn jit_decisions_replay_identically_under_the_tracing_interpreter() {
     let items: Vec<Item> = sub.rx.try_iter().map(Item::Engine).collect();
     let jit = items
         .iter()
-        .filter(|it| matches!(it, Item::Engine(r) if matches!(&r.event, Event::Decision(d) if d.exec == ringside_engine::program::vm::ExecMode::Jit)))
+        .filter(|it| matches!(it, Item::Engine(r) if matches!(&r.event, Event::Decision(d) if d.exec == ringside_engine::program::vm::ExecMode::Compiled)))
         .count();
     assert!(jit > 50, "{jit} JIT decisions");
     let r = check_items(&items);

@@ -1,27 +1,24 @@
-//! A tracing interpreter with rbpf's semantics.
+//! The interpreter: the reference meaning of every program, and the engine
+//! that steps through one.
 //!
-//! rbpf runs decisions; this interpreter re-runs them when someone needs to
-//! see inside one: it counts instructions (for the decision log and the
-//! instruction budget) and yields, after each instruction, the pc, the
-//! instruction, the registers and the memory it touched (the step debugger).
-//! It must agree with rbpf on every decision: a differential test runs both
-//! over the pattern programs and generated programs.
-//!
-//! Memory accesses are checked over their whole length against the regions
-//! the program may touch (rbpf checks only the first byte of allowed ranges).
+//! It runs any program (verified or trusted) with the kernel's semantics
+//! ([`crate::program::isa`]), over virtual addresses (see
+//! [`crate::program::mem`]): every load and store is checked over its whole
+//! length against the region it falls in, so even a program that was never
+//! proved safe cannot touch anything else, and an error names the region,
+//! offset and size, never a host address. It counts instructions (budgets)
+//! and, when asked, yields after each instruction the pc, the instruction,
+//! the registers and the memory it touched (the step debugger).
 
-use crate::program::verifier::{Insn, eval_end};
+use crate::program::isa::{self, Insn, alu, class};
+use crate::program::mem::{AddrSpace, Addressing, Place, Region, RegionKind, STACK_SIZE};
 use crate::program::vm::HelperHost;
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
-
-/// Stack bytes (as rbpf).
-pub const STACK_SIZE: usize = 512;
 
 /// A memory access an instruction made.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemAccess {
-    /// Address.
+    /// Address, as the program saw it (virtual).
     pub addr: u64,
     /// Bytes.
     pub len: u8,
@@ -59,36 +56,17 @@ pub struct RunResult {
     pub insns: u64,
 }
 
-/// A named memory region the program may touch.
-#[derive(Clone, Debug)]
-pub struct MemRegion {
-    /// Kind, for traces: `map`, `rodata`, ...
-    pub kind: &'static str,
-    /// Addresses.
-    pub range: Range<u64>,
-    /// Whether stores are allowed.
-    pub writable: bool,
-}
-
-impl MemRegion {
-    /// A map's values.
-    pub fn map(m: &crate::program::maps::Map) -> MemRegion {
-        MemRegion {
-            kind: "map",
-            range: m.arena_range(),
-            writable: true,
-        }
-    }
-}
-
-/// Why a run stopped early.
+/// Why a run stopped early. Every value is in program terms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InterpError {
-    /// An access outside every region.
+    /// An access outside every region the program may touch, or a store to a
+    /// read-only one.
     OutOfBounds {
         /// Instruction.
         pc: usize,
-        /// Address.
+        /// Where it starts, when that is inside a region.
+        place: Option<Place>,
+        /// The address the program computed (virtual: never a host address).
         addr: u64,
         /// Length.
         len: usize,
@@ -100,7 +78,7 @@ pub enum InterpError {
         /// The limit.
         limit: u64,
     },
-    /// An instruction the interpreter does not run.
+    /// An instruction the interpreter does not run (the verifier refuses it).
     BadInsn {
         /// Instruction.
         pc: usize,
@@ -108,7 +86,10 @@ pub enum InterpError {
         opc: u8,
     },
     /// Ran past the end of the code.
-    FellOff,
+    FellOff {
+        /// The last instruction that ran.
+        pc: usize,
+    },
 }
 
 impl std::fmt::Display for InterpError {
@@ -116,312 +97,234 @@ impl std::fmt::Display for InterpError {
         match self {
             InterpError::OutOfBounds {
                 pc,
+                place,
                 addr,
                 len,
                 write,
-            } => write!(
-                f,
-                "insn {pc}: out of bounds {} of {len} bytes at {addr:#x}",
-                if *write { "store" } else { "load" }
-            ),
+            } => {
+                let what = if *write { "store" } else { "load" };
+                match place {
+                    Some(p)
+                        if *write && matches!(p.kind, RegionKind::Ctx | RegionKind::Rodata(_)) =>
+                    {
+                        write!(
+                            f,
+                            "insn {pc}: {what} of {len} bytes at offset {} of {}, which is read-only",
+                            display_offset(p),
+                            p.kind
+                        )
+                    }
+                    Some(p) => write!(
+                        f,
+                        "insn {pc}: {what} of {len} bytes at offset {} of {} runs past its end",
+                        display_offset(p),
+                        p.kind
+                    ),
+                    None => write!(
+                        f,
+                        "insn {pc}: {what} of {len} bytes at {addr:#x}, which is not in the context, the stack, a map value or read-only data"
+                    ),
+                }
+            }
             InterpError::InsnLimit { limit } => write!(f, "instruction limit {limit} reached"),
             InterpError::BadInsn { pc, opc } => {
                 write!(f, "insn {pc}: unsupported opcode {opc:#04x}")
             }
-            InterpError::FellOff => write!(f, "ran past the end of the program"),
+            InterpError::FellOff { pc } => {
+                write!(f, "insn {pc}: ran past the end of the program")
+            }
         }
     }
 }
 
 impl std::error::Error for InterpError {}
 
-/// Whether conditional jump `opc` is taken, with rbpf's semantics: 64-bit
-/// unsigned compares zero-extend the immediate (see fixup.rs), `jset` and
-/// signed compares sign-extend it; 32-bit jumps compare the low halves.
-/// None for an opcode that is not a conditional jump.
-fn jump_taken(opc: u8, a: u64, src: u64, imm: i32) -> Option<bool> {
-    let x = opc & 0x08 != 0;
-    let op = opc & 0xf0;
-    if opc & 0x07 == 0x05 {
-        let bu = if x { src } else { imm as u32 as u64 };
-        let bs = if x { src as i64 } else { imm as i64 };
-        let bset = if x { src } else { imm as i64 as u64 };
-        let a_s = a as i64;
-        return Some(match op {
-            0x10 => a == bu,
-            0x20 => a > bu,
-            0x30 => a >= bu,
-            0x40 => a & bset != 0,
-            0x50 => a != bu,
-            0x60 => a_s > bs,
-            0x70 => a_s >= bs,
-            0xa0 => a < bu,
-            0xb0 => a <= bu,
-            0xc0 => a_s < bs,
-            0xd0 => a_s <= bs,
-            _ => return None,
-        });
+/// A stack offset as programs write it (from r10: negative); others from 0.
+fn display_offset(p: &Place) -> i64 {
+    match p.kind {
+        RegionKind::Stack => p.offset as i64 - STACK_SIZE as i64,
+        _ => p.offset as i64,
     }
-    let (a, b) = (a as u32, if x { src as u32 } else { imm as u32 });
-    let (a_s, b_s) = (a as i32, b as i32);
-    Some(match op {
-        0x10 => a == b,
-        0x20 => a > b,
-        0x30 => a >= b,
-        0x40 => a & b != 0,
-        0x50 => a != b,
-        0x60 => a_s > b_s,
-        0x70 => a_s >= b_s,
-        0xa0 => a < b,
-        0xb0 => a <= b,
-        0xc0 => a_s < b_s,
-        0xd0 => a_s <= b_s,
-        _ => return None,
-    })
 }
 
-/// Run `code` over `ctx`, calling `host` for helpers. `limit` caps executed
-/// instructions; `trace`, when given, sees every step.
+/// Run `code` over `ctx`, with `statics` (the program's map arenas and
+/// rodata, in the order their virtual ids count) and `host` for helpers.
+/// `limit` caps executed instructions; `trace`, when given, sees every step.
+///
+/// `code` holds virtual addresses in its relocated `lddw`s
+/// ([`crate::program::LoadedProgram::code`]).
 pub fn run(
     code: &[u8],
     ctx: &mut [u8],
-    regions: &[MemRegion],
+    statics: &[Region],
     host: &mut dyn HelperHost,
     limit: Option<u64>,
     mut trace: Option<&mut dyn FnMut(&TraceStep)>,
 ) -> Result<RunResult, InterpError> {
-    // On the native stack: this runs once per counted decision.
+    // Zeroed: a trusted program may read stack it never wrote; it must see
+    // nothing of this process.
     let mut stack = [0u8; STACK_SIZE];
+    let mem = AddrSpace::new(
+        Addressing::Virtual,
+        ctx.as_mut_ptr(),
+        ctx.len(),
+        stack.as_mut_ptr(),
+        statics,
+    );
     let n = code.len() / 8;
     let mut reg = [0u64; 11];
-    reg[1] = ctx.as_mut_ptr() as u64;
-    reg[10] = stack.as_mut_ptr() as u64 + STACK_SIZE as u64;
-    let ctx_range = ctx.as_ptr() as u64..ctx.as_ptr() as u64 + ctx.len() as u64;
-    let stack_range = stack.as_ptr() as u64..stack.as_ptr() as u64 + STACK_SIZE as u64;
-
-    // Where an access lands: (kind, offset) or None when out of bounds.
-    let locate = |addr: u64, len: usize, write: bool| -> Option<(&'static str, i64)> {
-        let end = addr.checked_add(len as u64)?;
-        if ctx_range.start <= addr && end <= ctx_range.end {
-            return Some(("ctx", (addr - ctx_range.start) as i64));
-        }
-        if stack_range.start <= addr && end <= stack_range.end {
-            return Some(("stack", addr as i64 - stack_range.end as i64));
-        }
-        regions
-            .iter()
-            .find(|r| r.range.start <= addr && end <= r.range.end && (!write || r.writable))
-            .map(|r| (r.kind, (addr - r.range.start) as i64))
-    };
+    (reg[1], reg[10]) = mem.entry_registers();
 
     let tracing = trace.is_some();
+    let limit = limit.unwrap_or(u64::MAX);
     let mut pc = 0usize;
     let mut count = 0u64;
     loop {
         if pc >= n {
-            return Err(InterpError::FellOff);
+            return Err(InterpError::FellOff {
+                pc: pc.saturating_sub(1),
+            });
         }
-        if let Some(l) = limit
-            && count >= l
-        {
-            return Err(InterpError::InsnLimit { limit: l });
+        if count >= limit {
+            return Err(InterpError::InsnLimit { limit });
         }
         count += 1;
         let ins = Insn::decode(code, pc);
-        let raw: [u8; 8] = code[pc * 8..pc * 8 + 8].try_into().expect("8 bytes");
         let here = pc;
         pc += 1;
         let dst = ins.dst as usize;
         let src = ins.src as usize;
-        let imm = ins.imm;
-        let mut mem = None;
+        if dst > 10 || src > 10 {
+            return Err(InterpError::BadInsn {
+                pc: here,
+                opc: ins.opc,
+            });
+        }
+        let mut access = None;
         let mut helper = None;
-        let jump = |pc: &mut usize| *pc = (*pc as i64 + ins.off as i64) as usize;
-
-        macro_rules! load {
-            ($len:expr) => {{
-                let addr = reg[src].wrapping_add(ins.off as i64 as u64);
-                let len: usize = $len;
-                let Some((kind, offset)) = locate(addr, len, false) else {
-                    return Err(InterpError::OutOfBounds {
+        match ins.class() {
+            class::LD => {
+                if ins.opc != isa::LDDW || pc >= n {
+                    return Err(InterpError::BadInsn {
                         pc: here,
-                        addr,
-                        len,
-                        write: false,
+                        opc: ins.opc,
                     });
-                };
-                let mut b = [0u8; 8];
-                // SAFETY: `locate` proved [addr, addr+len) inside a live region.
-                unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, b.as_mut_ptr(), len) };
-                if tracing {
-                    mem = Some(MemAccess {
-                        addr,
-                        len: len as u8,
-                        write: false,
-                        region: kind.into(),
-                        offset,
-                        bytes: b[..len].to_vec(),
-                    });
-                }
-                reg[dst] = u64::from_le_bytes(b);
-            }};
-        }
-        macro_rules! store {
-            ($len:expr, $val:expr) => {{
-                let addr = reg[dst].wrapping_add(ins.off as i64 as u64);
-                let len: usize = $len;
-                let Some((kind, offset)) = locate(addr, len, true) else {
-                    return Err(InterpError::OutOfBounds {
-                        pc: here,
-                        addr,
-                        len,
-                        write: true,
-                    });
-                };
-                let b = ($val as u64).to_le_bytes();
-                // SAFETY: `locate` proved [addr, addr+len) inside a writable live region.
-                unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), addr as *mut u8, len) };
-                if tracing {
-                    mem = Some(MemAccess {
-                        addr,
-                        len: len as u8,
-                        write: true,
-                        region: kind.into(),
-                        offset,
-                        bytes: b[..len].to_vec(),
-                    });
-                }
-            }};
-        }
-        match ins.opc {
-            0x18 => {
-                if pc >= n {
-                    return Err(InterpError::FellOff);
                 }
                 let hi = Insn::decode(code, pc);
                 pc += 1;
-                reg[dst] = (imm as u32 as u64) | ((hi.imm as u32 as u64) << 32);
+                reg[dst] = (ins.imm as u32 as u64) | ((hi.imm as u32 as u64) << 32);
             }
-            0x71 => load!(1),
-            0x69 => load!(2),
-            0x61 => load!(4),
-            0x79 => load!(8),
-            0x72 => store!(1, imm),
-            0x6a => store!(2, imm),
-            0x62 => store!(4, imm),
-            0x7a => store!(8, imm as i64),
-            0x73 => store!(1, reg[src]),
-            0x6b => store!(2, reg[src]),
-            0x63 => store!(4, reg[src]),
-            0x7b => store!(8, reg[src]),
-
-            0x04 => reg[dst] = (reg[dst] as i32).wrapping_add(imm) as u32 as u64,
-            0x0c => reg[dst] = (reg[dst] as i32).wrapping_add(reg[src] as i32) as u32 as u64,
-            0x14 => reg[dst] = (reg[dst] as i32).wrapping_sub(imm) as u32 as u64,
-            0x1c => reg[dst] = (reg[dst] as i32).wrapping_sub(reg[src] as i32) as u32 as u64,
-            0x24 => reg[dst] = (reg[dst] as i32).wrapping_mul(imm) as u32 as u64,
-            0x2c => reg[dst] = (reg[dst] as i32).wrapping_mul(reg[src] as i32) as u32 as u64,
-            0x34 => reg[dst] = (reg[dst] as u32).checked_div(imm as u32).unwrap_or(0) as u64,
-            0x3c => reg[dst] = (reg[dst] as u32).checked_div(reg[src] as u32).unwrap_or(0) as u64,
-            0x44 => reg[dst] = (reg[dst] as u32 | imm as u32) as u64,
-            0x4c => reg[dst] = (reg[dst] as u32 | reg[src] as u32) as u64,
-            0x54 => reg[dst] = (reg[dst] as u32 & imm as u32) as u64,
-            0x5c => reg[dst] = (reg[dst] as u32 & reg[src] as u32) as u64,
-            0x64 => reg[dst] = (reg[dst] as u32).wrapping_shl(imm as u32) as u64,
-            0x6c => reg[dst] = (reg[dst] as u32).wrapping_shl(reg[src] as u32) as u64,
-            0x74 => reg[dst] = (reg[dst] as u32).wrapping_shr(imm as u32) as u64,
-            0x7c => reg[dst] = (reg[dst] as u32).wrapping_shr(reg[src] as u32) as u64,
-            0x84 => reg[dst] = (reg[dst] as i32).wrapping_neg() as u64 & 0xffff_ffff,
-            0x94 => {
-                if imm as u32 != 0 {
-                    reg[dst] = (reg[dst] as u32 % imm as u32) as u64
-                }
-            }
-            0x9c => {
-                if reg[src] as u32 != 0 {
-                    reg[dst] = (reg[dst] as u32 % reg[src] as u32) as u64
-                }
-            }
-            0xa4 => reg[dst] = (reg[dst] as u32 ^ imm as u32) as u64,
-            0xac => reg[dst] = (reg[dst] as u32 ^ reg[src] as u32) as u64,
-            0xb4 => reg[dst] = imm as u32 as u64,
-            0xbc => reg[dst] = reg[src] as u32 as u64,
-            0xc4 => reg[dst] = (reg[dst] as i32).wrapping_shr(imm as u32) as u64 & 0xffff_ffff,
-            0xcc => reg[dst] = (reg[dst] as i32).wrapping_shr(reg[src] as u32) as u64 & 0xffff_ffff,
-            0xd4 | 0xdc => reg[dst] = eval_end(ins.opc, imm, reg[dst]),
-
-            0x07 => reg[dst] = reg[dst].wrapping_add(imm as i64 as u64),
-            0x0f => reg[dst] = reg[dst].wrapping_add(reg[src]),
-            0x17 => reg[dst] = reg[dst].wrapping_sub(imm as i64 as u64),
-            0x1f => reg[dst] = reg[dst].wrapping_sub(reg[src]),
-            0x27 => reg[dst] = reg[dst].wrapping_mul(imm as i64 as u64),
-            0x2f => reg[dst] = reg[dst].wrapping_mul(reg[src]),
-            0x37 => reg[dst] = reg[dst].checked_div(imm as i64 as u64).unwrap_or(0),
-            0x3f => reg[dst] = reg[dst].checked_div(reg[src]).unwrap_or(0),
-            0x47 => reg[dst] |= imm as i64 as u64,
-            0x4f => reg[dst] |= reg[src],
-            0x57 => reg[dst] &= imm as i64 as u64,
-            0x5f => reg[dst] &= reg[src],
-            0x67 => reg[dst] <<= imm as u64 & 63,
-            0x6f => reg[dst] <<= reg[src] & 63,
-            0x77 => reg[dst] >>= imm as u64 & 63,
-            0x7f => reg[dst] >>= reg[src] & 63,
-            0x87 => reg[dst] = (reg[dst] as i64).wrapping_neg() as u64,
-            0x97 => {
-                if imm != 0 {
-                    reg[dst] %= imm as i64 as u64
-                }
-            }
-            0x9f => {
-                if reg[src] != 0 {
-                    reg[dst] %= reg[src]
-                }
-            }
-            0xa7 => reg[dst] ^= imm as i64 as u64,
-            0xaf => reg[dst] ^= reg[src],
-            0xb7 => reg[dst] = imm as i64 as u64,
-            0xbf => reg[dst] = reg[src],
-            0xc7 => reg[dst] = ((reg[dst] as i64) >> (imm as u64 & 63)) as u64,
-            0xcf => reg[dst] = ((reg[dst] as i64) >> (reg[src] & 63)) as u64,
-
-            0x05 => jump(&mut pc),
-            opc if matches!(opc & 0x07, 0x05 | 0x06) && !matches!(opc & 0xf0, 0x80 | 0x90) => {
-                match jump_taken(opc, reg[dst], reg[src], imm) {
-                    Some(true) => jump(&mut pc),
-                    Some(false) => {}
-                    None => return Err(InterpError::BadInsn { pc: here, opc }),
-                }
-            }
-
-            0x85 if ins.src == 0 => {
-                helper = Some(imm as u32);
-                reg[0] = host.call(imm as u32, [reg[1], reg[2], reg[3], reg[4], reg[5]]);
-            }
-            0x95 => {
-                if let Some(t) = trace.as_mut() {
-                    t(&TraceStep {
+            class::LDX | class::ST | class::STX => {
+                if ins.opc & 0xe0 != isa::MODE_MEM {
+                    return Err(InterpError::BadInsn {
                         pc: here,
-                        insn: raw,
-                        regs: reg,
-                        mem: None,
-                        helper: None,
+                        opc: ins.opc,
                     });
                 }
-                return Ok(RunResult {
-                    ret: reg[0],
-                    insns: count,
-                });
+                let write = ins.class() != class::LDX;
+                let base = if write { reg[dst] } else { reg[src] };
+                let addr = base.wrapping_add(ins.off as i64 as u64);
+                let len = ins.size();
+                let Some((place, p)) = mem.locate(addr, len, write) else {
+                    return Err(InterpError::OutOfBounds {
+                        pc: here,
+                        place: mem.place(addr),
+                        addr,
+                        len,
+                        write,
+                    });
+                };
+                let mut b = [0u8; 8];
+                if write {
+                    let v = if ins.class() == class::ST {
+                        ins.imm as i64 as u64
+                    } else {
+                        reg[src]
+                    };
+                    b = v.to_le_bytes();
+                    // SAFETY: `locate` proved [p, p+len) inside a writable live region.
+                    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), p, len) };
+                } else {
+                    // SAFETY: `locate` proved [p, p+len) inside a live region.
+                    unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), len) };
+                    reg[dst] = u64::from_le_bytes(b);
+                }
+                if tracing {
+                    access = Some(MemAccess {
+                        addr,
+                        len: len as u8,
+                        write,
+                        region: place.kind.name().into(),
+                        offset: display_offset(&place),
+                        bytes: b[..len].to_vec(),
+                    });
+                }
             }
-            opc => return Err(InterpError::BadInsn { pc: here, opc }),
+            class::ALU | class::ALU64 => {
+                let is64 = ins.class() == class::ALU64;
+                reg[dst] = if ins.op() == alu::END {
+                    isa::eval_end(ins.opc, ins.imm, reg[dst])
+                } else if ins.op() <= alu::ARSH {
+                    isa::eval_alu(ins.op(), is64, reg[dst], isa::alu_operand(&ins, reg[src]))
+                } else {
+                    return Err(InterpError::BadInsn {
+                        pc: here,
+                        opc: ins.opc,
+                    });
+                };
+            }
+            _ => match ins.opc {
+                isa::JA => pc = jump(pc, ins.off),
+                isa::CALL if ins.src == 0 => {
+                    helper = Some(ins.imm as u32);
+                    reg[0] = host.call(
+                        ins.imm as u32,
+                        [reg[1], reg[2], reg[3], reg[4], reg[5]],
+                        &mem,
+                    );
+                }
+                isa::EXIT => {
+                    if let Some(t) = trace.as_mut() {
+                        t(&TraceStep {
+                            pc: here,
+                            insn: ins.encode(),
+                            regs: reg,
+                            mem: None,
+                            helper: None,
+                        });
+                    }
+                    return Ok(RunResult {
+                        ret: reg[0],
+                        insns: count,
+                    });
+                }
+                _ => match isa::jump_taken(&ins, reg[dst], reg[src]) {
+                    Some(true) => pc = jump(pc, ins.off),
+                    Some(false) => {}
+                    None => {
+                        return Err(InterpError::BadInsn {
+                            pc: here,
+                            opc: ins.opc,
+                        });
+                    }
+                },
+            },
         }
         if let Some(t) = trace.as_mut() {
             t(&TraceStep {
                 pc: here,
-                insn: raw,
+                insn: ins.encode(),
                 regs: reg,
-                mem,
+                mem: access,
                 helper,
             });
         }
     }
+}
+
+/// The instruction `off` slots after `next` (a jump out of the code stops
+/// the run at the next fetch).
+#[inline]
+fn jump(next: usize, off: i16) -> usize {
+    usize::try_from(next as i64 + off as i64).unwrap_or(usize::MAX)
 }

@@ -2,10 +2,8 @@
 //!
 //! Values live in one arena per map, allocated once, so a pointer a program
 //! got from `bpf_map_lookup_elem` stays valid for the whole decision (and the
-//! VM can be told the arena's range once). The arena carries 8 bytes of
-//! padding past its end: rbpf's allowed-memory check tests only the first byte
-//! of an access, so an 8-byte load at the last byte of a range would otherwise
-//! read past the allocation.
+//! program's address space can name the arena once, see
+//! [`crate::program::mem`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -24,9 +22,6 @@ pub const MAX_VALUE_SIZE: u32 = 65536;
 pub const MAX_ENTRIES: u32 = 1 << 20;
 /// Most bytes one map's arena may take.
 pub const MAX_ARENA_BYTES: u64 = 256 << 20;
-
-/// Guard bytes after each arena (see the module docs).
-const ARENA_PAD: usize = 8;
 
 /// `bpf_map_update_elem` flag: create or replace.
 pub const BPF_ANY: u64 = 0;
@@ -126,7 +121,7 @@ impl MapDef {
         (self.value_size as usize).div_ceil(8) * 8
     }
 
-    /// Bytes the arena takes, without padding.
+    /// Bytes the arena takes.
     pub fn arena_bytes(&self) -> u64 {
         self.slot_size() as u64 * self.max_entries as u64
     }
@@ -207,7 +202,7 @@ impl fmt::Debug for Map {
 impl Map {
     /// Allocate a map (values zeroed; an array map has every entry).
     pub fn new(def: MapDef) -> Map {
-        let words = (def.arena_bytes() as usize + ARENA_PAD) / 8;
+        let words = def.arena_bytes() as usize / 8;
         let free = match def.kind {
             MapKind::Hash => (0..def.max_entries).rev().collect(),
             MapKind::Array => Vec::new(),
@@ -282,6 +277,12 @@ impl Map {
         let bytes =
             unsafe { std::slice::from_raw_parts_mut(self.arena.as_mut_ptr() as *mut u8, len) };
         &mut bytes[start..start + self.def.value_size as usize]
+    }
+
+    /// The value stored at `addr`, a host address [`Map::lookup_ptr`] returned.
+    pub fn value_at(&self, addr: u64) -> &[u8] {
+        let off = (addr - self.arena.as_ptr() as u64) as usize;
+        self.slot_bytes((off / self.def.slot_size()) as u32)
     }
 
     /// Address of the value for `key`, as `bpf_map_lookup_elem` returns it.

@@ -4,16 +4,18 @@
 //! which loads the same images without a ring). Programs of one object share
 //! its maps.
 
+pub mod compiled;
 pub mod elf;
-pub mod fixup;
 pub mod interp;
+pub mod isa;
 pub mod maps;
+pub mod mem;
 pub mod verifier;
 pub mod vm;
 
 use elf::{ElfObject, LoadError, RelocTarget};
-use interp::MemRegion;
 use maps::{Map, MapDef};
+use mem::{AddrSpace, FIRST_STATIC_ID, Region, RegionKind};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use verifier::{Limits, VerifyInput, VerifyReport};
@@ -39,8 +41,9 @@ pub struct LoadOptions {
     /// Skip the memory-safety proof (structural checks still run). Only for
     /// programs whose author the application trusts.
     pub trusted: bool,
-    /// Interpreter (default) or JIT. The JIT is refused for programs whose
-    /// memory accesses were not proved safe, unless `trusted`.
+    /// Compiled (the default) or the interpreter. Only verified programs are
+    /// compiled: a trusted one, or one the compiler cannot take, runs under
+    /// the interpreter (and [`LoadedProgram::exec_note`] says why).
     pub exec: ExecMode,
     /// Verifier limits.
     pub limits: Limits,
@@ -50,7 +53,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             trusted: false,
-            exec: ExecMode::Interpreter,
+            exec: ExecMode::Compiled,
             limits: Limits::default(),
         }
     }
@@ -64,11 +67,8 @@ pub struct LoadedProgram {
     pub name: String,
     /// Object file it came from.
     pub file: String,
-    /// The code as verified (relocated `lddw`s hold 0; see [`crate::program::fixup`]
-    /// for the only rewrite).
+    /// The code as verified (relocated `lddw`s hold 0).
     pub image: elf::ProgramImage,
-    /// When the code was rewritten: the object-file index of each instruction.
-    pub origin: Option<Vec<usize>>,
     /// What the verifier proved.
     pub report: VerifyReport,
     /// Loaded as trusted.
@@ -79,8 +79,10 @@ pub struct LoadedProgram {
     pub map_defs: Vec<MapDef>,
     /// Hash of the object bytes it came from (FNV-1a 64), for recordings.
     pub object_hash: u64,
+    /// Why it runs under the interpreter although compiled code was asked for.
+    pub exec_note: Option<String>,
     vm: Vm,
-    regions: Vec<MemRegion>,
+    regions: Vec<Region>,
     _rodata: Arc<Vec<Box<[u64]>>>,
 }
 
@@ -96,11 +98,12 @@ impl std::fmt::Debug for LoadedProgram {
 }
 
 impl LoadedProgram {
-    /// The relocated code rbpf runs.
+    /// The relocated code as the interpreter runs it (virtual addresses in
+    /// its `lddw`s: what traces and disassembly show).
     pub fn code(&self) -> &[u8] {
         self.vm.code()
     }
-    /// The rbpf VM.
+    /// The VM.
     pub fn vm(&self) -> &Vm {
         &self.vm
     }
@@ -108,8 +111,10 @@ impl LoadedProgram {
     pub fn exec_mode(&self) -> ExecMode {
         self.vm.mode()
     }
-    /// Regions besides context and stack the program may touch (maps, rodata).
-    pub fn regions(&self) -> &[MemRegion] {
+    /// Regions besides context and stack the program may touch: its maps'
+    /// value arenas in object order, then its rodata (the order of their
+    /// virtual ids, see [`crate::program::mem`]).
+    pub fn regions(&self) -> &[Region] {
         &self.regions
     }
     /// Map handle -> registry map id, if the handle is one of this program's.
@@ -226,8 +231,7 @@ impl Registry {
                 offset: Some(original.file_offset + (insn as u64) * 8),
                 reason,
             };
-            let mut image = original.clone();
-            let origin = fixup::rewrite(&mut image).map_err(|e| at(e.insn, e.reason))?;
+            let image = original.clone();
             let input = VerifyInput {
                 image: &image,
                 maps: &obj.maps,
@@ -239,29 +243,16 @@ impl Registry {
             } else {
                 verifier::verify(&input)
             }
-            .map_err(|e| match &origin {
-                // Report the instruction as it is in the object file.
-                Some(o) => at(o.get(e.insn).copied().unwrap_or(e.insn), e.reason),
-                None => at(e.insn, e.reason),
-            })?;
-            if opts.exec == ExecMode::Jit && !report.memory_safe && !opts.trusted {
-                return Err(LoadError {
-                    file: obj.file.clone(),
-                    section: Some(image.section.clone()),
-                    insn: None,
-                    offset: None,
-                    reason: "the JIT needs a program whose memory accesses were proved safe (or one loaded as trusted)".into(),
-                });
-            }
-            verified.push((image, report, origin));
+            .map_err(|e| at(e.insn, e.reason))?;
+            verified.push((image, report));
         }
 
-        // Rodata: 8 bytes of padding after each region (see maps.rs on rbpf's check).
+        // Rodata, in u64 words so that 8-byte loads from it are aligned.
         let rodata: Arc<Vec<Box<[u64]>>> = Arc::new(
             obj.rodata
                 .iter()
                 .map(|r| {
-                    let mut words = vec![0u64; r.bytes.len().div_ceil(8) + 1].into_boxed_slice();
+                    let mut words = vec![0u64; r.bytes.len().div_ceil(8)].into_boxed_slice();
                     // SAFETY: viewing a u64 slice as bytes.
                     let bytes = unsafe {
                         std::slice::from_raw_parts_mut(
@@ -280,39 +271,64 @@ impl Registry {
             .collect();
         let mut new_maps: Vec<Map> = obj.maps.iter().cloned().map(Map::new).collect();
 
-        let mut regions: Vec<MemRegion> = new_maps.iter().map(MemRegion::map).collect();
-        for (r, words) in obj.rodata.iter().zip(rodata.iter()) {
-            let start = words.as_ptr() as u64;
-            regions.push(MemRegion {
-                kind: "rodata",
-                range: start..start + r.bytes.len() as u64,
+        let mut regions: Vec<Region> = new_maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Region::map(i as u32, m))
+            .collect();
+        for (i, (r, words)) in obj.rodata.iter().zip(rodata.iter()).enumerate() {
+            regions.push(Region {
+                kind: RegionKind::Rodata(i as u32),
+                ptr: words.as_ptr() as *mut u8,
+                len: r.bytes.len(),
                 writable: false,
             });
         }
+        let nmaps = obj.maps.len() as u32;
 
         let mut programs = Vec::new();
         let mut loaded = Vec::new();
-        for (image, report, origin) in verified {
+        for (image, report) in verified {
+            // Two copies of the relocated code: the interpreter's with the
+            // virtual addresses it gives rodata, and the compiler's input
+            // with the host addresses.
             let mut code = image.code.clone().into_boxed_slice();
+            let mut native = image.code.clone();
             for reloc in &image.relocs {
-                let value = match reloc.target {
-                    RelocTarget::Map(local) => MAP_HANDLE_TAG | local as u64,
-                    RelocTarget::Rodata { region, offset } => {
-                        rodata[region].as_ptr() as u64 + offset as u64
+                let (virt, host) = match reloc.target {
+                    RelocTarget::Map(local) => {
+                        (MAP_HANDLE_TAG | local as u64, MAP_HANDLE_TAG | local as u64)
                     }
+                    RelocTarget::Rodata { region, offset } => (
+                        AddrSpace::virtual_addr(
+                            FIRST_STATIC_ID + nmaps + region as u32,
+                            offset as u64,
+                        ),
+                        rodata[region].as_ptr() as u64 + offset as u64,
+                    ),
                 };
                 let at = reloc.insn * 8;
-                code[at + 4..at + 8].copy_from_slice(&(value as u32).to_le_bytes());
-                code[at + 12..at + 16].copy_from_slice(&((value >> 32) as u32).to_le_bytes());
+                for (buf, value) in [(&mut code[..], virt), (&mut native[..], host)] {
+                    buf[at + 4..at + 8].copy_from_slice(&(value as u32).to_le_bytes());
+                    buf[at + 12..at + 16].copy_from_slice(&((value >> 32) as u32).to_le_bytes());
+                }
             }
-            let allowed: Vec<_> = regions.iter().map(|r| r.range.clone()).collect();
-            let vm = Vm::new(code, &allowed, opts.exec).map_err(|reason| LoadError {
-                file: obj.file.clone(),
-                section: Some(image.section.clone()),
-                insn: None,
-                offset: None,
-                reason,
-            })?;
+            let (vm, exec_note) = match opts.exec {
+                ExecMode::Interpreter => (Vm::interpreter(code), None),
+                ExecMode::Compiled if !report.memory_safe => (
+                    Vm::interpreter(code),
+                    Some("loaded as trusted (no memory proof): runs under the interpreter".into()),
+                ),
+                ExecMode::Compiled => match Vm::compiled(code.clone(), &native) {
+                    Ok(vm) => (vm, None),
+                    Err(e) => (
+                        Vm::interpreter(code),
+                        Some(format!(
+                            "the compiler refused it ({e}): runs under the interpreter"
+                        )),
+                    ),
+                },
+            };
             let id = ProgId((self.programs.len() + loaded.len()) as u32);
             programs.push((image.name.clone(), id));
             loaded.push(LoadedProgram {
@@ -320,12 +336,12 @@ impl Registry {
                 name: image.name.clone(),
                 file: obj.file.clone(),
                 image: image.clone(),
-                origin,
                 report,
                 trusted: opts.trusted,
                 maps: map_ids.clone(),
                 map_defs: obj.maps.clone(),
                 object_hash: hash,
+                exec_note,
                 vm,
                 regions: regions.clone(),
                 _rodata: rodata.clone(),

@@ -1,215 +1,232 @@
-//! rbpf glue: one VM per loaded program, and the bridge from rbpf's plain
-//! `fn` helpers to the decision that is running.
+//! Running a loaded program: the backends, and the bridge from a running
+//! program to the helpers of the decision it belongs to.
 //!
-//! rbpf helpers are `fn(u64, u64, u64, u64, u64) -> u64` with no state, so the
-//! running decision's helper host is published in a thread-local for the
-//! duration of one execution; each registered helper trampolines into it.
+//! Two backends, one meaning ([`crate::program::isa`]): the interpreter
+//! ([`crate::program::interp`]), which runs anything and checks everything,
+//! and compiled native code ([`crate::program::compiled`]), which runs only
+//! programs the verifier proved and checks nothing it proved. Helpers see the
+//! program's memory through an [`AddrSpace`] in both, so a helper never
+//! dereferences a pointer it did not check.
 
 use crate::abi::helper_id;
-use std::cell::Cell;
-use std::ops::Range;
+use crate::program::compiled::{CompileError, Compiled};
+use crate::program::interp::{self, InterpError};
+use crate::program::mem::{AddrSpace, Addressing, Region, STACK_SIZE};
+use std::mem::MaybeUninit;
 
 /// Something that implements the helpers for one running decision.
 pub trait HelperHost {
-    /// Call helper `id` with the program's r1..r5; returns r0.
-    fn call(&mut self, id: u32, args: [u64; 5]) -> u64;
-}
-
-thread_local! {
-    static HOST: Cell<Option<*mut (dyn HelperHost + 'static)>> = const { Cell::new(None) };
-}
-
-/// Publishes a host for the current thread; unpublishes on drop (also on panic).
-struct HostGuard {
-    prev: Option<*mut (dyn HelperHost + 'static)>,
-}
-
-impl HostGuard {
-    fn new(host: &mut dyn HelperHost) -> HostGuard {
-        // SAFETY: the lifetime is erased only while the guard lives, and the
-        // guard lives strictly inside the borrow of `host` (see `execute`).
-        let ptr: *mut (dyn HelperHost + 'static) = unsafe {
-            std::mem::transmute::<*mut dyn HelperHost, *mut (dyn HelperHost + 'static)>(host)
-        };
-        HostGuard {
-            prev: HOST.with(|h| h.replace(Some(ptr))),
-        }
-    }
-}
-
-impl Drop for HostGuard {
-    fn drop(&mut self) {
-        HOST.with(|h| h.set(self.prev));
-    }
-}
-
-fn dispatch(id: u32, args: [u64; 5]) -> u64 {
-    match HOST.with(|h| h.get()) {
-        // SAFETY: the pointer is published only while its host is borrowed
-        // mutably by `execute`, on this thread, and no one else touches it.
-        Some(p) => unsafe { (*p).call(id, args) },
-        None => (-(libc::ENOSYS as i64)) as u64,
-    }
-}
-
-macro_rules! trampolines {
-    ($($name:ident, $aligned:ident, $c:ident = $id:expr;)*) => {
-        $(
-            fn $name(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
-                dispatch($id, [a, b, c, d, e])
-            }
-
-            #[cfg(target_arch = "x86_64")]
-            extern "C" fn $c(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
-                dispatch($id, [a, b, c, d, e])
-            }
-
-            /// Entry for JIT-compiled code: rbpf's JIT calls helpers with the
-            /// stack 8 bytes off the ABI's 16-byte alignment, which crashes
-            /// any callee that spills SSE registers. Realign, then call.
-            #[cfg(target_arch = "x86_64")]
-            #[unsafe(naked)]
-            extern "C" fn $aligned(_a: u64, _b: u64, _c: u64, _d: u64, _e: u64) -> u64 {
-                core::arch::naked_asm!(
-                    "push rbp",
-                    "mov rbp, rsp",
-                    "and rsp, -16",
-                    "call {f}",
-                    "mov rsp, rbp",
-                    "pop rbp",
-                    "ret",
-                    f = sym $c,
-                )
-            }
-        )*
-        /// Helpers for the interpreter (called through Rust function pointers).
-        const TRAMPOLINES: &[(u32, rbpf::ebpf::Helper)] = &[$(($id, $name)),*];
-
-        /// Helpers for the JIT (called from generated code with the C ABI).
-        #[cfg(target_arch = "x86_64")]
-        fn jit_trampolines() -> Vec<(u32, rbpf::ebpf::Helper)> {
-            vec![$((
-                $id,
-                // SAFETY: the JIT only takes the address and calls it with the
-                // System V convention, which `$aligned` implements; rbpf's
-                // Helper type is a Rust fn pointer, hence the cast.
-                unsafe {
-                    std::mem::transmute::<extern "C" fn(u64, u64, u64, u64, u64) -> u64, rbpf::ebpf::Helper>($aligned)
-                },
-            )),*]
-        }
-    };
-}
-
-trampolines! {
-    h_map_lookup, j_map_lookup, c_map_lookup = helper_id::MAP_LOOKUP_ELEM;
-    h_map_update, j_map_update, c_map_update = helper_id::MAP_UPDATE_ELEM;
-    h_map_delete, j_map_delete, c_map_delete = helper_id::MAP_DELETE_ELEM;
-    h_ktime, j_ktime, c_ktime = helper_id::KTIME_GET_NS;
-    h_printk, j_printk, c_printk = helper_id::TRACE_PRINTK;
-    h_submit, j_submit, c_submit = helper_id::RS_SUBMIT;
-    h_drop, j_drop, c_drop = helper_id::RS_DROP;
-    h_unlink, j_unlink, c_unlink = helper_id::RS_UNLINK;
-    h_emit, j_emit, c_emit = helper_id::RS_EMIT;
-    h_read_buf, j_read_buf, c_read_buf = helper_id::RS_READ_BUF;
-    h_set_res, j_set_res, c_set_res = helper_id::RS_SET_RES;
+    /// Call helper `id` with the program's r1..r5; returns r0. Pointer
+    /// arguments are addresses in `mem`.
+    fn call(&mut self, id: u32, args: [u64; 5], mem: &AddrSpace<'_>) -> u64;
 }
 
 /// How a program is executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecMode {
-    /// rbpf's bounds-checked interpreter (the default).
+    /// The interpreter: any program, every access checked.
     Interpreter,
-    /// rbpf's x86_64 JIT: only for verified (or explicitly trusted) programs.
-    Jit,
+    /// Native code compiled with Cranelift: verified programs only. (Read
+    /// as `jit` too: what recordings made before it called rbpf's JIT.)
+    #[serde(alias = "jit")]
+    Compiled,
 }
 
-/// An rbpf VM over a program's final (relocated) code.
+impl ExecMode {
+    /// Name, as the UI and the CLI write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecMode::Interpreter => "interpreter",
+            ExecMode::Compiled => "compiled",
+        }
+    }
+}
+
+/// Why a run stopped before `exit`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The interpreter stopped it.
+    #[error(transparent)]
+    Interp(#[from] InterpError),
+    /// A helper panicked (a bug in ringside; the decision fails instead of the process).
+    #[error("helper {} panicked", helper_id::name(*.0).unwrap_or("?"))]
+    HelperPanicked(u32),
+}
+
+/// A finished run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ran {
+    /// r0 at exit.
+    pub ret: u64,
+    /// Instructions executed, when the interpreter ran it (compiled code does
+    /// not count).
+    pub insns: Option<u64>,
+}
+
+/// A program ready to run in one of the backends.
 pub struct Vm {
-    // Declared before `code` so it is dropped first: it borrows `code`.
-    vm: rbpf::EbpfVmRaw<'static>,
+    /// Code with virtual addresses (the interpreter's, and the one shown).
     code: Box<[u8]>,
-    mode: ExecMode,
+    compiled: Option<Compiled>,
 }
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vm")
             .field("insns", &(self.code.len() / 8))
-            .field("mode", &self.mode)
+            .field("mode", &self.mode())
             .finish()
     }
 }
 
+/// What compiled code passes to each helper entry: the decision's host and
+/// the run's address space.
+pub struct HostFrame<'a, 'b> {
+    host: &'a mut dyn HelperHost,
+    mem: AddrSpace<'b>,
+    panicked: Option<u32>,
+}
+
+/// The signature compiled code calls a helper with: the frame, then r1..r5.
+pub type HelperEntry = unsafe extern "C" fn(*mut HostFrame<'_, '_>, u64, u64, u64, u64, u64) -> u64;
+
+/// Entry point of helper `ID` for compiled code.
+///
+/// # Safety
+/// `frame` is the frame [`Vm::execute`] passed to the compiled code, alive
+/// for the whole run.
+unsafe extern "C" fn entry<const ID: u32>(
+    frame: *mut HostFrame<'_, '_>,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> u64 {
+    // SAFETY: see the function's contract.
+    let f = unsafe { &mut *frame };
+    // A panic must not unwind into generated code (that aborts the process).
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        f.host.call(ID, [a1, a2, a3, a4, a5], &f.mem)
+    })) {
+        Ok(v) => v,
+        Err(_) => {
+            f.panicked.get_or_insert(ID);
+            0
+        }
+    }
+}
+
+/// The entry compiled code calls for helper `id`, if it is one.
+pub fn helper_entry(id: u32) -> Option<HelperEntry> {
+    use helper_id::*;
+    Some(match id {
+        MAP_LOOKUP_ELEM => entry::<MAP_LOOKUP_ELEM>,
+        MAP_UPDATE_ELEM => entry::<MAP_UPDATE_ELEM>,
+        MAP_DELETE_ELEM => entry::<MAP_DELETE_ELEM>,
+        KTIME_GET_NS => entry::<KTIME_GET_NS>,
+        TRACE_PRINTK => entry::<TRACE_PRINTK>,
+        RS_SUBMIT => entry::<RS_SUBMIT>,
+        RS_DROP => entry::<RS_DROP>,
+        RS_UNLINK => entry::<RS_UNLINK>,
+        RS_EMIT => entry::<RS_EMIT>,
+        RS_READ_BUF => entry::<RS_READ_BUF>,
+        RS_SET_RES => entry::<RS_SET_RES>,
+        _ => return None,
+    })
+}
+
 impl Vm {
-    /// Build a VM. `allowed` are the extra memory ranges (map arenas, rodata)
-    /// the interpreter admits besides the context and stack.
-    pub fn new(code: Box<[u8]>, allowed: &[Range<u64>], mode: ExecMode) -> Result<Vm, String> {
-        // SAFETY: `code` is heap memory owned by the returned Vm and never
-        // mutated or moved (a Box's contents stay put); the VM, which holds
-        // the borrow, is dropped before it.
-        let prog: &'static [u8] = unsafe { std::slice::from_raw_parts(code.as_ptr(), code.len()) };
-        let mut vm = rbpf::EbpfVmRaw::new(Some(prog))
-            .map_err(|e| format!("rbpf rejected the program: {e}"))?;
-        #[cfg(target_arch = "x86_64")]
-        let helpers = if mode == ExecMode::Jit {
-            jit_trampolines()
-        } else {
-            TRAMPOLINES.to_vec()
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let helpers = TRAMPOLINES.to_vec();
-        for (id, f) in helpers {
-            vm.register_helper(id, f)
-                .map_err(|e| format!("rbpf: {e}"))?;
+    /// An interpreter VM over `code` (virtual addresses in its `lddw`s).
+    pub fn interpreter(code: Box<[u8]>) -> Vm {
+        Vm {
+            code,
+            compiled: None,
         }
-        for r in allowed {
-            vm.register_allowed_memory(r.clone());
-        }
-        if mode == ExecMode::Jit {
-            #[cfg(target_arch = "x86_64")]
-            vm.jit_compile()
-                .map_err(|e| format!("JIT compilation failed: {e}"))?;
-            #[cfg(not(target_arch = "x86_64"))]
-            return Err("the JIT is available on x86_64 only".into());
-        }
-        Ok(Vm { vm, code, mode })
     }
 
-    /// The code this VM runs.
+    /// A VM that runs compiled code. `native` is the same program with host
+    /// addresses in its `lddw`s; it must have been verified.
+    pub fn compiled(code: Box<[u8]>, native: &[u8]) -> Result<Vm, CompileError> {
+        let compiled = Compiled::new(native, &helper_entry)?;
+        Ok(Vm {
+            code,
+            compiled: Some(compiled),
+        })
+    }
+
+    /// The code the interpreter runs (virtual addresses; what traces and
+    /// disassembly show).
     pub fn code(&self) -> &[u8] {
         &self.code
     }
 
     /// Execution mode.
     pub fn mode(&self) -> ExecMode {
-        self.mode
+        if self.compiled.is_some() {
+            ExecMode::Compiled
+        } else {
+            ExecMode::Interpreter
+        }
     }
 
-    /// Run once over `ctx` (a private copy: writes cannot escape), with
-    /// `host` answering helper calls. Returns r0 or rbpf's error.
-    pub fn execute(&self, ctx: &mut [u8], host: &mut dyn HelperHost) -> Result<u64, String> {
-        let _guard = HostGuard::new(host);
-        // SAFETY: rbpf ties `mem` to the VM's lifetime parameter but does not
-        // keep it past the call; the slice outlives the call.
-        let mem: &'static mut [u8] = unsafe { &mut *(ctx as *mut [u8]) };
-        match self.mode {
-            ExecMode::Interpreter => {
-                // rbpf's interpreter is plain Rust: a panic in it (a bug we have
-                // not met yet) becomes this decision's VM error, not a crash.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.vm.execute_program(mem)
-                }))
-                .map_err(|_| "rbpf's interpreter panicked".to_string())?
-                .map_err(|e| e.to_string())
+    /// Run once over `ctx` (a private copy: writes cannot escape), with the
+    /// program's map arenas and rodata (`statics`) and `host` answering
+    /// helper calls. `limit` caps instructions: a run with a limit always
+    /// goes through the interpreter, which counts.
+    pub fn execute(
+        &self,
+        ctx: &mut [u8],
+        statics: &[Region],
+        host: &mut dyn HelperHost,
+        limit: Option<u64>,
+    ) -> Result<Ran, RunError> {
+        match &self.compiled {
+            Some(c) if limit.is_none() => {
+                let mut stack = MaybeUninit::<[u8; STACK_SIZE]>::uninit();
+                let stack_lo = stack.as_mut_ptr() as *mut u8;
+                let mut frame = HostFrame {
+                    host,
+                    mem: AddrSpace::new(
+                        Addressing::Host,
+                        ctx.as_mut_ptr(),
+                        ctx.len(),
+                        stack_lo,
+                        statics,
+                    ),
+                    panicked: None,
+                };
+                // SAFETY: the code was verified (Vm::compiled's contract):
+                // it touches only the ctx (read-only), the 512 bytes below
+                // the stack top, and the regions whose host addresses its
+                // lddws hold, all alive for this call; the stack is never
+                // read before it is written (the verifier proved that too).
+                let r0 = unsafe {
+                    c.run(
+                        ctx.as_ptr(),
+                        stack_lo.wrapping_add(STACK_SIZE),
+                        &mut frame as *mut HostFrame<'_, '_>,
+                    )
+                };
+                match frame.panicked {
+                    Some(id) => Err(RunError::HelperPanicked(id)),
+                    None => Ok(Ran {
+                        ret: r0,
+                        insns: None,
+                    }),
+                }
             }
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a program gets a Jit VM only when the verifier proved
-            // every memory access in bounds, or its loader declared it trusted.
-            ExecMode::Jit => unsafe { self.vm.execute_program_jit(mem) }.map_err(|e| e.to_string()),
-            #[cfg(not(target_arch = "x86_64"))]
-            ExecMode::Jit => Err("no JIT on this architecture".into()),
+            _ => {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    interp::run(&self.code, ctx, statics, host, limit, None)
+                }))
+                .map_err(|_| RunError::HelperPanicked(0))??;
+                Ok(Ran {
+                    ret: r.ret,
+                    insns: Some(r.insns),
+                })
+            }
         }
     }
 }

@@ -610,7 +610,7 @@ pub fn prepare(
         let opts_l = LoadOptions {
             trusted: p.trusted,
             exec: if p.jit || opts.jit {
-                ExecMode::Jit
+                ExecMode::Compiled
             } else {
                 ExecMode::Interpreter
             },
