@@ -124,67 +124,63 @@ impl Setup {
     /// Re-load a recorded program; the error says why it cannot be replayed.
     pub fn load(&mut self, index: u64, info: &ProgramInfo) -> Result<(), String> {
         let epoch = self.epoch();
-        let mut slot = ProgSlot {
+        let r = load_recorded(&mut self.registry, info);
+        let slot = ProgSlot {
             info: info.clone(),
-            id: None,
-            error: None,
+            id: r.as_ref().ok().copied(),
+            error: r.as_ref().err().cloned(),
         };
-        let hash = fnv1a64(&info.object);
-        let r = if hash != info.object_hash {
-            Err(format!(
-                "program {} (id {}): its object image hashes to {hash:#018x}, the recording says {:#018x}",
-                info.name, info.prog, info.object_hash
-            ))
-        } else {
-            // Always verified: a recording is untrusted input, and helpers
-            // dereference the pointers a program passes them.
-            let opts = LoadOptions {
-                trusted: false,
-                exec: ExecMode::Interpreter,
-                ..LoadOptions::default()
-            };
-            match self
-                .registry
-                .load_programs(&info.file, &info.object, &[&info.name], &opts)
-            {
-                Err(e) if info.trusted => Err(format!(
-                    "program {} (id {}) was loaded as trusted and does not pass the verifier ({e}): replay runs only verified programs from a file",
-                    info.name, info.prog
-                )),
-                Err(e) => Err(format!(
-                    "program {} (id {}) does not load here: {e}",
-                    info.name, info.prog
-                )),
-                Ok(obj) => {
-                    let id = obj.programs.first().map(|p| p.1);
-                    slot.id = id;
-                    match id.and_then(|id| self.registry.program(id)) {
-                        Some(p)
-                            if p.report.insns as u32 != info.insns
-                                || p.report.max_path != info.max_path =>
-                        {
-                            Err(format!(
-                                "program {} (id {}) verifies differently here: {} instructions, longest path {} (recorded {}, {})",
-                                info.name,
-                                info.prog,
-                                p.report.insns,
-                                p.report.max_path,
-                                info.insns,
-                                info.max_path
-                            ))
-                        }
-                        Some(_) => Ok(()),
-                        None => Err(format!("program {} missing from its object", info.name)),
-                    }
-                }
-            }
-        };
-        if let Err(e) = &r {
-            slot.error = Some(e.clone());
-        }
         let _ = index;
         self.programs.insert((epoch, info.prog), slot);
-        r
+        r.map(|_| ())
+    }
+}
+
+/// Load a program a recording (or any other event source) declares into
+/// `registry`, as replay, check, export and the step debugger all do: always
+/// through the verifier (a recording is untrusted input: `trusted` in it is
+/// a fact about how it was recorded, not a permission here), and only if it
+/// is the program the recording says it is. The error says why not.
+pub fn load_recorded(registry: &mut Registry, info: &ProgramInfo) -> Result<ProgId, String> {
+    let hash = fnv1a64(&info.object);
+    if hash != info.object_hash {
+        return Err(format!(
+            "program {} (id {}): its object image hashes to {hash:#018x}, the recording says {:#018x}",
+            info.name, info.prog, info.object_hash
+        ));
+    }
+    let opts = LoadOptions {
+        trusted: false,
+        exec: ExecMode::Interpreter,
+        ..LoadOptions::default()
+    };
+    let obj = match registry.load_programs(&info.file, &info.object, &[&info.name], &opts) {
+        Err(e) if info.trusted => {
+            return Err(format!(
+                "program {} (id {}) was loaded as trusted and does not pass the verifier ({e}): programs from a recording run only when verified",
+                info.name, info.prog
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "program {} (id {}) does not load here: {e}",
+                info.name, info.prog
+            ));
+        }
+        Ok(obj) => obj,
+    };
+    let Some(id) = obj.programs.first().map(|p| p.1) else {
+        return Err(format!("program {} missing from its object", info.name));
+    };
+    match registry.program(id) {
+        Some(p) if p.report.insns as u32 != info.insns || p.report.max_path != info.max_path => {
+            Err(format!(
+                "program {} (id {}) verifies differently here: {} instructions, longest path {} (recorded {}, {}; a recording made before ringside ran programs with the kernel's semantics counts rbpf's rewrites)",
+                info.name, info.prog, p.report.insns, p.report.max_path, info.insns, info.max_path
+            ))
+        }
+        Some(_) => Ok(id),
+        None => Err(format!("program {} missing from its object", info.name)),
     }
 }
 

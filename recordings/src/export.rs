@@ -28,23 +28,43 @@ pub fn item_json(item: &Item) -> Value {
     }
 }
 
+/// Why an export stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The file is damaged.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A program in it may not run here (see [`crate::check::load_recorded`]).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
 /// Write every item as one JSON object per line; stops at the first read
-/// error (returned after the lines before it were written).
+/// error, or at a program that does not verify (returned after the lines
+/// before it were written).
 pub fn jsonl<R: Read>(
     reader: &mut Reader<R>,
     out: &mut dyn Write,
-) -> io::Result<Result<u64, ReadError>> {
+) -> io::Result<Result<u64, ExportError>> {
     let mut n = 0u64;
+    let mut scratch = ringside_engine::program::Registry::new();
     for e in reader.by_ref() {
         match e {
             Ok(e) => {
+                if let Item::Engine(r) = &e.item
+                    && let Event::ProgramLoaded(info) = &r.event
+                    && let Err(why) = crate::check::load_recorded(&mut scratch, info)
+                {
+                    out.flush()?;
+                    return Ok(Err(ExportError::Refused(why)));
+                }
                 serde_json::to_writer(&mut *out, &item_json(&e.item))?;
                 out.write_all(b"\n")?;
                 n += 1;
             }
             Err(err) => {
                 out.flush()?;
-                return Ok(Err(err));
+                return Ok(Err(err.into()));
             }
         }
     }
@@ -408,7 +428,13 @@ impl Chrome<'_> {
 }
 
 /// Write a Chrome trace-event JSON document for the whole recording.
-pub fn chrome(replay: &Replay, out: &mut dyn Write) -> io::Result<Result<ChromeStats, ReadError>> {
+pub fn chrome(
+    replay: &Replay,
+    out: &mut dyn Write,
+) -> io::Result<Result<ChromeStats, ExportError>> {
+    if let Some(why) = replay.refusal() {
+        return Ok(Err(ExportError::Refused(why)));
+    }
     out.write_all(b"{\"displayTimeUnit\":\"ns\",\"otherData\":")?;
     let h = replay.header();
     serde_json::to_writer(
@@ -435,7 +461,7 @@ pub fn chrome(replay: &Replay, out: &mut dyn Write) -> io::Result<Result<ChromeS
     let mut failure = None;
     let items = match replay.iter() {
         Ok(i) => i,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(e.into())),
     };
     for e in items {
         let e: Entry = match e {
@@ -494,7 +520,7 @@ pub fn chrome(replay: &Replay, out: &mut dyn Write) -> io::Result<Result<ChromeS
     c.out.write_all(b"\n]}\n")?;
     c.out.flush()?;
     Ok(match failure {
-        Some(e) => Err(e),
+        Some(e) => Err(e.into()),
         None => Ok(stats),
     })
 }

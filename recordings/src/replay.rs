@@ -231,6 +231,23 @@ impl Replay {
         v.into_iter().map(|(_, x)| x).collect()
     }
 
+    /// Why the first program that may not run here was refused (see
+    /// [`crate::check::load_recorded`]): replay and export refuse such a
+    /// recording whole.
+    pub fn refusal(&self) -> Option<String> {
+        let refused: Vec<&str> = self
+            .programs()
+            .into_iter()
+            .filter_map(|(_, _, e)| e)
+            .collect();
+        let first = refused.first()?;
+        Some(if refused.len() > 1 {
+            format!("{first} (and {} more programs)", refused.len() - 1)
+        } else {
+            first.to_string()
+        })
+    }
+
     /// The re-loaded program a decision at item `index` ran.
     pub fn program_at(&self, index: u64, prog: u32) -> Option<&LoadedProgram> {
         self.setup.program(self.setup.epoch_at(index), prog)?.1

@@ -392,3 +392,69 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+/// A recording of a program that ran as trusted (it does not pass the
+/// verifier) is refused by everything that would run it from the file.
+#[test]
+fn a_trusted_program_in_a_recording_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/bpf/unproven.bpf.o");
+    let spec = dir.path().join("trusted.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"
+[[file]]
+name = "data"
+size = 4096
+
+[[buffer]]
+name = "buf"
+size = 4096
+
+[[program]]
+object = "{}"
+trusted = true
+
+[[chain]]
+program = "unproven"
+step = [{{ op = "read", file = "data", buffer = "buf", len = 16 }}]
+"#,
+            obj.display()
+        ),
+    )
+    .unwrap();
+    let f = dir.path().join("trusted.rsrec");
+    let fs = f.to_str().unwrap();
+    let o = run(&[
+        "record",
+        "-o",
+        fs,
+        "run",
+        spec.to_str().unwrap(),
+        "--headless",
+    ]);
+    assert!(o.status.success(), "{}", ringside_tests::stderr(&o));
+    // The live run was fine: the trusted program ran under the interpreter.
+    assert!(stdout(&o).contains("\"completed\":1"), "{}", stdout(&o));
+    let refused = |args: &[&str]| {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = ringside_tests::stderr(&o);
+        assert!(
+            err.contains("was loaded as trusted and does not pass the verifier"),
+            "{args:?}: {err}"
+        );
+    };
+    refused(&["export", fs, "--format", "jsonl"]);
+    refused(&["export", fs, "--format", "chrome"]);
+    refused(&["replay", fs, "--headless"]);
+    refused(&["replay", fs]);
+    let o = run(&["check", fs]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("was loaded as trusted and does not pass the verifier"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -6,7 +6,7 @@ use anyhow::Context;
 use ringside_engine::event::Overflow;
 use ringside_engine::workload::{self, PrepareOptions, Prepared};
 use ringside_probes::{AttachOptions, ProbeError, Probes};
-use ringside_recordings::reader::{ReadError, Stop};
+use ringside_recordings::reader::Stop;
 use ringside_recordings::writer::spawn_engine_forwarder;
 use ringside_recordings::{Header, Item, Reader, Recorder, RecorderHandle, Replay, export};
 use std::io::Write;
@@ -43,7 +43,7 @@ fn quiet_pipe(r: std::io::Result<ExitCode>) -> anyhow::Result<ExitCode> {
 }
 
 /// Exit code for a read error: 2 (damaged or unreadable), message on stderr.
-fn unreadable(e: &ReadError) -> ExitCode {
+fn unreadable(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("ringside: {e}");
     ExitCode::from(2)
 }

@@ -196,6 +196,9 @@ impl FileTape {
             },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(why) = replay.refusal() {
+            anyhow::bail!("{}: refused: {why}", path.display());
+        }
         let mut notes: Vec<String> = replay
             .errors()
             .iter()

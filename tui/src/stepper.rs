@@ -10,8 +10,7 @@ use ringside_engine::abi::helper_id;
 use ringside_engine::decision::reexecute;
 use ringside_engine::event::ProgramInfo;
 use ringside_engine::program::interp::TraceStep;
-use ringside_engine::program::vm::ExecMode;
-use ringside_engine::program::{LoadOptions, MAP_HANDLE_TAG, Registry};
+use ringside_engine::program::{MAP_HANDLE_TAG, Registry};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -213,25 +212,14 @@ impl Tracer {
         let loaded = reg
             .programs()
             .iter()
-            .any(|p| p.name == info.name && p.object_hash == info.object_hash);
-        if !loaded {
-            reg.load_programs(
-                &info.file,
-                &info.object,
-                &[info.name.as_str()],
-                &LoadOptions {
-                    trusted: info.trusted,
-                    exec: ExecMode::Interpreter,
-                    ..LoadOptions::default()
-                },
-            )
-            .map_err(|e| format!("loading {} here: {e}", info.name))?;
-        }
-        let prog = reg
-            .programs()
-            .iter()
-            .find(|p| p.name == info.name && p.object_hash == info.object_hash)
-            .ok_or("program did not load")?;
+            .position(|p| p.name == info.name && p.object_hash == info.object_hash);
+        // Verified here whatever the event says (it may come from a file):
+        // the same gate as replay, check and export.
+        let id = match loaded {
+            Some(i) => reg.programs()[i].id,
+            None => ringside_recordings::check::load_recorded(reg, &info)?,
+        };
+        let prog = reg.program(id).ok_or("program did not load")?;
         let mut steps = Vec::new();
         let r = reexecute(
             prog,

@@ -19,6 +19,7 @@
 
 use crate::abi::{self, helper_id};
 use crate::program::elf::{ProgramImage, RelocTarget};
+use crate::program::isa;
 use crate::program::maps::MapDef;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -88,88 +89,24 @@ pub struct VerifyInput<'a> {
     pub limits: Limits,
 }
 
-// ---- instruction encoding -------------------------------------------------
+// ---- instruction encoding (see isa.rs) -------------------------------------
 
-const CLS_LD: u8 = 0x00;
-const CLS_LDX: u8 = 0x01;
-const CLS_ST: u8 = 0x02;
-const CLS_STX: u8 = 0x03;
-const CLS_ALU: u8 = 0x04;
-const CLS_JMP: u8 = 0x05;
-const CLS_JMP32: u8 = 0x06;
-const CLS_ALU64: u8 = 0x07;
-const MODE_MEM: u8 = 0x60;
-const SRC_X: u8 = 0x08;
-
-const ALU_ADD: u8 = 0x00;
-const ALU_SUB: u8 = 0x10;
-const ALU_MUL: u8 = 0x20;
-const ALU_DIV: u8 = 0x30;
-const ALU_OR: u8 = 0x40;
-const ALU_AND: u8 = 0x50;
-const ALU_LSH: u8 = 0x60;
-const ALU_RSH: u8 = 0x70;
-const ALU_NEG: u8 = 0x80;
-const ALU_MOD: u8 = 0x90;
-const ALU_XOR: u8 = 0xa0;
-const ALU_MOV: u8 = 0xb0;
-const ALU_ARSH: u8 = 0xc0;
-const ALU_END: u8 = 0xd0;
-
-const JMP_JA: u8 = 0x00;
-const JMP_JEQ: u8 = 0x10;
-const JMP_JGT: u8 = 0x20;
-const JMP_JGE: u8 = 0x30;
-const JMP_JSET: u8 = 0x40;
-const JMP_JNE: u8 = 0x50;
-const JMP_JSGT: u8 = 0x60;
-const JMP_JSGE: u8 = 0x70;
-const JMP_CALL: u8 = 0x80;
-const JMP_EXIT: u8 = 0x90;
-const JMP_JLT: u8 = 0xa0;
-const JMP_JLE: u8 = 0xb0;
-const JMP_JSLT: u8 = 0xc0;
-const JMP_JSLE: u8 = 0xd0;
-
-/// A decoded instruction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Insn {
-    /// Opcode byte.
-    pub opc: u8,
-    /// Destination register.
-    pub dst: u8,
-    /// Source register.
-    pub src: u8,
-    /// Offset.
-    pub off: i16,
-    /// Immediate.
-    pub imm: i32,
-}
-
-impl Insn {
-    /// Decode instruction `i` of `code` (caller checks bounds).
-    pub fn decode(code: &[u8], i: usize) -> Insn {
-        let b = &code[i * 8..i * 8 + 8];
-        Insn {
-            opc: b[0],
-            dst: b[1] & 0x0f,
-            src: b[1] >> 4,
-            off: i16::from_le_bytes([b[2], b[3]]),
-            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        }
-    }
-    fn class(&self) -> u8 {
-        self.opc & 0x07
-    }
-    fn size(&self) -> i64 {
-        match self.opc & 0x18 {
-            0x00 => 4,
-            0x08 => 2,
-            0x10 => 1,
-            _ => 8,
-        }
-    }
-}
+use isa::alu::{
+    ADD as ALU_ADD, AND as ALU_AND, ARSH as ALU_ARSH, DIV as ALU_DIV, END as ALU_END,
+    LSH as ALU_LSH, MOD as ALU_MOD, MOV as ALU_MOV, MUL as ALU_MUL, OR as ALU_OR, RSH as ALU_RSH,
+    SUB as ALU_SUB, XOR as ALU_XOR,
+};
+use isa::class::{
+    ALU as CLS_ALU, ALU64 as CLS_ALU64, JMP as CLS_JMP, JMP32 as CLS_JMP32, LD as CLS_LD,
+    LDX as CLS_LDX, ST as CLS_ST, STX as CLS_STX,
+};
+use isa::jmp::{
+    CALL as JMP_CALL, EXIT as JMP_EXIT, JA as JMP_JA, JEQ as JMP_JEQ, JGE as JMP_JGE,
+    JGT as JMP_JGT, JLE as JMP_JLE, JLT as JMP_JLT, JNE as JMP_JNE, JSGE as JMP_JSGE,
+    JSGT as JMP_JSGT, JSLE as JMP_JSLE, JSLT as JMP_JSLT,
+};
+pub use isa::{Insn, eval_end};
+use isa::{SRC_X, eval_alu};
 
 // ---- abstract values -------------------------------------------------------
 
@@ -228,6 +165,11 @@ impl Val {
             Val::Ptr { .. } | Val::ValueOrNull { .. } | Val::MapHandle(_)
         )
     }
+    /// A pointer, or a value that is a pointer on some path: its bytes must
+    /// never be read as a number.
+    fn may_hold_pointer(&self) -> bool {
+        self.is_pointer() || matches!(self, Val::Conflict)
+    }
     fn describe(&self) -> String {
         match self {
             Val::Uninit => "uninitialised".into(),
@@ -268,13 +210,6 @@ impl Val {
                 lo: *l1.min(l2),
                 hi: *h1.max(h2),
             },
-            (Val::ValueOrNull { map: m1, id: i1 }, Val::ValueOrNull { map: m2, .. })
-                if m1 == m2 =>
-            {
-                // Different lookups meeting: keep the smaller id so the join is
-                // deterministic; a null check on it refines only this copy set.
-                Val::ValueOrNull { map: *m1, id: *i1 }
-            }
             (Val::Uninit, _) | (_, Val::Uninit) => Val::Uninit,
             _ => Val::Conflict,
         }
@@ -323,15 +258,44 @@ impl State {
         }
     }
 
-    fn join(&self, other: &State) -> State {
-        let regs = std::array::from_fn(|i| self.regs[i].join(&other.regs[i]));
+    /// The state that covers both. Lookup results of different lookups that
+    /// meet get a fresh id (allocated from `next_id`): a null check on the
+    /// joined value says nothing about either lookup alone, but copies that
+    /// were the same value on both paths stay tied to each other.
+    fn join(&self, other: &State, next_id: &mut u32) -> State {
+        let mut fresh: Vec<((u32, u32), u32)> = Vec::new();
+        let mut jv = |a: &Val, b: &Val| -> Val {
+            match (a, b) {
+                (Val::ValueOrNull { map: m1, id: i1 }, Val::ValueOrNull { map: m2, id: i2 })
+                    if m1 == m2 && i1 != i2 =>
+                {
+                    let id = match fresh.iter().find(|(k, _)| *k == (*i1, *i2)) {
+                        Some((_, id)) => *id,
+                        None => {
+                            let id = *next_id;
+                            *next_id += 1;
+                            fresh.push(((*i1, *i2), id));
+                            id
+                        }
+                    };
+                    Val::ValueOrNull { map: *m1, id }
+                }
+                _ => a.join(b),
+            }
+        };
+        let regs = std::array::from_fn(|i| jv(&self.regs[i], &other.regs[i]));
         let stack = self
             .stack
             .iter()
             .zip(&other.stack)
             .map(|(a, b)| Slot {
                 spill: match (&a.spill, &b.spill) {
-                    (Some(x), Some(y)) => Some(x.join(y)),
+                    (Some(x), Some(y)) => Some(jv(x, y)),
+                    // A pointer on one path and plain bytes on the other: the
+                    // slot may hold a pointer, so its bytes may not be read as data.
+                    (Some(x), None) | (None, Some(x)) if x.may_hold_pointer() => {
+                        Some(Val::Conflict)
+                    }
                     _ => None,
                 },
                 init: a.init & b.init,
@@ -498,37 +462,23 @@ impl<'a> Verifier<'a> {
         let n = self.n;
         let mut lddw_second = vec![false; n];
         for i in self.insn_starts() {
-            if self.insn(i).opc == 0x18 && i + 1 < n {
+            if self.insn(i).opc == isa::LDDW && i + 1 < n {
                 lddw_second[i + 1] = true;
             }
         }
         let mut i = 0;
         while i < n {
             let ins = self.insn(i);
-            if ins.dst > 10 || ins.src > 10 {
-                return err(
-                    i,
-                    format!("bad register number (dst r{}, src r{})", ins.dst, ins.src),
-                );
+            let next = (i + 1 < n).then(|| self.insn(i + 1));
+            isa::check_encoding(&ins, next.as_ref())
+                .map_err(|reason| VerifyError { insn: i, reason })?;
+            // Nothing writes the frame pointer: the backends keep it fixed.
+            let writes_dst = matches!(ins.class(), CLS_LD | CLS_LDX | CLS_ALU | CLS_ALU64);
+            if writes_dst && ins.dst == 10 {
+                return err(i, "r10 (the frame pointer) is read-only");
             }
             match ins.class() {
                 CLS_LD => {
-                    if ins.opc != 0x18 {
-                        return err(
-                            i,
-                            format!(
-                                "opcode {:#04x}: legacy packet access (LD_ABS/LD_IND) is not allowed",
-                                ins.opc
-                            ),
-                        );
-                    }
-                    if i + 1 >= n {
-                        return err(i, "lddw is missing its second half");
-                    }
-                    let hi = self.insn(i + 1);
-                    if hi.opc != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0 {
-                        return err(i + 1, "malformed second half of lddw");
-                    }
                     if ins.src != 0 && self.input.image.reloc_at(i).is_none() {
                         return err(
                             i,
@@ -541,146 +491,63 @@ impl<'a> Verifier<'a> {
                     i += 2;
                     continue;
                 }
-                CLS_LDX => {
-                    if ins.opc & 0xe0 != MODE_MEM {
-                        return err(
-                            i,
-                            format!("opcode {:#04x} is not a supported load", ins.opc),
-                        );
-                    }
-                }
-                CLS_ST | CLS_STX => {
-                    if ins.opc & 0xe0 == 0xc0 {
-                        return err(i, "atomic instructions are not supported");
-                    }
-                    if ins.opc & 0xe0 != MODE_MEM {
-                        return err(
-                            i,
-                            format!("opcode {:#04x} is not a supported store", ins.opc),
-                        );
-                    }
-                }
-                CLS_ALU | CLS_ALU64 => {
-                    let op = ins.opc & 0xf0;
-                    if op > ALU_END || ins.off != 0 {
-                        return err(
-                            i,
-                            format!("unknown ALU opcode {:#04x} (off {})", ins.opc, ins.off),
-                        );
-                    }
-                    if op == ALU_END {
-                        if ins.class() == CLS_ALU64 {
-                            return err(i, "unconditional byte swap (ALU64 END) is not supported");
-                        }
-                        if !matches!(ins.imm, 16 | 32 | 64) {
-                            return err(i, format!("byte swap of {} bits", ins.imm));
-                        }
-                    }
-                    if op == ALU_NEG && ins.opc & SRC_X != 0 {
-                        return err(i, format!("unknown ALU opcode {:#04x}", ins.opc));
-                    }
-                    if (op == ALU_DIV || op == ALU_MOD) && ins.opc & SRC_X == 0 && ins.imm == 0 {
-                        return err(i, "division by the constant zero");
-                    }
-                    if ins.dst == 10 {
-                        return err(i, "r10 (the frame pointer) is read-only");
-                    }
-                }
-                CLS_JMP | CLS_JMP32 => {
-                    let op = ins.opc & 0xf0;
-                    match op {
-                        JMP_EXIT => {
-                            if ins.class() == CLS_JMP32 || ins.opc != 0x95 {
-                                return err(i, format!("unknown opcode {:#04x}", ins.opc));
+                CLS_JMP | CLS_JMP32 => match ins.op() {
+                    JMP_EXIT => {}
+                    JMP_CALL => match ins.src {
+                        0 => {
+                            let id = ins.imm as u32;
+                            if signature(id).is_none() {
+                                return err(i, format!("call to unknown helper {id} ({id:#x})"));
                             }
+                            self.report.helpers.insert(id);
                         }
-                        JMP_CALL => {
-                            if ins.class() == CLS_JMP32 || ins.opc != 0x85 {
-                                return err(i, format!("unknown opcode {:#04x}", ins.opc));
-                            }
-                            match ins.src {
-                                0 => {
-                                    let id = ins.imm as u32;
-                                    if signature(id).is_none() {
-                                        return err(
-                                            i,
-                                            format!("call to unknown helper {id} ({id:#x})"),
-                                        );
-                                    }
-                                    self.report.helpers.insert(id);
-                                }
-                                1 => {
-                                    let target = i as i64 + 1 + ins.imm as i64;
-                                    if target <= i as i64 {
-                                        return err(
-                                            i,
-                                            format!(
-                                                "recursion: call back to insn {target} (programs must terminate)"
-                                            ),
-                                        );
-                                    }
-                                    return err(
-                                        i,
-                                        format!(
-                                            "bpf-to-bpf call to insn {target} is not supported (make the function static __always_inline)"
-                                        ),
-                                    );
-                                }
-                                s => return err(i, format!("call with src {s} is not supported")),
-                            }
-                        }
-                        JMP_JA | JMP_JEQ | JMP_JGT | JMP_JGE | JMP_JSET | JMP_JNE | JMP_JSGT
-                        | JMP_JSGE | JMP_JLT | JMP_JLE | JMP_JSLT | JMP_JSLE => {
-                            if op == JMP_JA && ins.class() == CLS_JMP32 {
-                                return err(i, "gotol (JMP32 JA) is not supported");
-                            }
-                            let target = i as i64 + 1 + ins.off as i64;
-                            if target < 0 {
+                        1 => {
+                            let target = i as i64 + 1 + ins.imm as i64;
+                            if target <= i as i64 {
                                 return err(
                                     i,
                                     format!(
-                                        "jump to insn {target}, before the start of the program"
+                                        "recursion: call back to insn {target} (programs must terminate)"
                                     ),
                                 );
                             }
-                            if target >= n as i64 {
-                                return err(
-                                    i,
-                                    format!("jump to insn {target}, past the end of the program"),
-                                );
-                            }
-                            if lddw_second[target as usize] {
-                                return err(
-                                    i,
-                                    format!("jump into the middle of lddw at insn {}", target - 1),
-                                );
-                            }
-                            // rbpf's interpreter zero-extends the immediate of 64-bit
-                            // unsigned compares where the kernel (and the JIT) sign-extend.
-                            if ins.class() == CLS_JMP
-                                && ins.opc & SRC_X == 0
-                                && matches!(
-                                    op,
-                                    JMP_JEQ | JMP_JNE | JMP_JGT | JMP_JGE | JMP_JLT | JMP_JLE
-                                )
-                                && ins.imm < 0
-                            {
-                                return err(
-                                    i,
-                                    format!(
-                                        "64-bit unsigned compare with negative immediate {}: rbpf's interpreter and the kernel disagree on it; compare against a register",
-                                        ins.imm
-                                    ),
-                                );
-                            }
+                            return err(
+                                i,
+                                format!(
+                                    "bpf-to-bpf call to insn {target} is not supported (make the function static __always_inline)"
+                                ),
+                            );
                         }
-                        _ => return err(i, format!("unknown jump opcode {:#04x}", ins.opc)),
+                        s => {
+                            return err(
+                                i,
+                                format!("call with src {s} (kfuncs and others) is not supported"),
+                            );
+                        }
+                    },
+                    _ => {
+                        let target = i as i64 + 1 + ins.off as i64;
+                        if target < 0 {
+                            return err(
+                                i,
+                                format!("jump to insn {target}, before the start of the program"),
+                            );
+                        }
+                        if target >= n as i64 {
+                            return err(
+                                i,
+                                format!("jump to insn {target}, past the end of the program"),
+                            );
+                        }
+                        if lddw_second[target as usize] {
+                            return err(
+                                i,
+                                format!("jump into the middle of lddw at insn {}", target - 1),
+                            );
+                        }
                     }
-                }
-                _ => unreachable!("3-bit class"),
-            }
-            if matches!(ins.class(), CLS_LDX | CLS_ALU | CLS_ALU64) && ins.dst == 10 {
-                return err(i, "r10 (the frame pointer) is read-only");
+                },
+                _ => {}
             }
             i += 1;
         }
@@ -731,7 +598,7 @@ impl<'a> Verifier<'a> {
                     if list.len() > PATHS {
                         let a = list.pop().expect("len > PATHS");
                         let b = list.pop().expect("len > PATHS");
-                        list.push(a.join(&b));
+                        list.push(a.join(&b, &mut self.next_id));
                     }
                 }
             }
@@ -780,7 +647,7 @@ impl<'a> Verifier<'a> {
             }
             CLS_LDX => {
                 let base = self.read_reg(i, &st, ins.src)?;
-                let size = ins.size();
+                let size = ins.size() as i64;
                 let v = self.load(i, &st, &base, ins.off as i64, size, ins.src)?;
                 st.regs[ins.dst as usize] = v;
                 Ok(vec![(i + 1, st)])
@@ -792,7 +659,15 @@ impl<'a> Verifier<'a> {
                 } else {
                     Val::konst(ins.imm as i64 as u64)
                 };
-                self.store(i, &mut st, &base, ins.off as i64, ins.size(), val, ins.dst)?;
+                self.store(
+                    i,
+                    &mut st,
+                    &base,
+                    ins.off as i64,
+                    ins.size() as i64,
+                    val,
+                    ins.dst,
+                )?;
                 Ok(vec![(i + 1, st)])
             }
             CLS_ALU | CLS_ALU64 => {
@@ -898,7 +773,7 @@ impl<'a> Verifier<'a> {
             if s.init & (1 << (b.rem_euclid(8))) == 0 {
                 return err(i, format!("reads uninitialised stack byte at offset {b}"));
             }
-            if s.spill.as_ref().is_some_and(|v| v.is_pointer()) {
+            if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
                 return err(
                     i,
                     format!("reads part of a spilled pointer at stack offset {b}"),
@@ -939,9 +814,21 @@ impl<'a> Verifier<'a> {
             );
         }
         if lo != hi {
-            // Variable offset: any slot in range may change; none is known initialised by it.
+            // Variable offset: any slot in range may change; none is known
+            // initialised by it. Bytes of a spilled pointer it might hit would
+            // leave the rest of the pointer readable as a number.
             for b in lo..hi + size {
-                st.stack[slot_index(b)].spill = None;
+                let s = &mut st.stack[slot_index(b)];
+                if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
+                    return err(
+                        i,
+                        format!(
+                            "a store at a variable stack offset may overwrite part of the pointer spilled at offset {}",
+                            b - b.rem_euclid(8)
+                        ),
+                    );
+                }
+                s.spill = None;
             }
             return Ok(());
         }
@@ -953,6 +840,15 @@ impl<'a> Verifier<'a> {
         }
         for b in lo..lo + size {
             let s = &mut st.stack[slot_index(b)];
+            if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
+                return err(
+                    i,
+                    format!(
+                        "overwrites part of the pointer spilled at stack offset {} (the rest of it would become readable)",
+                        b - b.rem_euclid(8)
+                    ),
+                );
+            }
             s.spill = None;
             s.init |= 1 << b.rem_euclid(8);
         }
@@ -963,6 +859,31 @@ impl<'a> Verifier<'a> {
         let is64 = ins.class() == CLS_ALU64;
         let op = ins.opc & 0xf0;
         let d = ins.dst as usize;
+        if op == ALU_END {
+            // A byte swap reads only its destination (its X bit means "to big endian").
+            return match self.read_reg(i, st, ins.dst)? {
+                Val::Scalar { min, max } => {
+                    let width = ins.imm as u32;
+                    let mask = if width == 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << width) - 1
+                    };
+                    st.regs[d] = if min == max {
+                        Val::konst(eval_end(ins.opc, ins.imm, min))
+                    } else if ins.opc & SRC_X == 0 && max <= mask {
+                        Val::range(min, max) // to little endian on a little-endian machine: a truncation
+                    } else {
+                        Val::range(0, mask)
+                    };
+                    Ok(())
+                }
+                other => err(
+                    i,
+                    format!("byte swap of r{}, which is {}", ins.dst, other.describe()),
+                ),
+            };
+        }
         let src_val = if ins.opc & SRC_X != 0 {
             self.read_reg(i, st, ins.src)?
         } else if is64 {
@@ -1010,7 +931,12 @@ impl<'a> Verifier<'a> {
                 (ALU_SUB, Val::Ptr { region, lo, hi }, Val::Scalar { min, max }) => {
                     signed_range(*min, *max).and_then(|(a, b)| ptr_add(*region, *lo, *hi, -b, -a))
                 }
-                (ALU_SUB, Val::Ptr { region: r1, .. }, Val::Ptr { region: r2, .. }) if r1 == r2 => {
+                // The distance between two pointers into one region is the
+                // same on every machine; between two map values it would
+                // depend on where each entry lives in the map.
+                (ALU_SUB, Val::Ptr { region: r1, .. }, Val::Ptr { region: r2, .. })
+                    if r1 == r2 && !matches!(r1, Region::MapValue(_)) =>
+                {
                     Some(Val::unknown())
                 }
                 _ => {
@@ -1044,23 +970,6 @@ impl<'a> Verifier<'a> {
         else {
             unreachable!("non-pointer values are scalars here");
         };
-        if op == ALU_END {
-            let (a0, a1) = (*a0, *a1);
-            let width = ins.imm as u32;
-            let mask = if width == 64 {
-                u64::MAX
-            } else {
-                (1u64 << width) - 1
-            };
-            st.regs[d] = if a0 == a1 {
-                Val::konst(eval_end(ins.opc, ins.imm, a0))
-            } else if ins.opc & SRC_X == 0 && a1 <= mask {
-                Val::range(a0, a1) // to little endian on a little-endian machine: a truncation
-            } else {
-                Val::range(0, mask)
-            };
-            return Ok(());
-        }
         let (mut a0, mut a1, mut b0, mut b1) = (*a0, *a1, *b0, *b1);
         if !is64 {
             // 32-bit ops see the low halves; if a range spans more, it becomes the full u32 range.
@@ -1093,7 +1002,9 @@ impl<'a> Verifier<'a> {
                     (Some(hi), Some(lo)) if hi <= full => (lo, hi),
                     _ => (0, full),
                 },
-                ALU_DIV => (a0.checked_div(b1).unwrap_or(0).min(a0), a1),
+                // A divisor that may be 0 may give 0 (the kernel's x / 0).
+                ALU_DIV if b0 == 0 => (0, a1),
+                ALU_DIV => (a0 / b1, a1 / b0),
                 ALU_MOD => (0, if b0 > 0 { a1.min(b1 - 1) } else { a1 }),
                 ALU_AND => (0, a1.min(b1)),
                 ALU_OR | ALU_XOR => {
@@ -1176,14 +1087,19 @@ impl<'a> Verifier<'a> {
         }
         // A pointer known non-null tested against 0 again (clang re-tests after merges).
         if let (Val::Ptr { .. }, Val::Scalar { min: 0, max: 0 }) = (&dv, &sv)
+            && !is32
             && matches!(op, JMP_JEQ | JMP_JNE)
         {
             let to = if op == JMP_JEQ { i + 1 } else { target };
             return Ok(vec![(to, st)]);
         }
         if dv.is_pointer() || sv.is_pointer() {
-            let same_region = matches!((&dv, &sv), (Val::Ptr { region: a, .. }, Val::Ptr { region: b, .. }) if a == b);
-            if !same_region {
+            // Only two pointers into one region (not map values: see the
+            // subtraction) compare the same on every machine, and only
+            // whole: the low halves of two addresses can compare either way.
+            let same_region = matches!((&dv, &sv), (Val::Ptr { region: a, .. }, Val::Ptr { region: b, .. })
+                if a == b && !matches!(a, Region::MapValue(_)));
+            if !same_region || is32 {
                 return err(
                     i,
                     format!(
@@ -1271,6 +1187,19 @@ impl<'a> Verifier<'a> {
                 }
                 for b in lo..lo + size as i64 {
                     let s = &mut st.stack[slot_index(b)];
+                    // A spilled pointer must be overwritten whole on every path.
+                    let slot = b - b.rem_euclid(8);
+                    if s.spill.as_ref().is_some_and(Val::may_hold_pointer)
+                        && !(slot >= lo && slot + 8 <= lo + min_size as i64)
+                    {
+                        return err(
+                            i,
+                            format!(
+                                "helper argument {} (r{reg}) may overwrite part of the pointer spilled at stack offset {slot}",
+                                argn + 1
+                            ),
+                        );
+                    }
                     s.spill = None;
                     if b < lo + min_size as i64 {
                         s.init |= 1 << b.rem_euclid(8);
@@ -1288,7 +1217,7 @@ impl<'a> Verifier<'a> {
                             ),
                         );
                     }
-                    if s.spill.as_ref().is_some_and(|v| v.is_pointer()) {
+                    if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
                         return err(
                             i,
                             format!(
@@ -1557,69 +1486,6 @@ fn ptr_add(region: Region, lo: i64, hi: i64, add_lo: i128, add_hi: i128) -> Opti
         lo: nlo as i64,
         hi: nhi as i64,
     })
-}
-
-/// Exact ALU result on constants, with rbpf's semantics.
-fn eval_alu(op: u8, is64: bool, a: u64, b: u64) -> u64 {
-    if is64 {
-        match op {
-            ALU_ADD => a.wrapping_add(b),
-            ALU_SUB => a.wrapping_sub(b),
-            ALU_MUL => a.wrapping_mul(b),
-            ALU_DIV => a.checked_div(b).unwrap_or(0),
-            ALU_OR => a | b,
-            ALU_AND => a & b,
-            ALU_LSH => a << (b & 63),
-            ALU_RSH => a >> (b & 63),
-            ALU_NEG => (a as i64).wrapping_neg() as u64,
-            ALU_MOD => {
-                if b == 0 {
-                    a
-                } else {
-                    a % b
-                }
-            }
-            ALU_XOR => a ^ b,
-            ALU_ARSH => ((a as i64) >> (b & 63)) as u64,
-            _ => 0,
-        }
-    } else {
-        let (x, y) = (a as u32, b as u32);
-        (match op {
-            ALU_ADD => x.wrapping_add(y),
-            ALU_SUB => x.wrapping_sub(y),
-            ALU_MUL => x.wrapping_mul(y),
-            ALU_DIV => x.checked_div(y).unwrap_or(0),
-            ALU_OR => x | y,
-            ALU_AND => x & y,
-            ALU_LSH => x.wrapping_shl(y),
-            ALU_RSH => x.wrapping_shr(y),
-            ALU_NEG => (x as i32).wrapping_neg() as u32,
-            ALU_MOD => {
-                if y == 0 {
-                    x
-                } else {
-                    x % y
-                }
-            }
-            ALU_XOR => x ^ y,
-            ALU_ARSH => (x as i32).wrapping_shr(y) as u32,
-            _ => 0,
-        }) as u64
-    }
-}
-
-/// Byte swap (`LE`, opcode 0xd4, or `BE`, 0xdc) of `width` bits, as rbpf does it.
-pub fn eval_end(opc: u8, width: i32, a: u64) -> u64 {
-    let le = opc & SRC_X == 0;
-    match (le, width) {
-        (true, 16) => a as u16 as u64,
-        (true, 32) => a as u32 as u64,
-        (true, _) => a,
-        (false, 16) => (a as u16).swap_bytes() as u64,
-        (false, 32) => (a as u32).swap_bytes() as u64,
-        (false, _) => a.swap_bytes(),
-    }
 }
 
 /// The comparison with operands swapped (`a op b` == `b mirror(op) a`).

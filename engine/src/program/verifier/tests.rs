@@ -373,3 +373,263 @@ fn report_counts_the_longest_path() {
     assert_eq!(r.insns, 7);
     assert!(r.memory_safe);
 }
+
+// ---- what the verifier believes is what runs ------------------------------
+//
+// Each of these was a way for a verified program to hold a value the
+// verifier did not know about (and so to reach memory it should not, or to
+// see a host address).
+
+#[test]
+fn mod32_by_zero_is_known_to_zero_extend() {
+    // The mod32 exploit: r0 is 0xffffffff after `w0 %= w2` with r2 = 0 (the
+    // kernel's meaning), so after `r0 >>= 32` it is 0, and the verifier knows.
+    let report = accepted(
+        "mov64 r2, 0\nmov64 r0, -1\nmod32 r0, r2\nrsh64 r0, 32\nexit",
+        &[],
+    );
+    assert_eq!(report.max_path, 5);
+    // And scaled into a stack offset, the verifier sees the real offset:
+    // 0x1_0000_0008 % 0 (32-bit) is 8, not 0x1_0000_0008.
+    accepted(
+        "mov64 r2, 0\nlddw r3, 0x100000008\nmod32 r3, r2\nmov64 r4, r10\nsub64 r4, r3\nstdw [r4+0], 1\nmov64 r0, 0\nexit",
+        &[],
+    );
+}
+
+#[test]
+fn a_divisor_that_may_be_zero_may_give_zero() {
+    // r2 in [0, 1]; 0x10000 / r2 is 0 or 0x10000 (not only 0x10000), so
+    // 0x10000 - that may be -0x10000: no constant offset.
+    rejected(
+        "ldxw r2, [r1+8]\nand64 r2, 1\nmov64 r3, 0x10000\ndiv64 r3, r2\nsub64 r3, 0x10000\nmov64 r4, r10\nadd64 r4, -8\nadd64 r4, r3\nstdw [r4+0], 1\nmov64 r0, 0\nexit",
+        &[],
+        7,
+        "pointer offset out of range",
+    );
+}
+
+#[test]
+fn pointers_are_compared_only_whole_and_only_within_a_region() {
+    rejected(
+        "jeq32 r1, 0, +1\nmov64 r0, 0\nmov64 r0, 1\nexit",
+        &[],
+        0,
+        "compares",
+    );
+    rejected(
+        "jgt32 r10, r1, +1\nmov64 r0, 0\nmov64 r0, 1\nexit",
+        &[],
+        0,
+        "compares",
+    );
+    rejected(
+        "jgt r1, 4096, +1\nmov64 r0, 0\nmov64 r0, 1\nexit",
+        &[],
+        0,
+        "compares",
+    );
+    accepted(
+        "mov64 r2, r10\nadd64 r2, -8\njgt r10, r2, +1\nmov64 r0, 0\nmov64 r0, 1\nexit",
+        &[],
+    );
+    // Two map values: their order is where the map keeps them.
+    let two = "stw [r10-4], 0\nmov64 r2, r10\nadd64 r2, -4\nlddw r1, 0\ncall 1\njeq r0, 0, +9\nmov64 r6, r0\nmov64 r2, r10\nadd64 r2, -4\nlddw r1, 0\ncall 1\njeq r0, 0, +2\n";
+    rejected(
+        &format!("{two}jgt r6, r0, +0\nmov64 r0, 0\nexit"),
+        &[(3, 0), (10, 0)],
+        14,
+        "compares",
+    );
+    rejected(
+        &format!("{two}sub64 r6, r0\nmov64 r0, 0\nexit"),
+        &[(3, 0), (10, 0)],
+        14,
+        "pointer arithmetic",
+    );
+}
+
+#[test]
+fn a_null_check_of_one_lookup_says_nothing_of_another() {
+    // Two lookups meet in r6 and r7 (each on its own path); r6 is checked,
+    // r7 is used: on the second path r7 may be null.
+    let src = "
+        stw [r10-4], 0
+        ldxw r8, [r1+8]
+        jeq r8, 0, +8
+        mov64 r2, r10
+        add64 r2, -4
+        lddw r1, 0
+        call 1
+        mov64 r6, r0
+        mov64 r7, r0
+        ja +12
+        mov64 r2, r10
+        add64 r2, -4
+        lddw r1, 0
+        call 1
+        mov64 r6, r0
+        mov64 r2, r10
+        add64 r2, -4
+        lddw r1, 0
+        call 1
+        mov64 r7, r0
+        mov64 r0, 0
+        jeq r6, 0, +1
+        ldxdw r0, [r7+0]
+        exit";
+    // Path sensitivity keeps the two paths apart up to 16 states; force the
+    // join by checking the rule on the joined state directly too.
+    match check(src, &[(5, 0), (13, 0), (19, 0)]) {
+        Ok(_) => panic!("accepted a dereference of an unchecked lookup"),
+        Err(e) => assert!(e.reason.contains("may be null"), "{e}"),
+    }
+    let mut next = 10;
+    let a = State {
+        regs: std::array::from_fn(|r| match r {
+            6 | 7 => Val::ValueOrNull { map: 0, id: 1 },
+            _ => Val::Uninit,
+        }),
+        stack: State::entry().stack,
+    };
+    let b = State {
+        regs: std::array::from_fn(|r| match r {
+            6 => Val::ValueOrNull { map: 0, id: 2 },
+            7 => Val::ValueOrNull { map: 0, id: 3 },
+            _ => Val::Uninit,
+        }),
+        stack: State::entry().stack,
+    };
+    let j = a.join(&b, &mut next);
+    assert_ne!(
+        j.regs[6], j.regs[7],
+        "different lookups on one path stay apart"
+    );
+    let c = a.join(&a.clone(), &mut next);
+    assert_eq!(c.regs[6], c.regs[7], "one lookup's copies stay tied");
+}
+
+#[test]
+fn a_slot_that_holds_a_pointer_on_one_path_holds_no_number_after_the_join() {
+    let mut with_ptr = State::entry();
+    with_ptr.stack[slot_index(-8)] = Slot {
+        spill: Some(Val::Ptr {
+            region: Region::Stack,
+            lo: 0,
+            hi: 0,
+        }),
+        init: 0xff,
+    };
+    let mut with_bytes = State::entry();
+    with_bytes.stack[slot_index(-8)] = Slot {
+        spill: None,
+        init: 0xff,
+    };
+    let j = with_ptr.join(&with_bytes, &mut 1);
+    assert_eq!(j.stack[slot_index(-8)].spill, Some(Val::Conflict));
+}
+
+#[test]
+fn a_spilled_pointer_is_never_read_as_a_number() {
+    // Spill r10 at -8, overwrite one byte of it, read it back whole.
+    rejected(
+        "stxdw [r10-8], r10\nstb [r10-8], 0\nldxdw r0, [r10-8]\nexit",
+        &[],
+        1,
+        "overwrites part of the pointer",
+    );
+    // A store at a variable offset that may hit it.
+    rejected(
+        "stxdw [r10-8], r10\nldxw r2, [r1+8]\nand64 r2, 15\nmov64 r3, r10\nadd64 r3, -16\nadd64 r3, r2\nstb [r3+0], 0\nldxdw r0, [r10-8]\nexit",
+        &[],
+        6,
+        "variable stack offset",
+    );
+    // A pointer on one path, a number on the other, read after they meet.
+    rejected(
+        "ldxw r2, [r1+8]\njeq r2, 0, +2\nstxdw [r10-8], r10\nja +2\nstw [r10-8], 0\nstw [r10-4], 0\nldxw r0, [r10-8]\nexit",
+        &[],
+        6,
+        "spilled pointer",
+    );
+    // rs_read_buf writing 1..8 bytes over a spilled pointer.
+    rejected(
+        "stxdw [r10-8], r10\nldxw r5, [r1+8]\nand64 r5, 7\nadd64 r5, 1\nmov64 r4, r10\nadd64 r4, -8\nmov64 r2, 0\nmov64 r3, 0\ncall 0x1004\nldxdw r0, [r10-8]\nexit",
+        &[],
+        8,
+        "overwrite part of the pointer",
+    );
+    // Overwriting it whole is fine: the slot then holds a number.
+    accepted(
+        "stxdw [r10-8], r10\nstdw [r10-8], 7\nldxdw r0, [r10-8]\nexit",
+        &[],
+    );
+}
+
+#[test]
+fn byte_swaps_read_only_their_destination() {
+    // ntohs after a map lookup: r0 is a pointer, be16 must not read it.
+    let lookup = "stw [r10-4], 0\nmov64 r2, r10\nadd64 r2, -4\nlddw r1, 0\ncall 1\n";
+    accepted(
+        &format!("{lookup}jeq r0, 0, +3\nldxh r1, [r0+0]\nbe16 r1\nmov64 r0, r1\nexit"),
+        &[(3, 0)],
+    );
+    accepted("ldxw r0, [r1+8]\nbe32 r0\nbe64 r0\nle16 r0\nexit", &[]);
+}
+
+#[test]
+fn encodings_are_strict() {
+    let raw = |insns: &[Insn]| -> Result<VerifyReport, VerifyError> {
+        let img = ProgramImage {
+            name: "t".into(),
+            section: "ringside/t".into(),
+            code: insns.iter().flat_map(|i| i.encode()).collect(),
+            relocs: vec![],
+            file_offset: 0,
+        };
+        verify(&VerifyInput {
+            image: &img,
+            maps: &[],
+            rodata_sizes: &[],
+            limits: Limits::default(),
+        })
+    };
+    let ins = |opc, dst, src, off, imm| Insn {
+        opc,
+        dst,
+        src,
+        off,
+        imm,
+    };
+    let exit = [ins(0xb7, 0, 0, 0, 0), ins(0x95, 0, 0, 0, 0)];
+    for (bad, why) in [
+        (ins(0x0d, 0, 0, 0, 0), "malformed goto"), // ja with the X bit
+        (
+            ins(0x07, 1, 2, 0, 1),
+            "immediate operand with a source register",
+        ),
+        (
+            ins(0x0f, 1, 2, 0, 1),
+            "register operand with a non-zero immediate",
+        ),
+        (ins(0x67, 1, 0, 0, 64), "out of range for a 64-bit shift"),
+        (ins(0x64, 1, 0, 0, 32), "out of range for a 32-bit shift"),
+        (ins(0x37, 1, 0, 1, 3), "offset 1"),   // sdiv
+        (ins(0xbf, 1, 2, 8, 0), "offset 8"),   // movsx
+        (ins(0xd7, 1, 0, 0, 16), "ALU64 END"), // bswap
+        (ins(0x84, 1, 0, 0, 5), "neg takes no operand"),
+        (ins(0x81, 1, 2, 0, 0), "sign-extending"), // ldxsw (MEMSX)
+        (ins(0x61, 1, 2, 0, 7), "non-zero immediate"),
+        (ins(0x72, 10, 3, -8, 0), "with a source register"),
+        (ins(0xe5, 1, 0, 0, 0), "unknown jump"),
+        (ins(0x95, 0, 0, 0, 1), "malformed exit"),
+        (ins(0x06, 0, 0, 0, 0), "gotol"),
+    ] {
+        let e = raw(&[bad, exit[0], exit[1]]).expect_err(why);
+        assert_eq!(e.insn, 0, "{why}: {e}");
+        assert!(e.reason.contains(why), "{why}: {e}");
+    }
+    // Nothing may write r10, lddw included.
+    let e = raw(&[ins(0x18, 10, 0, 0, 1), ins(0, 0, 0, 0, 0), exit[0], exit[1]]).unwrap_err();
+    assert!(e.reason.contains("r10"), "{e}");
+}
