@@ -140,3 +140,41 @@ fn verifier_errors_name_section_instruction_and_offset() {
         )
     );
 }
+
+#[test]
+fn the_maps_of_one_object_are_bounded() {
+    let e = load(include_bytes!("bpf/many_maps.bpf.o"));
+    assert!(e.contains("more than 64 maps in one object"), "{e}");
+    assert!(e.contains("section `maps`"), "{e}");
+    let e = load(include_bytes!("bpf/big_maps.bpf.o"));
+    assert!(
+        e.contains("map `big2`") && e.contains("more than the 536870912 one object may take"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_maps_of_one_registry_are_bounded() {
+    // Each object holds one map of 128 MiB of values: the seventeenth would
+    // take the registry past 2 GiB. (The arenas are never touched, so this
+    // reserves address space, not memory.)
+    let mut reg = Registry::new();
+    let one = ringside_engine::program::elf::ElfObject {
+        file: "t.o".into(),
+        programs: vec![],
+        maps: vec![
+            ringside_engine::program::maps::MapDef::validate("a", 2, 4, 128, 1 << 20, 0).unwrap(),
+        ],
+        rodata: vec![],
+    };
+    let mut n = 0;
+    let err = loop {
+        match reg.load_parsed(&one, &LoadOptions::default()) {
+            Ok(_) => n += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(n <= 16, "never refused");
+    };
+    assert_eq!(n, 16, "{err}");
+    assert!(err.contains("more than the 2147483648 allowed"), "{err}");
+}

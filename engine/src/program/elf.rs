@@ -19,6 +19,12 @@ use std::fmt;
 pub const PROG_SECTION_PREFIX: &str = "ringside/";
 /// Section holding map definitions.
 pub const MAPS_SECTION: &str = "maps";
+/// Most maps one object may declare (the kernel's limit for one program).
+pub const MAX_MAPS: usize = 64;
+/// Most bytes of map values one object may declare (each map may take up to
+/// [`crate::program::maps::MAX_ARENA_BYTES`]): an object is untrusted input
+/// (it may come from a recording), and its maps are allocated when it loads.
+pub const MAX_OBJECT_MAP_BYTES: u64 = 512 << 20;
 /// Bytes of `struct rs_map_def` (five u32 fields).
 pub const MAP_DEF_SIZE: u64 = 20;
 /// Size of one BPF instruction.
@@ -259,6 +265,23 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
             };
             let def = MapDef::validate(&name, f(0), f(1), f(2), f(3), f(4))
                 .map_err(|r| cx.sec_err(MAPS_SECTION, Some(sec_off + at), r))?;
+            if maps.len() == MAX_MAPS {
+                return Err(cx.sec_err(
+                    MAPS_SECTION,
+                    Some(sec_off + at),
+                    format!("map `{name}`: more than {MAX_MAPS} maps in one object"),
+                ));
+            }
+            let total: u64 = maps.iter().map(MapDef::arena_bytes).sum::<u64>() + def.arena_bytes();
+            if total > MAX_OBJECT_MAP_BYTES {
+                return Err(cx.sec_err(
+                    MAPS_SECTION,
+                    Some(sec_off + at),
+                    format!(
+                        "map `{name}`: the object's maps would hold {total} bytes of values, more than the {MAX_OBJECT_MAP_BYTES} one object may take"
+                    ),
+                ));
+            }
             maps.push(def);
             map_offsets.push(at);
         }

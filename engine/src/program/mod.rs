@@ -25,6 +25,9 @@ use vm::{ExecMode, Vm};
 /// loads): "RSMP". The low half is the map's index in its object.
 pub const MAP_HANDLE_TAG: u64 = 0x5253_4d50_0000_0000;
 
+/// Most bytes of map values all the objects of one registry may hold.
+pub const MAX_REGISTRY_MAP_BYTES: u64 = 2 << 30;
+
 /// A program's id in its registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -217,6 +220,20 @@ impl Registry {
         opts: &LoadOptions,
         only: Option<&[&str]>,
     ) -> Result<LoadedObject, LoadError> {
+        let have: u64 = self.maps.iter().map(|m| m.def().arena_bytes()).sum();
+        let adding: u64 = obj.maps.iter().map(MapDef::arena_bytes).sum();
+        if have + adding > MAX_REGISTRY_MAP_BYTES {
+            return Err(LoadError {
+                file: obj.file.clone(),
+                section: Some(elf::MAPS_SECTION.into()),
+                insn: None,
+                offset: None,
+                reason: format!(
+                    "its maps would bring the values of every loaded map to {} bytes, more than the {MAX_REGISTRY_MAP_BYTES} allowed",
+                    have + adding
+                ),
+            });
+        }
         let rodata_sizes: Vec<usize> = obj.rodata.iter().map(|r| r.bytes.len()).collect();
         // Verify everything before creating anything, so a failed load leaves no trace.
         let mut verified = Vec::new();
