@@ -241,9 +241,9 @@ fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "| program | interpreter | JIT | Rust | interpreter / Rust | JIT / Rust | instructions |"
+        "| program | interpreter | compiled | interpreter / compiled | Rust | interpreter / Rust | compiled / Rust | instructions |"
     )?;
-    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
     let regs = Registrations {
         files: 2,
         buffers: vec![1 << 20],
@@ -274,6 +274,11 @@ fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()> {
                 )
                 .expect("built-in program loads");
             let id = obj.programs[0].1;
+            // A program the compiler refused would make the compiled row a
+            // second interpreter row: say so rather than print it as one.
+            if let Some(note) = reg.program(id).and_then(|p| p.exec_note.clone()) {
+                writeln!(out, "({name}: {note})")?;
+            }
             let mut source = BenchSource {
                 node: src_node.clone(),
             };
@@ -335,9 +340,10 @@ fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()> {
         let rust_ns = (start.elapsed().as_nanos() as f64 / n as f64).max(0.1);
         writeln!(
             out,
-            "| {name} | {:.0} | {:.0} | {:.1} | {:.0}x | {:.0}x | {insns} |",
+            "| {name} | {:.0} | {:.0} | {:.1}x | {:.1} | {:.0}x | {:.0}x | {insns} |",
             per_mode[0],
             per_mode[1],
+            per_mode[0] / per_mode[1],
             rust_ns,
             per_mode[0] / rust_ns,
             per_mode[1] / rust_ns
