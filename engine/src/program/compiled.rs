@@ -66,7 +66,8 @@ pub const MAX_INSNS: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("insn {insn}: {reason}")]
 pub struct CompileError {
-    /// Instruction index.
+    /// Instruction index (0 when the code generator failed on the function
+    /// as a whole, which no instruction of a checked program should cause).
     pub insn: usize,
     /// Why.
     pub reason: String,
@@ -887,9 +888,9 @@ mod tests {
     /// r0 of compiled code over `ctx`, with a fresh stack and no helpers.
     fn run_native(c: &Compiled, ctx: &[u8; 64]) -> u64 {
         let mut stack = [0u8; 512];
-        // SAFETY: the test programs touch only the 64 ctx bytes and the
-        // stack below its top (checked by running them under the
-        // interpreter too, which checks every access), and call no helper,
+        // SAFETY: the test programs are built to touch only the 64 ctx
+        // bytes and the 512 stack bytes below its top (the interpreter, which
+        // checks every access, runs each of them too), and call no helper,
         // so the null frame is never used.
         unsafe {
             c.run(
@@ -1235,7 +1236,8 @@ mod tests {
     }
 
     /// A helper entry that records its frame, its arguments and the
-    /// alignment of its stack, and returns a mix of them.
+    /// alignment of its stack, and returns a mix of them. (`unsafe` only to
+    /// have the [`HelperEntry`] type: it dereferences nothing.)
     unsafe extern "C" fn recording(
         frame: *mut HostFrame<'_, '_>,
         a1: u64,
