@@ -285,14 +285,12 @@ fn run_ringside(body: &[Insn], regs: &[u64; 10], exec: ExecMode) -> Result<[u64;
         )
         .map_err(|e| e.to_string())?;
     let id = loaded.programs[0].1;
-    if std::env::var_os("ORACLE_NO_COMPILED").is_none() {
-        assert_eq!(
-            reg.program(id).unwrap().exec_mode(),
-            exec,
-            "backend not used: {:?}",
-            reg.program(id).unwrap().exec_note
-        );
-    }
+    assert_eq!(
+        reg.program(id).unwrap().exec_mode(),
+        exec,
+        "backend not used: {:?}",
+        reg.program(id).unwrap().exec_note
+    );
     let map = loaded.maps[0].1;
     let regs_ = Registrations::default();
     let budgets = Budgets::default();
