@@ -66,17 +66,17 @@ pub fn record(
     jit: bool,
     probes: bool,
 ) -> anyhow::Result<ExitCode> {
-    let prepare = || -> anyhow::Result<Prepared> {
+    let prepare = |stop: &AtomicBool| -> anyhow::Result<Prepared> {
         Ok(match source {
             RecordSource::Run(spec) => {
-                let text = std::fs::read_to_string(spec)
-                    .with_context(|| format!("reading {}", spec.display()))?;
+                let text = workload::read_spec(spec)?;
                 let base = spec.parent().unwrap_or(Path::new("."));
-                workload::prepare_text(
+                workload::prepare_text_until(
                     &spec.display().to_string(),
                     &text,
                     base,
                     &PrepareOptions { jit },
+                    stop,
                 )?
             }
             _ => workload::prepare_demo(&PrepareOptions { jit })?,
@@ -133,7 +133,7 @@ fn spawn_probe_pump(
 
 fn record_engine(
     output: &Path,
-    prepare: impl FnOnce() -> anyhow::Result<Prepared>,
+    prepare: impl FnOnce(&AtomicBool) -> anyhow::Result<Prepared>,
     source: String,
     want_probes: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -161,7 +161,7 @@ fn record_engine(
     };
     let with_probes = probes.is_some();
     // After the probes, so the engine ring's creation is recorded too.
-    let mut prepared = prepare()?;
+    let mut prepared = prepare(&stop)?;
     let recorder = Recorder::create(output, header)
         .with_context(|| format!("creating the recording {}", output.display()))?;
     let sub = prepared.engine().subscribe(1 << 18, Overflow::Drop);
