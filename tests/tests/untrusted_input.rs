@@ -1,7 +1,8 @@
 //! End-to-end: the `ringside` binary handed hostile specs, and a terminal
 //! that goes away. Errors print once, with their place; a FIFO nobody
 //! writes to ends at the timeout; SIGHUP restores the terminal as SIGTERM
-//! does (in tmux; without it that test prints a SKIP line).
+//! does, and a terminal that really goes away ends the UI (in tmux; without
+//! it those tests print a SKIP line).
 
 use ringside_tests::{ringside, run, skip, stderr};
 use std::process::Command;
@@ -203,4 +204,61 @@ fn sighup_restores_the_terminal() {
         flat.contains(" echo ") && !flat.contains("-echo "),
         "echo is off after SIGHUP:\n{s}"
     );
+}
+
+/// Whether `pid` is gone (or a zombie waiting for its parent to reap it).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|r| stat[r + 1..].trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_terminal_that_goes_away_ends_the_ui() {
+    if !have_tmux() {
+        skip(
+            "a_terminal_that_goes_away_ends_the_ui",
+            "tmux is not installed",
+        );
+        return;
+    }
+    let t = Tmux(format!("ringside-gone-{}", std::process::id()));
+    let shell = format!("{} demo --no-probes", ringside().display());
+    let st = Command::new("tmux")
+        .args([
+            "-L",
+            &t.0,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+        ])
+        .args(["-x", "80", "-y", "24", &shell])
+        .env("TERM", "xterm-256color")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    t.wait_for("the demo to start", &["1Rings", "LIVE"]);
+    let pane_pid = t
+        .cmd(&["display-message", "-p", "-t", "e2e", "#{pane_pid}"])
+        .trim()
+        .to_string();
+    // The pane runs ringside itself, or a shell that runs it.
+    let pid = child_named(&pane_pid, "ringside").unwrap_or(pane_pid);
+    // Closing the terminal: its reads then answer 0 forever, on which
+    // crossterm's reader spun without returning.
+    drop(t);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gone(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "ringside {pid} still runs after its terminal went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -68,7 +68,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringside: {}", render(&e));
+            // Not eprintln!: it panics when stderr is a terminal that hung up.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "ringside: {}", render(&e));
             ExitCode::from(2)
         }
     }
