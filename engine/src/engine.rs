@@ -353,6 +353,7 @@ impl Engine {
                 insns: p.report.insns as u32,
                 max_path: p.report.max_path,
                 exec: p.exec_mode(),
+                exec_note: p.exec_note.clone(),
                 trusted: p.trusted,
                 object_hash: p.object_hash,
                 maps: p

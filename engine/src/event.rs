@@ -265,8 +265,13 @@ pub struct ProgramInfo {
     pub insns: u32,
     /// Longest path.
     pub max_path: u32,
-    /// Interpreter or JIT.
+    /// Interpreter or compiled code.
     pub exec: ExecMode,
+    /// Why it runs under the interpreter although compiled code was asked
+    /// for (loaded as trusted, or the compiler refused it, naming the
+    /// instruction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_note: Option<String>,
     /// Loaded as trusted.
     pub trusted: bool,
     /// FNV-1a of the object bytes.
@@ -276,7 +281,7 @@ pub struct ProgramInfo {
     /// The object file bytes (so a recording can re-load the program).
     #[serde(with = "serde_bytes_b64")]
     pub object: Arc<Vec<u8>>,
-    /// The code as run (relocated, rewritten), for disassembly.
+    /// The code as run (relocated), for disassembly.
     #[serde(with = "serde_bytes_b64")]
     pub code: Arc<Vec<u8>>,
 }

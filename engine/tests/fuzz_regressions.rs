@@ -1,17 +1,25 @@
 //! The fuzz targets' entry points (engine/fuzz) under stable Rust: every
 //! saved input under engine/fuzz/regressions, and mutations of the real
-//! pattern objects (truncations, bit flips, byte overwrites). Neither the ELF
-//! loader nor the verifier may panic, and a verified program may never hit a
-//! VM memory error.
+//! pattern objects (truncations, bit flips, byte overwrites), of the demo
+//! spec and of a server's stream. Neither the ELF loader nor the verifier
+//! may panic, a verified program may never hit a VM memory error, the spec
+//! checker never panics and keeps its limits, and the socket reader never
+//! panics or holds more than its limit.
 
 use proptest::prelude::*;
-use ringside_engine::fuzzing::{load_any, verify_and_run};
+use ringside_engine::fuzzing::{check_spec, load_any, server_stream, verify_and_run};
 
 #[test]
 fn saved_inputs_do_not_crash() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
     let mut n = 0;
-    for (target, run) in [("elf", load_any as fn(&[u8])), ("verifier", verify_and_run)] {
+    let targets = [
+        ("elf", load_any as fn(&[u8])),
+        ("verifier", verify_and_run),
+        ("spec", check_spec),
+        ("socket_client", server_stream),
+    ];
+    for (target, run) in targets {
         for entry in std::fs::read_dir(format!("{dir}/{target}")).unwrap() {
             let path = entry.unwrap().path();
             run(&std::fs::read(&path).unwrap());
@@ -57,6 +65,23 @@ proptest! {
         data.extend_from_slice(&code);
         data.extend_from_slice(&ctx);
         verify_and_run(&data);
+    }
+
+    #[test]
+    fn mutated_specs_never_panic(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+        let mut bytes = ringside_engine::workload::DEMO_SPEC.as_bytes().to_vec();
+        for (at, v) in flips {
+            let i = at.index(bytes.len());
+            // Mostly printable, so the text stays mostly TOML.
+            bytes[i] = b' ' + v % 95;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        check_spec(&bytes);
+    }
+
+    #[test]
+    fn random_server_streams_never_panic(data in prop::collection::vec(any::<u8>(), 0..2000)) {
+        server_stream(&data);
     }
 
     #[test]

@@ -108,17 +108,17 @@ fn tampered_decision_inputs_fail_check_at_exactly_that_decision() {
 }
 
 #[test]
-fn jit_decisions_replay_identically_under_the_tracing_interpreter() {
-    let mut p = workload::prepare_demo(&PrepareOptions { jit: true }).unwrap();
+fn compiled_decisions_replay_identically_under_the_tracing_interpreter() {
+    let mut p = workload::prepare_demo(&PrepareOptions::default()).unwrap();
     let sub = p.engine().subscribe(1 << 20, Overflow::Block);
     let (_, engine) = p.run(&AtomicBool::new(false)).unwrap();
     drop(engine);
     let items: Vec<Item> = sub.rx.try_iter().map(Item::Engine).collect();
-    let jit = items
+    let compiled = items
         .iter()
         .filter(|it| matches!(it, Item::Engine(r) if matches!(&r.event, Event::Decision(d) if d.exec == ringside_engine::program::vm::ExecMode::Compiled)))
         .count();
-    assert!(jit > 50, "{jit} JIT decisions");
+    assert!(compiled > 50, "{compiled} compiled decisions");
     let r = check_items(&items);
     assert_eq!(r.divergence, None);
     assert_eq!(r.exit_code(), 0, "{r:?}");

@@ -19,8 +19,13 @@ pub struct LiveOpts {
     /// Print events as JSON Lines on stdout instead of drawing the UI.
     #[arg(long)]
     pub headless: bool,
-    /// Run programs under rbpf's JIT (only verified programs).
+    /// Run every program under the interpreter (by default verified
+    /// programs run as native code compiled from them).
     #[arg(long)]
+    pub interpreter: bool,
+    /// Accepted for scripts written when ringside had a JIT: compiled code
+    /// is the default now.
+    #[arg(long, hide = true)]
     pub jit: bool,
     /// Events of history the UI keeps (totals are kept beyond it).
     #[arg(long, default_value_t = 200_000)]
@@ -50,6 +55,7 @@ impl Default for LiveOpts {
     fn default() -> Self {
         LiveOpts {
             headless: false,
+            interpreter: false,
             jit: false,
             history: 200_000,
             rounds: None,

@@ -10,13 +10,28 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// Ctrl-C and SIGTERM set this; live loops poll it and shut down cleanly.
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal went away) set this; live
+/// loops poll it and shut down cleanly, which also restores the terminal.
 pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    // Under nohup SIGHUP is ignored on purpose: keep it so.
+    if !ignored(signal_hook::consts::SIGHUP) {
+        signals.push(signal_hook::consts::SIGHUP);
+    }
+    for sig in signals {
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
     }
     Ok(flag)
+}
+
+/// Whether `sig` is ignored (SIG_IGN) in this process now.
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: sigaction with no new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// `ringside demo`
@@ -24,39 +39,53 @@ pub fn demo(opts: &LiveOpts) -> anyhow::Result<ExitCode> {
     if !opts.headless {
         return ui_workload(None, opts);
     }
-    let prepared = workload::prepare_demo(&PrepareOptions { jit: opts.jit })?;
-    drive(prepared, opts)
+    let stop = stop_flag()?;
+    let prepared = workload::prepare_demo(&PrepareOptions {
+        interpreter: opts.interpreter,
+    })?;
+    drive(prepared, opts, stop)
 }
 
 /// `ringside run SPEC`
 pub fn run(spec: &Path, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
+    let text = workload::read_spec(spec)?;
     let base = spec.parent().unwrap_or(Path::new("."));
     if !opts.headless {
-        // Check the spec before taking over the terminal.
-        workload::prepare_text(
+        // Check the spec before taking over the terminal (creating nothing:
+        // setup itself runs in the UI's engine thread, and may wait there).
+        workload::check_text(
             &spec.display().to_string(),
             &text,
             base,
-            &PrepareOptions { jit: opts.jit },
+            &workload::CheckOptions {
+                interpreter: opts.interpreter,
+                ..Default::default()
+            },
         )?;
         return ui_workload(
             Some((spec.display().to_string(), text.clone(), base.to_path_buf())),
             opts,
         );
     }
-    let prepared = workload::prepare_text(
+    // Before setup: it may wait (for a FIFO's writer), and Ctrl-C ends that too.
+    let stop = stop_flag()?;
+    let prepared = workload::prepare_text_until(
         &spec.display().to_string(),
         &text,
         base,
-        &PrepareOptions { jit: opts.jit },
+        &PrepareOptions {
+            interpreter: opts.interpreter,
+        },
+        &stop,
     )?;
-    drive(prepared, opts)
+    drive(prepared, opts, stop)
 }
 
-fn drive(mut prepared: Prepared, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
-    let stop = stop_flag()?;
+fn drive(
+    mut prepared: Prepared,
+    opts: &LiveOpts,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<ExitCode> {
     let sub = prepared.engine().subscribe(1 << 16, Overflow::Block);
     let printer = if opts.headless {
         headless::spawn_printer(sub)
@@ -219,7 +248,7 @@ fn ui_workload(
     let engine = source::spawn_workload(
         WorkloadSource {
             spec,
-            jit: opts.jit,
+            interpreter: opts.interpreter,
             rounds,
             gap: Duration::from_millis(opts.round_gap_ms),
             queue: opts.queue,

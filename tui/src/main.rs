@@ -68,8 +68,81 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringside: {e:#}");
+            // Not eprintln!: it panics when stderr is a terminal that hung up.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "ringside: {}", render(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes, each fact once. `{:#}` prints every cause after
+/// the error, so a cause whose text the error already ends with (an error
+/// type that prints its source and also returns it from `source()`) would
+/// be said twice.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if m.is_empty() || out.ends_with(&m) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&m);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+    use anyhow::Context;
+    use ringside_engine::engine::EngineError;
+    use ringside_engine::workload::{PrepareOptions, prepare_text};
+    use std::path::Path;
+
+    fn enoent() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::ENOENT)
+    }
+
+    #[test]
+    fn every_fact_is_printed_once() {
+        // A spec error: it was `ringside: X: X`.
+        let e = prepare_text(
+            "w.toml",
+            "[[chain]]\nrepeat = 0\nstep = [{ op = \"nop\" }]\n",
+            Path::new("."),
+            &PrepareOptions::default(),
+        )
+        .err()
+        .unwrap();
+        let once =
+            "w.toml:2:10: repeat = 0: a chain runs at least once (leave `repeat` out for one copy)";
+        assert_eq!(render(&anyhow::Error::from(e)), once);
+        // Error types that print their source and return it too.
+        let io = EngineError::Io {
+            what: "setting up the io_uring".into(),
+            source: enoent(),
+        };
+        assert_eq!(
+            render(&anyhow::Error::from(io)),
+            "setting up the io_uring: No such file or directory (os error 2)"
+        );
+        let probe = ringside_probes::ProbeError::Io {
+            what: "reading /proc/1/fdinfo".into(),
+            source: enoent(),
+        };
+        assert_eq!(
+            render(&anyhow::Error::from(probe)),
+            "reading /proc/1/fdinfo: No such file or directory (os error 2)"
+        );
+        // Context still adds what it adds.
+        let r: anyhow::Result<()> = Err(enoent()).context("reading x.rsrec");
+        assert_eq!(
+            render(&r.unwrap_err()),
+            "reading x.rsrec: No such file or directory (os error 2)"
+        );
     }
 }

@@ -63,23 +63,23 @@ fn print_line(v: serde_json::Value) {
 pub fn record(
     output: &Path,
     source: RecordSource<'_>,
-    jit: bool,
+    interpreter: bool,
     probes: bool,
 ) -> anyhow::Result<ExitCode> {
-    let prepare = || -> anyhow::Result<Prepared> {
+    let prepare = |stop: &AtomicBool| -> anyhow::Result<Prepared> {
         Ok(match source {
             RecordSource::Run(spec) => {
-                let text = std::fs::read_to_string(spec)
-                    .with_context(|| format!("reading {}", spec.display()))?;
+                let text = workload::read_spec(spec)?;
                 let base = spec.parent().unwrap_or(Path::new("."));
-                workload::prepare_text(
+                workload::prepare_text_until(
                     &spec.display().to_string(),
                     &text,
                     base,
-                    &PrepareOptions { jit },
+                    &PrepareOptions { interpreter },
+                    stop,
                 )?
             }
-            _ => workload::prepare_demo(&PrepareOptions { jit })?,
+            _ => workload::prepare_demo(&PrepareOptions { interpreter })?,
         })
     };
     match source {
@@ -133,7 +133,7 @@ fn spawn_probe_pump(
 
 fn record_engine(
     output: &Path,
-    prepare: impl FnOnce() -> anyhow::Result<Prepared>,
+    prepare: impl FnOnce(&AtomicBool) -> anyhow::Result<Prepared>,
     source: String,
     want_probes: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -161,7 +161,7 @@ fn record_engine(
     };
     let with_probes = probes.is_some();
     // After the probes, so the engine ring's creation is recorded too.
-    let mut prepared = prepare()?;
+    let mut prepared = prepare(&stop)?;
     let recorder = Recorder::create(output, header)
         .with_context(|| format!("creating the recording {}", output.display()))?;
     let sub = prepared.engine().subscribe(1 << 18, Overflow::Drop);
@@ -461,5 +461,5 @@ pub fn record_command(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::R
             "record attach needs --pid PID (recording an engine socket is not supported yet)"
         ),
     };
-    record(output, source, what.live().jit, true)
+    record(output, source, what.live().interpreter, true)
 }

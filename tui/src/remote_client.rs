@@ -6,7 +6,7 @@
 //! for the socket and reconnects when an application serves there again.
 
 use crate::source::{ControlKind, Controller, Ctl, Feed, Status};
-use ringside_engine::remote::{ClientMsg, PROTOCOL, ServerMsg, write_msg};
+use ringside_engine::remote::{ClientMsg, PROTOCOL, RecvError, ServerMsg, ServerReader, write_msg};
 use ringside_recordings::Item;
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
@@ -15,9 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// Largest server message accepted (a ProgramLoaded event carries the object).
-pub const MAX_SERVER_LINE: usize = 64 << 20;
 
 /// Sends commands on the current connection.
 #[derive(Clone, Default)]
@@ -38,65 +35,6 @@ impl Controller for SocketControl {
     }
     fn kind(&self) -> ControlKind {
         ControlKind::Engine
-    }
-}
-
-/// Reads server lines across read timeouts without losing partial lines.
-pub struct LineReader<R> {
-    r: R,
-    line: Vec<u8>,
-    /// Messages that did not parse (each is reported as one lost event).
-    pub bad: u64,
-    /// Why the last one did not.
-    pub last_bad: Option<String>,
-}
-
-impl<R: std::io::BufRead> LineReader<R> {
-    /// Wrap a buffered reader.
-    pub fn new(r: R) -> Self {
-        LineReader {
-            r,
-            line: Vec::new(),
-            bad: 0,
-            last_bad: None,
-        }
-    }
-
-    /// The next message: `Ok(Some)`, `Ok(None)` at end of stream, or a
-    /// `WouldBlock`/`TimedOut` error when nothing complete arrived in time
-    /// (what arrived is kept for the next call).
-    pub fn next_msg(&mut self) -> std::io::Result<Option<ServerMsg>> {
-        loop {
-            match self.r.read_until(b'\n', &mut self.line) {
-                Ok(0) if self.line.is_empty() => return Ok(None),
-                Ok(0) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "connection closed mid-message",
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-            if self.line.len() > MAX_SERVER_LINE {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "message too long",
-                ));
-            }
-            if self.line.last() == Some(&b'\n') {
-                let msg = serde_json::from_slice(&self.line);
-                self.line.clear();
-                return match msg {
-                    Ok(m) => Ok(Some(m)),
-                    Err(e) => {
-                        self.bad += 1;
-                        self.last_bad = Some(e.to_string());
-                        Ok(Some(ServerMsg::Lost { count: 1 }))
-                    }
-                };
-            }
-        }
     }
 }
 
@@ -194,7 +132,7 @@ fn session(
         }
     }
     let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
-    let mut r = LineReader::new(BufReader::with_capacity(256 * 1024, stream));
+    let mut r = ServerReader::new(BufReader::with_capacity(256 * 1024, stream));
     loop {
         if stop.load(Ordering::Relaxed) {
             return "stopped".into();
@@ -202,19 +140,11 @@ fn session(
         match r.next_msg() {
             Ok(Some(m)) => {
                 let ok = match m {
-                    ServerMsg::Hello {
-                        protocol, pid, app, ..
-                    } => {
-                        if protocol != PROTOCOL {
-                            return format!(
-                                "the application speaks protocol {protocol}, this ringside {PROTOCOL}"
-                            );
-                        }
-                        feed.status(Status::Connected(format!(
-                            "{app} (pid {pid}) via {}",
-                            path.display()
-                        )))
-                    }
+                    // The reader checked its version.
+                    ServerMsg::Hello { pid, app, .. } => feed.status(Status::Connected(format!(
+                        "{app} (pid {pid}) via {}",
+                        path.display()
+                    ))),
                     ServerMsg::Event { record } => feed.item(Item::Engine(record)),
                     ServerMsg::Lost { count } => feed.item(Item::Lost {
                         queue: "socket".into(),
@@ -238,14 +168,9 @@ fn session(
                 }
             }
             Ok(None) => return "the application exited (connection closed)".into(),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                // Nothing complete yet; the partial line is kept.
-            }
+            // Nothing complete yet; the partial line is kept.
+            Err(e) if e.is_timeout() => {}
+            Err(e @ RecvError::Protocol(_)) => return e.to_string(),
             Err(e) => return format!("connection error: {e}"),
         }
     }
@@ -258,7 +183,7 @@ pub fn headless(path: &std::path::Path, stop: &AtomicBool) -> anyhow::Result<u64
     let stream = UnixStream::connect(path)
         .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", path.display()))?;
     let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
-    let mut r = LineReader::new(BufReader::with_capacity(256 * 1024, stream));
+    let mut r = ServerReader::new(BufReader::with_capacity(256 * 1024, stream));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut n = 0u64;
@@ -289,93 +214,13 @@ pub fn headless(path: &std::path::Path, stop: &AtomicBool) -> anyhow::Result<u64
             }
             Ok(Some(_)) => {}
             Ok(None) => break,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if e.is_timeout() => out.flush()?,
+            Err(e) => {
                 out.flush()?;
+                anyhow::bail!("{}: {e}", path.display());
             }
-            Err(e) => return Err(e.into()),
         }
     }
     out.flush()?;
     Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Read;
-
-    /// A reader that hands out one chunk per call, with a timeout between.
-    struct Chunky {
-        chunks: Vec<Vec<u8>>,
-        timeout_next: bool,
-    }
-
-    impl Read for Chunky {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if self.timeout_next {
-                self.timeout_next = false;
-                return Err(std::io::ErrorKind::WouldBlock.into());
-            }
-            self.timeout_next = true;
-            if self.chunks.is_empty() {
-                return Ok(0);
-            }
-            let mut c = self.chunks.remove(0);
-            let n = c.len().min(buf.len());
-            buf[..n].copy_from_slice(&c[..n]);
-            if n < c.len() {
-                self.chunks.insert(0, c.split_off(n));
-            }
-            Ok(n)
-        }
-    }
-
-    #[test]
-    fn partial_lines_survive_read_timeouts() {
-        let mut bytes = Vec::new();
-        write_msg(&mut bytes, &ServerMsg::Lost { count: 3 }).unwrap();
-        write_msg(
-            &mut bytes,
-            &ServerMsg::Bye {
-                reason: "done".into(),
-            },
-        )
-        .unwrap();
-        bytes.extend_from_slice(b"{not json}\n");
-        // Cut into 5-byte pieces, a timeout after each.
-        let chunks = bytes.chunks(5).map(<[u8]>::to_vec).collect();
-        let mut r = LineReader::new(BufReader::with_capacity(
-            4,
-            Chunky {
-                chunks,
-                timeout_next: false,
-            },
-        ));
-        let mut got = Vec::new();
-        loop {
-            match r.next_msg() {
-                Ok(Some(m)) => got.push(m),
-                Ok(None) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(
-            got,
-            vec![
-                ServerMsg::Lost { count: 3 },
-                ServerMsg::Bye {
-                    reason: "done".into()
-                },
-                // The line that does not parse is counted as one lost event.
-                ServerMsg::Lost { count: 1 },
-            ]
-        );
-        assert_eq!(r.bad, 1);
-    }
 }

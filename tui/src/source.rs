@@ -284,8 +284,8 @@ pub fn forward_subscription(sub: ringside_engine::event::Subscription, feed: &Fe
 pub struct WorkloadSource {
     /// None: the built-in demo; Some: (display name, TOML text, base dir).
     pub spec: Option<(String, String, PathBuf)>,
-    /// JIT.
-    pub jit: bool,
+    /// Every program under the interpreter.
+    pub interpreter: bool,
     /// Rounds to run (None: until stopped).
     pub rounds: Option<u64>,
     /// Pause between rounds.
@@ -295,11 +295,16 @@ pub struct WorkloadSource {
 }
 
 impl WorkloadSource {
-    fn prepare(&self) -> anyhow::Result<Prepared> {
-        let opts = PrepareOptions { jit: self.jit };
+    /// Set up; setup that waits (a FIFO's writer) ends when `stop` is set.
+    fn prepare(&self, stop: &AtomicBool) -> anyhow::Result<Prepared> {
+        let opts = PrepareOptions {
+            interpreter: self.interpreter,
+        };
         Ok(match &self.spec {
             None => workload::prepare_demo(&opts)?,
-            Some((name, text, base)) => workload::prepare_text(name, text, base, &opts)?,
+            Some((name, text, base)) => {
+                workload::prepare_text_until(name, text, base, &opts, stop)?
+            }
         })
     }
 }
@@ -322,7 +327,7 @@ pub fn spawn_workload(
                 .map_or("demo".to_string(), |s| s.0.clone());
             loop {
                 round += 1;
-                let mut prepared = match src.prepare() {
+                let mut prepared = match src.prepare(&stop) {
                     Ok(p) => p,
                     Err(e) => {
                         feed.status(Status::Ended(format!("{what}: {e:#}")));

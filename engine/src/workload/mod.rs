@@ -2,20 +2,27 @@
 //! socket pairs with writer threads, buffers, programs, map pre-loads and
 //! chains, run on an [`Engine`].
 //!
-//! [`prepare`] builds everything but starts nothing, so callers can subscribe
-//! to the engine's events first; [`Prepared::run`] starts the writers, feeds
-//! the chains (up to `run.concurrency` at a time) and reports.
+//! A spec may come from someone else, so it is checked first ([`check_text`]:
+//! every name, every size against [`limits`], nothing created), then set up
+//! ([`prepare`]) and run ([`Prepared::run`]). Setup builds everything but
+//! starts nothing, so callers can subscribe to the engine's events first;
+//! the run starts the writers, feeds the chains (up to `run.concurrency` at
+//! a time) and reports. `[run] timeout_s` counts from the start of setup.
 
 pub mod content;
+pub mod files;
+pub mod limits;
+mod plan;
 pub mod spec;
 
-use crate::abi::{RsSqe, op};
-use crate::chain::{ChainSpec, StepSpec};
-use crate::decision::Budgets;
+pub use files::{FileKind, FileProblem};
+pub use plan::{CheckOptions, Plan};
+
 use crate::engine::{Engine, EngineConfig, EngineError, ShutdownReport, Stats};
-use crate::event::{LinkMode, Notify, Outcome, StepKind};
-use crate::program::vm::ExecMode;
-use crate::program::{LoadOptions, ProgId};
+use crate::event::Outcome;
+use crate::program::ProgId;
+use content::ContentReader;
+use plan::{ChainTemplate, FileSource};
 use serde::Serialize;
 use spec::{Locator, Spec, SpecError};
 use std::collections::{BTreeMap, HashMap};
@@ -30,53 +37,108 @@ use std::time::{Duration, Instant};
 pub const DEMO_SPEC: &str = include_str!("demo.toml");
 
 /// Why a workload could not be set up or run.
+///
+/// Each variant's text says everything, and none has a `source()`: printed
+/// with `{}` or as an error chain (`{:#}`), each fact appears once.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
     /// The spec is wrong (with file:line:column).
     #[error("{0}")]
-    Spec(#[from] SpecError),
+    Spec(SpecError),
+    /// The spec file could not be read.
+    #[error("the spec {path}: {problem}")]
+    SpecFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        problem: FileProblem,
+    },
+    /// Setup waited (for a FIFO's writer) until the run's timeout.
+    #[error("{at}: the run's timeout ({timeout_s} s) passed")]
+    TimedOut {
+        /// What setup was waiting for, and where the spec asked for it.
+        at: SpecError,
+        /// `[run] timeout_s`.
+        timeout_s: f64,
+    },
+    /// Setup was waiting (for a FIFO's writer) when the run was stopped.
+    #[error("{at}: stopped")]
+    Stopped {
+        /// What setup was waiting for, and where the spec asked for it.
+        at: SpecError,
+    },
     /// The engine refused.
     #[error("{0}")]
-    Engine(#[from] EngineError),
+    Engine(EngineError),
     /// The system refused (files, pipes, threads).
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What we were doing.
         what: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<SpecError> for WorkloadError {
+    fn from(e: SpecError) -> Self {
+        WorkloadError::Spec(e)
+    }
+}
+
+impl From<EngineError> for WorkloadError {
+    fn from(e: EngineError) -> Self {
+        WorkloadError::Engine(e)
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> WorkloadError {
     let what = what.into();
-    move |source| WorkloadError::Io { what, source }
+    move |error| WorkloadError::Io { what, error }
 }
 
 struct Writer {
     name: String,
     written: Arc<AtomicU64>,
     fd: OwnedFd,
-    data: Vec<u8>,
+    content: ContentReader,
     chunks: Vec<u64>,
     interval: Duration,
     delay: Duration,
     close: bool,
+    /// Set when the run is over: a writer pausing between writes ends.
+    over: Arc<AtomicBool>,
 }
 
 /// A workload ready to run.
 pub struct Prepared {
     engine: Engine,
-    chains: Vec<ChainSpec>,
+    chains: Vec<ChainTemplate>,
+    /// Program ids, by the plan's program index.
+    prog_ids: Vec<ProgId>,
     writers: Vec<Writer>,
     sinks: Vec<(String, OwnedFd)>,
     concurrency: u32,
     timeout: Option<Duration>,
+    /// When setup began: the timeout counts from here.
+    started: Instant,
+    /// When setup ended.
+    ready: Instant,
+    writers_over: Over,
     /// Registered fds we own (closed after the engine is gone).
     _fds: Vec<OwnedFd>,
     _dir: Option<tempfile::TempDir>,
     /// Program names -> ids.
     pub programs: HashMap<String, ProgId>,
+}
+
+/// Tells the writers the run is over when the workload goes away.
+struct Over(Arc<AtomicBool>);
+
+impl Drop for Over {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What a run did.
@@ -104,8 +166,12 @@ pub struct RunReport {
     pub decisions: u64,
     /// io_uring_enter calls.
     pub enter_calls: u64,
-    /// Seconds.
+    /// Seconds the run took (from its start, after setup).
     pub elapsed_s: f64,
+    /// Seconds setup took (files, programs, waiting for a FIFO's writer).
+    pub setup_s: f64,
+    /// The run ended at `[run] timeout_s` (counted from the start of setup).
+    pub timed_out: bool,
     /// Bytes each writer wrote (by stream name).
     pub written: BTreeMap<String, u64>,
     /// Requests in flight when shutdown began (Ctrl-C or timeout).
@@ -118,45 +184,80 @@ impl Prepared {
         &mut self.engine
     }
 
-    /// Chains that will be submitted.
+    /// Chains that will be submitted, every repetition counted.
     pub fn chain_count(&self) -> usize {
-        self.chains.len()
+        self.chains.iter().map(|c| c.repeat as usize).sum()
     }
 
     /// Start writers, feed every chain, wait for them (or for `stop`, or the
-    /// spec's timeout), shut down cleanly, and report.
+    /// spec's timeout, counted from the start of setup), shut down cleanly,
+    /// and report.
     pub fn run(mut self, stop: &AtomicBool) -> Result<(RunReport, Engine), WorkloadError> {
         let start = Instant::now();
+        let deadline = self.timeout.map(|t| self.started + t);
+        let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
         // Writers are never joined: one may sit on a full pipe nobody reads
         // any more (a failed kernel link); it ends with EPIPE when the
         // workload's fds close. Progress is reported through counters.
         let mut written = Vec::new();
-        for w in self.writers.drain(..) {
+        for (i, w) in self.writers.drain(..).enumerate() {
             written.push((w.name.clone(), w.written.clone()));
+            // Thread names are ours: a spec's names may hold anything (a NUL).
             std::thread::Builder::new()
-                .name(format!("writer {}", w.name))
+                .name(format!("writer {i}"))
                 .spawn(move || run_writer(w))
                 .map_err(io_err("starting a writer thread"))?;
         }
-        for (name, fd) in self.sinks.drain(..) {
+        for (i, (_, fd)) in self.sinks.drain(..).enumerate() {
             std::thread::Builder::new()
-                .name(format!("sink {name}"))
+                .name(format!("sink {i}"))
                 .spawn(move || run_sink(fd))
                 .map_err(io_err("starting a sink thread"))?;
         }
+        let total = self.chain_count();
         let mut report = RunReport {
-            chains: self.chains.len() as u64,
+            chains: total as u64,
+            setup_s: (self.ready - self.started).as_secs_f64(),
             ..Default::default()
         };
+        // The next chain to submit: (template, repetition).
+        let mut cursor = (0usize, 0u64);
         let mut next = 0;
         let mut shutdown: Option<ShutdownReport> = None;
-        let total = self.chains.len();
         loop {
+            // First, so a run whose setup used up its timeout submits nothing.
+            let timed_out = past_deadline();
+            if stop.load(Ordering::Relaxed) || timed_out {
+                report.timed_out = timed_out;
+                shutdown = Some(self.engine.shutdown()?);
+                report.app_completions += self.engine.take_completions().len() as u64;
+                for end in self.engine.take_finished() {
+                    tally(&mut report, &end.outcome);
+                }
+                // Chains never submitted count as cancelled too.
+                report.cancelled += (total - next) as u64;
+                break;
+            }
             while next < total
                 && (self.concurrency == 0
                     || (self.engine.active_chains() as u32) < self.concurrency)
             {
-                let spec = std::mem::replace(&mut self.chains[next], empty_chain());
+                // Many chains at once can take a while: keep to the deadline.
+                if next % 1024 == 1023 && (past_deadline() || stop.load(Ordering::Relaxed)) {
+                    break;
+                }
+                let t = &self.chains[cursor.0];
+                let spec = t.copy(cursor.1, &self.prog_ids).ok_or_else(|| {
+                    // Checking ruled this out.
+                    WorkloadError::Engine(EngineError::Invalid(format!(
+                        "chain {}, repetition {}: an offset overflows",
+                        cursor.0, cursor.1
+                    )))
+                })?;
+                cursor.1 += 1;
+                if cursor.1 == t.repeat {
+                    cursor = (cursor.0 + 1, 0);
+                }
                 self.engine.submit_chain(spec)?;
                 next += 1;
             }
@@ -167,24 +268,17 @@ impl Prepared {
             if next == total && self.engine.active_chains() == 0 {
                 break;
             }
-            let timed_out = self.timeout.is_some_and(|t| start.elapsed() >= t);
-            if stop.load(Ordering::Relaxed) || timed_out {
-                shutdown = Some(self.engine.shutdown()?);
-                report.app_completions += self.engine.take_completions().len() as u64;
-                for end in self.engine.take_finished() {
-                    tally(&mut report, &end.outcome);
-                }
-                // Chains never submitted count as cancelled too.
-                report.cancelled += (total - next) as u64;
-                break;
-            }
-            self.engine
-                .run_timeout(true, Some(Duration::from_millis(100)))?;
+            let wait = deadline.map_or(Duration::from_millis(100), |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100))
+            });
+            self.engine.run_timeout(true, Some(wait))?;
         }
         if shutdown.is_none() {
             // Nothing is in flight, but shut down explicitly so the events say so.
             shutdown = Some(self.engine.shutdown()?);
         }
+        self.writers_over.0.store(true, Ordering::Relaxed);
         report.shutdown_inflight = shutdown.map(|s| s.inflight_at_start).filter(|&n| n > 0);
         let stats: Stats = self.engine.stats();
         report.submitted = stats.submitted;
@@ -214,39 +308,54 @@ fn tally(report: &mut RunReport, outcome: &Outcome) {
     }
 }
 
-fn empty_chain() -> ChainSpec {
-    ChainSpec {
-        user_data: 0,
-        steps: Vec::new(),
-        program: None,
-        notify: Notify::Final,
-        drain: false,
-        link: LinkMode::Auto,
+/// Sleep `d`, in slices, unless the run is over first; whether it is not.
+fn pause(d: Duration, over: &AtomicBool) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if over.load(Ordering::Relaxed) {
+            return false;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
     }
 }
 
-fn run_writer(w: Writer) {
-    std::thread::sleep(w.delay);
+fn run_writer(mut w: Writer) {
+    if !pause(w.delay, &w.over) {
+        return;
+    }
     // SAFETY: we own the fd; File closes it when dropped.
     let mut f = unsafe { std::fs::File::from_raw_fd(w.fd.as_raw_fd()) };
     std::mem::forget(w.fd);
-    let mut done = 0usize;
+    // Content is made as it is written, at most one piece at a time.
+    let mut piece = Vec::new();
+    let mut done = 0u64;
     let mut k = 0;
-    while done < w.data.len() {
+    'chunks: while w.content.remaining() > 0 {
         let chunk = if w.chunks.is_empty() {
-            w.data.len() - done
+            w.content.remaining()
         } else {
-            w.chunks[k % w.chunks.len()] as usize
+            w.chunks[k % w.chunks.len()].max(1)
         };
         k += 1;
-        let end = (done + chunk.max(1)).min(w.data.len());
-        if f.write_all(&w.data[done..end]).is_err() {
-            break; // the reader went away (shutdown)
+        let mut left = chunk.min(w.content.remaining());
+        while left > 0 {
+            let n = left.min(limits::WRITE_PIECE as u64) as usize;
+            piece.resize(n, 0);
+            if std::io::Read::read_exact(&mut w.content, &mut piece).is_err()
+                || f.write_all(&piece).is_err()
+            {
+                break 'chunks; // the reader went away (shutdown)
+            }
+            left -= n as u64;
+            done += n as u64;
+            w.written.store(done, Ordering::Relaxed);
         }
-        done = end;
-        w.written.store(done as u64, Ordering::Relaxed);
-        if !w.interval.is_zero() {
-            std::thread::sleep(w.interval);
+        if !w.interval.is_zero() && !pause(w.interval, &w.over) {
+            break;
         }
     }
     if !w.close {
@@ -302,8 +411,31 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
 /// Options for [`prepare`].
 #[derive(Clone, Debug, Default)]
 pub struct PrepareOptions {
-    /// Run every program under the JIT where it verifies.
-    pub jit: bool,
+    /// Run every program under the interpreter (the default compiles every
+    /// verified program to native code).
+    pub interpreter: bool,
+}
+
+/// Read a spec file: a regular file of at most [`limits::MAX_SPEC_BYTES`]
+/// of UTF-8 (a FIFO or a device is refused, never waited on).
+pub fn read_spec(path: &Path) -> Result<String, WorkloadError> {
+    files::read_spec_text(path).map_err(|problem| WorkloadError::SpecFile {
+        path: path.display().to_string(),
+        problem,
+    })
+}
+
+/// Parse and check a spec without creating anything: what [`prepare_text`]
+/// would refuse (save what only the system can refuse, such as a failed
+/// io_uring setup), refused the same way.
+pub fn check_text(
+    file: &str,
+    text: &str,
+    base: &Path,
+    copts: &CheckOptions,
+) -> Result<Plan, WorkloadError> {
+    let (spec, loc) = spec::parse(file, text)?;
+    plan::check(&spec, &loc, base, copts)
 }
 
 /// Parse and set up a workload. `base` resolves relative paths.
@@ -313,99 +445,26 @@ pub fn prepare_text(
     base: &Path,
     opts: &PrepareOptions,
 ) -> Result<Prepared, WorkloadError> {
+    prepare_text_until(file, text, base, opts, &AtomicBool::new(false))
+}
+
+/// [`prepare_text`], where setup that waits (for a FIFO's writer) also ends
+/// when `stop` is set (Ctrl-C, the UI quitting).
+pub fn prepare_text_until(
+    file: &str,
+    text: &str,
+    base: &Path,
+    opts: &PrepareOptions,
+    stop: &AtomicBool,
+) -> Result<Prepared, WorkloadError> {
+    let started = Instant::now();
     let (spec, loc) = spec::parse(file, text)?;
-    prepare(spec, &loc, base, opts)
+    setup(&spec, &loc, base, opts, stop, started)
 }
 
 /// The built-in demo.
 pub fn prepare_demo(opts: &PrepareOptions) -> Result<Prepared, WorkloadError> {
     prepare_text("<demo>", DEMO_SPEC, Path::new("."), opts)
-}
-
-fn encode_value(
-    loc: &Locator,
-    v: &toml::Spanned<toml::Value>,
-    size: u32,
-    names: &HashMap<String, u32>,
-) -> Result<Vec<u8>, SpecError> {
-    fn field(s: &str, names: &HashMap<String, u32>) -> Result<Vec<u8>, String> {
-        let (ty, val) = s.split_once(':').ok_or_else(|| {
-            format!("`{s}`: expected TYPE:VALUE (u8, u16, u32, u64, i32, i64, file, hex)")
-        })?;
-        let num = |v: &str| -> Result<i128, String> {
-            let v = v.trim();
-            let r = if let Some(h) = v.strip_prefix("0x") {
-                i128::from_str_radix(h, 16)
-            } else {
-                v.parse::<i128>()
-            };
-            r.map_err(|_| format!("`{v}` is not a number"))
-        };
-        let fit = |n: i128, bytes: usize, signed: bool| -> Result<Vec<u8>, String> {
-            let bits = bytes * 8;
-            let (lo, hi) = if signed {
-                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-            } else {
-                (0, (1i128 << bits) - 1)
-            };
-            if n < lo || n > hi {
-                return Err(format!("{n} does not fit in {bytes} bytes"));
-            }
-            Ok((n as u128).to_le_bytes()[..bytes].to_vec())
-        };
-        match ty {
-            "u8" => fit(num(val)?, 1, false),
-            "u16" => fit(num(val)?, 2, false),
-            "u32" => fit(num(val)?, 4, false),
-            "u64" => fit(num(val)?, 8, false),
-            "i32" => fit(num(val)?, 4, true),
-            "i64" => fit(num(val)?, 8, true),
-            "file" => names
-                .get(val)
-                .map(|i| i.to_le_bytes().to_vec())
-                .ok_or_else(|| format!("no file or stream named `{val}`")),
-            "hex" => (0..val.len() / 2)
-                .map(|i| {
-                    u8::from_str_radix(&val[2 * i..2 * i + 2], 16)
-                        .map_err(|_| format!("`{val}` is not hex"))
-                })
-                .collect(),
-            other => Err(format!("unknown field type `{other}`")),
-        }
-    }
-    let bytes = match v.get_ref() {
-        toml::Value::Integer(n) => {
-            let n = *n as i128;
-            if size > 16 || (size < 16 && (n < 0 || n >= 1i128 << (size * 8))) {
-                return Err(loc.at(v, format!("{n} does not fit in {size} bytes")));
-            }
-            (n as u128).to_le_bytes()[..size as usize].to_vec()
-        }
-        toml::Value::String(s) => field(s, names).map_err(|m| loc.at(v, m))?,
-        toml::Value::Array(a) => {
-            let mut out = Vec::new();
-            for f in a {
-                let toml::Value::String(s) = f else {
-                    return Err(loc.at(v, "array items must be TYPE:VALUE strings"));
-                };
-                out.extend(field(s, names).map_err(|m| loc.at(v, m))?);
-            }
-            out
-        }
-        _ => {
-            return Err(loc.at(
-                v,
-                "expected an integer, a TYPE:VALUE string or an array of them",
-            ));
-        }
-    };
-    if bytes.len() != size as usize {
-        return Err(loc.at(
-            v,
-            format!("{} bytes where the map wants {size}", bytes.len()),
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Set up a parsed workload.
@@ -415,414 +474,214 @@ pub fn prepare(
     base: &Path,
     opts: &PrepareOptions,
 ) -> Result<Prepared, WorkloadError> {
+    setup(
+        &spec,
+        loc,
+        base,
+        opts,
+        &AtomicBool::new(false),
+        Instant::now(),
+    )
+}
+
+fn setup(
+    spec: &Spec,
+    loc: &Locator,
+    base: &Path,
+    opts: &PrepareOptions,
+    stop: &AtomicBool,
+    started: Instant,
+) -> Result<Prepared, WorkloadError> {
+    let copts = CheckOptions {
+        filesystem: true,
+        // The engine verifies as it loads.
+        verify: false,
+        interpreter: opts.interpreter,
+    };
+    let plan = plan::check(spec, loc, base, &copts)?;
+    create(plan, loc, stop, started)
+}
+
+/// Create what a checked plan says, in order: files, streams, the engine,
+/// programs, map entries.
+fn create(
+    plan: Plan,
+    loc: &Locator,
+    stop: &AtomicBool,
+    started: Instant,
+) -> Result<Prepared, WorkloadError> {
+    let deadline = plan.timeout.map(|t| started + t);
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut files: Vec<(RawFd, String)> = Vec::new();
-    let mut names: HashMap<String, u32> = HashMap::new();
     let mut dir: Option<tempfile::TempDir> = None;
     let mut writers = Vec::new();
     let mut sinks = Vec::new();
-    let add_name = |names: &mut HashMap<String, u32>,
-                    n: &toml::Spanned<String>,
-                    idx: u32|
-     -> Result<(), SpecError> {
-        if names.insert(n.get_ref().clone(), idx).is_some() {
-            return Err(loc.at(n, format!("`{}` is defined twice", n.get_ref())));
-        }
-        Ok(())
-    };
+    let over = Arc::new(AtomicBool::new(false));
 
-    for f in &spec.files {
-        let file = match (&f.path, &f.size) {
-            (Some(p), None) => {
-                let path = resolve(base, p.get_ref());
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(f.writable)
-                    .open(&path)
-                    .map_err(|e| loc.at(p, format!("cannot open {}: {e}", path.display())))?
+    for (i, f) in plan.files.iter().enumerate() {
+        let file = match &f.source {
+            FileSource::Existing {
+                path,
+                kind,
+                writable,
+                at,
+            } => {
+                let wait = files::Wait { deadline, stop };
+                files::open_existing(path, *kind, *writable, wait).map_err(|e| {
+                    let waiting = || {
+                        loc.error(
+                            *at,
+                            format!("waiting for a writer to open the FIFO {}", path.display()),
+                        )
+                    };
+                    match e {
+                        files::OpenFailure::Problem(p) => {
+                            WorkloadError::Spec(loc.error(*at, format!("{}: {p}", path.display())))
+                        }
+                        files::OpenFailure::TimedOut => WorkloadError::TimedOut {
+                            at: waiting(),
+                            timeout_s: plan.timeout.unwrap_or_default().as_secs_f64(),
+                        },
+                        files::OpenFailure::Stopped => WorkloadError::Stopped { at: waiting() },
+                    }
+                })?
             }
-            (None, Some(size)) => {
-                let content = f.content.as_ref().map(|c| c.get_ref().as_str()).unwrap_or("pattern");
-                let data = content::generate(content, *size.get_ref()).map_err(|m| match &f.content {
-                    Some(c) => loc.at(c, m),
-                    None => loc.at(size, m),
-                })?;
+            FileSource::Temp { content, size } => {
                 if dir.is_none() {
-                    dir = Some(tempfile::Builder::new().prefix("ringside-").tempdir().map_err(io_err("creating a temporary directory"))?);
+                    dir = Some(
+                        tempfile::Builder::new()
+                            .prefix("ringside-")
+                            .tempdir()
+                            .map_err(io_err("creating a temporary directory"))?,
+                    );
                 }
-                let path = dir.as_ref().expect("dir").path().join(f.name.get_ref());
-                std::fs::write(&path, &data).map_err(io_err(format!("writing {}", path.display())))?;
-                std::fs::OpenOptions::new()
+                // Named by number: a spec's name could be a path (`../x`, `/etc/x`).
+                let path = dir
+                    .as_ref()
+                    .map_or_else(PathBuf::new, |d| d.path().join(format!("file-{i}")));
+                let what = || format!("writing {} (`{}`)", path.display(), f.name);
+                let mut file = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
+                    .create_new(true)
                     .open(&path)
-                    .map_err(io_err(format!("opening {}", path.display())))?
+                    .map_err(io_err(what()))?;
+                if content.is_zero() {
+                    file.set_len(content.len(*size)).map_err(io_err(what()))?;
+                } else {
+                    let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut file);
+                    std::io::copy(&mut content.reader(*size), &mut w).map_err(io_err(what()))?;
+                    w.flush().map_err(io_err(what()))?;
+                }
+                file
             }
-            _ => return Err(loc.at(&f.name, "a [[file]] needs either `path` (an existing file) or `size` (a new temporary file)").into()),
         };
         let fd: OwnedFd = file.into();
-        add_name(&mut names, &f.name, files.len() as u32)?;
-        files.push((fd.as_raw_fd(), f.name.get_ref().clone()));
+        files.push((fd.as_raw_fd(), f.name.clone()));
         fds.push(fd);
     }
-    for (socket, list) in [(false, &spec.pipes), (true, &spec.socketpairs)] {
-        for s in list {
-            let (ours, peer) =
-                pipe_pair(socket).map_err(io_err(if socket { "socketpair" } else { "pipe" }))?;
-            // A pipe is read at [0] and written at [1]; a socket pair is symmetric.
-            if s.nonblocking {
-                set_nonblocking(ours.as_raw_fd()).map_err(io_err("setting O_NONBLOCK"))?;
-            }
-            add_name(&mut names, &s.name, files.len() as u32)?;
-            let kind = if socket { "socket" } else { "pipe" };
-            files.push((ours.as_raw_fd(), format!("{} ({kind})", s.name.get_ref())));
-            fds.push(ours);
-            if let Some(w) = &s.writer {
-                let content = w
-                    .content
-                    .as_ref()
-                    .map(|c| c.get_ref().as_str())
-                    .unwrap_or("pattern");
-                let data = content::generate(content, *w.total.get_ref()).map_err(|m| match &w
-                    .content
-                {
-                    Some(c) => loc.at(c, m),
-                    None => loc.at(&w.total, m),
-                })?;
-                let fd = dup(&peer).map_err(io_err("dup"))?;
-                writers.push(Writer {
-                    name: s.name.get_ref().clone(),
-                    written: Arc::new(AtomicU64::new(0)),
-                    fd,
-                    data,
-                    chunks: w.chunks.clone(),
-                    interval: Duration::from_millis(w.interval_ms),
-                    delay: Duration::from_millis(w.delay_ms),
-                    close: w.close,
-                });
-            }
-            if s.sink {
-                sinks.push((s.name.get_ref().clone(), dup(&peer).map_err(io_err("dup"))?));
-            }
-            // Without a writer that closes, keep the peer open so reads block
-            // rather than see EOF; it is closed with the workload.
-            if s.writer.as_ref().is_none_or(|w| !w.close) {
-                fds.push(peer);
-            }
+    for s in &plan.streams {
+        let (ours, peer) =
+            pipe_pair(s.socket).map_err(io_err(if s.socket { "socketpair" } else { "pipe" }))?;
+        // A pipe is read at [0] and written at [1]; a socket pair is symmetric.
+        if s.nonblocking {
+            set_nonblocking(ours.as_raw_fd()).map_err(io_err("setting O_NONBLOCK"))?;
+        }
+        let kind = if s.socket { "socket" } else { "pipe" };
+        files.push((ours.as_raw_fd(), format!("{} ({kind})", s.name)));
+        fds.push(ours);
+        if let Some(w) = &s.writer {
+            writers.push(Writer {
+                name: s.name.clone(),
+                written: Arc::new(AtomicU64::new(0)),
+                fd: dup(&peer).map_err(io_err("dup"))?,
+                content: w.content.reader(w.total),
+                chunks: w.chunks.clone(),
+                interval: w.interval,
+                delay: w.delay,
+                close: w.close,
+                over: over.clone(),
+            });
+        }
+        if s.sink {
+            sinks.push((s.name.clone(), dup(&peer).map_err(io_err("dup"))?));
+        }
+        // Without a writer that closes, keep the peer open so reads block
+        // rather than see EOF; it is closed with the workload.
+        if s.writer.as_ref().is_none_or(|w| !w.close) {
+            fds.push(peer);
         }
     }
 
-    let mut buffers = Vec::new();
-    let mut buffer_names: HashMap<String, (u16, u64)> = HashMap::new();
-    for b in &spec.buffers {
-        let size = *b.size.get_ref();
-        if size == 0 || size > 1 << 30 {
-            return Err(loc
-                .at(
-                    &b.size,
-                    format!("buffer size {size} out of range (1..=1 GiB)"),
-                )
-                .into());
-        }
-        if buffer_names
-            .insert(b.name.get_ref().clone(), (buffers.len() as u16, size))
-            .is_some()
-        {
-            return Err(loc
-                .at(
-                    &b.name,
-                    format!("buffer `{}` is defined twice", b.name.get_ref()),
-                )
-                .into());
-        }
-        buffers.push(size as usize);
-    }
-
-    let mut budgets = Budgets::default();
-    if let Some(b) = &spec.budgets {
-        if let Some(v) = b.insns_per_decision {
-            budgets.insns_per_decision = v;
-        }
-        if let Some(v) = b.submits_per_decision {
-            budgets.submits_per_decision = v;
-        }
-        if let Some(v) = b.steps_per_chain {
-            budgets.steps_per_chain = v;
-        }
-        if let Some(v) = b.attempts_per_step {
-            budgets.attempts_per_step = v;
-        }
-    }
-    let entries = *spec.ring.entries.get_ref();
     let mut engine = Engine::new(EngineConfig {
-        entries,
+        entries: plan.entries,
         files,
-        buffers,
-        budgets,
+        buffers: plan.buffers.iter().map(|&b| b as usize).collect(),
+        budgets: plan.budgets,
     })
     .map_err(|e| match e {
-        EngineError::Invalid(m) => WorkloadError::Spec(loc.at(&spec.ring.entries, m)),
+        EngineError::Invalid(m) => WorkloadError::Spec(loc.error(plan.entries_at, m)),
         other => other.into(),
     })?;
 
-    // Programs.
-    let mut programs: HashMap<String, ProgId> = HashMap::new();
-    for p in &spec.programs {
-        let (label, bytes): (String, Vec<u8>) = match crate::progs::builtin(p.object.get_ref()) {
-            Some(b) => (format!("{}.o", p.object.get_ref()), b.to_vec()),
-            None => {
-                let path = resolve(base, p.object.get_ref());
-                let bytes = std::fs::read(&path).map_err(|e| {
-                    loc.at(
-                        &p.object,
-                        format!(
-                            "`{}` is neither a built-in program nor a readable file: {e}",
-                            p.object.get_ref()
-                        ),
-                    )
-                })?;
-                (path.display().to_string(), bytes)
-            }
-        };
-        let parsed = crate::program::elf::parse(&label, &bytes)
-            .map_err(|e| loc.at(&p.object, e.to_string()))?;
-        let section = match &p.section {
-            Some(s) => {
-                parsed
-                    .program(s.get_ref())
-                    .map_err(|e| loc.at(s, e.to_string()))?;
-                s.get_ref().clone()
-            }
-            None if parsed.programs.len() == 1 => parsed.programs[0].name.clone(),
-            None => {
-                let have: Vec<_> = parsed.programs.iter().map(|p| p.name.as_str()).collect();
-                return Err(loc
-                    .at(
-                        &p.object,
-                        format!(
-                            "the object has several programs ({}): say which with `section`",
-                            have.join(", ")
-                        ),
-                    )
-                    .into());
-            }
-        };
-        let opts_l = LoadOptions {
-            trusted: p.trusted,
-            exec: if p.jit || opts.jit {
-                ExecMode::Compiled
-            } else {
-                ExecMode::Interpreter
-            },
-            ..Default::default()
+    let mut prog_ids = Vec::new();
+    let mut programs = HashMap::new();
+    for p in &plan.programs {
+        let Some(bytes) = &p.bytes else {
+            return Err(loc
+                .error(
+                    p.at,
+                    "the program object was not read (checked without the filesystem)",
+                )
+                .into());
         };
         let obj = engine
-            .load_object_programs(&label, &bytes, &[&section], &opts_l)
-            .map_err(|e| WorkloadError::Spec(loc.at(&p.object, e.to_string())))?;
-        let name = p
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or(section.clone());
-        let id = obj.programs[0].1;
-        if programs.insert(name.clone(), id).is_some() {
-            let at = p.name.as_ref().unwrap_or(&p.object);
+            .load_object_programs(&p.label, bytes, &[&p.section], &p.opts)
+            .map_err(|e| WorkloadError::Spec(loc.error(p.at, e.to_string())))?;
+        let Some(&(_, id)) = obj.programs.first() else {
             return Err(loc
-                .at(at, format!("program `{name}` is defined twice"))
+                .error(p.at, format!("the object has no program `{}`", p.section))
+                .into());
+        };
+        prog_ids.push(id);
+        if programs.insert(p.name.clone(), id).is_some() {
+            return Err(loc
+                .error(p.name_at, format!("program `{}` is defined twice", p.name))
                 .into());
         }
     }
-    let prog = |n: &toml::Spanned<String>| -> Result<ProgId, SpecError> {
-        programs.get(n.get_ref()).copied().ok_or_else(|| {
-            let mut have: Vec<_> = programs.keys().cloned().collect();
-            have.sort();
-            loc.at(
-                n,
-                format!(
-                    "no program named `{}` (have: {})",
-                    n.get_ref(),
-                    have.join(", ")
-                ),
-            )
-        })
-    };
-    if let Some(p) = &spec.ring.program {
-        engine.set_ring_program(Some(prog(p)?))?;
+    if let Some(p) = plan.ring_program {
+        engine.set_ring_program(Some(prog_ids[p]))?;
     }
-
-    // Map pre-loads.
-    for m in &spec.maps {
-        let pid = prog(&m.program)?;
-        let Some(map) = engine.map_by_name(pid, m.map.get_ref()) else {
+    for m in &plan.maps {
+        let Some(map) = engine.map_by_name(prog_ids[m.prog], &m.map) else {
             return Err(loc
-                .at(
-                    &m.map,
+                .error(
+                    m.map_at,
                     format!(
                         "program `{}` has no map `{}`",
-                        m.program.get_ref(),
-                        m.map.get_ref()
+                        plan.programs[m.prog].name, m.map
                     ),
                 )
                 .into());
         };
-        let def = engine.registry().map(map).expect("map").def().clone();
-        for e in &m.entries {
-            let k = encode_value(loc, &e.key, def.key_size, &names)?;
-            let v = encode_value(loc, &e.value, def.value_size, &names)?;
+        for (k, v, at) in &m.entries {
             engine
-                .map_update(map, &k, &v, 0)
-                .map_err(|err| loc.at(&e.key, err.to_string()))?;
+                .map_update(map, k, v, 0)
+                .map_err(|err| loc.error(*at, err.to_string()))?;
         }
     }
-
-    // Chains.
-    let mut chains = Vec::new();
-    for c in &spec.chains {
-        if c.steps.is_empty() {
-            return Err(loc
-                .error(
-                    0,
-                    format!("chain {} has no steps", c.name.clone().unwrap_or_default()),
-                )
-                .into());
-        }
-        let notify = match c.notify.as_ref().map(|n| n.get_ref().as_str()) {
-            None | Some("final") => Notify::Final,
-            Some("all") => Notify::All,
-            Some("none") => Notify::None,
-            Some(other) => {
-                return Err(loc
-                    .at(
-                        c.notify.as_ref().expect("some"),
-                        format!("notify `{other}`: expected all, final or none"),
-                    )
-                    .into());
-            }
-        };
-        let link = match c.link.as_ref().map(|n| n.get_ref().as_str()) {
-            None | Some("auto") => LinkMode::Auto,
-            Some("engine") => LinkMode::Engine,
-            Some("kernel") => LinkMode::Kernel,
-            Some("kernel-hard") => LinkMode::KernelHard,
-            Some(other) => {
-                return Err(loc
-                    .at(
-                        c.link.as_ref().expect("some"),
-                        format!("link `{other}`: expected auto, engine, kernel or kernel-hard"),
-                    )
-                    .into());
-            }
-        };
-        let chain_prog = c.program.as_ref().map(&prog).transpose()?;
-        let reps = c.repeat.max(1) as u64;
-        let mut steps = Vec::new();
-        for s in &c.steps {
-            let Some(opcode) = op::from_name(s.op.get_ref()) else {
-                return Err(loc.at(&s.op, format!("unknown op `{}` (nop, read, write, read_fixed, write_fixed, recv, send, fsync, timeout, bpf)", s.op.get_ref())).into());
-            };
-            let kind = if opcode == crate::abi::OP_BPF {
-                StepKind::Bpf
-            } else {
-                StepKind::Io
-            };
-            let fd = match &s.file {
-                Some(f) => *names.get(f.get_ref()).ok_or_else(|| {
-                    loc.at(
-                        f,
-                        format!("no file, pipe or socketpair named `{}`", f.get_ref()),
-                    )
-                })? as i32,
-                None if op::needs_file(opcode) => {
-                    return Err(loc
-                        .at(&s.op, format!("`{}` needs a `file`", s.op.get_ref()))
-                        .into());
-                }
-                None => -1,
-            };
-            let buf_index = match &s.buffer {
-                Some(b) => {
-                    let (i, size) = *buffer_names
-                        .get(b.get_ref())
-                        .ok_or_else(|| loc.at(b, format!("no buffer named `{}`", b.get_ref())))?;
-                    let last_off = s.buf_off + c.repeat_buf_stride * (reps - 1);
-                    if last_off + s.len as u64 > size {
-                        return Err(loc.at(b, format!(
-                            "buf_off {last_off} + len {} is outside buffer `{}` ({size} bytes){}",
-                            s.len,
-                            b.get_ref(),
-                            if reps > 1 { " in the last repetition" } else { "" }
-                        ))
-                        .into());
-                    }
-                    i
-                }
-                None if op::needs_buffer(opcode) => {
-                    return Err(loc
-                        .at(&s.op, format!("`{}` needs a `buffer`", s.op.get_ref()))
-                        .into());
-                }
-                None => crate::abi::NO_BUF,
-            };
-            let program = s.program.as_ref().map(&prog).transpose()?;
-            if kind == StepKind::Bpf && program.is_none() {
-                return Err(loc.at(&s.op, "a bpf step needs a `program`").into());
-            }
-            steps.push((
-                StepSpec {
-                    kind,
-                    sqe: RsSqe {
-                        opcode: if kind == StepKind::Bpf {
-                            op::NOP
-                        } else {
-                            opcode
-                        },
-                        _rsvd: 0,
-                        buf_index,
-                        fd,
-                        off: s.off,
-                        buf_off: s.buf_off,
-                        len: s.len,
-                        op_flags: s.flags,
-                        user_data: s.user_data.unwrap_or(c.user_data),
-                    },
-                    program,
-                },
-                s.user_data.is_none(),
-            ));
-        }
-        for r in 0..c.repeat.max(1) {
-            let steps = steps
-                .iter()
-                .map(|(s, default_ud)| {
-                    let mut s = s.clone();
-                    s.sqe.off = s.sqe.off.wrapping_add(c.repeat_off_stride * r as u64);
-                    if s.sqe.buf_index != crate::abi::NO_BUF {
-                        s.sqe.buf_off += c.repeat_buf_stride * r as u64;
-                    }
-                    if *default_ud {
-                        s.sqe.user_data = c.user_data + r as u64;
-                    }
-                    s
-                })
-                .collect();
-            chains.push(ChainSpec {
-                user_data: c.user_data + r as u64,
-                steps,
-                program: chain_prog,
-                notify,
-                drain: c.drain,
-                link,
-            });
-        }
-    }
-    let timeout = (spec.run.timeout_s > 0.0).then(|| Duration::from_secs_f64(spec.run.timeout_s));
     Ok(Prepared {
         engine,
-        chains,
+        chains: plan.chains,
+        prog_ids,
         writers,
         sinks,
-        concurrency: spec.run.concurrency,
-        timeout,
+        concurrency: plan.concurrency,
+        timeout: plan.timeout,
+        started,
+        ready: Instant::now(),
+        writers_over: Over(over),
         _fds: fds,
         _dir: dir,
         programs,

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use std::fmt;
 use toml::Spanned;
 
-/// A spec problem, with where it is.
+/// A spec problem, with where it is. Its text says everything (it has no
+/// `source()`), so it prints once however it is printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecError {
     /// File name.
@@ -135,13 +136,13 @@ impl Default for RingSpec {
 #[serde(deny_unknown_fields)]
 pub struct BudgetsSpec {
     /// Instructions per decision.
-    pub insns_per_decision: Option<u64>,
+    pub insns_per_decision: Option<Spanned<u64>>,
     /// Submissions per completion.
-    pub submits_per_decision: Option<u32>,
+    pub submits_per_decision: Option<Spanned<u32>>,
     /// Steps per chain.
-    pub steps_per_chain: Option<u32>,
+    pub steps_per_chain: Option<Spanned<u32>>,
     /// Issues of one step.
-    pub attempts_per_step: Option<u8>,
+    pub attempts_per_step: Option<Spanned<u8>>,
 }
 
 /// `[run]`
@@ -151,9 +152,10 @@ pub struct RunSpec {
     /// Most chains in flight at once (0: all at once).
     #[serde(default)]
     pub concurrency: u32,
-    /// Stop after this many seconds (0: when every chain has finished).
+    /// Stop after this many seconds, counted from the start of setup (0 or
+    /// absent: when every chain has finished).
     #[serde(default)]
-    pub timeout_s: f64,
+    pub timeout_s: Option<Spanned<f64>>,
 }
 
 /// `[[file]]`: an existing file (`path`) or a temporary one (`size` + `content`).
@@ -172,6 +174,10 @@ pub struct FileSpec {
     /// Open for writing too.
     #[serde(default)]
     pub writable: bool,
+    /// What `path` is when it is not a regular file: `fifo`, `char` or
+    /// `block` (default `file`). Anything else is refused.
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
 }
 
 /// `[[pipe]]` / `[[socketpair]]`
@@ -202,10 +208,10 @@ pub struct WriterSpec {
     pub chunks: Vec<u64>,
     /// Pause between writes.
     #[serde(default)]
-    pub interval_ms: u64,
+    pub interval_ms: Option<Spanned<u64>>,
     /// Wait this long before the first write.
     #[serde(default)]
-    pub delay_ms: u64,
+    pub delay_ms: Option<Spanned<u64>>,
     /// Content (see [`super::content`]).
     #[serde(default)]
     pub content: Option<Spanned<String>>,
@@ -241,7 +247,12 @@ pub struct ProgramSpec {
     /// Skip the memory-safety proof.
     #[serde(default)]
     pub trusted: bool,
-    /// Run under the JIT.
+    /// `compiled` (the default: native code, for verified programs) or
+    /// `interpreter`.
+    #[serde(default)]
+    pub exec: Option<Spanned<String>>,
+    /// Accepted for specs written when ringside had a JIT: compiled code is
+    /// now the default, `jit = true` asks for it.
     #[serde(default)]
     pub jit: bool,
 }
@@ -287,26 +298,22 @@ pub struct ChainSpecToml {
     /// Wait for earlier chains.
     #[serde(default)]
     pub drain: bool,
-    /// Submit this many copies.
-    #[serde(default = "one")]
-    pub repeat: u32,
+    /// Submit this many copies (default 1).
+    #[serde(default)]
+    pub repeat: Option<Spanned<u64>>,
     /// Added to every step's `off` for each repetition.
     #[serde(default)]
-    pub repeat_off_stride: u64,
+    pub repeat_off_stride: Option<Spanned<u64>>,
     /// Added to every step's `buf_off` for each repetition (so concurrent
     /// copies use their own part of a buffer).
     #[serde(default)]
-    pub repeat_buf_stride: u64,
+    pub repeat_buf_stride: Option<Spanned<u64>>,
     /// user_data of the chain (repetition i gets user_data + i).
     #[serde(default)]
-    pub user_data: u64,
+    pub user_data: Option<Spanned<u64>>,
     /// Steps.
     #[serde(rename = "step")]
-    pub steps: Vec<StepSpecToml>,
-}
-
-fn one() -> u32 {
-    1
+    pub steps: Spanned<Vec<StepSpecToml>>,
 }
 
 /// `[[chain.step]]`
@@ -340,6 +347,17 @@ pub struct StepSpecToml {
 
 /// Parse a spec; syntax and type errors carry `file:line:column`.
 pub fn parse(file: &str, text: &str) -> Result<(Spec, Locator), SpecError> {
+    let max = super::limits::MAX_SPEC_BYTES;
+    if text.len() as u64 > max {
+        return Err(Locator::new(file, "").error(
+            0,
+            format!(
+                "the spec is {} bytes, more than the {} a spec may have",
+                text.len(),
+                super::limits::bytes(max)
+            ),
+        ));
+    }
     let loc = Locator::new(file, text);
     let spec: Spec = toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
