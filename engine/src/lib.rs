@@ -7,7 +7,7 @@
 //! kernel as real `IOSQE_IO_LINK` chains. Everything that happens is an
 //! [`event::Event`].
 
-pub mod abi;
+pub use ringside_schema::abi;
 pub mod bench;
 pub mod bench_kernel;
 pub mod chain;

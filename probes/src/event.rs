@@ -137,73 +137,10 @@ pub mod setup_flags {
 /// an async cancel, a timeout or ring teardown.
 pub const ECANCELED: i32 = -libc::ECANCELED;
 
-/// `IORING_OP_*` name for an opcode (as in the kernel's `op_str`), or `"?"`.
+/// `IORING_OP_*` name for an opcode (as in the kernel's `op_str`), or `"?"`:
+/// the one table of opcode names, [`ringside_schema::abi::op::NAMES`].
 pub fn opcode_name(op: u8) -> &'static str {
-    const NAMES: [&str; 62] = [
-        "NOP",
-        "READV",
-        "WRITEV",
-        "FSYNC",
-        "READ_FIXED",
-        "WRITE_FIXED",
-        "POLL_ADD",
-        "POLL_REMOVE",
-        "SYNC_FILE_RANGE",
-        "SENDMSG",
-        "RECVMSG",
-        "TIMEOUT",
-        "TIMEOUT_REMOVE",
-        "ACCEPT",
-        "ASYNC_CANCEL",
-        "LINK_TIMEOUT",
-        "CONNECT",
-        "FALLOCATE",
-        "OPENAT",
-        "CLOSE",
-        "FILES_UPDATE",
-        "STATX",
-        "READ",
-        "WRITE",
-        "FADVISE",
-        "MADVISE",
-        "SEND",
-        "RECV",
-        "OPENAT2",
-        "EPOLL_CTL",
-        "SPLICE",
-        "PROVIDE_BUFFERS",
-        "REMOVE_BUFFERS",
-        "TEE",
-        "SHUTDOWN",
-        "RENAMEAT",
-        "UNLINKAT",
-        "MKDIRAT",
-        "SYMLINKAT",
-        "LINKAT",
-        "MSG_RING",
-        "FSETXATTR",
-        "SETXATTR",
-        "FGETXATTR",
-        "GETXATTR",
-        "SOCKET",
-        "URING_CMD",
-        "SEND_ZC",
-        "SENDMSG_ZC",
-        "READ_MULTISHOT",
-        "WAITID",
-        "FUTEX_WAIT",
-        "FUTEX_WAKE",
-        "FUTEX_WAITV",
-        "FIXED_FD_INSTALL",
-        "FTRUNCATE",
-        "BIND",
-        "LISTEN",
-        "RECV_ZC",
-        "EPOLL_WAIT",
-        "READV_FIXED",
-        "WRITEV_FIXED",
-    ];
-    NAMES.get(op as usize).copied().unwrap_or("?")
+    ringside_schema::abi::op::kernel_name(op)
 }
 
 /// Fields every event carries: when, where and who.

@@ -186,19 +186,7 @@ pub fn load_recorded(registry: &mut Registry, info: &ProgramInfo) -> Result<Prog
 
 /// Disassembly of the instruction at `pc`.
 pub fn disasm(code: &[u8], pc: usize) -> Option<String> {
-    let start = pc.checked_mul(8)?;
-    if start + 8 > code.len() {
-        return None;
-    }
-    let end = (start + 16).min(code.len());
-    let slice = code[start..end].to_vec();
-    std::panic::catch_unwind(move || {
-        rbpf::disassembler::to_insn_vec(&slice)
-            .first()
-            .map(|i| i.desc.clone())
-    })
-    .ok()
-    .flatten()
+    ringside_engine::program::disasm::insn_text(code, pc)
 }
 
 fn js<T: Serialize>(v: &T) -> String {

@@ -6,11 +6,10 @@
 //! tracing interpreter ([`reexecute`]). Nothing here decides anything.
 
 use crate::state::State;
-use ringside_engine::abi::helper_id;
 use ringside_engine::decision::reexecute;
 use ringside_engine::event::ProgramInfo;
 use ringside_engine::program::interp::TraceStep;
-use ringside_engine::program::{MAP_HANDLE_TAG, Registry};
+use ringside_engine::program::{Registry, disasm};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -43,74 +42,24 @@ impl Disasm {
     }
 }
 
-thread_local! {
-    /// Set while calling code that may panic on bad input and is caught
-    /// (rbpf's disassembler): the panic hook then stays quiet.
-    pub static QUIET_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Disassemble a program as run (rbpf's disassembler), annotating helper
-/// calls, map handles and jump targets.
+/// A program's listing (the engine's disassembler), as the Debug view
+/// shows it.
 pub fn disassemble(info: &ProgramInfo) -> Disasm {
-    let code = info.code.as_slice();
-    QUIET_PANIC.with(|q| q.set(true));
-    let insns = std::panic::catch_unwind(|| rbpf::disassembler::to_insn_vec(code));
-    QUIET_PANIC.with(|q| q.set(false));
-    let insns = match insns {
-        Ok(v) => v,
-        Err(_) => {
-            return Disasm {
-                lines: vec![DisLine {
-                    slot: 0,
-                    text: "(rbpf cannot disassemble this program)".into(),
-                    note: None,
-                    is_call: false,
-                }],
-                slot_line: vec![0; code.len() / 8],
-            };
-        }
-    };
-    let mut lines = Vec::with_capacity(insns.len());
-    let mut slot_line = Vec::with_capacity(code.len() / 8);
-    let mut slot = 0usize;
-    for (i, ins) in insns.iter().enumerate() {
-        let width = if ins.opc == 0x18 { 2 } else { 1 };
-        let mut note = None;
-        let mut is_call = false;
-        if ins.opc == 0x85 {
-            is_call = true;
-            note = Some(
-                helper_id::name(ins.imm as u32)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("helper {:#x}", ins.imm)),
-            );
-        } else if ins.opc == 0x18 {
-            let v = ins.imm as u64;
-            if v & 0xffff_ffff_0000_0000 == MAP_HANDLE_TAG {
-                let local = (v & 0xffff_ffff) as usize;
-                note = Some(match info.maps.get(local) {
-                    Some(m) => format!("map {}", m.name),
-                    None => format!("map #{local}"),
-                });
+    let maps: Vec<String> = info.maps.iter().map(|m| m.name.clone()).collect();
+    let mut slot_line = Vec::with_capacity(info.code.len() / 8);
+    let lines = disasm::disassemble(&info.code, &maps)
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            slot_line.extend(std::iter::repeat_n(i, l.width));
+            DisLine {
+                slot: l.slot,
+                text: l.text,
+                note: l.note,
+                is_call: l.is_call,
             }
-        } else if ins.opc & 0x07 == 0x05 || ins.opc & 0x07 == 0x06 {
-            // jumps (JMP and JMP32 classes), except call/exit
-            if ins.opc != 0x95 {
-                let target = slot as i64 + 1 + ins.off as i64;
-                note = Some(format!("-> {target}"));
-            }
-        }
-        for _ in 0..width {
-            slot_line.push(i);
-        }
-        lines.push(DisLine {
-            slot,
-            text: ins.desc.clone(),
-            note,
-            is_call,
-        });
-        slot += width;
-    }
+        })
+        .collect();
     Disasm { lines, slot_line }
 }
 

@@ -56,9 +56,6 @@ pub fn enter() -> anyhow::Result<Guard> {
     HOOK.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if crate::stepper::QUIET_PANIC.with(|q| q.get()) {
-                return;
-            }
             restore();
             prev(info);
         }));

@@ -33,15 +33,7 @@ pub const BPF_EXIST: u64 = 2;
 /// Map entries as (key, value) byte strings.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Kind of map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MapKind {
-    /// Hash table keyed by arbitrary bytes.
-    Hash,
-    /// Array indexed by a `u32` key; every entry exists.
-    Array,
-}
+pub use ringside_schema::event::MapKind;
 
 /// A map's shape as declared in the program's ELF `maps` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

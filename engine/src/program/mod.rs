@@ -5,6 +5,7 @@
 //! its maps.
 
 pub mod compiled;
+pub mod disasm;
 pub mod elf;
 pub mod interp;
 pub mod isa;

@@ -157,24 +157,85 @@ pub mod op {
         ALLOWED.contains(&opcode)
     }
 
-    /// Short name of an opcode (`"read"`, `"write_fixed"`, ...).
+    /// Every io_uring opcode by number: (short name, kernel name), as the
+    /// kernel's `io_uring_op_str` spells them (`"read_fixed"`, `"READ_FIXED"`).
+    pub const NAMES: [(&str, &str); 62] = [
+        ("nop", "NOP"),
+        ("readv", "READV"),
+        ("writev", "WRITEV"),
+        ("fsync", "FSYNC"),
+        ("read_fixed", "READ_FIXED"),
+        ("write_fixed", "WRITE_FIXED"),
+        ("poll_add", "POLL_ADD"),
+        ("poll_remove", "POLL_REMOVE"),
+        ("sync_file_range", "SYNC_FILE_RANGE"),
+        ("sendmsg", "SENDMSG"),
+        ("recvmsg", "RECVMSG"),
+        ("timeout", "TIMEOUT"),
+        ("timeout_remove", "TIMEOUT_REMOVE"),
+        ("accept", "ACCEPT"),
+        ("async_cancel", "ASYNC_CANCEL"),
+        ("link_timeout", "LINK_TIMEOUT"),
+        ("connect", "CONNECT"),
+        ("fallocate", "FALLOCATE"),
+        ("openat", "OPENAT"),
+        ("close", "CLOSE"),
+        ("files_update", "FILES_UPDATE"),
+        ("statx", "STATX"),
+        ("read", "READ"),
+        ("write", "WRITE"),
+        ("fadvise", "FADVISE"),
+        ("madvise", "MADVISE"),
+        ("send", "SEND"),
+        ("recv", "RECV"),
+        ("openat2", "OPENAT2"),
+        ("epoll_ctl", "EPOLL_CTL"),
+        ("splice", "SPLICE"),
+        ("provide_buffers", "PROVIDE_BUFFERS"),
+        ("remove_buffers", "REMOVE_BUFFERS"),
+        ("tee", "TEE"),
+        ("shutdown", "SHUTDOWN"),
+        ("renameat", "RENAMEAT"),
+        ("unlinkat", "UNLINKAT"),
+        ("mkdirat", "MKDIRAT"),
+        ("symlinkat", "SYMLINKAT"),
+        ("linkat", "LINKAT"),
+        ("msg_ring", "MSG_RING"),
+        ("fsetxattr", "FSETXATTR"),
+        ("setxattr", "SETXATTR"),
+        ("fgetxattr", "FGETXATTR"),
+        ("getxattr", "GETXATTR"),
+        ("socket", "SOCKET"),
+        ("uring_cmd", "URING_CMD"),
+        ("send_zc", "SEND_ZC"),
+        ("sendmsg_zc", "SENDMSG_ZC"),
+        ("read_multishot", "READ_MULTISHOT"),
+        ("waitid", "WAITID"),
+        ("futex_wait", "FUTEX_WAIT"),
+        ("futex_wake", "FUTEX_WAKE"),
+        ("futex_waitv", "FUTEX_WAITV"),
+        ("fixed_fd_install", "FIXED_FD_INSTALL"),
+        ("ftruncate", "FTRUNCATE"),
+        ("bind", "BIND"),
+        ("listen", "LISTEN"),
+        ("recv_zc", "RECV_ZC"),
+        ("epoll_wait", "EPOLL_WAIT"),
+        ("readv_fixed", "READV_FIXED"),
+        ("writev_fixed", "WRITEV_FIXED"),
+    ];
+
+    /// Short name of an opcode (`"read"`, `"write_fixed"`, ...); `"bpf"`
+    /// for ringside's bpf step, `"op?"` for a number the table does not have.
     pub fn name(opcode: u8) -> &'static str {
         match opcode {
-            NOP => "nop",
-            READV => "readv",
-            WRITEV => "writev",
-            FSYNC => "fsync",
-            READ_FIXED => "read_fixed",
-            WRITE_FIXED => "write_fixed",
-            TIMEOUT => "timeout",
-            ASYNC_CANCEL => "async_cancel",
-            READ => "read",
-            WRITE => "write",
-            SEND => "send",
-            RECV => "recv",
             super::OP_BPF => "bpf",
-            _ => "op?",
+            _ => NAMES.get(opcode as usize).map_or("op?", |n| n.0),
         }
+    }
+
+    /// The kernel's name of an opcode (`"READ_FIXED"`), or `"?"`.
+    pub fn kernel_name(opcode: u8) -> &'static str {
+        NAMES.get(opcode as usize).map_or("?", |n| n.1)
     }
 
     /// Opcode from its short name.
