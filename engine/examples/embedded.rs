@@ -46,7 +46,7 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = arg(&args, "--socket").unwrap_or_else(|| "/tmp/ringside-embedded.sock".into());
     let seconds: f64 = arg(&args, "--seconds").map_or(Ok(60.0), |s| s.parse())?;

@@ -8,8 +8,6 @@
 //! [`event::Event`].
 
 pub use ringside_schema::abi;
-pub mod bench;
-pub mod bench_kernel;
 pub mod chain;
 pub mod debug;
 pub mod decision;
@@ -17,9 +15,9 @@ pub mod engine;
 pub mod event;
 pub mod fuzzing;
 pub mod program;
+#[cfg(feature = "remote")]
 pub mod remote;
 pub mod ring;
-pub mod workload;
 
 pub use abi::{RsCtx, RsSqe};
 pub use chain::{ChainSpec, StepSpec};

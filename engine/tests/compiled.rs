@@ -16,7 +16,7 @@ use ringside_engine::program::elf::{ElfObject, ProgramImage};
 use ringside_engine::program::verifier::Limits;
 use ringside_engine::program::vm::{ExecMode, helper_entry};
 use ringside_engine::program::{LoadOptions, ProgId, Registry};
-use ringside_engine::workload::content;
+use ringside_workload::content;
 
 /// Deterministic inputs: a clock that ticks by 1000, a buffer's bytes.
 struct Fixed {

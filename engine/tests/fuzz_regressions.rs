@@ -7,7 +7,8 @@
 //! panics or holds more than its limit.
 
 use proptest::prelude::*;
-use ringside_engine::fuzzing::{check_spec, load_any, server_stream, verify_and_run};
+use ringside_engine::fuzzing::{load_any, server_stream, verify_and_run};
+use ringside_workload::fuzzing::check_spec;
 
 #[test]
 fn saved_inputs_do_not_crash() {
@@ -69,7 +70,7 @@ proptest! {
 
     #[test]
     fn mutated_specs_never_panic(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
-        let mut bytes = ringside_engine::workload::DEMO_SPEC.as_bytes().to_vec();
+        let mut bytes = ringside_workload::DEMO_SPEC.as_bytes().to_vec();
         for (at, v) in flips {
             let i = at.index(bytes.len());
             // Mostly printable, so the text stays mostly TOML.

@@ -7,8 +7,8 @@ use common::*;
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::event::{AppKind, Event, LinkMode, Notify, Outcome, Overflow};
 use ringside_engine::program::{LoadOptions, ProgId};
-use ringside_engine::workload::content;
 use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec, progs};
+use ringside_workload::content;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 

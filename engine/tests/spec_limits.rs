@@ -3,8 +3,8 @@
 //! created; files it names are read bounded and only when they are what the
 //! spec says; setup never blocks past `[run] timeout_s`.
 
-use ringside_engine::workload::limits;
-use ringside_engine::workload::{
+use ringside_workload::limits;
+use ringside_workload::{
     CheckOptions, PrepareOptions, WorkloadError, check_text, prepare_text, read_spec,
 };
 use std::path::Path;
@@ -399,7 +399,7 @@ fn a_temporary_file_is_named_by_the_workload_not_by_the_spec() {
 fn checking_creates_nothing_and_agrees_with_setup() {
     let plan = check_text(
         "<demo>",
-        ringside_engine::workload::DEMO_SPEC,
+        ringside_workload::DEMO_SPEC,
         Path::new("."),
         &CheckOptions::default(),
     )

@@ -2,7 +2,7 @@
 //! are made as they are written, never held whole. (Its own test binary, so
 //! the peak it reads is its own.)
 
-use ringside_engine::workload::{PrepareOptions, prepare_text};
+use ringside_workload::{PrepareOptions, prepare_text};
 use std::path::Path;
 
 /// Peak resident memory of this process, in bytes.

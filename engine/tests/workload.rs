@@ -2,7 +2,7 @@
 //! every pattern program next to kernel links, and ends as it should.
 
 use ringside_engine::event::Overflow;
-use ringside_engine::workload::{PrepareOptions, WorkloadError, prepare_demo, prepare_text};
+use ringside_workload::{PrepareOptions, WorkloadError, prepare_demo, prepare_text};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 

@@ -4,11 +4,11 @@
 mod common;
 
 use ringside_engine::event::{Event, EventRecord, Overflow};
-use ringside_engine::workload::{self, PrepareOptions};
 use ringside_recordings::reader::{ReadOptions, read_all};
 use ringside_recordings::{
     Header, Item, Reader, Recorder, RecorderOptions, Replay, check, trace_decision,
 };
+use ringside_workload::{self as workload, PrepareOptions};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 

@@ -280,7 +280,7 @@ fn committed_demo_recording_checks_identical() {
 #[test]
 fn record_a_workload_file() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/src/workload/demo.toml");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/workload/src/demo.toml");
     let f = dir.path().join("run.rsrec");
     let o = run(&[
         "record",

@@ -4,7 +4,7 @@ use crate::cli::LiveOpts;
 use crate::headless;
 use anyhow::Context;
 use ringside_engine::event::Overflow;
-use ringside_engine::workload::{self, PrepareOptions, Prepared};
+use ringside_workload::{self as workload, PrepareOptions, Prepared};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -17,12 +17,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `ringside bench engine`: the tables of docs/bench.md.
 fn bench_engine(nops: u64, chains: u64) -> anyhow::Result<ExitCode> {
-    let opts = ringside_engine::bench::Options {
+    let opts = ringside_bench::Options {
         nops,
         chains,
         ..Default::default()
     };
-    ringside_engine::bench::run(&opts, &mut std::io::stdout())?;
+    ringside_bench::run(&opts, &mut std::io::stdout())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -100,7 +100,7 @@ mod tests {
     use super::render;
     use anyhow::Context;
     use ringside_engine::engine::EngineError;
-    use ringside_engine::workload::{PrepareOptions, prepare_text};
+    use ringside_workload::{PrepareOptions, prepare_text};
     use std::path::Path;
 
     fn enoent() -> std::io::Error {

@@ -4,11 +4,11 @@
 
 use anyhow::Context;
 use ringside_engine::event::Overflow;
-use ringside_engine::workload::{self, PrepareOptions, Prepared};
 use ringside_probes::{AttachOptions, ProbeError, Probes};
 use ringside_recordings::reader::Stop;
 use ringside_recordings::writer::spawn_engine_forwarder;
 use ringside_recordings::{Header, Item, Reader, Recorder, RecorderHandle, Replay, export};
+use ringside_workload::{self as workload, PrepareOptions, Prepared};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -227,7 +227,7 @@ fn finish_line(
     engine_events: u64,
     probe_events: u64,
     probe_lost: u64,
-    report: Option<&ringside_engine::workload::RunReport>,
+    report: Option<&ringside_workload::RunReport>,
 ) {
     print_line(
         serde_json::json!({"kind": "recorded", "file": output.display().to_string(),

@@ -6,8 +6,10 @@
 //! for the socket and reconnects when an application serves there again.
 
 use crate::source::{ControlKind, Controller, Ctl, Feed, Status};
-use ringside_engine::remote::{ClientMsg, PROTOCOL, RecvError, ServerMsg, ServerReader, write_msg};
 use ringside_recordings::Item;
+use ringside_schema::protocol::{
+    ClientMsg, PROTOCOL, RecvError, ServerMsg, ServerReader, write_msg,
+};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;

@@ -10,8 +10,8 @@
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ringside_engine::debug::{Command, Debugger};
 use ringside_engine::event::{EventRecord, Overflow};
-use ringside_engine::workload::{self, PrepareOptions, Prepared};
 use ringside_recordings::Item;
+use ringside_workload::{self as workload, PrepareOptions, Prepared};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //! peak it reads is its own.)
 
 use ringside_engine::debug::DebugState;
-use ringside_engine::remote::{MAX_SERVER_LINE, PROTOCOL, ServerMsg, write_msg};
+use ringside_schema::protocol::{MAX_SERVER_LINE, PROTOCOL, ServerMsg, write_msg};
 use ringside_tui::remote_client;
 use ringside_tui::source::{Feed, Msg, Status};
 use std::io::Write;

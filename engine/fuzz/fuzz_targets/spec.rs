@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    ringside_engine::fuzzing::check_spec(data);
+    ringside_workload::fuzzing::check_spec(data);
 });

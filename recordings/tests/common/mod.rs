@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use ringside_engine::event::Overflow;
-use ringside_engine::workload::{self, PrepareOptions};
 use ringside_recordings::{Header, Item, Writer};
+use ringside_workload::{self as workload, PrepareOptions};
 use std::sync::atomic::AtomicBool;
 
 /// The demo's engine events as items.

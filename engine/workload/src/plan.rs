@@ -7,14 +7,14 @@ use super::files::{self, FileKind};
 use super::limits::{self, bytes};
 use super::spec::{Locator, MapEntrySpec, Spec, SpecError, StepSpecToml};
 use super::{WorkloadError, resolve};
-use crate::abi::{NO_BUF, OP_BPF, RsSqe, op};
-use crate::chain::{ChainSpec, StepSpec};
-use crate::decision::Budgets;
-use crate::event::{LinkMode, Notify, StepKind};
-use crate::program::elf::{self, ElfObject};
-use crate::program::maps::MapDef;
-use crate::program::vm::ExecMode;
-use crate::program::{LoadOptions, ProgId, Registry};
+use ringside_engine::abi::{NO_BUF, OP_BPF, RsSqe, op};
+use ringside_engine::chain::{ChainSpec, StepSpec};
+use ringside_engine::decision::Budgets;
+use ringside_engine::event::{LinkMode, Notify, StepKind};
+use ringside_engine::program::elf::{self, ElfObject};
+use ringside_engine::program::maps::MapDef;
+use ringside_engine::program::vm::ExecMode;
+use ringside_engine::program::{LoadOptions, ProgId, Registry};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -767,7 +767,7 @@ fn check_programs(
             ));
         }
         let (label, bytes): (String, Option<Vec<u8>>) =
-            match crate::progs::builtin(p.object.get_ref()) {
+            match ringside_engine::progs::builtin(p.object.get_ref()) {
                 Some(b) => (format!("{}.o", p.object.get_ref()), Some(b.to_vec())),
                 None if !copts.filesystem => (p.object.get_ref().clone(), None),
                 None => {

@@ -5,7 +5,7 @@
 //! ```
 
 fn main() -> std::io::Result<()> {
-    let mut opts = ringside_engine::bench::Options::default();
+    let mut opts = ringside_bench::Options::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let v: u64 = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -17,7 +17,7 @@ fn main() -> std::io::Result<()> {
             other => return Err(std::io::Error::other(format!("unknown option {other}"))),
         }
     }
-    ringside_engine::bench::run(&opts, &mut std::io::stdout())
+    ringside_bench::run(&opts, &mut std::io::stdout())
 }
 
 /// As in the `ringside` binary: glibc's malloc serialises the engine thread

@@ -1,21 +1,18 @@
-//! `ringside bench engine`, part two: the engine against the kernel's own
-//! numbers (a chain of NOPs with a program deciding every step, as the
-//! upstream io_uring BPF loop was measured) and XRP's B+tree lookups.
+//! A chain of NOPs with a program deciding every step (the upstream
+//! io_uring BPF loop's benchmark): the engine against kernel links, one NOP
+//! per enter and a hand-written loop.
 
-use crate::abi::{RsCtx, RsSqe, op};
-use crate::bench::enter_and_reap;
-use crate::chain::{ChainSpec, StepSpec};
-use crate::decision::Budgets;
-use crate::engine::{Engine, EngineConfig};
-use crate::event::{LinkMode, Notify};
-use crate::program::mem::AddrSpace;
-use crate::program::vm::{ExecMode, HelperHost};
-use crate::program::{LoadOptions, ProgId, Registry};
-use crate::workload::content;
-use io_uring::{IoUring, opcode, squeue, types};
-use std::collections::HashMap;
+use crate::common::*;
+use io_uring::{IoUring, opcode, squeue};
+use ringside_engine::abi::{RsCtx, op};
+use ringside_engine::chain::{ChainSpec, StepSpec};
+use ringside_engine::decision::Budgets;
+use ringside_engine::engine::{Engine, EngineConfig};
+use ringside_engine::event::{LinkMode, Notify, Overflow};
+use ringside_engine::program::mem::AddrSpace;
+use ringside_engine::program::vm::{ExecMode, HelperHost};
+use ringside_engine::program::{LoadOptions, ProgId, Registry};
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 /// One row of the NOP table.
@@ -25,14 +22,6 @@ struct NopRow {
     secs: f64,
     enters: u64,
     decision_ns: Option<u64>,
-}
-
-fn ring(entries: u32) -> std::io::Result<IoUring> {
-    IoUring::builder().setup_cqsize(entries * 4).build(entries)
-}
-
-fn entries_for(chains: usize) -> u32 {
-    ((chains * 2).next_power_of_two() as u32).max(256)
 }
 
 /// An engine for the NOP-chain rows: a ring sized for `chains`, no step
@@ -46,7 +35,7 @@ pub fn nop_engine(chains: usize, exec: ExecMode) -> std::io::Result<(Engine, Pro
         },
         ..Default::default()
     };
-    crate::bench::bench_engine(config, "nop_chain", exec)
+    bench_engine(config, "nop_chain", exec)
 }
 
 /// Run `n` NOPs as `chains` concurrent chains, nop_chain deciding every step.
@@ -71,7 +60,7 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::
     // A listener like the UI: a bounded queue, drained by another thread,
     // that drops rather than slow the engine.
     let listener = listen.then(|| {
-        let sub = e.subscribe(1 << 16, crate::event::Overflow::Drop);
+        let sub = e.subscribe(1 << 16, Overflow::Drop);
         let dropped = sub.dropped.clone();
         (
             std::thread::spawn(move || sub.iter().count() as u64),
@@ -204,7 +193,7 @@ impl HelperHost for NoHelpers {
 fn hand_written_nops(n: u64, chains: usize, program: bool) -> std::io::Result<NopRow> {
     let mut registry = Registry::new();
     let prog = if program {
-        let bytes = crate::progs::builtin("nop_chain").expect("built in");
+        let bytes = ringside_engine::progs::builtin("nop_chain").expect("built in");
         let opts = LoadOptions {
             exec: ExecMode::Compiled,
             ..Default::default()
@@ -324,255 +313,3 @@ pub fn nop_table(out: &mut dyn Write, n: u64, chains: usize) -> std::io::Result<
 }
 
 // ---- B+tree lookups ---------------------------------------------------------------
-
-struct LookupRow {
-    name: String,
-    lookups: u64,
-    secs: f64,
-    lat_ns: Vec<u64>,
-}
-
-fn percentile(v: &mut [u64], p: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn keys(n: u64, nkeys: u64) -> Vec<u64> {
-    // A fixed pseudo-random sequence of existing keys.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            content::btree_key(x % nkeys)
-        })
-        .collect()
-}
-
-fn tree_file(keys: u64, fanout: usize) -> std::io::Result<(tempfile::TempDir, OwnedFd, Vec<u8>)> {
-    let tree = content::btree(keys, fanout).map_err(std::io::Error::other)?;
-    let dir = tempfile::tempdir()?;
-    let p = dir.path().join("tree");
-    std::fs::write(&p, &tree)?;
-    let f = std::fs::File::open(&p)?;
-    Ok((dir, f.into(), tree))
-}
-
-fn engine_lookups(
-    file: &OwnedFd,
-    lookups: &[u64],
-    c: usize,
-    exec: ExecMode,
-) -> std::io::Result<LookupRow> {
-    let config = EngineConfig {
-        entries: entries_for(c),
-        files: vec![(file.as_raw_fd(), "tree".into())],
-        buffers: vec![512 * c],
-        ..Default::default()
-    };
-    let (mut e, prog) = crate::bench::bench_engine(config, "btree_lookup", exec)?;
-    let chain = |slot: usize, key: u64| ChainSpec {
-        user_data: slot as u64,
-        steps: vec![StepSpec::io(RsSqe {
-            opcode: op::READ,
-            fd: 0,
-            buf_index: 0,
-            buf_off: 512 * slot as u64,
-            len: 512,
-            user_data: key,
-            ..Default::default()
-        })],
-        program: Some(prog),
-        notify: Notify::None,
-        drain: false,
-        link: LinkMode::Engine,
-    };
-    let mut started: HashMap<u64, Instant> = HashMap::new();
-    let mut lat = Vec::with_capacity(lookups.len());
-    let mut next = 0;
-    let start = Instant::now();
-    for slot in 0..c.min(lookups.len()) {
-        let id = e
-            .submit_chain(chain(slot, lookups[next]))
-            .map_err(std::io::Error::other)?;
-        started.insert(id, Instant::now());
-        next += 1;
-    }
-    while lat.len() < lookups.len() {
-        e.run(true).map_err(std::io::Error::other)?;
-        for end in e.take_finished() {
-            lat.push(
-                started
-                    .remove(&end.chain)
-                    .map(|t| t.elapsed().as_nanos() as u64)
-                    .unwrap_or(0),
-            );
-            if next < lookups.len() {
-                let id = e
-                    .submit_chain(chain(end.user_data as usize, lookups[next]))
-                    .map_err(std::io::Error::other)?;
-                started.insert(id, Instant::now());
-                next += 1;
-            }
-        }
-        e.take_completions();
-    }
-    Ok(LookupRow {
-        name: format!(
-            "engine + btree_lookup ({})",
-            if exec == ExecMode::Compiled {
-                "JIT"
-            } else {
-                "interpreter"
-            }
-        ),
-        lookups: lookups.len() as u64,
-        secs: start.elapsed().as_secs_f64(),
-        lat_ns: lat,
-    })
-}
-
-fn node_child(node: &[u8], key: u64) -> Option<u64> {
-    let leaf = u16::from_le_bytes([node[4], node[5]]) != 0;
-    let n = u16::from_le_bytes([node[6], node[7]]) as usize;
-    let mut idx = 0;
-    for j in 0..n.min(content::BT_MAX) {
-        if u64::from_le_bytes(node[8 + 8 * j..16 + 8 * j].try_into().expect("8")) <= key {
-            idx = j;
-        }
-    }
-    if leaf {
-        return None;
-    }
-    let o = 8 + 8 * content::BT_MAX + 8 * idx;
-    Some(u64::from_le_bytes(node[o..o + 8].try_into().expect("8")))
-}
-
-fn pread_lookups(file: &OwnedFd, lookups: &[u64]) -> std::io::Result<LookupRow> {
-    let mut node = [0u8; 512];
-    let mut lat = Vec::with_capacity(lookups.len());
-    let start = Instant::now();
-    for &k in lookups {
-        let t = Instant::now();
-        let mut off = 0u64;
-        loop {
-            // SAFETY: valid buffer.
-            let r = unsafe {
-                libc::pread(
-                    file.as_raw_fd(),
-                    node.as_mut_ptr() as *mut _,
-                    512,
-                    off as i64,
-                )
-            };
-            if r != 512 {
-                return Err(std::io::Error::other("short node read"));
-            }
-            match node_child(&node, k) {
-                Some(c) => off = c,
-                None => break,
-            }
-        }
-        lat.push(t.elapsed().as_nanos() as u64);
-    }
-    Ok(LookupRow {
-        name: "pread per level (one thread)".into(),
-        lookups: lookups.len() as u64,
-        secs: start.elapsed().as_secs_f64(),
-        lat_ns: lat,
-    })
-}
-
-fn uring_lookups(file: &OwnedFd, lookups: &[u64], c: usize) -> std::io::Result<LookupRow> {
-    let mut ring = ring(entries_for(c))?;
-    ring.submitter().register_files(&[file.as_raw_fd()])?;
-    let mut bufs = vec![0u8; 512 * c];
-    let mut key = vec![0u64; c];
-    let mut t0 = vec![Instant::now(); c];
-    let mut lat = Vec::with_capacity(lookups.len());
-    let mut next = 0;
-    let read = |ring: &mut IoUring, bufs: &mut [u8], slot: usize, off: u64| {
-        let e = opcode::Read::new(types::Fixed(0), bufs[512 * slot..].as_mut_ptr(), 512)
-            .offset(off)
-            .build()
-            .user_data(slot as u64);
-        // SAFETY: the buffers outlive every request (all are reaped before returning).
-        unsafe { ring.submission().push(&e) }.expect("sq space");
-    };
-    let start = Instant::now();
-    for slot in 0..c.min(lookups.len()) {
-        key[slot] = lookups[next];
-        t0[slot] = Instant::now();
-        read(&mut ring, &mut bufs, slot, 0);
-        next += 1;
-    }
-    let mut cqes = Vec::with_capacity(256);
-    while lat.len() < lookups.len() {
-        enter_and_reap(&mut ring, &mut cqes)?;
-        for (slot, res) in cqes.drain(..) {
-            if res != 512 {
-                return Err(std::io::Error::other(format!("node read returned {res}")));
-            }
-            match node_child(&bufs[512 * slot..512 * slot + 512], key[slot]) {
-                Some(child) => read(&mut ring, &mut bufs, slot, child),
-                None => {
-                    lat.push(t0[slot].elapsed().as_nanos() as u64);
-                    if next < lookups.len() {
-                        key[slot] = lookups[next];
-                        t0[slot] = Instant::now();
-                        read(&mut ring, &mut bufs, slot, 0);
-                        next += 1;
-                    }
-                }
-            }
-        }
-    }
-    Ok(LookupRow {
-        name: "io_uring loop without the engine".into(),
-        lookups: lookups.len() as u64,
-        secs: start.elapsed().as_secs_f64(),
-        lat_ns: lat,
-    })
-}
-
-/// B+tree lookups (XRP's workload) at depth 3 and 6.
-pub fn btree_table(out: &mut dyn Write, n: u64, c: usize) -> std::io::Result<()> {
-    for (nkeys, fanout) in [(29_791u64, 31usize), (4096, 4)] {
-        let depth = content::btree_depth(nkeys, fanout);
-        let (_dir, file, _tree) = tree_file(nkeys, fanout)?;
-        let lookups = keys(n, nkeys);
-        writeln!(
-            out,
-            "B+tree lookups, depth {depth} ({nkeys} keys, {fanout} per node, file in the page cache), {c} in flight, {n} lookups"
-        )?;
-        writeln!(out)?;
-        let mut rows = [
-            engine_lookups(&file, &lookups, c, ExecMode::Interpreter)?,
-            engine_lookups(&file, &lookups, c, ExecMode::Compiled)?,
-            uring_lookups(&file, &lookups, c)?,
-            pread_lookups(&file, &lookups)?,
-        ];
-        writeln!(out, "| variant | lookups/s | p50 latency | p99 latency |")?;
-        writeln!(out, "|---|---:|---:|---:|")?;
-        for r in rows.iter_mut() {
-            let (p50, p99) = (
-                percentile(&mut r.lat_ns, 0.5),
-                percentile(&mut r.lat_ns, 0.99),
-            );
-            writeln!(
-                out,
-                "| {} | {:.0} | {:.1} us | {:.1} us |",
-                r.name,
-                r.lookups as f64 / r.secs,
-                p50 as f64 / 1e3,
-                p99 as f64 / 1e3
-            )?;
-        }
-        writeln!(out)?;
-    }
-    Ok(())
-}

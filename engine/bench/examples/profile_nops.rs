@@ -9,7 +9,7 @@
 //! and `listen` to add a UI-like event listener (a bounded queue drained by
 //! another thread).
 
-use ringside_engine::bench_kernel::{nop_engine, run_nop_chains};
+use ringside_bench::nops::{nop_engine, run_nop_chains};
 use ringside_engine::event::Overflow;
 use ringside_engine::program::vm::ExecMode;
 

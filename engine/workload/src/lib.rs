@@ -11,6 +11,7 @@
 
 pub mod content;
 pub mod files;
+pub mod fuzzing;
 pub mod limits;
 mod plan;
 pub mod spec;
@@ -18,11 +19,11 @@ pub mod spec;
 pub use files::{FileKind, FileProblem};
 pub use plan::{CheckOptions, Plan};
 
-use crate::engine::{Engine, EngineConfig, EngineError, ShutdownReport, Stats};
-use crate::event::Outcome;
-use crate::program::ProgId;
 use content::ContentReader;
 use plan::{ChainTemplate, FileSource};
+use ringside_engine::engine::{Engine, EngineConfig, EngineError, ShutdownReport, Stats};
+use ringside_engine::event::Outcome;
+use ringside_engine::program::ProgId;
 use serde::Serialize;
 use spec::{Locator, Spec, SpecError};
 use std::collections::{BTreeMap, HashMap};

@@ -13,7 +13,7 @@
 //! Content is made as it is read ([`Content::reader`]), never held whole:
 //! a 1 GiB file or a writer's stream costs the same memory as a small one.
 
-use crate::workload::limits::MAX_FILE_SIZE;
+use crate::limits::MAX_FILE_SIZE;
 
 /// Node size of the on-disk B+tree.
 pub const BT_NODE_SIZE: usize = 512;
@@ -307,8 +307,8 @@ impl Content {
 fn too_large(len: u64) -> String {
     format!(
         "it makes {}, more than the {} a file may hold",
-        crate::workload::limits::bytes(len),
-        crate::workload::limits::bytes(MAX_FILE_SIZE)
+        crate::limits::bytes(len),
+        crate::limits::bytes(MAX_FILE_SIZE)
     )
 }
 

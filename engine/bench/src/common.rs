@@ -1,0 +1,90 @@
+//! What every table of the benchmark shares: pinning, CPU time, an
+//! engine set up for one pattern program, one enter-and-reap step.
+
+use io_uring::IoUring;
+use ringside_engine::engine::{Engine, EngineConfig};
+use ringside_engine::program::vm::ExecMode;
+use ringside_engine::program::{LoadOptions, ProgId};
+
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+// ---- decision cost -------------------------------------------------------------
+
+/// Pin the calling thread to `cpu` (when the machine has it); returns the
+/// affinity it had, for [`unpin`].
+pub(crate) fn pin_to(cpu: usize) -> Option<libc::cpu_set_t> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 || cpu >= cpus {
+        return None;
+    }
+    // SAFETY: cpu_set_t is plain data; the calls get valid pointers and sizes.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut old) != 0 {
+            return None;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        (libc::sched_setaffinity(0, size, &set) == 0).then_some(old)
+    }
+}
+
+/// Give the calling thread back the affinity [`pin_to`] returned.
+pub(crate) fn unpin(old: Option<libc::cpu_set_t>) {
+    if let Some(old) = old {
+        // SAFETY: as in pin_to.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old) };
+    }
+}
+
+/// One io_uring_enter that waits for a completion, then every completion
+/// as (user_data, res): the inner loop of the hand-written baselines.
+pub(crate) fn enter_and_reap(
+    ring: &mut IoUring,
+    out: &mut Vec<(usize, i32)>,
+) -> std::io::Result<()> {
+    ring.submit_and_wait(1)?;
+    out.extend(
+        ring.completion()
+            .map(|c| (c.user_data() as usize, c.result())),
+    );
+    Ok(())
+}
+
+/// An engine for a benchmark row, with one built-in program loaded.
+pub(crate) fn bench_engine(
+    config: EngineConfig,
+    prog: &str,
+    exec: ExecMode,
+) -> std::io::Result<(Engine, ProgId)> {
+    let mut e = Engine::new(config).map_err(std::io::Error::other)?;
+    let bytes = ringside_engine::progs::builtin(prog)
+        .ok_or_else(|| std::io::Error::other(format!("no program {prog}")))?;
+    let loaded = e
+        .load_object(
+            &format!("{prog}.o"),
+            bytes,
+            &LoadOptions {
+                exec,
+                ..Default::default()
+            },
+        )
+        .map_err(std::io::Error::other)?;
+    Ok((e, loaded.programs[0].1))
+}
+pub(crate) fn ring(entries: u32) -> std::io::Result<IoUring> {
+    IoUring::builder().setup_cqsize(entries * 4).build(entries)
+}
+
+pub(crate) fn entries_for(chains: usize) -> u32 {
+    ((chains * 2).next_power_of_two() as u32).max(256)
+}

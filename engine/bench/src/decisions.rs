@@ -1,0 +1,295 @@
+//! What one decision costs, per pattern program: the interpreter, compiled
+//! code, and the same logic written in Rust.
+
+use ringside_engine::abi::{RsCtx, RsSqe, op};
+use ringside_engine::decision::{
+    self, Budgets, ChainView, DecisionRequest, InputSource, Registrations,
+};
+use ringside_engine::program::vm::ExecMode;
+use ringside_engine::program::{LoadOptions, Registry};
+use ringside_workload::content;
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Instant;
+
+struct BenchSource {
+    node: Vec<u8>,
+}
+
+impl InputSource for BenchSource {
+    fn ktime_ns(&mut self) -> u64 {
+        1
+    }
+    fn read_buf(&mut self, _buf: u16, off: u64, dst: &mut [u8]) {
+        let off = off as usize % self.node.len();
+        let n = dst.len().min(self.node.len() - off);
+        dst[..n].copy_from_slice(&self.node[off..off + n]);
+    }
+}
+
+/// A representative decision for each program: the path that does the most.
+fn bench_ctx(name: &str) -> RsCtx {
+    let base = RsCtx {
+        user_data: 7,
+        chain_id: 1,
+        nsteps: 1,
+        attempt: 1,
+        fd: 0,
+        buf_index: 0,
+        ..Default::default()
+    };
+    match name {
+        "read_exact" => RsCtx {
+            opcode: op::READ,
+            res: 1000,
+            len: 4096,
+            ..base
+        },
+        "read_to_eof" => RsCtx {
+            opcode: op::READ,
+            res: 4096,
+            len: 4096,
+            ..base
+        },
+        "copy" => RsCtx {
+            opcode: op::READ,
+            res: 4096,
+            len: 4096,
+            ..base
+        },
+        "header_body" => RsCtx {
+            opcode: op::RECV,
+            res: 4,
+            len: 4,
+            ..base
+        },
+        "btree_lookup" => RsCtx {
+            opcode: op::READ,
+            res: 512,
+            len: 512,
+            user_data: 1000,
+            ..base
+        },
+        _ => RsCtx {
+            opcode: op::RECV,
+            res: -11,
+            len: 100,
+            ..base
+        },
+    }
+}
+
+/// The same logic as each pattern program, written in Rust against plain
+/// collections: what the program would cost with no VM and no engine checks.
+struct RustPatterns {
+    maps: HashMap<u64, u64>,
+    actions: Vec<RsSqe>,
+    node: Vec<u8>,
+}
+
+impl RustPatterns {
+    fn decide(&mut self, name: &str, c: &RsCtx) -> u64 {
+        let again = |c: &RsCtx, done: u32| RsSqe {
+            opcode: c.opcode,
+            buf_index: c.buf_index,
+            fd: c.fd,
+            off: c.off + done as u64,
+            buf_off: c.buf_off + done as u64,
+            len: c.len - done,
+            user_data: c.user_data,
+            ..Default::default()
+        };
+        match name {
+            "read_exact" => {
+                if c.res < 0 {
+                    self.maps.remove(&c.chain_id);
+                    return 2;
+                }
+                if (c.res as u32) < c.len {
+                    self.actions.push(again(c, c.res as u32));
+                    *self.maps.entry(c.chain_id).or_default() += c.res as u64;
+                }
+                0
+            }
+            "read_to_eof" | "copy" => {
+                *self.maps.entry(c.chain_id).or_default() += c.res as u64;
+                self.actions.push(again(c, 0));
+                0
+            }
+            "header_body" => {
+                let len = u32::from_le_bytes(self.node[..4].try_into().expect("4"));
+                self.actions.push(RsSqe { len, ..again(c, 0) });
+                0
+            }
+            "nop_chain" => {
+                if (c.step as u64) + 1 >= c.user_data {
+                    return 1;
+                }
+                self.actions.push(RsSqe {
+                    opcode: op::NOP,
+                    fd: -1,
+                    buf_index: 0xffff,
+                    user_data: c.user_data,
+                    ..Default::default()
+                });
+                0
+            }
+            "btree_lookup" => {
+                let n = u16::from_le_bytes([self.node[6], self.node[7]]) as usize;
+                let mut idx = 0;
+                for j in 0..n.min(31) {
+                    let k =
+                        u64::from_le_bytes(self.node[8 + 8 * j..16 + 8 * j].try_into().expect("8"));
+                    if k <= c.user_data {
+                        idx = j;
+                    }
+                }
+                let o = 8 + 8 * 31 + 8 * idx;
+                let child = u64::from_le_bytes(self.node[o..o + 8].try_into().expect("8"));
+                self.actions.push(RsSqe {
+                    off: child,
+                    ..again(c, 0)
+                });
+                0
+            }
+            _ => {
+                let max = self.maps.get(&0).copied().unwrap_or(8);
+                if (c.attempt as u64) < max {
+                    self.actions.push(again(c, 0));
+                    self.actions.push(RsSqe {
+                        opcode: op::TIMEOUT,
+                        ..Default::default()
+                    });
+                }
+                0
+            }
+        }
+    }
+}
+
+pub(crate) fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()> {
+    let tree = content::btree(4096, 4).unwrap_or_default();
+    // btree_lookup reads the tree's root node; the others read a 100-byte
+    // length header (header_body) at the start of their buffer.
+    let root = tree[..512].to_vec();
+    let mut node = vec![0u8; 512];
+    node[..4].copy_from_slice(&100u32.to_le_bytes());
+    writeln!(
+        out,
+        "Decision cost (ns per decision nobody records, as the engine runs it; the path of each program that does the most work)"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| program | interpreter | compiled | interpreter / compiled | Rust | interpreter / Rust | compiled / Rust | instructions |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    let regs = Registrations {
+        files: 2,
+        buffers: vec![1 << 20],
+    };
+    let budgets = Budgets {
+        steps_per_chain: u32::MAX,
+        ..Budgets::default()
+    };
+    for (name, bytes) in ringside_engine::progs::ALL {
+        let ctx = bench_ctx(name);
+        let src_node = if name == "btree_lookup" {
+            root.clone()
+        } else {
+            node.clone()
+        };
+        let mut per_mode = Vec::new();
+        let mut insns = 0;
+        for exec in [ExecMode::Interpreter, ExecMode::Compiled] {
+            let mut reg = Registry::new();
+            let obj = reg
+                .load_object(
+                    name,
+                    bytes,
+                    &LoadOptions {
+                        exec,
+                        ..Default::default()
+                    },
+                )
+                .expect("built-in program loads");
+            let id = obj.programs[0].1;
+            // A program the compiler refused would make the compiled row a
+            // second interpreter row: say so rather than print it as one.
+            if let Some(note) = reg.program(id).and_then(|p| p.exec_note.clone()) {
+                writeln!(out, "({name}: {note})")?;
+            }
+            let mut source = BenchSource {
+                node: src_node.clone(),
+            };
+            let view = ChainView {
+                chain: 1,
+                step: 0,
+                nsteps: 1,
+                opcode: ctx.opcode,
+                fd: 0,
+                attempt: 1,
+                pending: vec![],
+            };
+            // One counted run for the instruction count.
+            {
+                let (p, maps) = reg.program_and_maps(id).expect("loaded");
+                let req = DecisionRequest {
+                    seq: 0,
+                    ctx,
+                    view: view.clone(),
+                    regs: &regs,
+                    budgets: &budgets,
+                    record: true,
+                    count_insns: true,
+                };
+                insns = decision::execute(p, maps, req, &mut source)
+                    .insns
+                    .unwrap_or(0);
+            }
+            // Then as the engine runs a decision nobody records: no record,
+            // buffers reused, the view refilled for each decision.
+            let mut scratch = decision::Scratch::default();
+            let start = Instant::now();
+            for _ in 0..n {
+                let (p, maps) = reg.program_and_maps(id).expect("loaded");
+                scratch.view.clone_from(&view);
+                std::hint::black_box(decision::execute_unrecorded(
+                    p,
+                    maps,
+                    &ctx,
+                    &regs,
+                    &budgets,
+                    &mut source,
+                    &mut scratch,
+                    false,
+                ));
+            }
+            per_mode.push(start.elapsed().as_nanos() as f64 / n as f64);
+        }
+        let mut rust = RustPatterns {
+            maps: HashMap::new(),
+            actions: Vec::new(),
+            node: src_node.clone(),
+        };
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(rust.decide(name, std::hint::black_box(&ctx)));
+            rust.actions.clear();
+        }
+        let rust_ns = (start.elapsed().as_nanos() as f64 / n as f64).max(0.1);
+        writeln!(
+            out,
+            "| {name} | {:.0} | {:.0} | {:.1}x | {:.1} | {:.0}x | {:.0}x | {insns} |",
+            per_mode[0],
+            per_mode[1],
+            per_mode[0] / per_mode[1],
+            rust_ns,
+            per_mode[0] / rust_ns,
+            per_mode[1] / rust_ns
+        )?;
+    }
+    writeln!(out)
+}
+
+// ---- read_exact chains -------------------------------------------------------------
