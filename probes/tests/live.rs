@@ -56,8 +56,15 @@ fn tool(name: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
-/// Builds tests/c/chain.c with liburing into `dir`.
+/// Builds tests/c/chain.c with liburing into `dir`, or takes the one
+/// `RINGSIDE_TEST_CHAIN` names: the VM matrix builds it once on the host,
+/// since a compile in a TCG guest costs half a minute per test.
 fn build_chain(dir: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("RINGSIDE_TEST_CHAIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "RINGSIDE_TEST_CHAIN={} is not a file", p.display());
+        return p;
+    }
     tool("cc");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/chain.c");
     let exe = dir.join("chain");
@@ -295,12 +302,15 @@ fn chain_case(test: &str, mode: &str) {
         req_of.insert(ud, *req);
         ring = *r;
     }
-    // The links: 2 after 1, 3 after 2.
+    // The links: 2 after 1, 3 after 2. Kernels up to 6.1 at least name
+    // the chain's head as the target (3 after 1); later ones the previous
+    // request.
     for (a, b) in [(2u64, 1u64), (3, 2)] {
         assert!(
             evs.iter().any(|e| matches!(e,
-                ProbeEvent::Link { req, target, .. } if *req == req_of[&a] && *target == req_of[&b])),
-            "no link {a}->{b}: {evs:#?}"
+                ProbeEvent::Link { req, target, .. }
+                    if *req == req_of[&a] && (*target == req_of[&b] || *target == req_of[&1]))),
+            "no link {a}->{b} (or {a}->1): {evs:#?}"
         );
     }
     // The short read, the fail_link, the -ECANCELED.
@@ -400,8 +410,10 @@ fn children_of(pid: u32) -> Vec<u32> {
     v
 }
 
-/// fio's command line; `json_out`: write its JSON report there (else no report).
-fn fio_cmd(file: &Path, runtime: &str, json_out: Option<&Path>) -> Vec<String> {
+/// fio's command line: random 4 KiB reads of `file` for `runtime`
+/// seconds, or else 16 MiB of them; `json_out`: write its JSON report
+/// there (else no report).
+fn fio_cmd(file: &Path, runtime: Option<&str>, json_out: Option<&Path>) -> Vec<String> {
     [
         "--name=probe",
         "--ioengine=io_uring",
@@ -409,14 +421,14 @@ fn fio_cmd(file: &Path, runtime: &str, json_out: Option<&Path>) -> Vec<String> {
         "--bs=4k",
         "--size=4M",
         "--iodepth=8",
-        "--time_based",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([
-        format!("--runtime={runtime}"),
-        format!("--filename={}", file.display()),
-    ])
+    .chain(match runtime {
+        Some(r) => vec!["--time_based".to_string(), format!("--runtime={r}")],
+        None => vec!["--io_size=16M".to_string()],
+    })
+    .chain([format!("--filename={}", file.display())])
     .chain(match json_out {
         Some(p) => vec![
             "--output-format=json".to_string(),
@@ -451,7 +463,7 @@ fn fio_io_uring_traced_by_pid() {
     let file = dir.path().join("fio.dat");
     std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
     let mut main = Command::new(&fio)
-        .args(fio_cmd(&file, "3", None))
+        .args(fio_cmd(&file, None, None))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -472,6 +484,11 @@ fn fio_io_uring_traced_by_pid() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    // Stopped while the probes load: loading takes longer than the whole
+    // job in a TCG guest. fio counts a fixed amount of I/O (no
+    // --time_based), so the time stopped costs it nothing.
+    // SAFETY: plain kill(2) on fio's job, our grandchild.
+    unsafe { libc::kill(job as i32, libc::SIGSTOP) };
     let h = start_headless(HeadlessOptions {
         attach: AttachOptions {
             pids: vec![job],
@@ -479,6 +496,9 @@ fn fio_io_uring_traced_by_pid() {
         },
         ..HeadlessOptions::default()
     });
+    h.out.wait_for_kind("attached");
+    // SAFETY: as above.
+    unsafe { libc::kill(job as i32, libc::SIGCONT) };
     let (summary, lines) = h.finish();
     assert!(main.wait().unwrap().success());
     let evs = events_of(&lines);
@@ -521,7 +541,7 @@ fn fio_followed_through_fork() {
     let script = format!(
         "read go; exec {} {}",
         fio.display(),
-        fio_cmd(&file, "1", Some(&report)).join(" ")
+        fio_cmd(&file, Some("1"), Some(&report)).join(" ")
     );
     let mut sh = Command::new("sh")
         .args(["-c", &script])
