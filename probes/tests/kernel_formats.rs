@@ -93,6 +93,7 @@ fn every_committed_format_file_parses() {
             io_uring >= 17,
             "{release}: only {io_uring} io_uring formats"
         );
+        assert!(has_newtask(&t), "{release}: no task/task_newtask format");
         for (_, tp, f) in &fs {
             assert_eq!(&f.name, tp, "{release}");
             assert!(f.field("common_type").is_some(), "{release} {tp}");

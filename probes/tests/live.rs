@@ -62,7 +62,11 @@ fn tool(name: &str) -> PathBuf {
 fn build_chain(dir: &Path) -> PathBuf {
     if let Some(p) = std::env::var_os("RINGSIDE_TEST_CHAIN") {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "RINGSIDE_TEST_CHAIN={} is not a file", p.display());
+        assert!(
+            p.is_file(),
+            "RINGSIDE_TEST_CHAIN={} is not a file",
+            p.display()
+        );
         return p;
     }
     tool("cc");
