@@ -68,9 +68,16 @@ struct rs_cfg {
 	 * record; 0 = the field does not exist on this kernel (offset 0 is the
 	 * common header, never one of ours). Slot meanings: src/format.rs. */
 	__u8 off[RS_NKINDS][RS_NFIELDS];
+	/* size[kind][slot]: the field's size on this kernel (1, 2, 4, 8):
+	 * widths change between kernels (flags: u32 on 6.1, u64 later), the
+	 * value is zero-extended into its event slot. */
+	__u8 size[RS_NKINDS][RS_NFIELDS];
 	/* bytes of the record to copy (max off+size used by this kind). */
 	__u8 len[RS_NKINDS];
-	__u8 _pad[5]; /* explicit: flags is 4-byte aligned at 148 */
+	__u8 _pad[3]; /* explicit: absent is 4-byte aligned at 276 */
+	/* absent[kind]: optional event fields this kernel's record lacks
+	 * (wire::absent in src/event.rs); copied into every event. */
+	__u32 absent[RS_NKINDS];
 	__u32 flags;
 	/* wake the consumer only when this many bytes are waiting */
 	__u32 wakeup_bytes;
@@ -79,7 +86,7 @@ struct rs_cfg {
 /* Zero here; the loader overrides it (aya EbpfLoader::override_global). */
 const volatile struct rs_cfg rs_cfg = {};
 
-/* The wire event: 72 bytes, little endian; decoded by src/event.rs. */
+/* The wire event: 80 bytes, little endian; decoded by src/event.rs. */
 struct rs_event {
 	__u64 ts_ns;     /*  0 bpf_ktime_get_ns() */
 	__u64 ctx;       /*  8 ring ctx (task ctx for task_work_run) */
@@ -95,6 +102,8 @@ struct rs_event {
 	__u16 cpu;       /* 68 */
 	__u8 kind;       /* 70 */
 	__u8 opcode;     /* 71 */
+	__u32 absent;    /* 72 rs_cfg.absent[kind] */
+	__u32 _rsvd;     /* 76 zero */
 };
 
 struct rs_map_def SEC("maps") rs_events = {
@@ -127,22 +136,28 @@ struct rs_map_def SEC("maps") rs_lost = {
 	.max_entries = 1,
 };
 
-/* rd64/rd32/rd16/rd8: a field of the raw tracepoint record at the offset
- * userspace found in its format file (0: the field does not exist). Format
- * fields are naturally aligned: a typed load. */
-#define RS_READER(name, type)                                                  \
-	static __always_inline type name(const __u8 *buf, int kind, int slot)  \
-	{                                                                      \
-		__u32 off = rs_cfg.off[kind][slot];                            \
-		if (!off)                                                      \
-			return 0;                                              \
-		off &= RS_BUF - 1;                                             \
-		return *(type *)(buf + off);                                   \
+/* A field of the raw tracepoint record at the offset and with the size
+ * userspace found in its format file (offset 0: the field does not exist),
+ * zero-extended. Format fields are naturally aligned (userspace checks): a
+ * typed load. rs_cfg is frozen, so the verifier knows off and size and
+ * keeps only the one load each call site needs. */
+static __always_inline __u64 rd(const __u8 *buf, int kind, int slot)
+{
+	__u32 off = rs_cfg.off[kind][slot];
+	if (!off)
+		return 0;
+	off &= RS_BUF - 1;
+	switch (rs_cfg.size[kind][slot]) {
+	case 1:
+		return *(const __u8 *)(buf + off);
+	case 2:
+		return *(const __u16 *)(buf + off);
+	case 4:
+		return *(const __u32 *)(buf + off);
+	default:
+		return *(const __u64 *)(buf + off);
 	}
-RS_READER(rd64, __u64)
-RS_READER(rd32, __u32)
-RS_READER(rd16, __u16)
-RS_READER(rd8, __u8)
+}
 
 static __always_inline void count_lost(void)
 {
@@ -189,7 +204,7 @@ static __always_inline int emit(void *tp, const int kind)
 	if (bpf_probe_read_kernel(buf, len, tp))
 		return 0;
 
-	__u64 ring = rd64(buf, kind, 0);
+	__u64 ring = rd(buf, kind, 0);
 	if ((rs_cfg.flags & RS_CFG_RING_FILTER) && kind != RS_TASK_WORK_RUN && kind != RS_CREATE) {
 		if (!bpf_map_lookup_elem(&rs_rings, &ring))
 			return 0;
@@ -213,79 +228,81 @@ static __always_inline int emit(void *tp, const int kind)
 	e->res = 0;
 	e->c = 0;
 	e->d = 0;
+	e->absent = rs_cfg.absent[kind];
+	e->_rsvd = 0;
 	e->ctx = ring;
 
 	switch (kind) {
 	case RS_CREATE: /* fd, ctx, sq_entries, cq_entries, flags */
-		e->ctx = rd64(buf, kind, 1);
-		e->res = (__s32)rd32(buf, kind, 0);
-		e->c = rd32(buf, kind, 2);
-		e->d = rd32(buf, kind, 3);
-		e->a = rd32(buf, kind, 4);
+		e->ctx = rd(buf, kind, 1);
+		e->res = (__s32)rd(buf, kind, 0);
+		e->c = rd(buf, kind, 2);
+		e->d = rd(buf, kind, 3);
+		e->a = rd(buf, kind, 4);
 		break;
 	case RS_SUBMIT_REQ: /* ctx, req, user_data, opcode, flags, sq_thread */
-		e->req = rd64(buf, kind, 1);
-		e->user_data = rd64(buf, kind, 2);
-		e->opcode = rd8(buf, kind, 3);
-		e->a = rd64(buf, kind, 4);
-		e->c = rd8(buf, kind, 5);
+		e->req = rd(buf, kind, 1);
+		e->user_data = rd(buf, kind, 2);
+		e->opcode = rd(buf, kind, 3);
+		e->a = rd(buf, kind, 4);
+		e->c = rd(buf, kind, 5);
 		break;
 	case RS_COMPLETE: /* ctx, req, user_data, res, cflags, extra1, extra2 */
-		e->req = rd64(buf, kind, 1);
-		e->user_data = rd64(buf, kind, 2);
-		e->res = (__s32)rd32(buf, kind, 3);
-		e->c = rd32(buf, kind, 4);
-		e->a = rd64(buf, kind, 5);
-		e->b = rd64(buf, kind, 6);
+		e->req = rd(buf, kind, 1);
+		e->user_data = rd(buf, kind, 2);
+		e->res = (__s32)rd(buf, kind, 3);
+		e->c = rd(buf, kind, 4);
+		e->a = rd(buf, kind, 5);
+		e->b = rd(buf, kind, 6);
 		break;
 	case RS_LINK: /* ctx, req, target_req */
-		e->req = rd64(buf, kind, 1);
-		e->a = rd64(buf, kind, 2);
+		e->req = rd(buf, kind, 1);
+		e->a = rd(buf, kind, 2);
 		break;
 	case RS_FAIL_LINK: /* ctx, req, user_data, opcode, link */
-		e->req = rd64(buf, kind, 1);
-		e->user_data = rd64(buf, kind, 2);
-		e->opcode = rd8(buf, kind, 3);
-		e->a = rd64(buf, kind, 4);
+		e->req = rd(buf, kind, 1);
+		e->user_data = rd(buf, kind, 2);
+		e->opcode = rd(buf, kind, 3);
+		e->a = rd(buf, kind, 4);
 		break;
 	case RS_REQ_FAILED: /* ctx, req, user_data, opcode, flags, off, len, error, addr, buf_index */
-		e->req = rd64(buf, kind, 1);
-		e->user_data = rd64(buf, kind, 2);
-		e->opcode = rd8(buf, kind, 3);
-		e->c = (__u32)rd8(buf, kind, 4) | ((__u32)rd16(buf, kind, 9) << 16);
-		e->a = rd64(buf, kind, 5);
-		e->d = rd32(buf, kind, 6);
-		e->res = (__s32)rd32(buf, kind, 7);
-		e->b = rd64(buf, kind, 8);
+		e->req = rd(buf, kind, 1);
+		e->user_data = rd(buf, kind, 2);
+		e->opcode = rd(buf, kind, 3);
+		e->c = (__u32)rd(buf, kind, 4) | ((__u32)rd(buf, kind, 9) << 16);
+		e->a = rd(buf, kind, 5);
+		e->d = rd(buf, kind, 6);
+		e->res = (__s32)rd(buf, kind, 7);
+		e->b = rd(buf, kind, 8);
 		break;
 	case RS_CQE_OVERFLOW: /* ctx, -, user_data, res, cflags, ocqe */
-		e->user_data = rd64(buf, kind, 2);
-		e->res = (__s32)rd32(buf, kind, 3);
-		e->c = rd32(buf, kind, 4);
-		e->a = rd64(buf, kind, 5);
+		e->user_data = rd(buf, kind, 2);
+		e->res = (__s32)rd(buf, kind, 3);
+		e->c = rd(buf, kind, 4);
+		e->a = rd(buf, kind, 5);
 		break;
 	case RS_SHORT_WRITE: /* ctx, fpos, wanted, got (got travels in user_data) */
-		e->a = rd64(buf, kind, 1);
-		e->b = rd64(buf, kind, 2);
-		e->user_data = rd64(buf, kind, 3);
+		e->a = rd(buf, kind, 1);
+		e->b = rd(buf, kind, 2);
+		e->user_data = rd(buf, kind, 3);
 		break;
 	case RS_POLL_ARM: /* ctx, req, user_data, opcode, mask, events */
-		e->req = rd64(buf, kind, 1);
-		e->user_data = rd64(buf, kind, 2);
-		e->opcode = rd8(buf, kind, 3);
-		e->c = rd32(buf, kind, 4);
-		e->d = rd32(buf, kind, 5);
+		e->req = rd(buf, kind, 1);
+		e->user_data = rd(buf, kind, 2);
+		e->opcode = rd(buf, kind, 3);
+		e->c = rd(buf, kind, 4);
+		e->d = rd(buf, kind, 5);
 		break;
 	case RS_QUEUE_ASYNC_WORK: /* ctx, req, user_data, opcode, flags, work, rw */
-		e->req = rd64(buf, kind, 1);
-		e->user_data = rd64(buf, kind, 2);
-		e->opcode = rd8(buf, kind, 3);
-		e->a = rd64(buf, kind, 4);
-		e->b = rd64(buf, kind, 5);
-		e->c = rd32(buf, kind, 6);
+		e->req = rd(buf, kind, 1);
+		e->user_data = rd(buf, kind, 2);
+		e->opcode = rd(buf, kind, 3);
+		e->a = rd(buf, kind, 4);
+		e->b = rd(buf, kind, 5);
+		e->c = rd(buf, kind, 6);
 		break;
 	case RS_TASK_WORK_RUN: /* tctx, count */
-		e->c = rd32(buf, kind, 1);
+		e->c = rd(buf, kind, 1);
 		break;
 	}
 
@@ -336,10 +353,10 @@ int rs_newtask(void *tp)
 	__builtin_memset(buf, 0, sizeof(buf));
 	if (bpf_probe_read_kernel(buf, len, tp))
 		return 0;
-	__u64 clone_flags = rd64(buf, kind, 1);
+	__u64 clone_flags = rd(buf, kind, 1);
 	if (clone_flags & 0x00010000 /* CLONE_THREAD */)
 		return 0;
-	__u32 child = rd32(buf, kind, 0);
+	__u32 child = rd(buf, kind, 0);
 	__u8 one = 1;
 	bpf_map_update_elem(&rs_tgids, &child, &one, BPF_ANY);
 

@@ -30,18 +30,19 @@ pub enum ProbeError {
         /// The directory we looked for.
         path: String,
     },
-    /// One essential tracepoint is missing.
-    #[error("this kernel lacks the tracepoint {system}:{name}, which the probes need")]
-    MissingTracepoint {
-        /// tracefs system.
-        system: String,
-        /// Tracepoint name.
-        name: String,
+    /// The kernel lacks tracepoints or fields the probes cannot do without
+    /// (kernels older than 6.1, or a layout these probes do not know).
+    #[error(
+        "kernel {release} lacks what ringside's kernel probes need (they support Linux 6.1 and newer): {lacking}"
+    )]
+    UnsupportedKernel {
+        /// `uname -r`.
+        release: String,
+        /// Everything missing or different, `; `-separated.
+        lacking: String,
     },
     /// A tracepoint field has a different size or place than the probe expects.
-    #[error(
-        "tracepoint {tracepoint}: field {field} {reason}; this kernel's layout is not supported by these probes"
-    )]
+    #[error("tracepoint {tracepoint}: field {field} {reason}")]
     TracepointField {
         /// Tracepoint name.
         tracepoint: String,
@@ -123,7 +124,7 @@ impl ProbeError {
             ProbeError::NotPrivileged { .. }
             | ProbeError::NoTracefs { .. }
             | ProbeError::NoIoUringTracepoints { .. }
-            | ProbeError::MissingTracepoint { .. }
+            | ProbeError::UnsupportedKernel { .. }
             | ProbeError::TracepointField { .. }
             | ProbeError::IoUringDisabled { .. } => 2,
             ProbeError::NoSuchPid { .. } | ProbeError::NoRings { .. } => 3,

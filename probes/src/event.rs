@@ -344,8 +344,15 @@ pub enum ProbeEvent {
         flags: u64,
         /// The io-wq work item.
         work: Ptr,
-        /// 1 when queued to a bounded-unbound ("rw") worker.
-        rw: u32,
+        /// The kernel's `int rw` field as it is (kernels before 7.x; absent
+        /// where the field is `hashed`): non-zero means the hashed queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rw: Option<u32>,
+        /// Queued on io-wq's hashed (serialized per file) list rather than
+        /// the normal one: the kernel's `bool hashed` (7.x), or `rw != 0`
+        /// where the field is still `rw`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hashed: Option<bool>,
     },
     /// `io_uring_task_work_run`: the task ran its io_uring task work.
     TaskWorkRun {
@@ -472,7 +479,19 @@ pub mod wire {
     use super::*;
 
     /// Size of one wire event in bytes.
-    pub const EVENT_SIZE: usize = 72;
+    pub const EVENT_SIZE: usize = 80;
+
+    /// Bits of the wire event's `absent` mask (offset 72): optional event
+    /// fields the kernel's tracepoint record did not have, so the decoded
+    /// field is `None`. The meaning of a bit depends on the kind. 0 means
+    /// every field was there (and is what recordings made before the mask
+    /// existed decode as).
+    pub mod absent {
+        /// queue_async_work: no `rw` field (7.x has `hashed` instead).
+        pub const QUEUE_ASYNC_WORK_RW: u32 = 1 << 0;
+        /// queue_async_work: neither `hashed` nor `rw`.
+        pub const QUEUE_ASYNC_WORK_HASHED: u32 = 1 << 1;
+    }
 
     /// `io_uring_create`.
     pub const KIND_CREATE: u8 = 1;
@@ -540,6 +559,8 @@ pub mod wire {
         let d = u32_at(b, 64);
         let kind = b[70];
         let opcode = b[71];
+        let absent = u32_at(b, 72);
+        let has = |bit: u32| absent & bit == 0;
         Ok(match kind {
             KIND_CREATE => ProbeEvent::Create {
                 hdr,
@@ -627,7 +648,8 @@ pub mod wire {
                 opcode,
                 flags: a,
                 work: Ptr(bb),
-                rw: c,
+                rw: has(absent::QUEUE_ASYNC_WORK_RW).then_some(c),
+                hashed: has(absent::QUEUE_ASYNC_WORK_HASHED).then_some(c != 0),
             },
             KIND_TASK_WORK_RUN => ProbeEvent::TaskWorkRun {
                 hdr,
@@ -650,6 +672,7 @@ pub mod wire {
         let h = ev.header();
         let (mut ring, mut req, mut ud, mut a, mut bb) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let (mut res, mut c, mut d, mut op) = (0i32, 0u32, 0u32, 0u8);
+        let mut absent_mask = 0u32;
         let kind = match *ev {
             ProbeEvent::Create {
                 ring: r,
@@ -770,9 +793,23 @@ pub mod wire {
                 flags,
                 work,
                 rw,
+                hashed,
                 ..
             } => {
-                (ring, req, ud, op, a, bb, c) = (r.0, q.0, user_data, opcode, flags, work.0, rw);
+                (ring, req, ud, op, a, bb) = (r.0, q.0, user_data, opcode, flags, work.0);
+                // One wire slot holds whichever field the kernel had: the
+                // raw `rw` when there is one, else `hashed`.
+                c = match (rw, hashed) {
+                    (Some(v), _) => v,
+                    (None, Some(h)) => h as u32,
+                    (None, None) => 0,
+                };
+                if rw.is_none() {
+                    absent_mask |= absent::QUEUE_ASYNC_WORK_RW;
+                }
+                if hashed.is_none() {
+                    absent_mask |= absent::QUEUE_ASYNC_WORK_HASHED;
+                }
                 KIND_QUEUE_ASYNC_WORK
             }
             ProbeEvent::TaskWorkRun { tctx, count, .. } => {
@@ -800,6 +837,7 @@ pub mod wire {
         b[68..70].copy_from_slice(&h.cpu.to_le_bytes());
         b[70] = kind;
         b[71] = op;
+        b[72..76].copy_from_slice(&absent_mask.to_le_bytes());
         b
     }
 }
@@ -906,7 +944,20 @@ mod tests {
                 opcode: 22,
                 flags: 16,
                 work: Ptr(6),
-                rw: 1,
+                rw: Some(1),
+                hashed: Some(true),
+            },
+            // 7.x: `bool hashed`, no `rw`.
+            ProbeEvent::QueueAsyncWork {
+                hdr: h,
+                ring: Ptr(1),
+                req: Ptr(2),
+                user_data: 3,
+                opcode: 22,
+                flags: 16,
+                work: Ptr(6),
+                rw: None,
+                hashed: Some(false),
             },
             ProbeEvent::TaskWorkRun {
                 hdr: h,

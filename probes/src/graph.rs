@@ -1065,6 +1065,29 @@ mod tests {
         }
     }
 
+    /// 6.1 reports each link against the chain's head (`link->head`),
+    /// later kernels against the previous request (`link->last`): the
+    /// same chain either way.
+    #[test]
+    fn link_events_naming_the_head_build_the_same_chain() {
+        let mut eg = Gen { ts: 0 };
+        let mut evs = short_chain(&mut eg, true);
+        for e in &mut evs {
+            if let ProbeEvent::Link { req, target, .. } = e
+                && req.0 == 0xc
+            {
+                *target = Ptr(0xa);
+            }
+        }
+        let g = run(&evs);
+        assert_eq!(
+            states(&g),
+            vec![ReqState::Completed, ReqState::Short, ReqState::Cancelled]
+        );
+        assert_eq!(g.chains()[0].members, vec![0, 1, 2]);
+        assert_eq!(g.request(2).unwrap().cancelled_by, Some(1));
+    }
+
     #[test]
     fn error_cancels_the_rest_with_link_error_cause() {
         let mut eg = Gen { ts: 0 };

@@ -3,7 +3,7 @@
 
 use crate::error::ProbeError;
 use crate::event::{ProbeEvent, wire};
-use crate::format::{self, BpfConfig, TRACEPOINTS, Tracefs, TracepointSpec};
+use crate::format::{self, Tracefs};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
@@ -70,15 +70,7 @@ impl Default for AttachOptions {
     }
 }
 
-/// A tracepoint the session could not use, and why (not an error: the
-/// essential ones fail [`Probes::attach`] instead).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Skipped {
-    /// Tracepoint name.
-    pub tracepoint: String,
-    /// Why.
-    pub reason: String,
-}
+pub use crate::format::Skipped;
 
 /// An attached probe session. Dropping it detaches every program and frees
 /// the maps; nothing is pinned, so the kernel also frees them when the
@@ -161,6 +153,13 @@ pub fn check_io_uring_enabled() -> Result<(), ProbeError> {
     }
 }
 
+/// `uname -r` of the running kernel, for messages ("unknown" if unreadable).
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn bpf_err(e: impl std::fmt::Display) -> ProbeError {
     ProbeError::Bpf(one_line(&e))
 }
@@ -206,43 +205,11 @@ impl Probes {
             });
         }
 
-        let mut cfg = BpfConfig::new();
-        let mut use_specs: Vec<&'static TracepointSpec> = Vec::new();
-        let mut skipped = Vec::new();
-        let newtask = [&format::NEWTASK];
-        let specs = TRACEPOINTS
-            .iter()
-            .chain(newtask.into_iter().filter(|_| opts.follow_forks));
-        for spec in specs {
-            if !tracefs.format_path(spec.system, spec.name).exists() {
-                if spec.essential {
-                    return Err(ProbeError::MissingTracepoint {
-                        system: spec.system.into(),
-                        name: spec.name.into(),
-                    });
-                }
-                skipped.push(Skipped {
-                    tracepoint: spec.name.into(),
-                    reason: "not in this kernel".into(),
-                });
-                continue;
-            }
-            let laid = tracefs
-                .format(spec.system, spec.name)
-                .and_then(|f| format::layout(spec, &f));
-            match laid {
-                Ok((offs, len)) => {
-                    cfg.off[spec.kind as usize] = offs;
-                    cfg.len[spec.kind as usize] = len;
-                    use_specs.push(spec);
-                }
-                Err(e) if spec.essential || spec.kind == wire::KIND_NEWTASK => return Err(e),
-                Err(e) => skipped.push(Skipped {
-                    tracepoint: spec.name.into(),
-                    reason: e.to_string(),
-                }),
-            }
-        }
+        let format::Plan {
+            mut cfg,
+            attach: use_specs,
+            skipped,
+        } = format::plan(&tracefs, opts.follow_forks, &kernel_release())?;
         if opts.ring.is_some() {
             cfg.flags |= format::CFG_RING_FILTER;
         }
@@ -288,7 +255,7 @@ impl Probes {
 
         let mut attached = Vec::new();
         let mut program_ids = Vec::new();
-        for spec in use_specs {
+        for (spec, tracepoint) in use_specs {
             let prog: &mut TracePoint = ebpf
                 .program_mut(spec.program)
                 .ok_or_else(|| {
@@ -297,18 +264,18 @@ impl Probes {
                 .try_into()
                 .map_err(bpf_err)?;
             prog.load().map_err(|e| ProbeError::Attach {
-                tracepoint: spec.name.into(),
+                tracepoint: tracepoint.clone(),
                 reason: full_chain(&e),
             })?;
             if let Ok(info) = prog.info() {
                 program_ids.push(info.id());
             }
-            prog.attach(spec.system, spec.name)
+            prog.attach(spec.system, &tracepoint)
                 .map_err(|e| ProbeError::Attach {
-                    tracepoint: spec.name.into(),
+                    tracepoint: tracepoint.clone(),
                     reason: full_chain(&e),
                 })?;
-            attached.push(spec.name.to_string());
+            attached.push(tracepoint);
         }
 
         // Only now open the tgid filter: the programs are attached one by

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use crate::format::rtype;
 
-/// Probe wire fields, in bitmap order: (offset, size) in the 72-byte wire record.
-const PROBE_FIELDS: [(usize, usize); 13] = [
+/// Probe wire fields, in bitmap order: (offset, size) in the 80-byte wire record.
+const PROBE_FIELDS: [(usize, usize); 14] = [
     (0, 8),  // ts_ns
     (16, 8), // req
     (24, 8), // user_data
@@ -40,6 +40,7 @@ const PROBE_FIELDS: [(usize, usize); 13] = [
     (40, 8), // b
     (64, 4), // d
     (48, 4), // tgid
+    (72, 4), // absent: 0 on a kernel with every field (and in files before it)
 ];
 const PROBE_KIND_AT: usize = 70;
 
@@ -49,7 +50,7 @@ pub struct State {
     next_seq: u64,
     t_ns: u64,
     decision: u64,
-    probe: [u64; 13],
+    probe: [u64; 14],
     strings: Vec<String>,
 }
 
@@ -427,7 +428,7 @@ fn engine_prefix(e: &mut Enc, st: &mut State, r: &EventRecord) {
 
 fn probe(e: &mut Enc, st: &mut State, p: &ProbeEvent) {
     let w = wire::encode(p);
-    let mut vals = [0u64; 13];
+    let mut vals = [0u64; 14];
     let mut mask = 0u64;
     for (i, &(off, size)) in PROBE_FIELDS.iter().enumerate() {
         let mut b = [0u8; 8];
@@ -913,7 +914,7 @@ fn g_probe(d: &mut Dec, st: &mut State) -> DResult<ProbeEvent> {
     let kind = d.u8("probe.kind")?;
     let at = d.pos();
     let mask = d.var("probe.fields")?;
-    if mask >> 13 != 0 {
+    if mask >> PROBE_FIELDS.len() != 0 {
         return Err(bad(
             "probe.fields",
             at,

@@ -25,3 +25,35 @@ fn demo_round_trips_exactly_and_checks_identical() {
     assert_eq!(report.exit_code(), 0);
     eprintln!("{} items, {} bytes, {report:?}", items.len(), bytes.len());
 }
+
+/// A field the kernel did not have stays absent through a recording
+/// (queue_async_work on 7.x has `hashed` and no `rw`; 6.x has both).
+#[test]
+fn absent_probe_fields_survive_the_format() {
+    use ringside_probes::{Header, ProbeEvent, Ptr};
+    use ringside_recordings::Item;
+    let qaw = |rw: Option<u32>, hashed: Option<bool>| {
+        Item::Probe(ProbeEvent::QueueAsyncWork {
+            hdr: Header::default(),
+            ring: Ptr(1),
+            req: Ptr(2),
+            user_data: 3,
+            opcode: 22,
+            flags: 1 << 40,
+            work: Ptr(4),
+            rw,
+            hashed,
+        })
+    };
+    let items = vec![
+        qaw(Some(1), Some(true)),
+        qaw(None, Some(true)),
+        qaw(None, Some(false)),
+        qaw(Some(0), Some(false)),
+    ];
+    let bytes = common::record(&items);
+    let (entries, stop) = read_all(&bytes, ReadOptions::default());
+    assert!(matches!(stop.unwrap(), Stop::End { .. }));
+    let got: Vec<&Item> = entries.iter().map(|e| &e.item).collect();
+    assert_eq!(got, items.iter().collect::<Vec<_>>());
+}

@@ -80,6 +80,10 @@ pub struct AttachArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
+    /// --pid --headless: a process without rings yet is not an error; its
+    /// rings (and its children's) are traced from their creation.
+    #[arg(long)]
+    pub wait_for_rings: bool,
     /// Live options.
     #[command(flatten)]
     pub live: LiveOpts,

@@ -124,7 +124,12 @@ fn drive(
 }
 
 /// `ringside attach --pid PID`
-pub fn attach_pid(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+pub fn attach_pid(
+    pid: u32,
+    duration: Option<f64>,
+    wait_for_rings: bool,
+    opts: &LiveOpts,
+) -> anyhow::Result<ExitCode> {
     use ringside_probes::attach::{HeadlessOptions, run_headless};
     use ringside_probes::{AttachOptions, ProbeError};
     if !opts.headless {
@@ -138,6 +143,7 @@ pub fn attach_pid(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::R
             ..AttachOptions::default()
         },
         duration: duration.map(std::time::Duration::from_secs_f64),
+        wait_for_rings,
         stop: Some(stop),
         ..HeadlessOptions::default()
     };
@@ -472,7 +478,7 @@ pub fn record_ui(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result
 /// `--socket`, with `opts` for the session (not `a.live`: `record` adds to it).
 pub fn attach(a: &crate::cli::AttachArgs, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
     match (a.pid, &a.socket) {
-        (Some(pid), None) => attach_pid(pid, a.duration, opts),
+        (Some(pid), None) => attach_pid(pid, a.duration, a.wait_for_rings, opts),
         (None, Some(s)) => attach_socket(s, a.duration, opts),
         _ => anyhow::bail!(
             "attach needs --pid PID (kernel probes) or --socket PATH (an embedded engine)"
