@@ -43,6 +43,9 @@ pub struct HeadlessOptions {
     /// Poll timeout: the longest an event waits in the buffer before being
     /// printed when the traced process is quiet.
     pub poll_interval: Duration,
+    /// Print kernel pointers as they are; by default each becomes a small
+    /// stable id ([`crate::event::PtrIds`]): output is often shared.
+    pub keep_kernel_pointers: bool,
 }
 
 impl Default for HeadlessOptions {
@@ -57,6 +60,7 @@ impl Default for HeadlessOptions {
             wait_for_rings: false,
             stop: None,
             print_events: true,
+            keep_kernel_pointers: false,
             graph_limit: 100_000,
             poll_interval: Duration::from_millis(50),
         }
@@ -198,6 +202,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     let mut last_check = Instant::now();
     let mut write_err: Option<std::io::Error> = None;
     let mut traced: std::collections::BTreeSet<u32> = pids.iter().copied().collect();
+    let mut ids = crate::event::PtrIds::new();
     let mut consume = |probes: &mut Probes,
                        graph: &mut RequestGraph,
                        dir: &mut RingDirectory,
@@ -212,6 +217,10 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
             graph.push(&ev);
             dir.observe(&ev);
             if opts.print_events && write_err.is_none() {
+                let mut ev = ev;
+                if !opts.keep_kernel_pointers {
+                    ids.apply(&mut ev);
+                }
                 let r = serde_json::to_writer(&mut *w, &ev)
                     .map_err(std::io::Error::from)
                     .and_then(|_| w.write_all(b"\n"));

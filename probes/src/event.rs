@@ -72,6 +72,37 @@ impl<'de> Deserialize<'de> for Ptr {
     }
 }
 
+/// Kernel pointers replaced by small stable ids, one per distinct pointer
+/// in order of first sight (`0x1`, `0x2`, ...; null stays null), so a
+/// recording or an export shows which events are about the same ring or
+/// request without showing where the kernel keeps them. What shareable
+/// files hold unless the user asks to keep the pointers.
+#[derive(Clone, Debug, Default)]
+pub struct PtrIds {
+    ids: std::collections::HashMap<u64, u64>,
+}
+
+impl PtrIds {
+    /// No pointer seen yet.
+    pub fn new() -> PtrIds {
+        PtrIds::default()
+    }
+
+    /// The id of `p` (allocating the next one for a pointer not seen yet).
+    pub fn id(&mut self, p: Ptr) -> Ptr {
+        if p.is_null() {
+            return p;
+        }
+        let next = self.ids.len() as u64 + 1;
+        Ptr(*self.ids.entry(p.0).or_insert(next))
+    }
+
+    /// Replace every kernel pointer of `ev` by its id.
+    pub fn apply(&mut self, ev: &mut ProbeEvent) {
+        ev.for_each_ptr(|p| *p = self.id(*p));
+    }
+}
+
 /// `IOSQE_*` submission flags (the low byte of the kernel's request flags).
 pub mod sqe_flags {
     /// IOSQE_FIXED_FILE: `fd` is a registered-file index.
@@ -460,6 +491,47 @@ impl ProbeEvent {
             | ProbeEvent::PollArm { req, .. }
             | ProbeEvent::QueueAsyncWork { req, .. } => Some(*req),
             _ => None,
+        }
+    }
+
+    /// Every kernel pointer the event carries, to change (see [`PtrIds`]).
+    pub fn for_each_ptr(&mut self, mut f: impl FnMut(&mut Ptr)) {
+        match self {
+            ProbeEvent::Create { ring, .. } | ProbeEvent::ShortWrite { ring, .. } => f(ring),
+            ProbeEvent::CqeOverflow { ring, ocqe, .. } => {
+                f(ring);
+                f(ocqe);
+            }
+            ProbeEvent::SubmitReq { ring, req, .. }
+            | ProbeEvent::Complete { ring, req, .. }
+            | ProbeEvent::ReqFailed { ring, req, .. }
+            | ProbeEvent::PollArm { ring, req, .. } => {
+                f(ring);
+                f(req);
+            }
+            ProbeEvent::Link {
+                ring, req, target, ..
+            } => {
+                f(ring);
+                f(req);
+                f(target);
+            }
+            ProbeEvent::FailLink {
+                ring, req, link, ..
+            } => {
+                f(ring);
+                f(req);
+                f(link);
+            }
+            ProbeEvent::QueueAsyncWork {
+                ring, req, work, ..
+            } => {
+                f(ring);
+                f(req);
+                f(work);
+            }
+            ProbeEvent::TaskWorkRun { tctx, .. } => f(tctx),
+            ProbeEvent::NewTask { .. } => {}
         }
     }
 
@@ -1024,5 +1096,31 @@ mod tests {
         assert_eq!(opcode_name(0), "NOP");
         assert_eq!(opcode_name(22), "READ");
         assert_eq!(opcode_name(255), "?");
+    }
+
+    #[test]
+    fn kernel_pointers_become_stable_ids() {
+        let hdr = Header::default();
+        let submit = |req| ProbeEvent::SubmitReq {
+            hdr,
+            ring: Ptr(0xffff_8881_0000_1000),
+            req: Ptr(req),
+            user_data: 1,
+            opcode: 22,
+            flags: 0,
+            sq_thread: false,
+        };
+        let mut ids = PtrIds::new();
+        let mut a = submit(0xffff_8881_2222_0000);
+        let mut b = submit(0xffff_8881_3333_0000);
+        let mut c = submit(0xffff_8881_2222_0000);
+        let mut none = submit(0);
+        for e in [&mut a, &mut b, &mut c, &mut none] {
+            ids.apply(e);
+        }
+        assert_eq!((a.ring(), a.req()), (Some(Ptr(1)), Some(Ptr(2))));
+        assert_eq!(b.req(), Some(Ptr(3)));
+        assert_eq!(c.req(), a.req(), "the same pointer, the same id");
+        assert_eq!(none.req(), Some(Ptr::NULL), "null stays null");
     }
 }

@@ -28,6 +28,24 @@ pub fn item_json(item: &Item) -> Value {
     }
 }
 
+/// How to export.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExportOptions {
+    /// Write kernel pointers as the file holds them. By default a file that
+    /// kept them (`record --keep-kernel-pointers`, or made before ids
+    /// existed) is exported with ids instead, as `record` writes them.
+    pub keep_kernel_pointers: bool,
+}
+
+impl ExportOptions {
+    /// The pointer ids to apply to a file with this header, if any.
+    fn ids(&self, header: &crate::Header) -> Option<ringside_probes::event::PtrIds> {
+        (!self.keep_kernel_pointers
+            && header.kernel_pointers == crate::format::KernelPointers::Kept)
+            .then(ringside_probes::event::PtrIds::new)
+    }
+}
+
 /// Why an export stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -45,8 +63,10 @@ pub enum ExportError {
 pub fn jsonl<R: Read>(
     reader: &mut Reader<R>,
     out: &mut dyn Write,
+    opts: &ExportOptions,
 ) -> io::Result<Result<u64, ExportError>> {
     let mut n = 0u64;
+    let mut ids = opts.ids(reader.header());
     let mut scratch = ringside_engine::program::Registry::new();
     for e in reader.by_ref() {
         match e {
@@ -58,7 +78,15 @@ pub fn jsonl<R: Read>(
                     out.flush()?;
                     return Ok(Err(ExportError::Refused(why)));
                 }
-                serde_json::to_writer(&mut *out, &item_json(&e.item))?;
+                let json = match (&mut ids, &e.item) {
+                    (Some(ids), Item::Probe(p)) => {
+                        let mut p = p.clone();
+                        ids.apply(&mut p);
+                        item_json(&Item::Probe(p))
+                    }
+                    _ => item_json(&e.item),
+                };
+                serde_json::to_writer(&mut *out, &json)?;
                 out.write_all(b"\n")?;
                 n += 1;
             }
@@ -431,7 +459,9 @@ impl Chrome<'_> {
 pub fn chrome(
     replay: &Replay,
     out: &mut dyn Write,
+    opts: &ExportOptions,
 ) -> io::Result<Result<ChromeStats, ExportError>> {
+    let mut ids = opts.ids(replay.header());
     if let Some(why) = replay.refusal() {
         return Ok(Err(ExportError::Refused(why)));
     }
@@ -480,7 +510,14 @@ pub fn chrome(
                 }
                 c.engine(epoch.max(1), ts, rec)?;
             }
-            Item::Probe(p) => c.probe(ts, p)?,
+            Item::Probe(p) => match &mut ids {
+                Some(ids) => {
+                    let mut p = p.clone();
+                    ids.apply(&mut p);
+                    c.probe(ts, &p)?
+                }
+                None => c.probe(ts, p)?,
+            },
             Item::Lost { .. } => {}
         }
     }

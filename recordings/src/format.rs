@@ -139,9 +139,26 @@ pub struct Header {
     /// Free-form notes (e.g. "not root: recorded without kernel probes").
     #[serde(default)]
     pub notes: Vec<String>,
+    /// What the probe events' kernel pointers are (files written before
+    /// this field existed kept them).
+    #[serde(default)]
+    pub kernel_pointers: KernelPointers,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a recording's probe events hold where the kernel gave a pointer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelPointers {
+    /// The pointers as the kernel reported them (`ringside record
+    /// --keep-kernel-pointers`, and recordings made before ids existed).
+    #[default]
+    Kept,
+    /// A small stable id per distinct pointer, in order of first sight
+    /// ([`ringside_probes::event::PtrIds`]): what a shareable file holds.
+    Ids,
 }
 
 /// CLOCK_MONOTONIC now, in ns.
@@ -199,6 +216,7 @@ impl Header {
             command_line: std::env::args().collect(),
             source: source.into(),
             notes: Vec::new(),
+            kernel_pointers: KernelPointers::Ids,
             extra: serde_json::Map::new(),
         }
     }

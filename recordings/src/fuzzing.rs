@@ -24,6 +24,10 @@ pub fn read_bytes(data: &[u8]) {
         let _ = check::check_reader(r);
     }
     if let Ok(mut r) = Reader::new(data, "fuzz", ReadOptions::default()) {
-        let _ = export::jsonl(&mut r, &mut std::io::sink());
+        let _ = export::jsonl(
+            &mut r,
+            &mut std::io::sink(),
+            &export::ExportOptions::default(),
+        );
     }
 }

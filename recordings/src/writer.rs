@@ -29,6 +29,8 @@ pub struct Writer<W: Write> {
     since_sync: u32,
     bytes_by_type: [u64; 256],
     count_by_type: [u64; 256],
+    /// Replaces kernel pointers, when the header says the file holds ids.
+    ids: Option<ringside_probes::event::PtrIds>,
 }
 
 impl<W: Write> std::fmt::Debug for Writer<W> {
@@ -55,6 +57,8 @@ impl<W: Write> Writer<W> {
             since_sync: 0,
             bytes_by_type: [0; 256],
             count_by_type: [0; 256],
+            ids: (header.kernel_pointers == format::KernelPointers::Ids)
+                .then(ringside_probes::event::PtrIds::new),
         })
     }
 
@@ -77,7 +81,14 @@ impl<W: Write> Writer<W> {
         if self.since_sync >= SYNC_EVERY {
             self.sync()?;
         }
-        let rt = encode::encode_item(&mut self.state, item, &mut self.enc);
+        let rt = match (&mut self.ids, item) {
+            (Some(ids), Item::Probe(p)) => {
+                let mut p = p.clone();
+                ids.apply(&mut p);
+                encode::encode_item(&mut self.state, &Item::Probe(p), &mut self.enc)
+            }
+            _ => encode::encode_item(&mut self.state, item, &mut self.enc),
+        };
         self.put(rt)?;
         self.items += 1;
         self.since_sync += 1;

@@ -458,3 +458,67 @@ step = [{{ op = "read", file = "data", buffer = "buf", len = 16 }}]
         stdout(&o)
     );
 }
+
+/// Kernel pointers in probe events: small stable ids in recordings and
+/// exports unless the user asks to keep them.
+#[test]
+fn kernel_pointers_are_ids_unless_kept() {
+    if !is_root() {
+        skip(
+            "kernel_pointers_are_ids_unless_kept",
+            "needs root for the kernel probes",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pointers = |file: &Path, keep_on_export: bool| -> Vec<u64> {
+        let mut args = vec!["export", file.to_str().unwrap(), "--format", "jsonl"];
+        if keep_on_export {
+            args.push("--keep-kernel-pointers");
+        }
+        let o = run(&args);
+        assert!(o.status.success());
+        let mut v = Vec::new();
+        for line in stdout(&o).lines() {
+            let j: Value = serde_json::from_str(line).unwrap();
+            for k in ["ring", "req"] {
+                if let Some(s) = j.get(k).and_then(Value::as_str) {
+                    v.push(u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap());
+                }
+            }
+        }
+        assert!(!v.is_empty(), "no probe events with pointers");
+        v
+    };
+    let ids = dir.path().join("ids.rsrec");
+    let o = run(&["record", "-o", ids.to_str().unwrap(), "demo", "--headless"]);
+    assert!(o.status.success());
+    let p = pointers(&ids, false);
+    assert!(
+        p.iter().all(|&x| x < 1 << 20),
+        "not ids: {:x?}",
+        &p[..p.len().min(8)]
+    );
+    assert_eq!(p, pointers(&ids, true), "a file of ids exports its ids");
+    let kept = dir.path().join("kept.rsrec");
+    let o = run(&[
+        "record",
+        "-o",
+        kept.to_str().unwrap(),
+        "demo",
+        "--headless",
+        "--keep-kernel-pointers",
+    ]);
+    assert!(o.status.success());
+    let real = pointers(&kept, true);
+    assert!(
+        real.iter().any(|&x| x >= 0xffff_0000_0000_0000),
+        "kernel pointers were not kept: {:x?}",
+        &real[..real.len().min(8)]
+    );
+    let shared = pointers(&kept, false);
+    assert!(
+        shared.iter().all(|&x| x < 1 << 20),
+        "export did not replace them"
+    );
+}

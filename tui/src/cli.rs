@@ -46,6 +46,11 @@ pub struct LiveOpts {
     /// UI: no kernel probes, even as root.
     #[arg(long)]
     pub no_probes: bool,
+    /// Keep kernel pointers (ring, request) as the kernel reports them in
+    /// `--headless` output and recordings; by default each becomes a small
+    /// stable id (`0x1`, `0x2`, ...), since such files are often shared.
+    #[arg(long)]
+    pub keep_kernel_pointers: bool,
     /// Also record to this file (set by `ringside record -o FILE ...`).
     #[arg(skip)]
     pub record: Option<PathBuf>,
@@ -63,6 +68,7 @@ impl Default for LiveOpts {
             queue: 1 << 16,
             fps: 20,
             no_probes: false,
+            keep_kernel_pointers: false,
             record: None,
         }
     }
@@ -147,6 +153,10 @@ pub enum Command {
         /// Output file (default: stdout).
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
+        /// Write kernel pointers as the recording holds them (by default
+        /// each becomes a small stable id, as `record` writes them).
+        #[arg(long)]
+        keep_kernel_pointers: bool,
     },
     /// Benchmarks that print tables.
     Bench {

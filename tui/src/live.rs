@@ -145,6 +145,7 @@ pub fn attach_pid(
         duration: duration.map(std::time::Duration::from_secs_f64),
         wait_for_rings,
         stop: Some(stop),
+        keep_kernel_pointers: opts.keep_kernel_pointers,
         ..HeadlessOptions::default()
     };
     let stdout = std::io::stdout();
@@ -431,7 +432,7 @@ fn start_recording(
     let Some(out) = &opts.record else {
         return Ok(None);
     };
-    let mut header = ringside_recordings::Header::new(source.to_string());
+    let mut header = crate::offline::header(source.to_string(), opts.keep_kernel_pointers);
     header.notes.push("recorded from the terminal UI".into());
     let rec = ringside_recordings::Recorder::create(out, header)
         .with_context(|| format!("creating the recording {}", out.display()))?;

@@ -59,10 +59,14 @@ fn main() -> ExitCode {
             file,
             format,
             output,
+            keep_kernel_pointers,
         }) => offline::export(
             &file,
             matches!(format, cli::ExportFormat::Chrome),
             output.as_deref(),
+            &ringside_recordings::export::ExportOptions {
+                keep_kernel_pointers,
+            },
         ),
     };
     match result {

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use ringside_engine::event::Overflow;
 use ringside_probes::{AttachOptions, ProbeError, Probes};
+use ringside_recordings::export::ExportOptions;
 use ringside_recordings::reader::Stop;
 use ringside_recordings::writer::spawn_engine_forwarder;
 use ringside_recordings::{Header, Item, Reader, Recorder, RecorderHandle, Replay, export};
@@ -63,9 +64,11 @@ fn print_line(v: serde_json::Value) {
 pub fn record(
     output: &Path,
     source: RecordSource<'_>,
-    interpreter: bool,
+    opts: &crate::cli::LiveOpts,
     probes: bool,
 ) -> anyhow::Result<ExitCode> {
+    let interpreter = opts.interpreter;
+    let keep = opts.keep_kernel_pointers;
     let prepare = |stop: &AtomicBool| -> anyhow::Result<Prepared> {
         Ok(match source {
             RecordSource::Run(spec) => {
@@ -83,11 +86,19 @@ pub fn record(
         })
     };
     match source {
-        RecordSource::Demo => record_engine(output, prepare, "demo".into(), probes),
-        RecordSource::Run(spec) => {
-            record_engine(output, prepare, format!("run {}", spec.display()), probes)
-        }
-        RecordSource::Attach { pid, duration } => record_attach(output, pid, duration),
+        RecordSource::Demo => record_engine(output, prepare, header("demo".into(), keep), probes),
+        RecordSource::Run(spec) => record_engine(
+            output,
+            prepare,
+            header(format!("run {}", spec.display()), keep),
+            probes,
+        ),
+        RecordSource::Attach { pid, duration } => record_attach(
+            output,
+            pid,
+            duration,
+            header(format!("attach --pid {pid}"), keep),
+        ),
     }
 }
 
@@ -131,14 +142,23 @@ fn spawn_probe_pump(
         })
 }
 
+/// A recording's header: kernel pointers as ids unless `keep`.
+pub fn header(source: String, keep: bool) -> Header {
+    let mut h = Header::new(source);
+    if keep {
+        h.kernel_pointers = ringside_recordings::format::KernelPointers::Kept;
+    }
+    h
+}
+
 fn record_engine(
     output: &Path,
     prepare: impl FnOnce(&AtomicBool) -> anyhow::Result<Prepared>,
-    source: String,
+    mut header: Header,
     want_probes: bool,
 ) -> anyhow::Result<ExitCode> {
     let stop = crate::live::stop_flag()?;
-    let mut header = Header::new(source.clone());
+    let source = header.source.clone();
     // Probes on this process, so the engine's own ring shows at the kernel level too.
     let probes = if !want_probes {
         header.notes.push("kernel probes off (--no-probes)".into());
@@ -243,12 +263,16 @@ fn finish_line(
     }
 }
 
-fn record_attach(output: &Path, pid: u32, duration: Option<f64>) -> anyhow::Result<ExitCode> {
+fn record_attach(
+    output: &Path,
+    pid: u32,
+    duration: Option<f64>,
+    mut header: Header,
+) -> anyhow::Result<ExitCode> {
     let run = || -> Result<ExitCode, anyhow::Error> {
         ringside_probes::session::check_privileges()?;
         ringside_probes::session::check_io_uring_enabled()?;
         let stop = crate::live::stop_flag()?;
-        let mut header = Header::new(format!("attach --pid {pid}"));
         let fds = ringside_probes::discover(pid)?;
         if fds.is_empty() {
             header.notes.push(format!(
@@ -345,10 +369,12 @@ pub fn replay_headless(file: &Path) -> anyhow::Result<ExitCode> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    quiet_pipe(export::jsonl(&mut reader, &mut out).map(|r| match r {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => unreadable(&e),
-    }))
+    quiet_pipe(
+        export::jsonl(&mut reader, &mut out, &ExportOptions::default()).map(|r| match r {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => unreadable(&e),
+        }),
+    )
 }
 
 /// `ringside check FILE`: 0 identical, 1 divergence, 2 damaged or unreadable.
@@ -393,11 +419,21 @@ pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `ringside export FILE --format chrome|jsonl [-o OUT]`.
-pub fn export(file: &Path, chrome: bool, output: Option<&Path>) -> anyhow::Result<ExitCode> {
-    quiet_pipe(export_to(file, chrome, output))
+pub fn export(
+    file: &Path,
+    chrome: bool,
+    output: Option<&Path>,
+    opts: &ExportOptions,
+) -> anyhow::Result<ExitCode> {
+    quiet_pipe(export_to(file, chrome, output, opts))
 }
 
-fn export_to(file: &Path, chrome: bool, output: Option<&Path>) -> std::io::Result<ExitCode> {
+fn export_to(
+    file: &Path,
+    chrome: bool,
+    output: Option<&Path>,
+    opts: &ExportOptions,
+) -> std::io::Result<ExitCode> {
     let mut out: Box<dyn Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| std::io::Error::new(e.kind(), format!("creating {}: {e}", p.display())),
@@ -409,7 +445,7 @@ fn export_to(file: &Path, chrome: bool, output: Option<&Path>) -> std::io::Resul
             Ok(r) => r,
             Err(e) => return Ok(unreadable(&e)),
         };
-        let r = export::chrome(&replay, &mut out)?;
+        let r = export::chrome(&replay, &mut out, opts)?;
         out.flush()?;
         match (r, replay.stop()) {
             (Err(e), _) => Ok(unreadable(&e)),
@@ -434,7 +470,7 @@ fn export_to(file: &Path, chrome: bool, output: Option<&Path>) -> std::io::Resul
             Ok(r) => r,
             Err(e) => return Ok(unreadable(&e)),
         };
-        match export::jsonl(&mut reader, &mut out)? {
+        match export::jsonl(&mut reader, &mut out, opts)? {
             Ok(_) => Ok(ExitCode::SUCCESS),
             Err(e) => Ok(unreadable(&e)),
         }
@@ -461,5 +497,5 @@ pub fn record_command(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::R
             "record attach needs --pid PID (recording an engine socket is not supported yet)"
         ),
     };
-    record(output, source, what.live().interpreter, true)
+    record(output, source, what.live(), true)
 }
