@@ -8,6 +8,7 @@ use crate::abi::RsCtx;
 use crate::decision::{self, Budgets, ChainView, DecisionRequest, InputSource, Registrations};
 use crate::program::elf::{self, ElfObject, ProgramImage, Reloc, RelocTarget};
 use crate::program::maps::{MAP_TYPE_ARRAY, MAP_TYPE_HASH, MapDef};
+use crate::program::vm::ExecMode;
 use crate::program::{LoadOptions, Registry};
 
 /// Parse as ELF and, if that works, verify and instantiate every program.
@@ -31,7 +32,8 @@ impl InputSource for Zeroes {
 
 /// Treat `data` as instructions (the first byte picks which `lddw`s load the
 /// two maps), verify them, and run what verifies on a context made of the
-/// last 64 bytes. A verified program must never hit a VM memory error.
+/// last 64 bytes, under the interpreter and as compiled code. A verified
+/// program must never hit a VM memory error, and both must decide alike.
 pub fn verify_and_run(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
@@ -65,39 +67,62 @@ pub fn verify_and_run(data: &[u8]) {
         ],
         rodata: vec![],
     };
-    let mut reg = Registry::new();
-    let Ok(loaded) = reg.load_parsed(&obj, &LoadOptions::default()) else {
-        return;
-    };
-    let id = loaded.programs[0].1;
+    // The interpreter checks every access: a verified program it stops is a
+    // hole in the verifier. Compiled code checks nothing: the same hole
+    // would be a crash (what the fuzzer catches), and any difference
+    // between the two a miscompilation.
     let mut ctx_bytes = [0u8; 64];
     let tail = &data[data.len().saturating_sub(64)..];
     ctx_bytes[..tail.len()].copy_from_slice(tail);
     let ctx = RsCtx::from_bytes(&ctx_bytes);
-    let regs = Registrations {
-        files: 1,
-        buffers: vec![4096],
-    };
-    let budgets = Budgets::default();
-    let (p, maps) = reg.program_and_maps(id).expect("loaded");
-    let req = DecisionRequest {
-        seq: 0,
-        ctx,
-        view: ChainView {
-            chain: 1,
-            step: 0,
-            nsteps: 1,
-            ..Default::default()
-        },
-        regs: &regs,
-        budgets: &budgets,
-        record: true,
-        count_insns: true,
-    };
-    let rec = decision::execute(p, maps, req, &mut Zeroes);
-    if let decision::DecisionResult::VmError { message } = &rec.result {
-        panic!("a verified program hit a VM error: {message}");
+    let mut results = Vec::new();
+    for exec in [ExecMode::Interpreter, ExecMode::Compiled] {
+        let mut reg = Registry::new();
+        let opts = LoadOptions {
+            exec,
+            ..LoadOptions::default()
+        };
+        let Ok(loaded) = reg.load_parsed(&obj, &opts) else {
+            return;
+        };
+        let id = loaded.programs[0].1;
+        let regs = Registrations {
+            files: 1,
+            buffers: vec![4096],
+        };
+        let budgets = Budgets::default();
+        let (p, maps) = reg.program_and_maps(id).expect("loaded");
+        let req = DecisionRequest {
+            seq: 0,
+            ctx,
+            view: ChainView {
+                chain: 1,
+                step: 0,
+                nsteps: 1,
+                ..Default::default()
+            },
+            regs: &regs,
+            budgets: &budgets,
+            record: true,
+            count_insns: true,
+        };
+        let rec = decision::execute(p, maps, req, &mut Zeroes);
+        if let decision::DecisionResult::VmError { message } = &rec.result {
+            panic!("a verified program hit a VM error: {message}");
+        }
+        results.push((
+            rec.ret,
+            rec.result,
+            rec.calls,
+            rec.actions,
+            rec.map_writes,
+            rec.insns,
+        ));
     }
+    assert_eq!(
+        results[0], results[1],
+        "the interpreter and compiled code disagree"
+    );
 }
 
 /// Hands out its bytes in pieces of one size, with a read timeout between.
