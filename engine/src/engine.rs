@@ -7,6 +7,9 @@
 //! submission. Many chains run at once; their requests share each
 //! `io_uring_enter`.
 
+pub use crate::run::error::{EngineError, KernelLinkProblem, StepProblem};
+use crate::run::error::io_err;
+
 use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, op};
 use crate::chain::{Chain, ChainKey, ChainSpec, ChainState, ChainTable, Driver, StepState};
 use crate::debug::Debugger;
@@ -19,8 +22,6 @@ use crate::event::{
     LinkMode, MapInfo, MapWriter, Notify, Outcome, Overflow, ProgramInfo, RingInfo, StepInfo,
     StepKind, Subscription,
 };
-use crate::program::elf::LoadError;
-use crate::program::maps::MapError;
 use crate::program::{LoadOptions, LoadedObject, MapId, ProgId, Registry};
 use crate::ring::{Buffer, CANCEL_USER_DATA, Cqe, Owner, Ring};
 use io_uring::squeue;
@@ -31,36 +32,6 @@ use std::time::{Duration, Instant};
 
 /// Unrecorded decisions are timed one in this many (see [`Stats::decision_ns`]).
 const TIME_EVERY: u64 = 32;
-
-/// Errors of the engine API.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The kernel said no.
-    #[error("{what}: {source}")]
-    Io {
-        /// What we were doing.
-        what: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// A chain, step or argument is not valid.
-    #[error("{0}")]
-    Invalid(String),
-    /// A program could not be loaded.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// A map operation failed.
-    #[error("map: {0}")]
-    Map(#[from] MapError),
-    /// The engine is shutting down.
-    #[error("the engine is shutting down")]
-    ShuttingDown,
-}
-
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
-    let what = what.into();
-    move |source| EngineError::Io { what, source }
-}
 
 /// How to build an engine.
 #[derive(Clone, Debug)]
@@ -198,10 +169,9 @@ impl Engine {
     /// Set up the ring and registrations.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         if config.entries == 0 || !config.entries.is_power_of_two() || config.entries > 32768 {
-            return Err(EngineError::Invalid(format!(
-                "entries = {}: must be a power of two in 1..=32768",
-                config.entries
-            )));
+            return Err(EngineError::Entries {
+                entries: config.entries,
+            });
         }
         let fds: Vec<RawFd> = config.files.iter().map(|(fd, _)| *fd).collect();
         let ring = Ring::new(config.entries, &fds, &config.buffers)
@@ -394,7 +364,7 @@ impl Engine {
         if let Some(p) = prog
             && self.registry.program(p).is_none()
         {
-            return Err(EngineError::Invalid(format!("no program {}", p.0)));
+            return Err(EngineError::NoProgram(p.0));
         }
         self.ring_program = prog;
         self.emit_setup(Event::RingProgram {
@@ -413,7 +383,7 @@ impl Engine {
         let m = self
             .registry
             .map(map)
-            .ok_or_else(|| EngineError::Invalid(format!("no map {}", map.0)))?;
+            .ok_or(EngineError::NoMap(map.0))?;
         Ok(m.get(key)?)
     }
 
@@ -422,7 +392,7 @@ impl Engine {
         let m = self
             .registry
             .map(map)
-            .ok_or_else(|| EngineError::Invalid(format!("no map {}", map.0)))?;
+            .ok_or(EngineError::NoMap(map.0))?;
         Ok(m.entries())
     }
 
@@ -437,7 +407,7 @@ impl Engine {
         let m = self
             .registry
             .map_mut(map)
-            .ok_or_else(|| EngineError::Invalid(format!("no map {}", map.0)))?;
+            .ok_or(EngineError::NoMap(map.0))?;
         let before = m.get(key)?;
         m.update(key, value, flags)?;
         let after = m.get(key)?;
@@ -456,7 +426,7 @@ impl Engine {
         let m = self
             .registry
             .map_mut(map)
-            .ok_or_else(|| EngineError::Invalid(format!("no map {}", map.0)))?;
+            .ok_or(EngineError::NoMap(map.0))?;
         let before = m.get(key)?;
         m.delete(key)?;
         self.emit_setup(Event::MapUpdate {
@@ -499,37 +469,34 @@ impl Engine {
         self.completions.pop_front()
     }
 
-    fn check_template(&self, what: &str, sqe: &RsSqe) -> Result<(), EngineError> {
-        let bad = |why: String| Err(EngineError::Invalid(format!("{what}: {why}")));
+    fn check_template(&self, sqe: &RsSqe) -> Result<(), StepProblem> {
         if !op::allowed(sqe.opcode) {
-            return bad(format!(
-                "opcode {} ({}) is not on the allow-list",
-                sqe.opcode,
-                op::name(sqe.opcode)
-            ));
+            return Err(StepProblem::Opcode {
+                opcode: sqe.opcode,
+                name: op::name(sqe.opcode),
+            });
         }
         if op::needs_file(sqe.opcode) && (sqe.fd < 0 || sqe.fd as u32 >= self.regs.files) {
-            return bad(format!(
-                "fd {} is not a registered-file index ({} registered)",
-                sqe.fd, self.regs.files
-            ));
+            return Err(StepProblem::File {
+                fd: sqe.fd,
+                files: self.regs.files,
+            });
         }
         if op::needs_buffer(sqe.opcode) {
             let Some(&size) = self.regs.buffers.get(sqe.buf_index as usize) else {
-                return bad(format!(
-                    "buf_index {} is not a registered buffer",
-                    sqe.buf_index
-                ));
+                return Err(StepProblem::Buffer(sqe.buf_index));
             };
             if sqe
                 .buf_off
                 .checked_add(sqe.len as u64)
                 .is_none_or(|e| e > size)
             {
-                return bad(format!(
-                    "buf_off {} + len {} is outside buffer {} ({size} bytes)",
-                    sqe.buf_off, sqe.len, sqe.buf_index
-                ));
+                return Err(StepProblem::Range {
+                    off: sqe.buf_off,
+                    len: sqe.len,
+                    buf: sqe.buf_index,
+                    size,
+                });
             }
         }
         Ok(())
@@ -542,16 +509,13 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         if spec.steps.is_empty() {
-            return Err(EngineError::Invalid(
-                "a chain needs at least one step".into(),
-            ));
+            return Err(EngineError::EmptyChain);
         }
         if spec.steps.len() as u32 > self.budgets.steps_per_chain {
-            return Err(EngineError::Invalid(format!(
-                "{} steps is more than the steps-per-chain budget ({})",
-                spec.steps.len(),
-                self.budgets.steps_per_chain
-            )));
+            return Err(EngineError::TooManySteps {
+                steps: spec.steps.len(),
+                budget: self.budgets.steps_per_chain,
+            });
         }
         for p in spec
             .program
@@ -559,17 +523,20 @@ impl Engine {
             .chain(spec.steps.iter().filter_map(|s| s.program.as_ref()))
         {
             if self.registry.program(*p).is_none() {
-                return Err(EngineError::Invalid(format!("no program {}", p.0)));
+                return Err(EngineError::NoProgram(p.0));
             }
         }
         for (i, s) in spec.steps.iter().enumerate() {
             match s.kind {
-                StepKind::Io => self.check_template(&format!("step {i}"), &s.sqe)?,
+                StepKind::Io => self
+                    .check_template(&s.sqe)
+                    .map_err(|why| EngineError::BadStep { step: i, why })?,
                 StepKind::Bpf => {
                     if s.program.is_none() {
-                        return Err(EngineError::Invalid(format!(
-                            "step {i}: a bpf step needs its own program"
-                        )));
+                        return Err(EngineError::BadStep {
+                            step: i,
+                            why: StepProblem::BpfWithoutProgram,
+                        });
                     }
                 }
             }
@@ -583,21 +550,16 @@ impl Engine {
         };
         if let Driver::Kernel { .. } = driver {
             if has_programs {
-                return Err(EngineError::Invalid(
-                    "a kernel-linked chain cannot have programs (use link = \"engine\" or \"auto\")".into(),
-                ));
+                return Err(EngineError::NotKernelLinkable(KernelLinkProblem::Programs));
             }
             if spec.steps.iter().any(|s| s.kind == StepKind::Bpf) {
-                return Err(EngineError::Invalid(
-                    "bpf steps need an engine-driven chain".into(),
-                ));
+                return Err(EngineError::NotKernelLinkable(KernelLinkProblem::BpfSteps));
             }
             if spec.steps.len() as u32 > self.ring.sq_entries() {
-                return Err(EngineError::Invalid(format!(
-                    "a kernel link of {} steps does not fit a ring of {} entries",
-                    spec.steps.len(),
-                    self.ring.sq_entries()
-                )));
+                return Err(EngineError::NotKernelLinkable(KernelLinkProblem::TooLong {
+                    steps: spec.steps.len(),
+                    entries: self.ring.sq_entries(),
+                }));
             }
         }
         let id = self.next_chain;
@@ -1364,10 +1326,9 @@ impl Engine {
                 && self.ring.queued() == 0
                 && !self.chains.is_empty()
             {
-                return Err(EngineError::Invalid(format!(
-                    "{} chains are stuck with nothing in flight (an engine bug)",
-                    self.chains.len()
-                )));
+                return Err(EngineError::Stuck {
+                    chains: self.chains.len(),
+                });
             }
         }
         Ok(())

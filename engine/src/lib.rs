@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod program;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod run;
 pub mod ring;
 
 pub use abi::{RsCtx, RsSqe};

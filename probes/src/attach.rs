@@ -126,7 +126,7 @@ pub fn install_signal_handlers() -> Result<Arc<AtomicBool>, ProbeError> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&flag)).map_err(|e| ProbeError::Io {
             what: format!("installing the handler for signal {sig}"),
-            source: e,
+            error: e,
         })?;
     }
     Ok(flag)
@@ -135,7 +135,7 @@ pub fn install_signal_handlers() -> Result<Arc<AtomicBool>, ProbeError> {
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> ProbeError + '_ {
     move |e| ProbeError::Io {
         what: what.to_string(),
-        source: e,
+        error: e,
     }
 }
 

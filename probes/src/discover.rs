@@ -268,7 +268,7 @@ pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError
         Err(e) => {
             return Err(ProbeError::Io {
                 what: format!("listing {}", dir.display()),
-                source: e,
+                error: e,
             });
         }
     };
@@ -298,7 +298,7 @@ pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError
                 Err(e) => {
                     return Err(ProbeError::Io {
                         what: format!("reading {}", p.display()),
-                        source: e,
+                        error: e,
                     });
                 }
             };

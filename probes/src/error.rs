@@ -103,17 +103,24 @@ pub enum ProbeError {
         reason: String,
     },
     /// A ring buffer record was not a valid event (object/loader mismatch).
+    /// (Its cause is in the message, not also a `source`: printed with
+    /// `{:#}`, an error chain then says each fact once.)
     #[error("bad probe event: {0}")]
-    Decode(#[from] crate::event::wire::DecodeError),
+    Decode(crate::event::wire::DecodeError),
     /// An I/O error, with what we were doing.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What we were doing.
         what: String,
         /// The error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<crate::event::wire::DecodeError> for ProbeError {
+    fn from(e: crate::event::wire::DecodeError) -> Self {
+        ProbeError::Decode(e)
+    }
 }
 
 impl ProbeError {

@@ -656,7 +656,7 @@ impl Tracefs {
         let p = self.format_path(system, name);
         let text = std::fs::read_to_string(&p).map_err(|e| ProbeError::Io {
             what: format!("reading {}", p.display()),
-            source: e,
+            error: e,
         })?;
         Format::parse(&p.display().to_string(), &text)
     }

@@ -112,7 +112,7 @@ const CAP_BPF: u32 = 39;
 pub fn check_privileges() -> Result<(), ProbeError> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(|e| ProbeError::Io {
         what: "reading /proc/self/status".into(),
-        source: e,
+        error: e,
     })?;
     let capeff = status
         .lines()

@@ -128,7 +128,7 @@ mod tests {
         // Error types that print their source and return it too.
         let io = EngineError::Io {
             what: "setting up the io_uring".into(),
-            source: enoent(),
+            error: enoent(),
         };
         assert_eq!(
             render(&anyhow::Error::from(io)),
@@ -136,7 +136,7 @@ mod tests {
         );
         let probe = ringside_probes::ProbeError::Io {
             what: "reading /proc/1/fdinfo".into(),
-            source: enoent(),
+            error: enoent(),
         };
         assert_eq!(
             render(&anyhow::Error::from(probe)),

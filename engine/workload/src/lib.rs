@@ -71,6 +71,14 @@ pub enum WorkloadError {
     /// The engine refused.
     #[error("{0}")]
     Engine(EngineError),
+    /// A repetition's offsets overflow (checking rules it out: a bug if seen).
+    #[error("chain {chain}, repetition {repetition}: an offset overflows")]
+    Overflow {
+        /// Chain index in the spec.
+        chain: usize,
+        /// Repetition.
+        repetition: u64,
+    },
     /// The system refused (files, pipes, threads).
     #[error("{what}: {error}")]
     Io {
@@ -250,10 +258,10 @@ impl Prepared {
                 let t = &self.chains[cursor.0];
                 let spec = t.copy(cursor.1, &self.prog_ids).ok_or_else(|| {
                     // Checking ruled this out.
-                    WorkloadError::Engine(EngineError::Invalid(format!(
-                        "chain {}, repetition {}: an offset overflows",
-                        cursor.0, cursor.1
-                    )))
+                    WorkloadError::Overflow {
+                        chain: cursor.0,
+                        repetition: cursor.1,
+                    }
                 })?;
                 cursor.1 += 1;
                 if cursor.1 == t.repeat {
@@ -621,7 +629,9 @@ fn create(
         budgets: plan.budgets,
     })
     .map_err(|e| match e {
-        EngineError::Invalid(m) => WorkloadError::Spec(loc.error(plan.entries_at, m)),
+        e @ EngineError::Entries { .. } => {
+            WorkloadError::Spec(loc.error(plan.entries_at, e.to_string()))
+        }
         other => other.into(),
     })?;
 
