@@ -8,17 +8,14 @@
 //! [`event::Event`].
 
 pub use ringside_schema::abi;
-pub mod chain;
 pub mod debug;
-pub mod decision;
-pub mod engine;
 pub mod event;
 pub mod fuzzing;
 pub mod program;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod run;
-pub mod ring;
+pub use run::{chain, decision, engine, ring};
 
 pub use abi::{RsCtx, RsSqe};
 pub use chain::{ChainSpec, StepSpec};

@@ -279,7 +279,17 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     let summary = Summary {
         stopped,
         pids: traced.into_iter().collect(),
-        rings: dir.rings().cloned().collect(),
+        // As the events said them: ids unless kept.
+        rings: dir
+            .rings()
+            .cloned()
+            .map(|mut r| {
+                if !opts.keep_kernel_pointers {
+                    r.ring = ids.id(r.ring);
+                }
+                r
+            })
+            .collect(),
         events,
         lost,
         requests: stats.requests,

@@ -222,6 +222,18 @@ impl Header {
     }
 }
 
+impl Header {
+    /// [`Header::new`], but the probe events' kernel pointers are written as
+    /// they are (`record --keep-kernel-pointers`; tests of the format's
+    /// round trip).
+    pub fn keeping_pointers(source: impl Into<String>) -> Header {
+        Header {
+            kernel_pointers: KernelPointers::Kept,
+            ..Header::new(source)
+        }
+    }
+}
+
 /// CRC-32 (IEEE, as zlib) of a frame: its length bytes, type and payload.
 pub fn frame_crc(len_bytes: &[u8], rtype: u8, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();

@@ -29,7 +29,7 @@ fn seeds() -> &'static Vec<Vec<u8>> {
         let small = common::small_items(&demo);
         let mut out = Vec::new();
         for (items, sync_every) in [(&small[..], 5usize), (&demo[..60], 20), (&demo[..], 1000)] {
-            let mut w = Writer::new(Vec::new(), &Header::new("seed")).unwrap();
+            let mut w = Writer::new(Vec::new(), &Header::keeping_pointers("seed")).unwrap();
             for (i, it) in items.iter().enumerate() {
                 w.write_item(it).unwrap();
                 if i % sync_every == sync_every - 1 {

@@ -130,9 +130,11 @@ fn replay_seeks_and_traces_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("demo.rsrec");
     // Small sync interval via explicit syncs so seeking has points to use.
-    let mut w =
-        ringside_recordings::Writer::new(std::fs::File::create(&path).unwrap(), &Header::new("t"))
-            .unwrap();
+    let mut w = ringside_recordings::Writer::new(
+        std::fs::File::create(&path).unwrap(),
+        &Header::keeping_pointers("t"),
+    )
+    .unwrap();
     for (i, it) in items.iter().enumerate() {
         w.write_item(it).unwrap();
         if i % 100 == 99 {
@@ -194,7 +196,7 @@ fn recorder_never_blocks_and_writes_what_it_dropped() {
     let path = dir.path().join("r.rsrec");
     let rec = Recorder::create_with(
         &path,
-        Header::new("t"),
+        Header::keeping_pointers("t"),
         RecorderOptions {
             queue: 4,
             ..RecorderOptions::default()
@@ -231,7 +233,7 @@ fn recorder_flushes_while_running() {
     let items = common::demo_items();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.rsrec");
-    let rec = Recorder::create(&path, Header::new("t")).unwrap();
+    let rec = Recorder::create(&path, Header::keeping_pointers("t")).unwrap();
     for it in &items[..50] {
         assert!(rec.push(it.clone()));
     }

@@ -14,7 +14,7 @@ fn small() -> &'static (Vec<u8>, Vec<Entry>) {
     S.get_or_init(|| {
         let demo = common::demo_items();
         let items = common::small_items(&demo);
-        let mut w = Writer::new(Vec::new(), &Header::new("small")).unwrap();
+        let mut w = Writer::new(Vec::new(), &Header::keeping_pointers("small")).unwrap();
         for (i, it) in items.iter().enumerate() {
             w.write_item(it).unwrap();
             if i % 7 == 6 {
@@ -148,7 +148,7 @@ proptest! {
     /// Arbitrary bytes after a valid header: no panic.
     #[test]
     fn garbage_records_never_panic(tail in prop::collection::vec(any::<u8>(), 0..600)) {
-        let mut b = format::header_bytes(&Header::new("garbage"));
+        let mut b = format::header_bytes(&Header::keeping_pointers("garbage"));
         b.extend_from_slice(&tail);
         let _ = read_all(&b, ReadOptions::default());
         let _ = read_all(&b, ReadOptions { resync: true, collect_syncs: true });

@@ -256,13 +256,13 @@ impl Prepared {
                     break;
                 }
                 let t = &self.chains[cursor.0];
-                let spec = t.copy(cursor.1, &self.prog_ids).ok_or_else(|| {
-                    // Checking ruled this out.
-                    WorkloadError::Overflow {
+                // Checking ruled this out.
+                let spec = t
+                    .copy(cursor.1, &self.prog_ids)
+                    .ok_or(WorkloadError::Overflow {
                         chain: cursor.0,
                         repetition: cursor.1,
-                    }
-                })?;
+                    })?;
                 cursor.1 += 1;
                 if cursor.1 == t.repeat {
                     cursor = (cursor.0 + 1, 0);

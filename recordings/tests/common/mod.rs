@@ -19,7 +19,7 @@ pub fn demo_items() -> Vec<Item> {
 
 /// Encode items into a complete recording.
 pub fn record(items: &[Item]) -> Vec<u8> {
-    let mut w = Writer::new(Vec::new(), &Header::new("test")).unwrap();
+    let mut w = Writer::new(Vec::new(), &Header::keeping_pointers("test")).unwrap();
     for it in items {
         w.write_item(it).unwrap();
     }

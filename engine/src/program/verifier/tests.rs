@@ -1,6 +1,7 @@
 //! One test per verifier rule: a program that breaks it is rejected with the
 //! instruction and the reason; the nearest correct program is accepted.
 
+use super::domain::Slot;
 use super::*;
 use crate::program::elf::{ProgramImage, Reloc};
 use crate::program::maps::{MAP_TYPE_ARRAY, MAP_TYPE_HASH, MapDef};

@@ -1,0 +1,274 @@
+//! One decision: a program run on one completion, and the helpers' semantics.
+//!
+//! This is the only implementation of what helpers do. The live engine runs
+//! it against the real maps, buffers and clock; replay runs it against the
+//! inputs recorded in a decision's event ([`reexecute`]) and compares. A
+//! helper never changes a chain directly: it validates its arguments against
+//! a [`ChainView`] and appends an [`Action`] the engine applies after the
+//! program returns, so a decision that breaks a budget can be discarded whole.
+
+pub use ringside_schema::decision::*;
+
+use super::helpers::Env;
+pub use super::helpers::format_printk;
+use super::reexecute::rerun;
+pub use super::reexecute::{Reexecution, maps_for_replay, reexecute};
+
+use crate::abi::{RsCtx, Verdict};
+use crate::program::LoadedProgram;
+use crate::program::interp::InterpError;
+use crate::program::maps::Map;
+use crate::program::vm::{ExecMode, RunError};
+use std::time::Instant;
+
+/// Sources of a decision's nondeterministic inputs.
+pub trait InputSource {
+    /// `bpf_ktime_get_ns`.
+    fn ktime_ns(&mut self) -> u64;
+    /// Copy `dst.len()` bytes of registered buffer `buf` at `off` (already
+    /// range-checked against the registration).
+    fn read_buf(&mut self, buf: u16, off: u64, dst: &mut [u8]);
+}
+
+/// What the engine asks of one decision.
+pub struct DecisionRequest<'a> {
+    /// Decision number.
+    pub seq: u64,
+    /// Context.
+    pub ctx: RsCtx,
+    /// The chain as it stands.
+    pub view: ChainView,
+    /// What programs may name.
+    pub regs: &'a Registrations,
+    /// Budgets.
+    pub budgets: &'a Budgets,
+    /// Record calls, touches and writes (someone is listening).
+    pub record: bool,
+    /// Count instructions even when the budget does not need it.
+    pub count_insns: bool,
+}
+
+/// Run one decision of `prog` against live `maps` (the registry's, indexed by
+/// [`MapId`]), with `source` providing the nondeterministic inputs.
+pub fn execute(
+    prog: &LoadedProgram,
+    maps: &mut [Map],
+    req: DecisionRequest<'_>,
+    source: &mut dyn InputSource,
+) -> DecisionRecord {
+    let mut rec = DecisionRecord::default();
+    execute_into(prog, maps, req, source, &mut rec);
+    rec
+}
+
+/// [`execute`] into `out`, reusing its buffers: a caller that keeps one
+/// record for its unrecorded decisions allocates nothing per decision. When
+/// the decision is not recorded, `out.view` holds the working copy of the
+/// chain view afterwards (its allocation is there to be reused), not the
+/// input.
+pub fn execute_into(
+    prog: &LoadedProgram,
+    maps: &mut [Map],
+    req: DecisionRequest<'_>,
+    source: &mut dyn InputSource,
+    out: &mut DecisionRecord,
+) {
+    let (chain, step) = (req.view.chain, req.view.step);
+    let limit = insn_limit(prog, req.budgets);
+    // Compiled code does not count instructions: a count someone asked for
+    // needs a re-run under the interpreter, which needs the recorded inputs.
+    let count = req.count_insns && prog.exec_mode() == ExecMode::Compiled && limit.is_none();
+    let wanted = req.record;
+    let record = wanted || count;
+    let mut calls = std::mem::take(&mut out.calls);
+    let mut actions = std::mem::take(&mut out.actions);
+    let mut touched = std::mem::take(&mut out.touched);
+    let mut writes = std::mem::take(&mut out.map_writes);
+    calls.clear();
+    actions.clear();
+    touched.clear();
+    writes.clear();
+    let DecisionRequest {
+        seq,
+        ctx,
+        view,
+        regs,
+        budgets,
+        ..
+    } = req;
+    // The input view is only needed to replay a recorded decision.
+    out.view = if record {
+        view.clone()
+    } else {
+        ChainView::default()
+    };
+    let mut env = Env::new(
+        prog,
+        maps,
+        Some(&prog.maps),
+        regs,
+        budgets,
+        view,
+        source,
+        record,
+    );
+    (env.calls, env.actions, env.touched, env.writes) = (calls, actions, touched, writes);
+    let mut ctx_bytes = ctx.to_bytes();
+    let start = Instant::now();
+    let ret = prog
+        .vm()
+        .execute(&mut ctx_bytes, prog.regions(), &mut env, limit);
+    let duration_ns = start.elapsed().as_nanos() as u64;
+    env.collect_direct_writes();
+    let Env {
+        calls,
+        actions,
+        touched,
+        writes,
+        violation,
+        view: working,
+        ..
+    } = env;
+    if !record {
+        out.view = working;
+    }
+    out.seq = seq;
+    out.prog = prog.id.0;
+    // Names are for people reading events; nobody reads an unrecorded one.
+    out.prog_name.clear();
+    if record {
+        out.prog_name.push_str(&prog.name);
+    }
+    out.chain = chain;
+    out.step = step;
+    out.ctx = ctx;
+    out.touched = touched;
+    out.calls = calls;
+    out.map_writes = writes;
+    out.actions = actions;
+    out.ret = ret.as_ref().map_or(0, |r| r.ret);
+    out.insns = ret
+        .as_ref()
+        .ok()
+        .and_then(|r| r.insns)
+        .filter(|_| req.count_insns);
+    out.duration_ns = duration_ns;
+    out.exec = if limit.is_some() {
+        ExecMode::Interpreter
+    } else {
+        prog.exec_mode()
+    };
+    if count && ret.is_ok() {
+        // Re-run under the counting interpreter with the recorded inputs.
+        // Nothing of the re-run but its count is kept: it records nothing.
+        match rerun(prog, out, regs, budgets, None, false) {
+            Ok(r) => out.insns = Some(r.insns),
+            Err(e) => {
+                out.result = DecisionResult::VmError {
+                    message: format!("re-execution for counting failed: {e}"),
+                };
+                return;
+            }
+        }
+    }
+    out.result = result_of(ret.map(|r| r.ret), violation);
+    if !wanted {
+        // Recording was only for counting; nobody wants the details.
+        out.calls.clear();
+        out.touched.clear();
+        out.map_writes.clear();
+    }
+}
+
+/// Whether decisions of `prog` must count their instructions under
+/// `budgets` (its longest path may exceed the instruction budget).
+pub fn needs_count(prog: &LoadedProgram, budgets: &Budgets) -> bool {
+    prog.report.max_path as u64 > budgets.insns_per_decision
+}
+
+/// The instruction limit a decision of `prog` runs with: the budget, when
+/// its longest path can exceed it (such a run goes through the interpreter,
+/// which counts); none otherwise (nothing to count: the verifier bounded
+/// every path).
+pub(crate) fn insn_limit(prog: &LoadedProgram, budgets: &Budgets) -> Option<u64> {
+    needs_count(prog, budgets).then_some(budgets.insns_per_decision)
+}
+
+/// Working buffers of unrecorded decisions, reused from one to the next.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The chain view the next decision sees (fill it before each run;
+    /// helpers update it as they go).
+    pub view: ChainView,
+    /// The actions of the last decision.
+    pub actions: Vec<Action>,
+}
+
+/// Run a decision that nobody records: the same helper semantics as [`execute`],
+/// without building a [`DecisionRecord`]. The actions are left in
+/// `scratch.actions` (to be applied only when the result is a verdict).
+/// With `time`, the program's run is timed (as [`DecisionRecord::duration_ns`]
+/// is) and its nanoseconds returned.
+#[allow(clippy::too_many_arguments)]
+pub fn execute_unrecorded(
+    prog: &LoadedProgram,
+    maps: &mut [Map],
+    ctx: &RsCtx,
+    regs: &Registrations,
+    budgets: &Budgets,
+    source: &mut dyn InputSource,
+    scratch: &mut Scratch,
+    time: bool,
+) -> (DecisionResult, Option<u64>) {
+    let mut actions = std::mem::take(&mut scratch.actions);
+    actions.clear();
+    let view = std::mem::take(&mut scratch.view);
+    let mut env = Env::new(
+        prog,
+        maps,
+        Some(&prog.maps),
+        regs,
+        budgets,
+        view,
+        source,
+        false,
+    );
+    env.actions = actions;
+    let mut ctx_bytes = ctx.to_bytes();
+    let start = time.then(Instant::now);
+    let limit = insn_limit(prog, budgets);
+    let ret = prog
+        .vm()
+        .execute(&mut ctx_bytes, prog.regions(), &mut env, limit);
+    let ns = start.map(|t| t.elapsed().as_nanos() as u64);
+    scratch.view = env.view;
+    scratch.actions = env.actions;
+    (result_of(ret.map(|r| r.ret), env.violation), ns)
+}
+
+/// How a run ended, from r0 (or the VM's error) and a broken budget.
+fn result_of(ret: Result<u64, RunError>, violation: Option<BudgetViolation>) -> DecisionResult {
+    match (ret, violation) {
+        (Err(RunError::Interp(InterpError::InsnLimit { limit })), _) => DecisionResult::Budget {
+            violation: insn_violation(limit),
+        },
+        (Err(e), _) => DecisionResult::VmError {
+            message: e.to_string(),
+        },
+        (Ok(_), Some(violation)) => DecisionResult::Budget { violation },
+        (Ok(r), None) => match Verdict::from_ret(r) {
+            Some(verdict) => DecisionResult::Verdict { verdict },
+            None => DecisionResult::BadReturn { ret: r },
+        },
+    }
+}
+
+/// The instruction budget `limit`, broken: the run was stopped as it was
+/// about to execute instruction `limit + 1`.
+pub fn insn_violation(limit: u64) -> BudgetViolation {
+    BudgetViolation {
+        kind: BudgetKind::Instructions,
+        limit,
+        value: limit + 1,
+    }
+}
