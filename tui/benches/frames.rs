@@ -17,8 +17,8 @@ use ratatui::backend::TestBackend;
 use ringside_engine::debug::Debugger;
 use ringside_recordings::Item;
 use ringside_tui::app::{App, Mode, View};
+use ringside_tui::model::Model;
 use ringside_tui::source::{EngineControl, Msg};
-use ringside_tui::state::State;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,7 @@ fn main() {
     for &n in &sizes {
         let before = rss_mb();
         let mut app = App::new(
-            State::new(n),
+            Model::new(n),
             Mode {
                 title: "bench".into(),
             },

@@ -3,8 +3,8 @@
 //! [`run`] is generic over ratatui's `Backend`, so tests drive the same
 //! loop and views with a `TestBackend`.
 
+use crate::model::{Model, NodeState, RowKey};
 use crate::source::{ControlKind, Controller, Ctl, Msg, ReplayPos, RingFill, Status};
-use crate::state::{NodeState, RowKey, State};
 use crate::stepper::{Trace, Tracer};
 use crossbeam_channel::Receiver;
 use crossterm::event::{Event as CEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -211,7 +211,7 @@ pub struct Mode {
 /// Everything the UI holds.
 pub struct App {
     /// The model.
-    pub state: State,
+    pub state: Model,
     /// Current view.
     pub view: View,
     /// Popup.
@@ -279,7 +279,7 @@ pub struct App {
 
 impl App {
     /// A new app over `state`, steering through `controller`.
-    pub fn new(state: State, mode: Mode, controller: Box<dyn Controller>) -> App {
+    pub fn new(state: Model, mode: Mode, controller: Box<dyn Controller>) -> App {
         let kernel_rows = if controller.kind() == ControlKind::WatchOnly {
             KernelRows::All
         } else {
@@ -352,13 +352,13 @@ impl App {
                 Status::Reset => {
                     let cap = self.state.history_cap;
                     let notes = std::mem::take(&mut self.state.notes);
-                    self.state = State::new(cap);
+                    self.state = Model::new(cap);
                     self.state.notes = notes;
                     self.paused_seen = None;
                 }
                 Status::Replay(p) => self.replay = Some(p),
                 Status::Stopped { reason, decision } => {
-                    self.state.paused = Some(crate::state::PausedAt {
+                    self.state.paused = Some(crate::model::PausedAt {
                         epoch: self.state.epoch,
                         reason,
                         decision,
@@ -505,7 +505,7 @@ impl App {
     }
 
     /// The decision selected in the Decisions view.
-    pub fn selected_decision(&self) -> Option<&crate::state::DecisionEntry> {
+    pub fn selected_decision(&self) -> Option<&crate::model::DecisionEntry> {
         self.state.decisions.get(self.dec_pos.sel)
     }
 

@@ -168,8 +168,8 @@ pub fn attach_pid(
 // ------------------------------------------------------------------ the UI
 
 use ringside_tui::app::{App, Mode, Rates};
+use ringside_tui::model::Model;
 use ringside_tui::source::{self, Controller, EngineControl, Feed, Status, WorkloadSource};
-use ringside_tui::state::State;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -197,7 +197,7 @@ fn ui_loop(
     lo: LoopOpts,
 ) -> anyhow::Result<App> {
     let history = if lo.history == 0 { 200_000 } else { lo.history };
-    let mut app = App::new(State::new(history), mode, controller);
+    let mut app = App::new(Model::new(history), mode, controller);
     app.ui_dropped = dropped;
     let mut guard = ringside_tui::term::enter()?;
     let deadline = lo.deadline;

@@ -7,8 +7,8 @@
 //! seek and step back: going back resets the model and plays the items
 //! from the start up to the target, as fast as the UI folds them.
 
+use crate::model::Timeline;
 use crate::source::{ControlKind, Controller, Ctl, Feed, ReplayPos, Status};
-use crate::state::Timeline;
 use crossbeam_channel::{Receiver, Sender};
 use ringside_engine::debug::{Breakpoint, Command};
 use ringside_engine::event::{Event, EventRecord};

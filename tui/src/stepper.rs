@@ -5,7 +5,7 @@
 //! process and the recorded decision is re-executed under the engine's
 //! tracing interpreter ([`reexecute`]). Nothing here decides anything.
 
-use crate::state::State;
+use crate::model::Model;
 use ringside_engine::decision::reexecute;
 use ringside_engine::event::ProgramInfo;
 use ringside_engine::program::interp::TraceStep;
@@ -121,7 +121,7 @@ pub struct Tracer {
 
 impl Tracer {
     /// Disassembly of program `prog` of instance `epoch`.
-    pub fn disasm(&mut self, state: &State, epoch: u32, prog: u32) -> Option<Arc<Disasm>> {
+    pub fn disasm(&mut self, state: &Model, epoch: u32, prog: u32) -> Option<Arc<Disasm>> {
         if let Some(d) = self.disasm.get(&(epoch, prog)) {
             return Some(d.clone());
         }
@@ -135,7 +135,7 @@ impl Tracer {
     }
 
     /// Re-execute decision `seq` of instance `epoch`, recording every step.
-    pub fn trace(&mut self, state: &State, epoch: u32, seq: u64) -> Result<Trace, String> {
+    pub fn trace(&mut self, state: &Model, epoch: u32, seq: u64) -> Result<Trace, String> {
         let idx = state
             .find_decision(epoch, seq)
             .ok_or_else(|| format!("decision #{seq} is no longer in the history"))?;

@@ -1,8 +1,8 @@
 //! Drawing: every view renders the model; none changes it.
 
 use crate::app::{App, KernelRows, Overlay, View};
+use crate::model::{ChainRow, Histogram, Model, Node, NodeState, RowKey};
 use crate::source::ControlKind;
-use crate::state::{ChainRow, Histogram, Node, NodeState, RowKey, State};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -430,7 +430,7 @@ fn engine_row(c: &ChainRow) -> RowView {
     }
 }
 
-fn kernel_row(state: &State, key: RowKey) -> Option<RowView> {
+fn kernel_row(state: &Model, key: RowKey) -> Option<RowView> {
     let g = &state.graph;
     let (members, label, hard) = match key {
         RowKey::KernelChain(c) => {
@@ -471,7 +471,7 @@ fn kernel_row(state: &State, key: RowKey) -> Option<RowView> {
             format!("{op} {v}")
         };
         let link = if i == 0 { Link::First } else { Link::Kernel };
-        nodes.push((text, crate::state::kernel_state(r.state), false, link));
+        nodes.push((text, crate::model::kernel_state(r.state), false, link));
     }
     Some(RowView {
         prefix,
@@ -660,7 +660,7 @@ fn draw_node_detail(f: &mut Frame, app: &App, key: Option<RowKey>, area: Rect) {
             let Some(n) = c.nodes.get(i) else { return };
             let outcome = match &c.outcome {
                 None => "running".to_string(),
-                Some(o) => format!("{} res {}", crate::state::outcome_name(o), c.res.unwrap_or(0)),
+                Some(o) => format!("{} res {}", crate::model::outcome_name(o), c.res.unwrap_or(0)),
             };
             lines.push(Line::from(vec![
                 Span::styled(format!("chain {chain} "), Style::new().bold()),
@@ -723,7 +723,7 @@ fn draw_node_detail(f: &mut Frame, app: &App, key: Option<RowKey>, area: Rect) {
             }
             lines.push(Line::from(vec![Span::styled("time ", Style::new().fg(ACCENT)), Span::styled(t, dim)]));
             if let Some(cause) = &n.cause {
-                let (g, d) = crate::state::describe_cancel(cause, n.state == NodeState::Cancelled);
+                let (g, d) = crate::model::describe_cancel(cause, n.state == NodeState::Cancelled);
                 lines.push(Line::from(vec![
                     Span::styled("why ", Style::new().fg(Color::Magenta)),
                     Span::raw(format!("{g}: {d}")),
@@ -744,9 +744,9 @@ fn draw_node_detail(f: &mut Frame, app: &App, key: Option<RowKey>, area: Rect) {
                     Span::styled(
                         format!(
                             " {} ",
-                            crate::state::kernel_state(r.state).name()
+                            crate::model::kernel_state(r.state).name()
                         ),
-                        state_style(crate::state::kernel_state(r.state)),
+                        state_style(crate::model::kernel_state(r.state)),
                     ),
                     Span::styled(
                         format!(" pid {} tid {} ring {:#x} req {:#x}", r.tgid, r.tid, r.ring.0, r.req.0),
@@ -826,9 +826,9 @@ fn draw_rings(f: &mut Frame, app: &mut App, area: Rect) {
         Style::new().fg(ACCENT).bold(),
     )];
     // Open rings first, newest first; then a few closed ones.
-    let mut order: Vec<&crate::state::RingRow> =
+    let mut order: Vec<&crate::model::RingRow> =
         app.state.rings.iter().rev().filter(|r| !r.closed).collect();
-    let closed: Vec<&crate::state::RingRow> =
+    let closed: Vec<&crate::model::RingRow> =
         app.state.rings.iter().rev().filter(|r| r.closed).collect();
     let room = (inner.height as usize).saturating_sub(order.len() + 6);
     let shown_closed = closed.len().min(room.max(2));
@@ -2230,7 +2230,7 @@ fn draw_breakpoints(f: &mut Frame, app: &App, area: Rect) {
 
 /// Plain text of a cancellation cause, for other modules.
 pub fn cause_text(c: &CancelCause) -> String {
-    crate::state::describe_cancel(c, true).1
+    crate::model::describe_cancel(c, true).1
 }
 
 /// Lines of an area direction helper (kept for symmetry with ratatui APIs).

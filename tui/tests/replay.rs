@@ -8,8 +8,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ringside_engine::debug::{Breakpoint, Command};
 use ringside_tui::app::{App, Mode, View};
+use ringside_tui::model::Model;
 use ringside_tui::source::{Ctl, Feed, Msg, Status};
-use ringside_tui::state::State;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ fn open() -> Session {
         .expect("the recording opens");
     let (ctl, _h) = ringside_tui::replay::spawn_tape(tape, feed, stop.clone(), true);
     let mut app = App::new(
-        State::new(100_000),
+        Model::new(100_000),
         Mode {
             title: "replay demo.rsrec".into(),
         },

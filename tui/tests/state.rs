@@ -6,7 +6,7 @@ use ringside_engine::event::{
     CancelCause, Event, EventRecord, LinkMode, Notify, Outcome, RingInfo, StepInfo, StepKind,
 };
 use ringside_recordings::Item;
-use ringside_tui::state::{NodeState, RowKey, State};
+use ringside_tui::model::{Model, NodeState, RowKey};
 use std::sync::Arc;
 
 fn read(len: u32) -> RsSqe {
@@ -20,7 +20,7 @@ fn read(len: u32) -> RsSqe {
 }
 
 struct Feeder {
-    state: State,
+    state: Model,
     seq: u64,
 }
 
@@ -35,14 +35,14 @@ impl Feeder {
     }
 }
 
-fn states(s: &State) -> Vec<NodeState> {
+fn states(s: &Model) -> Vec<NodeState> {
     s.row_states(RowKey::Engine { epoch: 1, chain: 1 })
 }
 
 #[test]
 fn a_chain_event_by_event() {
     let mut f = Feeder {
-        state: State::new(1000),
+        state: Model::new(1000),
         seq: 0,
     };
     f.ev(Event::RingSetup(RingInfo {

@@ -16,8 +16,8 @@ use ringside_probes::event::sqe_flags;
 use ringside_probes::{Header, ProbeEvent, Ptr};
 use ringside_recordings::Item;
 use ringside_tui::app::{App, Mode, View};
+use ringside_tui::model::Model;
 use ringside_tui::source::{EngineControl, Msg, Status};
-use ringside_tui::state::State;
 use std::sync::Arc;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/demo.jsonl");
@@ -134,7 +134,7 @@ fn probe_items() -> Vec<Item> {
 
 fn app(history: usize) -> App {
     let mut app = App::new(
-        State::new(history),
+        Model::new(history),
         Mode {
             title: "demo (fixture)".into(),
         },
@@ -278,7 +278,7 @@ fn chains_filter_by_state_and_program() {
         assert!(
             a.state
                 .row_states(*r)
-                .contains(&ringside_tui::state::NodeState::Cancelled)
+                .contains(&ringside_tui::model::NodeState::Cancelled)
         );
     }
     insta::assert_snapshot!(draw(&mut a, 80, 24).backend().to_string());
@@ -387,7 +387,7 @@ fn decision_detail_zoomed() {
 #[test]
 fn history_is_bounded_and_totals_are_kept() {
     let mut a = App::new(
-        State::new(500),
+        Model::new(500),
         Mode { title: "t".into() },
         Box::new(EngineControl(Debugger::new())),
     );

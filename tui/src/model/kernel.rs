@@ -1,0 +1,179 @@
+//! Kernel requests and chains the probes saw, folded into the model.
+
+#[allow(unused_imports)]
+use super::*;
+
+use ringside_probes::graph::ReqState;
+use ringside_probes::{ProbeEvent, Ptr};
+
+/// A probed request's state as a node state.
+pub fn kernel_state(s: ReqState) -> NodeState {
+    match s {
+        ReqState::Submitted => NodeState::Queued,
+        ReqState::Inflight => NodeState::Inflight,
+        ReqState::Completed | ReqState::Unobserved => NodeState::Done,
+        ReqState::Short => NodeState::Short,
+        ReqState::Failed => NodeState::Failed,
+        ReqState::Cancelled => NodeState::Cancelled,
+    }
+}
+
+impl Model {
+    pub(super) fn apply_probe(&mut self, ev: &ProbeEvent, t: u64) {
+        if let Some(id) = self.ring_dir.observe(ev).cloned() {
+            let mut row = RingRow::new("probes", id.pid);
+            row.ctx = Some(id.ring.0);
+            row.fd = id.fd;
+            row.sq_entries = id.sq_entries;
+            row.cq_entries = id.cq_entries;
+            // A create at a reused address replaces the old row; an older
+            // ring with the same fd is gone (its fd was reused).
+            self.rings
+                .retain(|r| !(r.source == "probes" && r.ctx == Some(id.ring.0)));
+            if let Some(fd) = id.fd {
+                for r in self
+                    .rings
+                    .iter_mut()
+                    .filter(|r| r.source == "probes" && r.pid == id.pid && r.fd == Some(fd))
+                {
+                    r.closed = true;
+                }
+            }
+            self.rings.push(row);
+            let closed = self
+                .rings
+                .iter()
+                .filter(|r| r.source == "probes" && r.closed)
+                .count();
+            if closed > 8
+                && let Some(i) = self
+                    .rings
+                    .iter()
+                    .position(|r| r.source == "probes" && r.closed)
+            {
+                self.rings.remove(i);
+            }
+        }
+        let ring = ev.ring().map(|p| p.0);
+        let row = ring.and_then(|c| {
+            self.rings
+                .iter_mut()
+                .find(|r| r.source == "probes" && r.ctx == Some(c))
+        });
+        if let Some(r) = row {
+            match ev {
+                ProbeEvent::SubmitReq { .. } => {
+                    r.submitted += 1;
+                    r.inflight += 1;
+                    r.submit_rate.add(t, 1);
+                }
+                ProbeEvent::Complete { cflags, .. } => {
+                    r.completed += 1;
+                    if cflags & ringside_probes::event::cqe_flags::MORE == 0 {
+                        r.inflight -= 1;
+                    }
+                    r.complete_rate.add(t, 1);
+                }
+                ProbeEvent::CqeOverflow { .. } => r.overflows += 1,
+                _ => {}
+            }
+        }
+        if let ProbeEvent::Complete { .. } = ev {
+            self.kernel_throughput.add(t);
+        }
+        let before = self.graph.stats().cancellations.total;
+        let pushed = self.graph.push(ev);
+        if let (ProbeEvent::Complete { hdr, .. }, Some(id)) = (ev, pushed)
+            && let Some(sub) = self.graph.request(id).and_then(|r| r.submitted_ns)
+        {
+            self.kernel_latency.add(hdr.ts_ns.saturating_sub(sub));
+        }
+        if let Some(id) = pushed {
+            let chain = self.graph.request(id).and_then(|r| r.chain);
+            match chain {
+                Some(c) => {
+                    if self.kernel_rows.insert(c | 1 << 63, ()).is_none() {
+                        self.push_row(RowKey::KernelChain(c));
+                    }
+                }
+                None => {
+                    if matches!(ev, ProbeEvent::SubmitReq { .. })
+                        && self.kernel_rows.insert(id, ()).is_none()
+                    {
+                        self.push_row(RowKey::KernelReq(id));
+                    }
+                }
+            }
+        }
+        if self.graph.stats().cancellations.total > before
+            && let Some(c) = self.graph.cancellations().last().cloned()
+        {
+            let cause = c.cause.map_or("pending", |c| c.as_str());
+            let victim = self.graph.request(c.victim);
+            let what = match victim {
+                Some(v) => format!(
+                    "kernel req {} ({}, user_data {})",
+                    v.id,
+                    ringside_probes::event::opcode_name(v.opcode),
+                    v.user_data
+                ),
+                None => format!("kernel req {}", c.victim),
+            };
+            let by =
+                c.by.map_or(String::new(), |b| format!(" after req {b} failed"));
+            let row = victim.map(|v| match v.chain {
+                Some(ch) => RowKey::KernelChain(ch),
+                None => RowKey::KernelReq(v.id),
+            });
+            self.add_cancel(
+                format!("kernel: {cause}"),
+                CancelEntry {
+                    t_ns: t,
+                    what,
+                    detail: format!("-ECANCELED{by}"),
+                    row,
+                },
+            );
+            self.totals.cancelled += 1;
+        }
+    }
+
+    /// Node states of a row (for filters and drawing).
+    pub fn row_states(&self, key: RowKey) -> Vec<NodeState> {
+        match key {
+            RowKey::Engine { epoch, chain } => self
+                .chains
+                .get(&(epoch, chain))
+                .map(|c| c.nodes.iter().map(|n| n.state).collect())
+                .unwrap_or_default(),
+            RowKey::KernelChain(c) => self
+                .graph
+                .chain(c)
+                .map(|ch| {
+                    ch.members
+                        .iter()
+                        .map(|m| {
+                            self.graph
+                                .request(*m)
+                                .map_or(NodeState::Done, |r| kernel_state(r.state))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            RowKey::KernelReq(r) => self
+                .graph
+                .request(r)
+                .map(|r| vec![kernel_state(r.state)])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The ring ctx of a kernel row.
+    pub fn kernel_ring(&self, key: RowKey) -> Option<Ptr> {
+        match key {
+            RowKey::KernelChain(c) => self.graph.chain(c).map(|c| c.ring),
+            RowKey::KernelReq(r) => self.graph.request(r).map(|r| r.ring),
+            RowKey::Engine { .. } => None,
+        }
+    }
+}

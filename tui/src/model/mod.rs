@@ -1,0 +1,167 @@
+//! The UI's model: everything the views show, folded from [`Item`]s.
+//!
+//! This is the only place items become state, whatever their source (the
+//! engine in this process, kernel probes, an engine behind a socket, a
+//! recording): live and replay share it. It interprets events for display
+//! only (which colour a node gets, which group a cancellation joins); the
+//! engine's decisions are never recomputed here.
+//!
+//! Memory is bounded by `history` (N, `--history`): the model keeps what the
+//! last N events made of the views, not the events themselves: the newest
+//! N/20 chains, N/10 decisions, N/50 cancellations per cause (at least a
+//! few hundred of each) and N/4 kernel requests. Counters and histograms
+//! cover everything since the start.
+
+mod cancels;
+mod chains;
+mod decisions;
+mod kernel;
+mod maps;
+mod rings;
+mod stats;
+mod timeline;
+
+pub use cancels::*;
+pub use chains::*;
+pub use decisions::*;
+pub use kernel::*;
+pub use maps::*;
+pub use rings::*;
+pub use stats::*;
+pub use timeline::*;
+
+use ringside_engine::event::{ProgramInfo, RingInfo};
+use ringside_probes::discover::RingDirectory;
+use ringside_probes::graph::RequestGraph;
+use ringside_recordings::Item;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// The model.
+pub struct Model {
+    /// N: the events of history the tables are sized for.
+    pub history_cap: usize,
+    /// Counters.
+    pub totals: Totals,
+    /// Current engine instance (0 before any).
+    pub epoch: u32,
+    /// Session time.
+    pub timeline: Timeline,
+    /// Timeline time of the newest item.
+    pub now_ns: u64,
+    /// Rings.
+    pub rings: Vec<RingRow>,
+    /// Ring setup per engine instance (regs and budgets, for re-execution).
+    pub ring_info: BTreeMap<u32, RingInfo>,
+    /// Programs per (epoch, prog id).
+    pub programs: BTreeMap<(u32, u32), Arc<ProgramInfo>>,
+    /// Engine chains.
+    pub chains: HashMap<(u32, u64), ChainRow>,
+    /// Chains view rows, oldest first.
+    pub rows: VecDeque<RowKey>,
+    rows_cap: usize,
+    /// Decisions, oldest first.
+    pub decisions: VecDeque<DecisionEntry>,
+    decisions_cap: usize,
+    /// Cancellations by cause.
+    pub cancels: BTreeMap<String, CancelGroup>,
+    /// Maps by (epoch, registry id).
+    pub maps: BTreeMap<(u32, u32), MapState>,
+    /// Completion latency (engine requests), ns.
+    pub latency: Histogram,
+    /// Completion latency of kernel requests seen by the probes
+    /// (submission to completion tracepoint), ns.
+    pub kernel_latency: Histogram,
+    /// Decision cost in instructions.
+    pub decision_insns: Histogram,
+    /// Decision cost in ns.
+    pub decision_ns: Histogram,
+    /// Engine completions over time.
+    pub throughput: Series,
+    /// Kernel completions over time (probes).
+    pub kernel_throughput: Series,
+    /// Kernel request graph (probes).
+    pub graph: RequestGraph,
+    /// Kernel rings (probes).
+    pub ring_dir: RingDirectory,
+    /// The engine is stopped here.
+    pub paused: Option<PausedAt>,
+    /// Notes for the status line (newest last).
+    pub notes: VecDeque<String>,
+    /// Breakpoint hits seen (Paused events).
+    pub pauses: u64,
+    kernel_rows: HashMap<u64, ()>,
+}
+
+impl Model {
+    /// A model sized for `history` events.
+    pub fn new(history: usize) -> Model {
+        let history = history.max(100);
+        Model {
+            history_cap: history,
+            totals: Totals::default(),
+            epoch: 0,
+            timeline: Timeline::default(),
+            now_ns: 0,
+            rings: Vec::new(),
+            ring_info: BTreeMap::new(),
+            programs: BTreeMap::new(),
+            chains: HashMap::new(),
+            rows: VecDeque::new(),
+            rows_cap: (history / 20).max(500),
+            decisions: VecDeque::new(),
+            decisions_cap: (history / 10).max(1000),
+            cancels: BTreeMap::new(),
+            maps: BTreeMap::new(),
+            latency: Histogram::default(),
+            kernel_latency: Histogram::default(),
+            decision_insns: Histogram::default(),
+            decision_ns: Histogram::default(),
+            throughput: Series::new(10_000_000),
+            kernel_throughput: Series::new(10_000_000),
+            graph: RequestGraph::with_limit((history / 4).max(1000)),
+            ring_dir: RingDirectory::new(),
+            paused: None,
+            notes: VecDeque::new(),
+            pauses: 0,
+            kernel_rows: HashMap::new(),
+        }
+    }
+
+    /// (chains, decisions) the model keeps at most.
+    pub fn caps(&self) -> (usize, usize) {
+        (self.rows_cap, self.decisions_cap)
+    }
+
+    /// Add a note for the status line.
+    pub fn note(&mut self, s: impl Into<String>) {
+        self.notes.push_back(s.into());
+        while self.notes.len() > 50 {
+            self.notes.pop_front();
+        }
+    }
+
+    /// Fold one item.
+    pub fn apply(&mut self, item: Item) {
+        self.totals.items += 1;
+        let t = self.timeline.stamp(&item);
+        self.epoch = self.timeline.epoch;
+        self.totals.epochs = self.epoch;
+        self.now_ns = self.timeline.now;
+        match &item {
+            Item::Engine(rec) => {
+                self.totals.engine_events += 1;
+                let rec = rec.clone();
+                self.apply_engine(&rec, t);
+            }
+            Item::Probe(ev) => {
+                self.totals.probe_events += 1;
+                self.apply_probe(ev, t);
+            }
+            Item::Lost { queue, count } => {
+                *self.totals.lost.entry(queue.clone()).or_default() += count;
+            }
+        }
+        let _ = t;
+    }
+}
