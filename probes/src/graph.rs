@@ -276,6 +276,10 @@ pub struct RequestGraph {
     cause_counts: BTreeMap<CancelCause, u64>,
     cancel_total: u64,
     events: u64,
+    /// Live requests waiting in a chain / issued: kept on every state
+    /// change so [`RequestGraph::stats`] is O(1), whatever the history.
+    waiting: u64,
+    inflight: u64,
 }
 
 impl Default for RequestGraph {
@@ -350,6 +354,8 @@ impl RequestGraph {
             cause_counts: BTreeMap::new(),
             cancel_total: 0,
             events: 0,
+            waiting: 0,
+            inflight: 0,
         }
     }
 
@@ -407,15 +413,8 @@ impl RequestGraph {
     /// Totals.
     pub fn stats(&self) -> GraphStats {
         let mut requests = self.counts.clone();
-        requests.submitted = 0;
-        requests.inflight = 0;
-        for r in self.requests.values() {
-            match r.state {
-                ReqState::Submitted => requests.submitted += 1,
-                ReqState::Inflight => requests.inflight += 1,
-                _ => {}
-            }
-        }
+        requests.submitted = self.waiting;
+        requests.inflight = self.inflight;
         let mut by_cause: BTreeMap<String, u64> = self
             .cause_counts
             .iter()
@@ -446,8 +445,32 @@ impl RequestGraph {
         })
     }
 
+    /// All cancellations counted so far (evicted ones included), in O(1).
+    pub fn cancellation_total(&self) -> u64 {
+        self.cancel_total
+    }
+
+    /// The newest retained cancellation.
+    pub fn last_cancellation(&self) -> Option<&Cancellation> {
+        self.cancellations.back()
+    }
+
+    /// Moves a live count from one state to another (the one place the
+    /// waiting/in-flight counters change).
+    fn recount(&mut self, from: Option<ReqState>, to: Option<ReqState>) {
+        for (st, up) in [(from, false), (to, true)] {
+            let c = match st {
+                Some(ReqState::Submitted) => &mut self.waiting,
+                Some(ReqState::Inflight) => &mut self.inflight,
+                _ => continue,
+            };
+            *c = if up { *c + 1 } else { c.saturating_sub(1) };
+        }
+    }
+
     fn new_request(&mut self, r: Request) -> RequestId {
         let id = r.id;
+        self.recount(None, Some(r.state));
         self.by_ptr.insert((r.ring, r.req), id);
         self.requests.insert(id, r);
         self.counts.total += 1;
@@ -571,6 +594,7 @@ impl RequestGraph {
                         let r = self.requests.get_mut(&id)?;
                         r.state = ReqState::Submitted;
                         r.history.push((ts, ReqState::Submitted));
+                        self.recount(Some(ReqState::Inflight), Some(ReqState::Submitted));
                     }
                 }
                 Some(id)
@@ -610,6 +634,7 @@ impl RequestGraph {
                     if r.state == ReqState::Submitted {
                         r.state = ReqState::Inflight;
                         r.history.push((ts, ReqState::Inflight));
+                        self.recount(Some(ReqState::Submitted), Some(ReqState::Inflight));
                     }
                     return Some(id);
                 }
@@ -805,6 +830,7 @@ impl RequestGraph {
         if let Some(r) = self.requests.get_mut(&id) {
             r.state = ReqState::Inflight;
             r.history.push((ts, ReqState::Inflight));
+            self.recount(Some(ReqState::Submitted), Some(ReqState::Inflight));
         }
     }
 
@@ -815,6 +841,7 @@ impl RequestGraph {
         if r.state.is_terminal() {
             return;
         }
+        let from = r.state;
         r.state = st;
         r.finished_ns = Some(ts);
         r.history.push((ts, st));
@@ -826,10 +853,12 @@ impl RequestGraph {
             ReqState::Unobserved => self.counts.unobserved += 1,
             ReqState::Submitted | ReqState::Inflight => {}
         }
-        let next = r.chain.and_then(|c| {
+        let (chain, index) = (r.chain, r.chain_index);
+        self.recount(Some(from), Some(st));
+        let next = chain.and_then(|c| {
             self.chains
                 .get(&c)
-                .and_then(|ch| ch.members.get(r.chain_index as usize + 1).copied())
+                .and_then(|ch| ch.members.get(index as usize + 1).copied())
         });
         // The next member is issued now, unless the chain broke (then it
         // gets cancelled) or it was cancelled already.
@@ -1364,6 +1393,11 @@ mod tests {
                 _ => eg.complete(0, 0, 0),
             };
             g.push(&ev);
+            // The O(1) live counts agree with a count of the requests.
+            let live = |st| g.requests().iter().filter(|r| r.state == st).count() as u64;
+            let s = g.stats();
+            assert_eq!(s.requests.submitted, live(ReqState::Submitted));
+            assert_eq!(s.requests.inflight, live(ReqState::Inflight));
         }
         let s = g.stats();
         assert_eq!(s.events, 20000);

@@ -486,12 +486,15 @@ pub fn encode_item(st: &mut State, item: &Item, e: &mut Enc) -> u8 {
                     res,
                     flags,
                     latency_ns,
+                    short,
                 } => {
                     e.var(*chain);
                     e.var(*step as u64);
                     e.zz(*res as i64);
                     e.var(*flags as u64);
                     e.var(*latency_ns);
+                    // Verdict bits; absent in files written before them.
+                    e.u8(*short as u8);
                     rtype::COMPLETED
                 }
                 Event::ChainStarted { chain } => {
@@ -998,6 +1001,7 @@ pub fn decode_record(st: &mut State, rt: u8, payload: &[u8]) -> DResult<Record> 
                     res: d.i32("completed.res")?,
                     flags: d.u32("completed.flags")?,
                     latency_ns: d.var("completed.latency_ns")?,
+                    short: d.remaining() > 0 && d.u8("completed.verdict")? & 1 != 0,
                 },
                 rtype::CHAIN_STARTED => Event::ChainStarted {
                     chain: d.var("chain_started.chain")?,

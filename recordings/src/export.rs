@@ -309,13 +309,14 @@ impl Chrome<'_> {
                 res,
                 flags,
                 latency_ns,
+                short,
             } => {
                 if let Some(o) = self.engine_open.remove(&(r, *chain, *step)) {
                     self.close(
                         r,
                         o,
                         ts,
-                        json!({"res": res, "cqe_flags": flags, "latency_ns": latency_ns}),
+                        json!({"res": res, "cqe_flags": flags, "latency_ns": latency_ns, "short": short}),
                     )?;
                 }
             }
@@ -325,6 +326,7 @@ impl Chrome<'_> {
                 cause,
                 res,
                 issued,
+                ..
             } => {
                 if *issued && let Some(o) = self.engine_open.remove(&(r, *chain, *step)) {
                     self.close(r, o, ts, json!({"res": res, "cancelled": cause.name()}))?;

@@ -275,6 +275,36 @@ pub struct App {
     paused_seen: Option<(u32, Option<u64>)>,
     /// Frames drawn.
     pub frames: u64,
+    /// The file a live session is being recorded to (the header says the
+    /// recording is complete when the view is not).
+    pub recording: Option<String>,
+    /// Wall time of the newest item, and the model time it brought: a live
+    /// session's clock runs on from there when no events come, so rates
+    /// fall to zero when the traced process stops.
+    clock: (u64, Instant, u64),
+}
+
+/// How much of what the sources produced the view holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coverage {
+    /// Items folded into the model.
+    pub shown: u64,
+    /// Items the UI's queue dropped (the sources were faster than the fold).
+    pub ui_dropped: u64,
+    /// Events lost before ringside saw them (kernel buffers, other queues).
+    pub lost_upstream: u64,
+}
+
+impl Coverage {
+    /// Percent of the events that reached ringside which the view holds.
+    pub fn percent(&self) -> f64 {
+        let all = self.shown + self.ui_dropped;
+        if all == 0 {
+            100.0
+        } else {
+            self.shown as f64 * 100.0 / all as f64
+        }
+    }
 }
 
 impl App {
@@ -320,7 +350,26 @@ impl App {
             page: 10,
             paused_seen: None,
             frames: 0,
+            recording: None,
+            clock: (0, Instant::now(), 0),
         }
+    }
+
+    /// What the view holds of what was sent to it; `None` when it holds
+    /// everything and nothing was lost.
+    pub fn coverage(&self) -> Option<Coverage> {
+        let lost = &self.state.totals.lost;
+        let ui_dropped = lost.get("ui").copied().unwrap_or(0);
+        let lost_upstream = lost
+            .iter()
+            .filter(|(q, _)| q.as_str() != "ui")
+            .map(|(_, n)| n)
+            .sum();
+        (ui_dropped > 0 || lost_upstream > 0).then(|| Coverage {
+            shown: self.state.totals.engine_events + self.state.totals.probe_events,
+            ui_dropped,
+            lost_upstream,
+        })
     }
 
     /// Control kind of the source.
@@ -380,7 +429,23 @@ impl App {
             });
             self.ui_dropped_seen = d;
         }
+        self.run_clock();
         self.follow_pause();
+    }
+
+    /// A live session's clock goes on between events (replay's does not:
+    /// its time is the recording's).
+    fn run_clock(&mut self) {
+        if self.replay.is_some() || self.state.paused.is_some() {
+            return;
+        }
+        let items = self.state.totals.items;
+        if items != self.clock.0 || self.state.now_ns < self.clock.2 {
+            self.clock = (items, Instant::now(), self.state.now_ns);
+        } else {
+            let idle = self.clock.1.elapsed().as_nanos() as u64;
+            self.state.now_ns = self.state.now_ns.max(self.clock.2 + idle);
+        }
     }
 
     /// When the engine stops at a decision, trace it and show the debugger.

@@ -185,6 +185,8 @@ struct LoopOpts {
     history: usize,
     rates: Rates,
     deadline: Option<std::time::Instant>,
+    /// The file the session is recorded to, if any.
+    recording: Option<String>,
 }
 
 /// Run the draw loop until q, Ctrl-C, SIGTERM or the end of a timed session.
@@ -199,6 +201,7 @@ fn ui_loop(
     let history = if lo.history == 0 { 200_000 } else { lo.history };
     let mut app = App::new(Model::new(history), mode, controller);
     app.ui_dropped = dropped;
+    app.recording = lo.recording;
     let mut guard = ringside_tui::term::enter()?;
     let deadline = lo.deadline;
     let mut input = |t: Duration| {
@@ -280,6 +283,7 @@ fn ui_workload(
             history: opts.history,
             rates: rates(opts),
             deadline: None,
+            recording: recording_name(opts),
         },
     );
     // Let a stopped engine go, then shut everything down.
@@ -329,6 +333,7 @@ fn ui_probes(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::Result
             history: opts.history,
             rates: rates(opts),
             deadline,
+            recording: recording_name(opts),
         },
     );
     stop.store(true, Ordering::Relaxed);
@@ -383,6 +388,7 @@ pub fn attach_socket(
             history: opts.history,
             rates: rates(opts),
             deadline,
+            recording: recording_name(opts),
         },
     );
     // Leave the application running freely.
@@ -415,6 +421,7 @@ pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitC
             history,
             rates: rates(&opts),
             deadline: None,
+            recording: None,
         },
     );
     stop.store(true, Ordering::Relaxed);
@@ -424,6 +431,10 @@ pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitC
 }
 
 /// Start recording when `ringside record -o FILE` asked for it.
+fn recording_name(opts: &LiveOpts) -> Option<String> {
+    opts.record.as_ref().map(|p| p.display().to_string())
+}
+
 fn start_recording(
     opts: &LiveOpts,
     source: &str,

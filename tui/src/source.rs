@@ -103,6 +103,17 @@ pub struct Feed {
     origin: Arc<AtomicU64>,
 }
 
+/// What became of a status sent to the UI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// It is in the queue.
+    Sent,
+    /// The queue stayed full: not sent.
+    Full,
+    /// The UI is gone.
+    Gone,
+}
+
 impl Feed {
     /// A feed and the draw loop's end. `capacity` bounds the queue.
     pub fn new(capacity: usize) -> (Feed, Receiver<Msg>, Arc<AtomicU64>) {
@@ -159,13 +170,20 @@ impl Feed {
     /// Send a status; false when the UI is gone. Statuses are rare: they
     /// wait briefly for room rather than being dropped.
     pub fn status(&self, s: Status) -> bool {
+        !matches!(self.try_status(s), Delivery::Gone)
+    }
+
+    /// Send a status and say whether it got through: a status that must
+    /// arrive (the traced process ended) is sent again while the queue is
+    /// full of items.
+    pub fn try_status(&self, s: Status) -> Delivery {
         match self
             .tx
             .send_timeout(Msg::Status(s), Duration::from_millis(200))
         {
-            Ok(()) => true,
-            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => true,
-            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => false,
+            Ok(()) => Delivery::Sent,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => Delivery::Full,
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => Delivery::Gone,
         }
     }
 
@@ -458,10 +476,9 @@ pub fn spawn_probes(
                             .iter()
                             .all(|&p| !ringside_probes::discover::pid_alive(p))
                     {
-                        gone = true;
-                        feed.status(Status::Ended(
+                        gone = feed.try_status(Status::Ended(
                             "the traced process exited; the history stays: q quits".into(),
-                        ));
+                        )) != Delivery::Full;
                     }
                 }
             }

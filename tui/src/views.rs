@@ -142,14 +142,27 @@ fn run_state(app: &App, narrow: bool) -> (String, Style) {
 }
 
 fn draw_status(f: &mut Frame, app: &App, area: Rect) {
-    let lost: u64 = app.state.totals.lost.values().sum();
     let mut spans = Vec::new();
-    if lost > 0 {
-        spans.push(Span::styled(
-            format!(" LOST {lost} "),
-            Style::new().bg(Color::Red).fg(Color::White).bold(),
-        ));
-        spans.push(Span::raw(" "));
+    if let Some(c) = app.coverage() {
+        let alarm = Style::new().bg(Color::Red).fg(Color::White).bold();
+        if c.ui_dropped > 0 {
+            let pct = fmt_percent(c.percent());
+            let text = match (app.recording.is_some(), area.width < 100) {
+                (true, false) => format!(" showing {pct} of events; the recording is complete "),
+                (false, false) => format!(" showing {pct} of events: the view cannot keep up "),
+                (true, true) => format!(" {pct} shown · recording complete "),
+                (false, true) => format!(" showing {pct} of events "),
+            };
+            spans.push(Span::styled(text, alarm));
+            spans.push(Span::raw(" "));
+        }
+        if c.lost_upstream > 0 {
+            spans.push(Span::styled(
+                format!(" LOST {} before ringside ", fmt_count(c.lost_upstream)),
+                alarm,
+            ));
+            spans.push(Span::raw(" "));
+        }
     }
     if app.probes_off.is_some() && area.width < 100 && app.ended.is_none() {
         spans.push(Span::styled(
@@ -1786,6 +1799,17 @@ fn draw_stats(f: &mut Frame, app: &mut App, area: Rect) {
         ]),
     ];
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// A share for the header: never rounds a partial view up to 100%.
+fn fmt_percent(p: f64) -> String {
+    if p >= 99.95 {
+        "99.9%".into()
+    } else if p >= 10.0 {
+        format!("{:.0}%", p.floor())
+    } else {
+        format!("{:.1}%", (p * 10.0).floor() / 10.0)
+    }
 }
 
 fn fmt_dur_short(ns: u64) -> String {

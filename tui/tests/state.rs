@@ -89,6 +89,7 @@ fn a_chain_event_by_event() {
         res: 40,
         flags: 0,
         latency_ns: 5000,
+        short: true,
     });
     assert_eq!(states(&f.state)[0], NodeState::Short);
     // A program inserts the rest right after it: later steps shift up.
@@ -119,6 +120,7 @@ fn a_chain_event_by_event() {
         res: 60,
         flags: 0,
         latency_ns: 7000,
+        short: false,
     });
     assert_eq!(states(&f.state)[1], NodeState::Done);
     // The program stops the chain: the rest is dropped, never issued.
@@ -132,6 +134,7 @@ fn a_chain_event_by_event() {
             },
             res: -125,
             issued: false,
+            dropped: true,
         });
     }
     f.ev(Event::ChainFinished {
@@ -188,6 +191,7 @@ fn a_chain_event_by_event() {
         res: -5,
         flags: 0,
         latency_ns: 1000,
+        short: false,
     });
     f.ev(Event::Cancelled {
         chain: 2,
@@ -195,6 +199,7 @@ fn a_chain_event_by_event() {
         cause: CancelCause::KernelLink { failed_step: 0 },
         res: -125,
         issued: true,
+        dropped: false,
     });
     assert_eq!(
         f.state.row_states(RowKey::Engine { epoch: 1, chain: 2 }),

@@ -417,19 +417,35 @@ fn history_is_bounded_and_totals_are_kept() {
 #[test]
 fn lost_items_are_counted_and_shown() {
     let mut a = app(100_000);
+    for it in engine_items() {
+        a.handle_msg(Msg::Item(it));
+    }
+    let n = a.state.totals.engine_events;
     a.handle_msg(Msg::Item(Item::Lost {
-        queue: "engine".into(),
+        queue: "probes".into(),
         count: 17,
     }));
+    // The UI's queue dropped a tenth of what the sources sent.
     a.ui_dropped
-        .fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+        .fetch_add(n / 9, std::sync::atomic::Ordering::Relaxed);
     a.tick();
-    assert_eq!(a.state.totals.lost.get("engine"), Some(&17));
-    assert_eq!(a.state.totals.lost.get("ui"), Some(&5));
-    a.view = View::Stats;
+    assert_eq!(a.state.totals.lost.get("probes"), Some(&17));
+    assert_eq!(a.state.totals.lost.get("ui"), Some(&(n / 9)));
+    let s = draw(&mut a, 120, 24).backend().to_string();
+    assert!(s.contains("showing 90% of events"), "{s}");
+    assert!(!s.contains("recording is complete"), "{s}");
+    assert!(s.contains("LOST 17 before ringside"), "{s}");
+    a.recording = Some("fio.rsrec".into());
+    let s = draw(&mut a, 120, 24).backend().to_string();
+    assert!(
+        s.contains("showing 90% of events; the recording is complete"),
+        "{s}"
+    );
     let s = draw(&mut a, 80, 24).backend().to_string();
-    assert!(s.contains("LOST 22"), "{s}");
-    assert!(s.contains("engine 17"), "{s}");
+    assert!(s.contains("90% shown · recording complete"), "{s}");
+    a.view = View::Stats;
+    let s = draw(&mut a, 120, 40).backend().to_string();
+    assert!(s.contains("probes 17 · ui "), "{s}");
 }
 
 #[test]

@@ -428,6 +428,11 @@ pub enum Event {
         flags: u32,
         /// Nanoseconds from submission to reaping.
         latency_ns: u64,
+        /// The engine's verdict: a transfer that came back with fewer bytes
+        /// than asked (`0 <= res < len` on an opcode where that breaks a
+        /// kernel link). Views show it; they never recompute it.
+        #[serde(default)]
+        short: bool,
     },
     /// A program decided.
     Decision(Box<DecisionRecord>),
@@ -443,6 +448,11 @@ pub enum Event {
         res: i32,
         /// It was in the kernel (the kernel cancelled it) or never issued.
         issued: bool,
+        /// The engine's verdict: dropped quietly (`rs_drop`, `RS_STOP`: no
+        /// failure, the chain may still succeed) rather than cancelled (the
+        /// chain failed: `RS_FAIL`, a link failure, an error, shutdown).
+        #[serde(default)]
+        dropped: bool,
     },
     /// A program unlinked a step.
     Unlinked {

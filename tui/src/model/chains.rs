@@ -173,11 +173,11 @@ pub enum RowKey {
     KernelReq(u64),
 }
 
-/// How a completion looks: done, short or failed.
-pub fn classify(kind: StepKind, sqe: &RsSqe, res: i32) -> NodeState {
+/// How a completion looks, from the engine's verdict: failed, short or done.
+pub fn completion_state(res: i32, short: bool) -> NodeState {
     if res < 0 {
         NodeState::Failed
-    } else if kind == StepKind::Io && op::short_is_failure(sqe.opcode) && (res as u32) < sqe.len {
+    } else if short {
         NodeState::Short
     } else {
         NodeState::Done
@@ -347,6 +347,7 @@ impl Model {
                 res,
                 flags,
                 latency_ns,
+                short,
             } => {
                 self.totals.completed += 1;
                 self.latency.add(*latency_ns);
@@ -361,7 +362,7 @@ impl Model {
                     n.cqe_flags = *flags;
                     n.latency_ns = Some(*latency_ns);
                     n.finished_ns = Some(t);
-                    n.state = classify(n.kind, &n.sqe, *res);
+                    n.state = completion_state(*res, *short);
                 }
             }
             Event::Decision(d) => {
@@ -409,6 +410,7 @@ impl Model {
                 cause,
                 res,
                 issued,
+                dropped,
             } => {
                 self.totals.cancelled += 1;
                 if *issued && let Some(r) = self.ring_mut(epoch) {
@@ -420,17 +422,10 @@ impl Model {
                     n.res = Some(*res);
                     n.finished_ns = Some(t);
                     n.cause = Some(cause.clone());
-                    n.state = match cause {
-                        CancelCause::Dropped { .. }
-                        | CancelCause::ProgramStop { .. }
-                        | CancelCause::ProgramFail { .. }
-                        | CancelCause::ProgramError { .. }
-                        | CancelCause::Budget { .. }
-                            if !issued =>
-                        {
-                            NodeState::Dropped
-                        }
-                        _ => NodeState::Cancelled,
+                    n.state = if *dropped {
+                        NodeState::Dropped
+                    } else {
+                        NodeState::Cancelled
                     };
                     op_name = op::name(n.sqe.opcode);
                 }

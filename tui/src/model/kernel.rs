@@ -81,7 +81,7 @@ impl Model {
         if let ProbeEvent::Complete { .. } = ev {
             self.kernel_throughput.add(t);
         }
-        let before = self.graph.stats().cancellations.total;
+        let before = self.graph.cancellation_total();
         let pushed = self.graph.push(ev);
         if let (ProbeEvent::Complete { hdr, .. }, Some(id)) = (ev, pushed)
             && let Some(sub) = self.graph.request(id).and_then(|r| r.submitted_ns)
@@ -105,8 +105,8 @@ impl Model {
                 }
             }
         }
-        if self.graph.stats().cancellations.total > before
-            && let Some(c) = self.graph.cancellations().last().cloned()
+        if self.graph.cancellation_total() > before
+            && let Some(c) = self.graph.last_cancellation().cloned()
         {
             let cause = c.cause.map_or("pending", |c| c.as_str());
             let victim = self.graph.request(c.victim);

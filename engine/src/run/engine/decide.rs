@@ -296,10 +296,13 @@ impl Engine {
         let Some(c) = self.chains.get(k) else {
             return;
         };
-        let (id, post, user_data) = (
+        let at = c.pos(step).map(|p| &c.steps[p]);
+        let (id, post, user_data, dropped) = (
             c.id,
             notify && c.notify == Notify::All,
-            c.pos(step).map(|p| c.steps[p].sqe.user_data).unwrap_or(0),
+            at.map_or(0, |s| s.sqe.user_data),
+            // The step's own state is the verdict (set by the caller).
+            at.is_some_and(|s| s.state == StepState::Dropped),
         );
         self.bus.emit(|| Event::Cancelled {
             chain: id,
@@ -307,6 +310,7 @@ impl Engine {
             cause,
             res,
             issued,
+            dropped,
         });
         if post {
             self.post(AppCompletion {

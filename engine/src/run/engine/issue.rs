@@ -236,12 +236,14 @@ impl Engine {
             c.current = Some(c.current.map_or(index, |cur| cur.max(index)));
         }
         let notify_all = c.notify == Notify::All;
+        let short = op::short_is_failure(sqe.opcode) && res >= 0 && (res as u32) < sqe.len;
         self.bus.emit(|| Event::Completed {
             chain: id,
             step: index,
             res,
             flags: cqe.flags,
             latency_ns: latency,
+            short,
         });
         if notify_all {
             self.post(AppCompletion {
@@ -253,7 +255,7 @@ impl Engine {
                 kind: AppKind::Step,
             });
         }
-        let link_failure = res < 0 || (op::short_is_failure(sqe.opcode) && (res as u32) < sqe.len);
+        let link_failure = res < 0 || short;
 
         match driver {
             Driver::Kernel { hard } => {
