@@ -22,6 +22,10 @@ use ringside_tui::source::{EngineControl, Msg};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The binary's allocator, so the bench measures what `ringside` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/demo.jsonl");
 
 fn rss_mb() -> f64 {

@@ -164,6 +164,14 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Print a shell completion script (e.g. `ringside completions bash >
+    /// /etc/bash_completion.d/ringside`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; `ringside manpage > ringside.1; man ./ringside.1`).
+    Manpage,
 }
 
 /// What `record` records.

@@ -42,6 +42,19 @@ fn main() -> ExitCode {
         Some(Command::Bench {
             what: cli::BenchWhat::Engine { nops, chains },
         }) => bench_engine(nops, chains),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ringside", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Manpage) => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
         Some(Command::Record { output, what }) => {
             if what.live().headless {
                 offline::record_command(&output, &what)

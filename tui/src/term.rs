@@ -53,6 +53,13 @@ static HOOK: Once = Once::new();
 /// Enter raw mode and the alternate screen; install a panic hook that
 /// restores the terminal before the panic message is printed.
 pub fn enter() -> anyhow::Result<Guard> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !stdout().is_terminal() {
+        anyhow::bail!(
+            "the terminal UI needs a terminal on stdin and stdout, and this has none; \
+             pass --headless for JSON Lines on stdout (under `ringside record -o FILE`, a recording without the UI)"
+        );
+    }
     HOOK.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

@@ -202,13 +202,7 @@ impl Model {
                 Some(RowKey::Engine { epoch, chain }) => {
                     self.chains.remove(&(epoch, chain));
                 }
-                Some(RowKey::KernelChain(c)) => {
-                    self.kernel_rows.remove(&(c | 1 << 63));
-                }
-                Some(RowKey::KernelReq(r)) => {
-                    self.kernel_rows.remove(&r);
-                }
-                None => {}
+                Some(RowKey::KernelChain(_) | RowKey::KernelReq(_)) | None => {}
             }
         }
     }

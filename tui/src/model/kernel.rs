@@ -91,18 +91,16 @@ impl Model {
         if let Some(id) = pushed {
             let chain = self.graph.request(id).and_then(|r| r.chain);
             match chain {
-                Some(c) => {
-                    if self.kernel_rows.insert(c | 1 << 63, ()).is_none() {
-                        self.push_row(RowKey::KernelChain(c));
-                    }
+                Some(c) if self.newest_kernel_chain.is_none_or(|n| c > n) => {
+                    self.newest_kernel_chain = Some(c);
+                    self.push_row(RowKey::KernelChain(c));
                 }
-                None => {
-                    if matches!(ev, ProbeEvent::SubmitReq { .. })
-                        && self.kernel_rows.insert(id, ()).is_none()
-                    {
-                        self.push_row(RowKey::KernelReq(id));
-                    }
+                Some(_) => {}
+                // A request is submitted once: its submission gives it a row.
+                None if matches!(ev, ProbeEvent::SubmitReq { .. }) => {
+                    self.push_row(RowKey::KernelReq(id));
                 }
+                None => {}
             }
         }
         if self.graph.cancellation_total() > before

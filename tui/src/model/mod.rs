@@ -30,11 +30,12 @@ pub use rings::*;
 pub use stats::*;
 pub use timeline::*;
 
+use foldhash::{HashMap, HashMapExt};
 use ringside_engine::event::{ProgramInfo, RingInfo};
 use ringside_probes::discover::RingDirectory;
 use ringside_probes::graph::RequestGraph;
 use ringside_recordings::Item;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// The model.
@@ -90,7 +91,9 @@ pub struct Model {
     pub notes: VecDeque<String>,
     /// Breakpoint hits seen (Paused events).
     pub pauses: u64,
-    kernel_rows: HashMap<u64, ()>,
+    /// The newest kernel chain given a row (chain ids grow: a chain gets
+    /// its row once, at its first event, with no set of rows to look up).
+    newest_kernel_chain: Option<u64>,
 }
 
 impl Model {
@@ -124,7 +127,7 @@ impl Model {
             paused: None,
             notes: VecDeque::new(),
             pauses: 0,
-            kernel_rows: HashMap::new(),
+            newest_kernel_chain: None,
         }
     }
 

@@ -22,7 +22,13 @@
 
 use crate::event::{ECANCELED, Header, ProbeEvent, Ptr, cqe_flags, sqe_flags};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod window;
+
+use foldhash::HashMap;
+use foldhash::HashMapExt;
+use smallvec::SmallVec;
+use std::collections::{BTreeMap, VecDeque};
+use window::Window;
 
 /// A request's identity in the graph (dense, from 0, in submission order).
 pub type RequestId = u64;
@@ -91,7 +97,7 @@ pub struct Request {
     /// Current state.
     pub state: ReqState,
     /// Every state it went through, with the event timestamp.
-    pub history: Vec<(u64, ReqState)>,
+    pub history: SmallVec<[(u64, ReqState); 4]>,
     /// Its chain, when linked.
     pub chain: Option<ChainId>,
     /// Position in the chain (0 = head).
@@ -257,11 +263,11 @@ struct RingTrack {
 /// The request graph. See the module docs.
 #[derive(Debug, Clone)]
 pub struct RequestGraph {
-    requests: HashMap<RequestId, Request>,
+    requests: Window<Request>,
     next_id: RequestId,
     /// (ring, req pointer) -> latest request at that address.
     by_ptr: HashMap<(Ptr, Ptr), RequestId>,
-    chains: HashMap<ChainId, Chain>,
+    chains: Window<Chain>,
     next_chain: ChainId,
     rings: BTreeMap<Ptr, RingTrack>,
     cancellations: VecDeque<Cancellation>,
@@ -323,7 +329,7 @@ impl Request {
             cflags: 0,
             completions: 0,
             state,
-            history: vec![(ts, state)],
+            history: smallvec::smallvec![(ts, state)],
             chain: None,
             chain_index: 0,
             went_async: false,
@@ -338,10 +344,10 @@ impl RequestGraph {
     /// A graph that keeps everything.
     pub fn new() -> Self {
         RequestGraph {
-            requests: HashMap::new(),
+            requests: Window::default(),
             next_id: 0,
             by_ptr: HashMap::new(),
-            chains: HashMap::new(),
+            chains: Window::default(),
             next_chain: 0,
             rings: BTreeMap::new(),
             cancellations: VecDeque::new(),
