@@ -390,18 +390,20 @@ pub fn spawn_workload(
 
 /// Kernel probes on `pids`, on their own thread. Returns an error (to show
 /// on screen) when the probes cannot attach.
+///
+/// `attach` says what: pids, `follow_forks` (children that exist now and
+/// those forked later), `kinds`. The thread ends the session with
+/// [`Status::Ended`] when every traced process, followed children included,
+/// has exited ([`ringside_probes::Probes::exited`]).
 pub fn spawn_probes(
-    pids: Vec<u32>,
+    attach: ringside_probes::AttachOptions,
     feed: Feed,
     stop: Arc<AtomicBool>,
-    follow_forks: bool,
 ) -> Result<JoinHandle<()>, ringside_probes::ProbeError> {
-    use ringside_probes::{AttachOptions, Probes};
-    let mut probes = Probes::attach(AttachOptions {
-        pids: pids.clone(),
-        follow_forks,
-        ..AttachOptions::default()
-    })?;
+    use ringside_probes::Probes;
+    let mut probes = Probes::attach(attach)?;
+    // With follow_forks, the children found at attach time too.
+    let pids = probes.pids();
     for &pid in &pids {
         if let Ok(fds) = ringside_probes::discover(pid) {
             feed.status(Status::Discovered { pid, fds });
@@ -447,21 +449,37 @@ pub fn spawn_probes(
                     });
                     reported = lost;
                 }
+                if !gone && probes.exited().is_some() {
+                    // First what the kernel wrote before the exit (ring
+                    // teardown completions come a moment later): until a
+                    // quiet 100 ms, at most a second.
+                    let grace = Instant::now();
+                    loop {
+                        let mut open = true;
+                        let n = probes
+                            .poll(Duration::from_millis(100), |ev| {
+                                if !feed.item(Item::Probe(ev)) {
+                                    open = false;
+                                }
+                            })
+                            .unwrap_or(0);
+                        if !open {
+                            return;
+                        }
+                        if n == 0 || grace.elapsed() >= Duration::from_secs(1) {
+                            break;
+                        }
+                    }
+                    gone = true;
+                    feed.status(Status::Ended(
+                        "the traced process exited; the history stays: q quits".into(),
+                    ));
+                }
                 if last_fill.elapsed() >= Duration::from_millis(500) {
                     last_fill = Instant::now();
-                    let fills = ring_fills(&pids);
+                    let fills = ring_fills(&probes.pids());
                     if !fills.is_empty() {
                         feed.status(Status::Fdinfo(fills));
-                    }
-                    if !gone
-                        && pids
-                            .iter()
-                            .all(|&p| !ringside_probes::discover::pid_alive(p))
-                    {
-                        gone = true;
-                        feed.status(Status::Ended(
-                            "the traced process exited; the history stays: q quits".into(),
-                        ));
                     }
                 }
             }
