@@ -97,6 +97,12 @@ pub struct Summary {
     pub events: u64,
     /// Events lost (ring buffer full), all CPUs.
     pub lost: u64,
+    /// Events of the kinds asked for that the kernel counted but that
+    /// were neither read nor lost: still in the ring buffer when tracing
+    /// stopped while the process ran on (a duration or a signal, with a
+    /// consumer that had fallen behind). 0 after an exit.
+    #[serde(default)]
+    pub not_read: u64,
     /// Requests by state.
     pub requests: RequestCounts,
     /// Link chains.
@@ -292,23 +298,33 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
             }
         }
     };
-    // What the kernel wrote before we stopped. After an exit, ring
-    // teardown completions come from a kworker a moment later: wait for a
-    // quiet 100 ms. Otherwise the process still runs: take what is there.
-    let quiet = if stopped == StopReason::Exited {
-        Duration::from_millis(100)
+    // What the kernel wrote before we stopped. After an exit nothing new
+    // comes but ring teardown completions (from a kworker, a moment
+    // later): read all of it, until a quiet 100 ms; a consumer that fell
+    // behind (a slow terminal) can have a full buffer to catch up on.
+    // Otherwise the process still runs: take what is there for up to a
+    // second; what is left is `not_read` in the summary.
+    let (quiet, cap) = if stopped == StopReason::Exited {
+        (Duration::from_millis(100), Duration::from_secs(120))
     } else {
-        Duration::ZERO
+        (Duration::ZERO, Duration::from_secs(1))
     };
     let grace = Instant::now();
     loop {
         let n = consume(&mut probes, &mut graph, &mut dir, &mut w, quiet)?;
-        if n == 0 || grace.elapsed() >= Duration::from_secs(1) {
+        if n == 0 || grace.elapsed() >= cap {
             break;
         }
     }
     let lost = probes.lost()?;
     let mut counters = probes.counters()?;
+    let kinds = probes.kinds();
+    let counted: u64 = crate::kinds::NAMES
+        .iter()
+        .filter(|(_, b)| kinds.contains_bit(*b))
+        .map(|(_, b)| counters.total.by_kind[*b as usize])
+        .sum();
+    let not_read = counted.saturating_sub(counters.total.lost + events);
     if !opts.keep_kernel_pointers {
         for r in &mut counters.rings {
             // 0x0 (not a ring) and OTHER_RINGS stay as they are.
@@ -341,6 +357,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
             .collect(),
         events,
         lost,
+        not_read,
         requests: stats.requests,
         chains: stats.chains,
         cancellations: stats.cancellations,

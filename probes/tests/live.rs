@@ -982,11 +982,7 @@ fn collect_until_exit(p: &mut Probes) -> Vec<ProbeEvent> {
         assert!(t.elapsed() < Duration::from_secs(60), "never exited");
         p.poll(Duration::from_millis(50), |e| evs.push(e)).unwrap();
     }
-    while p
-        .poll(Duration::from_millis(200), |e| evs.push(e))
-        .unwrap()
-        > 0
-    {}
+    while p.poll(Duration::from_millis(200), |e| evs.push(e)).unwrap() > 0 {}
     evs
 }
 
@@ -1168,10 +1164,7 @@ fn fio_parent_pid_traces_its_existing_job() {
     opts.attach.follow_forks = false;
     opts.stop = Some(Arc::new(AtomicBool::new(false)));
     let err = run_headless(&opts, &mut Vec::new()).unwrap_err();
-    assert!(
-        err.to_string().contains("has no io_uring rings"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("has no io_uring rings"), "{err}");
     opts.attach.follow_forks = true;
     let h = start_headless(opts);
     let attached = h.out.wait_for_kind("attached");

@@ -345,9 +345,12 @@ fn record_attach(
                 last_check = Instant::now();
                 probes.prune_exited()?;
                 if probes.pids().is_empty() {
-                    // Ring teardown completions come a moment later.
+                    // Everything the kernel wrote before the exit (a
+                    // consumer behind by a full buffer included), and the
+                    // ring teardown completions that come a moment later:
+                    // until a quiet 100 ms.
                     let quiet = Instant::now();
-                    while quiet.elapsed() < Duration::from_secs(1) {
+                    while quiet.elapsed() < Duration::from_secs(120) {
                         let got = probes.poll(Duration::from_millis(100), |ev| {
                             n += 1;
                             h.push(Item::Probe(ev));

@@ -452,7 +452,7 @@ pub fn spawn_probes(
                 if !gone && probes.exited().is_some() {
                     // First what the kernel wrote before the exit (ring
                     // teardown completions come a moment later): until a
-                    // quiet 100 ms, at most a second.
+                    // quiet 100 ms.
                     let grace = Instant::now();
                     loop {
                         let mut open = true;
@@ -466,7 +466,7 @@ pub fn spawn_probes(
                         if !open {
                             return;
                         }
-                        if n == 0 || grace.elapsed() >= Duration::from_secs(1) {
+                        if n == 0 || grace.elapsed() >= Duration::from_secs(120) {
                             break;
                         }
                     }
