@@ -961,16 +961,24 @@ fn every_tracepoint_fires_and_decodes() {
     );
 }
 
-/// fio as one process (`--thread`): its pid is the ring owner's.
+/// fio as one process (`--thread`: its pid is the ring owner's), started
+/// by a shell that execs it once [`go`] is called, so that a probe session
+/// attached meanwhile sees every request.
 fn fio_thread(file: &Path, extra: &[&str], report: &Path) -> Child {
     let mut args = fio_cmd(file, Some("2"), Some(report));
     args.push("--thread".into());
     args.extend(extra.iter().map(|s| s.to_string()));
-    Command::new(tool("fio"))
-        .args(args)
+    let script = format!("read go; exec {} {}", tool("fio").display(), args.join(" "));
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+fn go(fio: &mut Child) {
+    fio.stdin.take().unwrap().write_all(b"go\n").unwrap();
 }
 
 /// Polls `p` until the traced processes exited and a quiet 200 ms
@@ -1012,6 +1020,7 @@ fn sqpoll_idle_task_work_is_filtered_in_the_kernel() {
         ..Default::default()
     })
     .unwrap();
+    go(&mut fio);
     assert_eq!(p.kinds(), ringside_probes::KindSet::default());
     let evs = collect_until_exit(&mut p);
     assert!(fio.wait().unwrap().success());
@@ -1081,6 +1090,7 @@ fn kind_mask_chooses_what_is_delivered() {
         ..Default::default()
     })
     .unwrap();
+    go(&mut fio);
     let evs = collect_until_exit(&mut p);
     assert!(fio.wait().unwrap().success());
     let c = p.counters().unwrap();
