@@ -169,6 +169,25 @@ impl Feed {
         }
     }
 
+    /// A status that must arrive (a source's end): waits for room in the
+    /// queue as long as it takes, where [`status`](Self::status) gives up
+    /// after 200 ms. False when `stop` is set or the UI is gone.
+    pub fn status_must_arrive(&self, s: Status, stop: &AtomicBool) -> bool {
+        let mut m = Msg::Status(s);
+        loop {
+            match self.tx.send_timeout(m, Duration::from_millis(100)) {
+                Ok(()) => return true,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    m = back;
+                }
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+            }
+        }
+    }
+
     fn send(&self, m: Msg) -> bool {
         if self.lossless {
             return self.tx.send(m).is_ok();
@@ -471,9 +490,14 @@ pub fn spawn_probes(
                         }
                     }
                     gone = true;
-                    feed.status(Status::Ended(
-                        "the traced process exited; the history stays: q quits".into(),
-                    ));
+                    // Behind a full queue a plain status would be dropped
+                    // and the UI would go on saying LIVE.
+                    feed.status_must_arrive(
+                        Status::Ended(
+                            "the traced process exited; the history stays: q quits".into(),
+                        ),
+                        &stop,
+                    );
                 }
                 if last_fill.elapsed() >= Duration::from_millis(500) {
                     last_fill = Instant::now();
