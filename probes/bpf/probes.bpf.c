@@ -51,6 +51,10 @@ struct rs_map_def {
 #define RS_NEWTASK 12
 #define RS_NKINDS 13
 #define RS_NFIELDS 10
+/* Counter slot and kind-mask bit of a task_work_run with count 0 (the
+ * SQPOLL thread's idle loop fires it all the time): not a wire kind. */
+#define RS_TASK_WORK_IDLE 13
+#define RS_NSLOTS 16
 
 /* Records are copied into a stack buffer of RS_BUF + 8 bytes; the loader
  * refuses formats whose fields we use lie beyond RS_BUF. Offsets are masked
@@ -81,6 +85,9 @@ struct rs_cfg {
 	__u32 flags;
 	/* wake the consumer only when this many bytes are waiting */
 	__u32 wakeup_bytes;
+	/* kinds emitted: bit k for kind k, bit RS_TASK_WORK_IDLE for
+	 * task_work_run with count 0. Every kind is counted either way. */
+	__u32 kinds;
 };
 
 /* Zero here; the loader overrides it (aya EbpfLoader::override_global). */
@@ -136,6 +143,28 @@ struct rs_map_def SEC("maps") rs_lost = {
 	.max_entries = 1,
 };
 
+/* Counts of one ring (key: its ctx pointer; 0 for events that are not
+ * about a ring: task_work_run, new_task), per CPU, taken where every event
+ * passes: after the tgid and ring filters, before the kind mask and the
+ * ring buffer. Userspace sums the CPUs (Probes::counters). Keep in sync
+ * with src/counters.rs. */
+struct rs_counts {
+	__u64 n[RS_NSLOTS]; /* by kind; n[RS_TASK_WORK_IDLE]: count-0 task_work_run */
+	__u64 lost;         /* of those, dropped: the ring buffer was full */
+	__u64 finished;     /* completions that end a request (req set, no CQE_F_MORE) */
+};
+
+struct rs_map_def SEC("maps") rs_counts = {
+	.type = BPF_MAP_TYPE_PERCPU_HASH,
+	.key_size = sizeof(__u64),
+	.value_size = sizeof(struct rs_counts),
+	.max_entries = 4096,
+};
+
+/* Key that takes the counts of rings beyond the map's capacity (never a
+ * kernel pointer); userspace inserts it before attaching. */
+#define RS_OTHER_RINGS 0xffffffffffffffffull
+
 /* A field of the raw tracepoint record at the offset and with the size
  * userspace found in its format file (offset 0: the field does not exist),
  * zero-extended. Format fields are naturally aligned (userspace checks): a
@@ -165,6 +194,21 @@ static __always_inline void count_lost(void)
 	__u64 *n = bpf_map_lookup_elem(&rs_lost, &zero);
 	if (n)
 		*n += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline struct rs_counts *counts_of(__u64 key)
+{
+	struct rs_counts *c = bpf_map_lookup_elem(&rs_counts, &key);
+	if (c)
+		return c;
+	struct rs_counts zero;
+	__builtin_memset(&zero, 0, sizeof(zero));
+	bpf_map_update_elem(&rs_counts, &key, &zero, BPF_NOEXIST);
+	c = bpf_map_lookup_elem(&rs_counts, &key);
+	if (c)
+		return c;
+	key = RS_OTHER_RINGS; /* the map is full */
+	return bpf_map_lookup_elem(&rs_counts, &key);
 }
 
 static __always_inline int emit(void *tp, const int kind)
@@ -210,9 +254,33 @@ static __always_inline int emit(void *tp, const int kind)
 			return 0;
 	}
 
+	/* Count it, enabled or not: the counters say what happened, the
+	 * mask only what is delivered. */
+	int slot = kind;
+	__u64 key = ring;
+	if (kind == RS_CREATE)
+		key = rd(buf, kind, 1);
+	if (kind == RS_TASK_WORK_RUN) {
+		key = 0; /* a task ctx, not a ring */
+		if (rd(buf, kind, 1) == 0)
+			slot = RS_TASK_WORK_IDLE;
+	}
+	/* Per-CPU values: no atomics needed. */
+	struct rs_counts *cnt = counts_of(key);
+	if (cnt) {
+		cnt->n[slot & (RS_NSLOTS - 1)] += 1;
+		if (kind == RS_COMPLETE && rd(buf, kind, 1) != 0 &&
+		    !(rd(buf, kind, 4) & 2 /* IORING_CQE_F_MORE */))
+			cnt->finished += 1;
+	}
+	if (!(rs_cfg.kinds & (1u << slot)))
+		return 0;
+
 	struct rs_event *e = bpf_ringbuf_reserve(&rs_events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
+		if (cnt)
+			cnt->lost += 1;
 		return 0;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
@@ -360,9 +428,16 @@ int rs_newtask(void *tp)
 	__u8 one = 1;
 	bpf_map_update_elem(&rs_tgids, &child, &one, BPF_ANY);
 
+	/* Emitted whatever the kind mask says: userspace learns the traced
+	 * set from it (and leaves it out of its output when masked). */
+	struct rs_counts *cnt = counts_of(0);
+	if (cnt)
+		cnt->n[kind] += 1;
 	struct rs_event *e = bpf_ringbuf_reserve(&rs_events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
+		if (cnt)
+			cnt->lost += 1;
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));

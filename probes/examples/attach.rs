@@ -2,26 +2,35 @@
 //!
 //! ```text
 //! cargo run -p ringside-probes --example attach -- --pid PID [--pid PID2]
-//!     [--ring 0xCTX] [--duration-ms N] [--wait-for-rings] [--no-events]
-//!     [--no-follow-forks] [--follow-rings]
+//!     [--ring 0xCTX] [--duration-ms N] [--wait-for-rings] [--quiet]
+//!     [--events KIND,...] [--no-events KIND,...] [--no-follow-forks]
+//!     [--follow-rings]
 //! ```
 //!
 //! Errors print one line (`attach: <message>`) and exit with
 //! `ProbeError::exit_code()`.
 
-use ringside_probes::ProbeError;
 use ringside_probes::attach::{HeadlessOptions, run_headless};
+use ringside_probes::{KindSet, ProbeError};
 use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: attach --pid PID [--pid PID]... [--ring 0xCTX] [--duration-ms N] [--wait-for-rings] [--no-events] [--no-follow-forks] [--follow-rings]"
+        "usage: attach --pid PID [--pid PID]... [--ring 0xCTX] [--duration-ms N] [--wait-for-rings] [--quiet] [--events KIND,...] [--no-events KIND,...] [--no-follow-forks] [--follow-rings]"
     );
     std::process::exit(64);
 }
 
+fn kinds(v: &str) -> KindSet {
+    v.parse().unwrap_or_else(|e| {
+        eprintln!("attach: {e}");
+        std::process::exit(64)
+    })
+}
+
 fn main() {
     let mut opts = HeadlessOptions::default();
+    let (mut events, mut no_events) = (Vec::new(), Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
@@ -41,7 +50,9 @@ fn main() {
                 ))
             }
             "--wait-for-rings" => opts.wait_for_rings = true,
-            "--no-events" => opts.print_events = false,
+            "--quiet" => opts.print_events = false,
+            "--events" => events.push(kinds(&val())),
+            "--no-events" => no_events.push(kinds(&val())),
             "--no-follow-forks" => opts.attach.follow_forks = false,
             "--follow-rings" => opts.attach.follow_rings = true,
             _ => usage(),
@@ -50,6 +61,7 @@ fn main() {
     if opts.attach.pids.is_empty() {
         usage();
     }
+    opts.attach.kinds = KindSet::select(&events, &no_events);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Err(e) = run_headless(&opts, &mut out) {

@@ -7,9 +7,14 @@
 //!    without rings yet, a busy ring).
 //! 2. one line per [`ProbeEvent`](crate::ProbeEvent) (`"submit_req"`,
 //!    `"complete"`, `"link"`, `"fail_link"`, ...).
-//! 3. `{"kind":"summary", ...}` (a [`Summary`]) when the traced processes
-//!    exited, the duration ran out, or SIGINT/SIGTERM arrived.
+//! 3. `{"kind":"exited","ts_ns":T,"pids":[...]}` when every traced
+//!    process (followed children included) exited, after their last events.
+//! 4. `{"kind":"summary", ...}` (a [`Summary`]) when the traced processes
+//!    exited, the duration ran out, or SIGINT/SIGTERM arrived; its
+//!    `counters` are the BPF side's counts of every event
+//!    ([`crate::Counters`]).
 
+use crate::counters::Counters;
 use crate::discover::{self, RingDirectory, RingFd, RingIdentity};
 use crate::error::ProbeError;
 use crate::graph::{CancellationCounts, ChainCounts, RequestCounts, RequestGraph};
@@ -92,6 +97,12 @@ pub struct Summary {
     pub events: u64,
     /// Events lost (ring buffer full), all CPUs.
     pub lost: u64,
+    /// Events of the kinds asked for that the kernel counted but that
+    /// were neither read nor lost: still in the ring buffer when tracing
+    /// stopped while the process ran on (a duration or a signal, with a
+    /// consumer that had fallen behind). 0 after an exit.
+    #[serde(default)]
+    pub not_read: u64,
     /// Requests by state.
     pub requests: RequestCounts,
     /// Link chains.
@@ -100,6 +111,11 @@ pub struct Summary {
     pub cancellations: CancellationCounts,
     /// Wall time traced, in ms.
     pub duration_ms: u64,
+    /// The kernel-side counts of every event, per ring (ring pointers
+    /// as ids unless kept), by kind; they include kinds not printed
+    /// (`--no-events`, count-0 task_work_run) and lost events.
+    #[serde(default)]
+    pub counters: Counters,
 }
 
 #[derive(Serialize)]
@@ -112,7 +128,12 @@ enum Line<'a> {
         skipped: &'a [Skipped],
         program_ids: &'a [u32],
         ring_buffer_bytes: u32,
+        kinds: Vec<&'static str>,
         notes: &'a [String],
+    },
+    Exited {
+        ts_ns: u64,
+        pids: &'a [u32],
     },
     Summary(&'a Summary),
 }
@@ -139,6 +160,22 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> ProbeError + '_ {
     }
 }
 
+/// The rings of `pid` and, with `children`, of every process descended
+/// from it (they are traced too: [`AttachOptions::follow_forks`]). An error
+/// only when `pid` itself does not exist; a child that exits meanwhile is
+/// left out.
+pub fn discover_tree(pid: u32, children: bool) -> Result<Vec<(u32, Vec<RingFd>)>, ProbeError> {
+    let mut out = vec![(pid, discover::discover(pid)?)];
+    if children {
+        for c in discover::descendants(pid) {
+            if let Ok(fds) = discover::discover(c) {
+                out.push((c, fds));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Traces `opts.attach.pids` and writes JSON Lines to `out` until they exit
 /// (or the duration, or a signal); returns the summary it printed last.
 ///
@@ -155,8 +192,8 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     let mut all_fds = Vec::new();
     let mut notes = Vec::new();
     for &pid in &opts.attach.pids {
-        let fds = discover::discover(pid)?;
-        if fds.is_empty() {
+        let tree = discover_tree(pid, opts.attach.follow_forks)?;
+        if tree.iter().all(|(_, fds)| fds.is_empty()) {
             if !opts.wait_for_rings {
                 return Err(ProbeError::NoRings { pid });
             }
@@ -164,14 +201,16 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
                 "process {pid} has no io_uring rings yet; watching for rings it creates"
             ));
         }
-        for r in fds.iter().filter(|r| r.info.busy) {
-            notes.push(format!(
-                "ring fd {} of process {pid} was busy: fdinfo showed no ring details",
-                r.fd
-            ));
+        for (p, fds) in tree {
+            for r in fds.iter().filter(|r| r.info.busy) {
+                notes.push(format!(
+                    "ring fd {} of process {p} was busy: fdinfo showed no ring details",
+                    r.fd
+                ));
+            }
+            all_fds.extend(fds.iter().cloned());
+            dir.add_discovered(p, fds);
         }
-        all_fds.extend(fds.iter().cloned());
-        dir.add_discovered(pid, fds);
     }
     let stop = match &opts.stop {
         Some(s) => Arc::clone(s),
@@ -189,6 +228,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
             skipped: probes.skipped(),
             program_ids: probes.program_ids(),
             ring_buffer_bytes: probes.ring_buffer_bytes(),
+            kinds: probes.kinds().names(),
             notes: &notes,
         },
     )
@@ -258,24 +298,49 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
             }
         }
     };
-    // What the kernel wrote before we stopped. After an exit, ring
-    // teardown completions come from a kworker a moment later: wait for a
-    // quiet 100 ms. Otherwise the process still runs: take what is there.
-    let quiet = if stopped == StopReason::Exited {
-        Duration::from_millis(100)
+    // What the kernel wrote before we stopped. After an exit nothing new
+    // comes but ring teardown completions (from a kworker, a moment
+    // later): read all of it, until a quiet 100 ms; a consumer that fell
+    // behind (a slow terminal) can have a full buffer to catch up on.
+    // Otherwise the process still runs: take what is there for up to a
+    // second; what is left is `not_read` in the summary.
+    let (quiet, cap) = if stopped == StopReason::Exited {
+        (Duration::from_millis(100), Duration::from_secs(120))
     } else {
-        Duration::ZERO
+        (Duration::ZERO, Duration::from_secs(1))
     };
     let grace = Instant::now();
     loop {
         let n = consume(&mut probes, &mut graph, &mut dir, &mut w, quiet)?;
-        if n == 0 || grace.elapsed() >= Duration::from_secs(1) {
+        if n == 0 || grace.elapsed() >= cap {
             break;
         }
     }
     let lost = probes.lost()?;
+    let mut counters = probes.counters()?;
+    let kinds = probes.kinds();
+    let counted: u64 = crate::kinds::NAMES
+        .iter()
+        .filter(|(_, b)| kinds.contains_bit(*b))
+        .map(|(_, b)| counters.total.by_kind[*b as usize])
+        .sum();
+    let not_read = counted.saturating_sub(counters.total.lost + events);
+    if !opts.keep_kernel_pointers {
+        for r in &mut counters.rings {
+            // 0x0 (not a ring) and OTHER_RINGS stay as they are.
+            if r.ring.0 != crate::counters::OTHER_RINGS {
+                r.ring = ids.id(r.ring);
+            }
+        }
+    }
     let stats = graph.stats();
     traced.extend(probes.pids());
+    if let Some(ts_ns) = probes.exited() {
+        let all: Vec<u32> = traced.iter().copied().collect();
+        serde_json::to_writer(&mut w, &Line::Exited { ts_ns, pids: &all })
+            .map_err(|e| io("writing output")(e.into()))?;
+        w.write_all(b"\n").map_err(io("writing output"))?;
+    }
     let summary = Summary {
         stopped,
         pids: traced.into_iter().collect(),
@@ -292,10 +357,12 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
             .collect(),
         events,
         lost,
+        not_read,
         requests: stats.requests,
         chains: stats.chains,
         cancellations: stats.cancellations,
         duration_ms: start.elapsed().as_millis() as u64,
+        counters,
     };
     drop(probes);
     serde_json::to_writer(&mut w, &Line::Summary(&summary))

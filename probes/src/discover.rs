@@ -248,6 +248,50 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// The processes descended from `pid` (children, their children, ...),
+/// not `pid` itself: what `follow_forks` traces from the start, since a
+/// child forked before the attach (fio's job process) fires no
+/// `task_newtask` the probes could see. Read from every process's
+/// `/proc/PID/stat` parent pid, so it needs no CONFIG_PROC_CHILDREN.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    descendants_in(Path::new("/proc"), pid)
+}
+
+/// [`descendants`] under another proc root (tests).
+pub fn descendants_in(proc_root: &Path, pid: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+    if let Ok(rd) = std::fs::read_dir(proc_root) {
+        for e in rd.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) S ppid ...": fields after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok());
+            if let Some(pp) = ppid {
+                children.entry(pp).or_default().push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).into_iter().flatten() {
+            if c != pid && !out.contains(&c) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 /// The io_uring fds of `pid`, with their fdinfo.
 ///
 /// Errors: [`ProbeError::NoSuchPid`] when the process does not exist. A pid
@@ -568,6 +612,28 @@ NAPI:\tdisabled
             discover_in(dir.path(), 77),
             Err(ProbeError::Fdinfo { .. })
         ));
+    }
+
+    #[test]
+    fn descendants_in_fake_proc() {
+        let dir = tempfile::tempdir().unwrap();
+        // 10 -> 11 -> 13, 10 -> 12; 20 unrelated; a comm with ") 1 " in it.
+        for (pid, ppid, comm) in [
+            (10, 1, "fio"),
+            (11, 10, "fio"),
+            (12, 10, "a) S 20 x"),
+            (13, 11, "w"),
+            (20, 1, "other"),
+        ] {
+            let p = dir.path().join(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("stat"), format!("{pid} ({comm}) S {ppid} 0 0\n")).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("self")).unwrap();
+        assert_eq!(descendants_in(dir.path(), 10), vec![11, 12, 13]);
+        assert_eq!(descendants_in(dir.path(), 11), vec![13]);
+        assert!(descendants_in(dir.path(), 20).is_empty());
+        assert!(descendants_in(dir.path(), 99).is_empty());
     }
 
     #[test]

@@ -568,6 +568,9 @@ pub struct BpfConfig {
     pub flags: u32,
     /// Wake the consumer when this many bytes wait in the ring buffer.
     pub wakeup_bytes: u32,
+    /// Kinds emitted ([`crate::kinds::KindSet::mask`]): bit k for kind k,
+    /// bit [`crate::kinds::TASK_WORK_IDLE`] for count-0 task_work_run.
+    pub kinds: u32,
 }
 
 /// `RS_CFG_RING_FILTER`.
@@ -580,7 +583,7 @@ pub const CFG_FOLLOW_FORKS: u32 = 4;
 pub const CFG_FLOOR: u32 = 8;
 
 /// Size of `struct rs_cfg`.
-pub const CFG_SIZE: usize = 2 * wire::KINDS * SLOTS + wire::KINDS + 3 + 4 * wire::KINDS + 4 + 4;
+pub const CFG_SIZE: usize = 2 * wire::KINDS * SLOTS + wire::KINDS + 3 + 4 * wire::KINDS + 4 + 4 + 4;
 
 impl BpfConfig {
     /// An all-zero config (every field absent).
@@ -592,6 +595,7 @@ impl BpfConfig {
             absent: [0; wire::KINDS],
             flags: 0,
             wakeup_bytes: 0,
+            kinds: 0,
         }
     }
 
@@ -605,8 +609,8 @@ impl BpfConfig {
     }
 
     /// The C struct layout: `u8 off[13][10]; u8 size[13][10]; u8 len[13];
-    /// u8 pad[3]; u32 absent[13]; u32 flags; u32 wakeup_bytes;` (336
-    /// bytes, no implicit padding).
+    /// u8 pad[3]; u32 absent[13]; u32 flags; u32 wakeup_bytes; u32
+    /// kinds;` (340 bytes, no implicit padding).
     pub fn to_bytes(&self) -> [u8; CFG_SIZE] {
         let mut b = [0u8; CFG_SIZE];
         let mut i = 0;
@@ -622,6 +626,7 @@ impl BpfConfig {
         }
         b[i..i + 4].copy_from_slice(&self.flags.to_le_bytes());
         b[i + 4..i + 8].copy_from_slice(&self.wakeup_bytes.to_le_bytes());
+        b[i + 8..i + 12].copy_from_slice(&self.kinds.to_le_bytes());
         b
     }
 }
@@ -917,14 +922,16 @@ print fmt: \"ring %p, req %p\", REC->ctx, REC->req
         c.absent[10] = 3;
         c.flags = 3;
         c.wakeup_bytes = 0x01020304;
+        c.kinds = 0x0a0b0c0d;
         let b = c.to_bytes();
-        assert_eq!(b.len(), 336);
+        assert_eq!(b.len(), 340);
         assert_eq!(b[2 * SLOTS], 8);
         assert_eq!(b[130 + 2 * SLOTS], 4);
         assert_eq!(b[260 + 2], 49);
         assert_eq!(&b[276 + 40..276 + 44], &3u32.to_le_bytes());
         assert_eq!(&b[328..332], &3u32.to_le_bytes());
         assert_eq!(&b[332..336], &[4, 3, 2, 1]);
+        assert_eq!(&b[336..340], &[0x0d, 0x0c, 0x0b, 0x0a]);
     }
 
     /// Every spec matches this machine's kernel (when tracefs is readable).

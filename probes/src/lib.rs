@@ -23,15 +23,19 @@
 #![warn(missing_docs)]
 
 pub mod attach;
+pub mod counters;
 pub mod discover;
 pub mod error;
 pub mod event;
 pub mod format;
 pub mod graph;
+pub mod kinds;
 pub mod session;
 
+pub use counters::{Counters, Counts, RingCounts};
 pub use discover::{Fdinfo, RingDirectory, RingFd, discover};
 pub use error::ProbeError;
 pub use event::{Header, ProbeEvent, Ptr};
 pub use graph::RequestGraph;
+pub use kinds::KindSet;
 pub use session::{AttachOptions, Probes};

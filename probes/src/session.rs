@@ -1,15 +1,19 @@
 //! The probe session: load the BPF object, attach it to the io_uring
 //! tracepoints, filter by tgid in the kernel, and read typed events.
 
+use crate::counters::{Counters, Counts, OTHER_RINGS, RawCounts, RingCounts};
 use crate::error::ProbeError;
-use crate::event::{ProbeEvent, wire};
+use crate::event::{ProbeEvent, Ptr, wire};
 use crate::format::{self, Tracefs};
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use crate::kinds::KindSet;
+use aya::maps::{
+    HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
+};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
 use std::collections::{BTreeSet, HashSet};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The compiled BPF object (bpf/probes.bpf.o, rebuilt by bpf/Makefile).
 pub static BPF_OBJECT: &[u8] = include_bytes!("../bpf/probes.bpf.o");
@@ -32,8 +36,9 @@ pub struct AttachOptions {
     pub pids: Vec<u32>,
     /// Only this ring (a ctx pointer as shown in events), when set.
     pub ring: Option<u64>,
-    /// Trace child processes forked by traced processes (fio forks one
-    /// process per job). Attaches `task:task_newtask` too.
+    /// Trace child processes of traced processes (fio forks one process
+    /// per job): those that exist at attach time (found in /proc) and
+    /// those forked later (`task:task_newtask`, attached too).
     pub follow_forks: bool,
     /// Also report completions that other tasks post on rings of traced
     /// processes (ring teardown in a kworker, MSG_RING from another
@@ -53,6 +58,10 @@ pub struct AttachOptions {
     /// to measure what the tracepoints cost by themselves (the floor under
     /// any tracepoint-based probe).
     pub floor_only: bool,
+    /// Event kinds delivered (filtered in the kernel; every kind is still
+    /// counted in [`Probes::counters`]). Default: everything except
+    /// count-0 `task_work_run` (an SQPOLL thread's idle loop).
+    pub kinds: KindSet,
 }
 
 impl Default for AttachOptions {
@@ -66,6 +75,7 @@ impl Default for AttachOptions {
             wakeup_bytes: None,
             mount_tracefs: true,
             floor_only: false,
+            kinds: KindSet::default(),
         }
     }
 }
@@ -81,8 +91,14 @@ pub struct Probes {
     tgids: BpfHashMap<MapData, u32, u8>,
     rings: BpfHashMap<MapData, u64, u8>,
     lost: PerCpuArray<MapData, u64>,
+    counts: PerCpuHashMap<MapData, u64, RawCounts>,
     ebpf: Ebpf,
     pids: BTreeSet<u32>,
+    kinds: KindSet,
+    /// Some pid was traced at some point (an empty session never "exits").
+    traced_any: bool,
+    exited_ns: Option<u64>,
+    last_exit_check: Instant,
     known_rings: HashSet<u64>,
     auto_rings: bool,
     attached: Vec<String>,
@@ -222,6 +238,7 @@ impl Probes {
         if opts.floor_only {
             cfg.flags |= format::CFG_FLOOR;
         }
+        cfg.kinds = opts.kinds.mask();
         cfg.wakeup_bytes = opts
             .wakeup_bytes
             .unwrap_or(opts.ring_buffer_bytes / 16)
@@ -247,6 +264,12 @@ impl Probes {
             BpfHashMap::try_from(take(&mut ebpf, "rs_rings")?).map_err(bpf_err)?;
         let lost: PerCpuArray<MapData, u64> =
             PerCpuArray::try_from(take(&mut ebpf, "rs_lost")?).map_err(bpf_err)?;
+        let mut counts: PerCpuHashMap<MapData, u64, RawCounts> =
+            PerCpuHashMap::try_from(take(&mut ebpf, "rs_counts")?).map_err(bpf_err)?;
+        // Where the BPF side counts rings once its map is full.
+        let ncpus = aya::util::nr_cpus().map_err(|(what, e)| bpf_err(format!("{what}: {e}")))?;
+        let zeros = PerCpuValues::try_from(vec![RawCounts::default(); ncpus]).map_err(bpf_err)?;
+        counts.insert(OTHER_RINGS, zeros, 0).map_err(bpf_err)?;
 
         // The ring filter narrows what passes: set it before attaching.
         if let Some(r) = opts.ring {
@@ -281,8 +304,24 @@ impl Probes {
         // Only now open the tgid filter: the programs are attached one by
         // one, and a process traced meanwhile would show submissions whose
         // completions the not-yet-attached program misses.
+        let mut pids: BTreeSet<u32> = opts.pids.iter().copied().collect();
         for &pid in &opts.pids {
             tgids.insert(pid, 1, 0).map_err(bpf_err)?;
+        }
+        if opts.follow_forks {
+            // Children forked before now fired no task_newtask we saw
+            // (fio's job process): trace them too. Forks from here on are
+            // caught in the kernel, so a second look finds what a child
+            // forked while the first one ran.
+            for _ in 0..2 {
+                for &pid in &opts.pids {
+                    for c in crate::discover::descendants(pid) {
+                        if pids.insert(c) {
+                            tgids.insert(c, 1, 0).map_err(bpf_err)?;
+                        }
+                    }
+                }
+            }
         }
 
         Ok(Probes {
@@ -290,8 +329,13 @@ impl Probes {
             tgids,
             rings,
             lost,
+            counts,
             ebpf,
-            pids: opts.pids.iter().copied().collect(),
+            pids,
+            kinds: opts.kinds,
+            traced_any: !opts.pids.is_empty(),
+            exited_ns: None,
+            last_exit_check: Instant::now(),
             known_rings: opts.ring.into_iter().collect(),
             // With a ring filter the rings map is the user's choice; else
             // it lists the traced rings for follow_rings.
@@ -308,6 +352,8 @@ impl Probes {
     pub fn add_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
         self.tgids.insert(pid, 1, 0).map_err(bpf_err)?;
         self.pids.insert(pid);
+        self.traced_any = true;
+        self.exited_ns = None;
         Ok(())
     }
 
@@ -339,7 +385,51 @@ impl Probes {
         for &p in &dead {
             self.remove_pid(p)?;
         }
+        if self.traced_any && self.pids.is_empty() && self.exited_ns.is_none() {
+            self.exited_ns = Some(crate::counters::monotonic_ns());
+        }
         Ok(dead)
+    }
+
+    /// When the session found that every process it traced had exited
+    /// (followed children included), CLOCK_MONOTONIC ns; `None` while one
+    /// still runs (or none was traced yet). [`poll`](Self::poll) checks
+    /// /proc every 100 ms (and [`prune_exited`](Self::prune_exited) does
+    /// too), so it is at most that late. Events the kernel wrote before
+    /// the exit may still be waiting: keep polling until it returns 0.
+    pub fn exited(&self) -> Option<u64> {
+        self.exited_ns
+    }
+
+    /// The event kinds this session delivers.
+    pub fn kinds(&self) -> KindSet {
+        self.kinds
+    }
+
+    /// Counts that saw every event (docs/probes.md, "Counters"): per
+    /// ring and in total, by kind, finished requests, lost, and whether the
+    /// traced processes exited. Taken in the BPF programs right after the
+    /// tgid and ring filters, so they include events of kinds not
+    /// delivered, events lost to a full ring buffer, and events a
+    /// consumer's own queue drops. One map read per ring: cheap at a few
+    /// Hz, not per event.
+    pub fn counters(&self) -> Result<Counters, ProbeError> {
+        let ts_ns = crate::counters::monotonic_ns();
+        let mut rings = Vec::new();
+        for item in self.counts.iter() {
+            let (ring, cpus) = item.map_err(bpf_err)?;
+            let counts = Counts::from_cpus(cpus.iter());
+            if ring == OTHER_RINGS && counts == Counts::default() {
+                continue;
+            }
+            rings.push(RingCounts {
+                ring: Ptr(ring),
+                counts,
+            });
+        }
+        let mut c = Counters::new(ts_ns, rings, self.lost()?);
+        c.exited_ns = self.exited_ns;
+        Ok(c)
     }
 
     /// Tracepoints attached.
@@ -381,11 +471,18 @@ impl Probes {
     /// Hands every waiting event to `f`; when none is waiting, waits up to
     /// `timeout` for some first. Returns how many were handed over (at most
     /// [`MAX_BATCH`]).
+    ///
+    /// Every 100 ms it also looks in /proc for traced processes that
+    /// exited ([`exited`](Self::exited)).
     pub fn poll(
         &mut self,
         timeout: Duration,
         mut f: impl FnMut(ProbeEvent),
     ) -> Result<usize, ProbeError> {
+        if self.last_exit_check.elapsed() >= Duration::from_millis(100) {
+            self.last_exit_check = Instant::now();
+            self.prune_exited()?;
+        }
         let n = self.drain(&mut f)?;
         if n > 0 {
             return Ok(n);
@@ -416,8 +513,13 @@ impl Probes {
             };
             let ev = wire::decode(&item)?;
             drop(item);
-            n += 1;
             self.learn(&ev)?;
+            // new_task is always sent (the traced set grows by it); the
+            // other kinds are filtered in the kernel already.
+            if matches!(ev, ProbeEvent::NewTask { .. }) && !self.kinds.contains(&ev) {
+                continue;
+            }
+            n += 1;
             f(ev);
         }
         Ok(n)
@@ -427,6 +529,8 @@ impl Probes {
         if let ProbeEvent::NewTask { child, .. } = ev {
             // The BPF side already traces it; keep our set in sync.
             self.pids.insert(*child);
+            self.traced_any = true;
+            self.exited_ns = None;
         }
         if self.auto_rings
             && let Some(r) = ev.ring()

@@ -228,7 +228,7 @@ impl ChainProc {
 fn events_of(lines: &[Value]) -> Vec<ProbeEvent> {
     lines
         .iter()
-        .filter(|v| v["kind"] != "attached" && v["kind"] != "summary")
+        .filter(|v| !["attached", "exited", "summary"].contains(&v["kind"].as_str().unwrap_or("")))
         .map(|v| serde_json::from_value(v.clone()).expect("a ProbeEvent"))
         .collect()
 }
@@ -959,4 +959,256 @@ fn every_tracepoint_fires_and_decodes() {
         )
         .as_bytes(),
     );
+}
+
+/// fio as one process (`--thread`: its pid is the ring owner's), started
+/// by a shell that execs it once [`go`] is called, so that a probe session
+/// attached meanwhile sees every request.
+fn fio_thread(file: &Path, extra: &[&str], report: &Path) -> Child {
+    let mut args = fio_cmd(file, Some("2"), Some(report));
+    args.push("--thread".into());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let script = format!("read go; exec {} {}", tool("fio").display(), args.join(" "));
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn go(fio: &mut Child) {
+    fio.stdin.take().unwrap().write_all(b"go\n").unwrap();
+}
+
+/// Polls `p` until the traced processes exited and a quiet 200 ms
+/// followed; returns the events delivered (bounded: a hang fails).
+fn collect_until_exit(p: &mut Probes) -> Vec<ProbeEvent> {
+    let mut evs = Vec::new();
+    let t = Instant::now();
+    while p.exited().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(60), "never exited");
+        p.poll(Duration::from_millis(50), |e| evs.push(e)).unwrap();
+    }
+    while p.poll(Duration::from_millis(200), |e| evs.push(e)).unwrap() > 0 {}
+    evs
+}
+
+fn delivered_by_kind(evs: &[ProbeEvent]) -> [u64; 16] {
+    let mut n = [0u64; 16];
+    for e in evs {
+        n[ringside_probes::kinds::bit_of(e) as usize] += 1;
+    }
+    n
+}
+
+/// An SQPOLL thread's idle loop fires task_work_run with count 0 all the
+/// time: by default those are counted in the kernel and never delivered;
+/// every delivered kind's count equals the kernel's counter (none lost).
+#[test]
+fn sqpoll_idle_task_work_is_filtered_in_the_kernel() {
+    if !live("sqpoll_idle_task_work_is_filtered_in_the_kernel") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fio.dat");
+    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let report = dir.path().join("fio.json");
+    let mut fio = fio_thread(&file, &["--sqthread_poll=1"], &report);
+    let mut p = Probes::attach(AttachOptions {
+        pids: vec![fio.id()],
+        ..Default::default()
+    })
+    .unwrap();
+    go(&mut fio);
+    assert_eq!(p.kinds(), ringside_probes::KindSet::default());
+    let evs = collect_until_exit(&mut p);
+    assert!(fio.wait().unwrap().success());
+    let c = p.counters().unwrap();
+    assert!(c.exited_ns.is_some());
+    let idle_delivered = evs
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::TaskWorkRun { count: 0, .. }))
+        .count();
+    assert_eq!(idle_delivered, 0, "count-0 task_work_run delivered");
+    assert!(
+        c.total.idle_task_work() > 1000,
+        "the SQPOLL thread's idle task work was not counted: {c:?}"
+    );
+    assert_eq!(c.lost, 0);
+    let got = delivered_by_kind(&evs);
+    for (name, bit) in ringside_probes::kinds::NAMES {
+        let want = if *bit == ringside_probes::kinds::TASK_WORK_IDLE {
+            0
+        } else {
+            c.total.by_kind[*bit as usize]
+        };
+        assert_eq!(got[*bit as usize], want, "{name}: delivered vs counted");
+    }
+    // The SQPOLL thread submits: every read fio made was seen.
+    let total = fio_total_reads(&report);
+    let ring = c
+        .rings
+        .iter()
+        .find(|r| r.counts.submitted() > 0)
+        .expect("a ring with submissions");
+    assert!(
+        ring.counts.submitted().abs_diff(total) * 100 <= total,
+        "submitted {} vs fio's {total}",
+        ring.counts.submitted()
+    );
+    assert_eq!(ring.counts.in_flight(), 0, "{:?}", ring.counts);
+    let _ = std::io::stderr().write_all(
+        format!(
+            "\nSQPOLL fio: {total} reads; kernel counted {} submits, {} completions, {} idle task_work_run (not delivered); {} events delivered\n\n",
+            ring.counts.submitted(),
+            ring.counts.completed(),
+            c.total.idle_task_work(),
+            evs.len()
+        )
+        .as_bytes(),
+    );
+}
+
+/// The kind mask chooses what is delivered (in the kernel); the counters
+/// still count every kind; asking for task_work_run_idle delivers it.
+#[test]
+fn kind_mask_chooses_what_is_delivered() {
+    if !live("kind_mask_chooses_what_is_delivered") {
+        return;
+    }
+    use ringside_probes::KindSet;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fio.dat");
+    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let report = dir.path().join("fio.json");
+    let mut fio = fio_thread(&file, &["--sqthread_poll=1"], &report);
+    let kinds: KindSet = "submit_req,task_work_run_idle".parse().unwrap();
+    let mut p = Probes::attach(AttachOptions {
+        pids: vec![fio.id()],
+        kinds,
+        ..Default::default()
+    })
+    .unwrap();
+    go(&mut fio);
+    let evs = collect_until_exit(&mut p);
+    assert!(fio.wait().unwrap().success());
+    let c = p.counters().unwrap();
+    for e in &evs {
+        assert!(
+            matches!(
+                e,
+                ProbeEvent::SubmitReq { .. } | ProbeEvent::TaskWorkRun { count: 0, .. }
+            ),
+            "not asked for: {e:?}"
+        );
+    }
+    let got = delivered_by_kind(&evs);
+    // Counted though not delivered.
+    assert!(c.total.completed() > 100, "{c:?}");
+    assert!(c.total.finished > 100, "{c:?}");
+    // Delivered plus lost is what was counted of the kinds asked for.
+    let asked = c.total.submitted() + c.total.idle_task_work();
+    assert_eq!(
+        got.iter().sum::<u64>() + c.total.lost,
+        asked,
+        "delivered {got:?}, lost {}, counted {c:?}",
+        c.total.lost
+    );
+    assert!(got[ringside_probes::kinds::TASK_WORK_IDLE as usize] > 0);
+    if c.total.lost == 0 {
+        assert_eq!(
+            got[ringside_probes::event::wire::KIND_SUBMIT_REQ as usize],
+            c.total.submitted()
+        );
+    }
+}
+
+/// fio runs its job in a child of the pid you name: attached by the
+/// parent's pid after the child exists, the child is traced (found in
+/// /proc at attach time), the count matches fio's, and the headless
+/// output says the processes exited. Without follow_forks the parent has
+/// no rings: refused.
+#[test]
+fn fio_parent_pid_traces_its_existing_job() {
+    if !live("fio_parent_pid_traces_its_existing_job") {
+        return;
+    }
+    let fio = tool("fio");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fio.dat");
+    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let report = dir.path().join("fio.json");
+    let mut main = Command::new(&fio)
+        .args(fio_cmd(&file, None, Some(&report)))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let job = loop {
+        let found = children_of(main.id()).into_iter().find(|&c| {
+            ringside_probes::discover(c)
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        });
+        if let Some(j) = found {
+            break j;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "fio job never made a ring"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Stopped while the probes load (as in fio_io_uring_traced_by_pid):
+    // fio counts a fixed amount of I/O, so we see all of it but what it
+    // did before the stop.
+    // SAFETY: plain kill(2) on fio's job, our grandchild.
+    unsafe { libc::kill(job as i32, libc::SIGSTOP) };
+    let before = ringside_probes::discover(job).unwrap()[0]
+        .info
+        .sq_tail
+        .unwrap_or(0) as u64;
+    let mut opts = HeadlessOptions::default();
+    opts.attach.pids = vec![main.id()];
+    opts.attach.follow_forks = false;
+    opts.stop = Some(Arc::new(AtomicBool::new(false)));
+    let err = run_headless(&opts, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("has no io_uring rings"), "{err}");
+    opts.attach.follow_forks = true;
+    let h = start_headless(opts);
+    let attached = h.out.wait_for_kind("attached");
+    assert!(
+        attached["pids"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(job)),
+        "{attached}"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(job as i32, libc::SIGCONT) };
+    let (summary, lines) = h.finish();
+    assert!(main.wait().unwrap().success());
+    let total = fio_total_reads(&report);
+    let evs = events_of(&lines);
+    let submits = evs
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::SubmitReq { opcode: 22, .. }))
+        .count() as u64;
+    assert_eq!(summary.lost, 0);
+    // The reads before the SIGSTOP were not seen: at most `before` (the
+    // SQ tail then) of them, plus 1% for fio's and our moments of counting.
+    assert!(
+        (submits + before).abs_diff(total) * 100 <= total,
+        "{submits} READ submits traced + {before} before attach, fio counted {total}"
+    );
+    assert!(submits * 2 > total, "{submits} of {total}");
+    assert_eq!(summary.counters.total.submitted(), submits);
+    assert_eq!(summary.stopped, ringside_probes::attach::StopReason::Exited);
+    let exited = lines
+        .iter()
+        .find(|v| v["kind"] == "exited")
+        .expect("an exited line");
+    assert!(exited["ts_ns"].as_u64().unwrap() > 0);
+    assert!(summary.pids.contains(&job) && summary.pids.contains(&main.id()));
 }

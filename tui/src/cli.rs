@@ -1,7 +1,13 @@
 //! The command line.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ringside_probes::KindSet;
 use std::path::PathBuf;
+
+/// `--events` / `--no-events` values: comma-separated kind names.
+fn parse_kinds(s: &str) -> Result<KindSet, ringside_probes::kinds::UnknownKind> {
+    s.parse()
+}
 
 /// ringside: an interactive debugger for io_uring link chains and the BPF
 /// programs that steer them.
@@ -51,9 +57,32 @@ pub struct LiveOpts {
     /// stable id (`0x1`, `0x2`, ...), since such files are often shared.
     #[arg(long)]
     pub keep_kernel_pointers: bool,
+    /// Kernel probe events to deliver, by kind (comma-separated, named as
+    /// the events' "kind"): create, submit_req, complete, link, fail_link,
+    /// req_failed, cqe_overflow, short_write, poll_arm, queue_async_work,
+    /// task_work_run, new_task, task_work_run_idle (a task_work_run with
+    /// count 0: an SQPOLL thread fires it all the time while it idles), or
+    /// all.
+    ///
+    /// Default: every kind except task_work_run_idle. Kinds left out are
+    /// filtered in the kernel (never copied to ringside); the per-ring
+    /// counters still count them. Repeatable: the kinds add up.
+    #[arg(long, value_name = "KIND,...", value_parser = parse_kinds)]
+    pub events: Vec<KindSet>,
+    /// Kernel probe event kinds to leave out (of `--events`, or of the
+    /// default set), e.g. `--no-events task_work_run,poll_arm`.
+    #[arg(long, value_name = "KIND,...", value_parser = parse_kinds)]
+    pub no_events: Vec<KindSet>,
     /// Also record to this file (set by `ringside record -o FILE ...`).
     #[arg(skip)]
     pub record: Option<PathBuf>,
+}
+
+impl LiveOpts {
+    /// The kernel probe event kinds `--events` / `--no-events` choose.
+    pub fn kinds(&self) -> KindSet {
+        KindSet::select(&self.events, &self.no_events)
+    }
 }
 
 impl Default for LiveOpts {
@@ -69,6 +98,8 @@ impl Default for LiveOpts {
             fps: 20,
             no_probes: false,
             keep_kernel_pointers: false,
+            events: Vec::new(),
+            no_events: Vec::new(),
             record: None,
         }
     }
@@ -86,10 +117,17 @@ pub struct AttachArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
-    /// --pid --headless: a process without rings yet is not an error; its
-    /// rings (and its children's) are traced from their creation.
+    /// --pid: a process without rings yet (nor children with rings) is not
+    /// an error; its rings (and its children's) are traced from their
+    /// creation. Without it such a pid is refused. In the UI, --headless
+    /// and `record attach`.
     #[arg(long)]
     pub wait_for_rings: bool,
+    /// --pid: trace only that process, not its children. By default
+    /// children are traced too, those that exist at attach time and those
+    /// forked later (fio runs each job in a child of the pid you name).
+    #[arg(long)]
+    pub no_follow_forks: bool,
     /// Live options.
     #[command(flatten)]
     pub live: LiveOpts,
@@ -226,4 +264,79 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 20_000)]
         chains: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn attach(args: &[&str]) -> Result<AttachArgs, clap::Error> {
+        let mut v = vec!["ringside", "attach", "--pid", "1"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v)?.command {
+            Some(Command::Attach(a)) => Ok(a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_default_and_choices() {
+        let a = attach(&[]).unwrap();
+        assert_eq!(a.live.kinds(), KindSet::default());
+        assert!(!a.no_follow_forks && !a.wait_for_rings);
+        let a = attach(&["--events", "submit_req,complete"]).unwrap();
+        assert_eq!(a.live.kinds().names(), ["submit_req", "complete"]);
+        let a = attach(&["--events", "complete", "--events", "link"]).unwrap();
+        assert_eq!(a.live.kinds().names(), ["complete", "link"]);
+        let a = attach(&["--no-events", "task_work_run,poll_arm", "--headless"]).unwrap();
+        let k = a.live.kinds();
+        assert!(!k.names().contains(&"task_work_run") && !k.names().contains(&"poll_arm"));
+        assert!(k.names().contains(&"complete"));
+        let a = attach(&["--events", "all", "--no-events", "new_task"]).unwrap();
+        assert!(a.live.kinds().names().contains(&"task_work_run_idle"));
+        assert!(!a.live.kinds().names().contains(&"new_task"));
+        let a = attach(&["--wait-for-rings", "--no-follow-forks", "--headless"]).unwrap();
+        assert!(a.wait_for_rings && a.no_follow_forks);
+    }
+
+    #[test]
+    fn unknown_kind_is_a_clear_error() {
+        let e = attach(&["--events", "submit,complete"]).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("unknown event kind `submit`"), "{m}");
+        assert!(
+            m.contains("create, submit_req, complete,") && m.contains("task_work_run_idle, all"),
+            "{m}"
+        );
+        assert!(attach(&["--no-events", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn record_attach_takes_the_attach_options() {
+        let c = Cli::try_parse_from([
+            "ringside",
+            "record",
+            "-o",
+            "x.rsrec",
+            "attach",
+            "--pid",
+            "1",
+            "--headless",
+            "--wait-for-rings",
+            "--no-follow-forks",
+            "--events",
+            "submit_req",
+        ])
+        .unwrap();
+        let Some(Command::Record {
+            what: RecordWhat::Attach(a),
+            ..
+        }) = c.command
+        else {
+            panic!()
+        };
+        assert!(a.wait_for_rings && a.no_follow_forks);
+        assert_eq!(a.live.kinds().names(), ["submit_req"]);
+    }
 }

@@ -123,27 +123,51 @@ fn drive(
     )
 }
 
+/// What `attach --pid` (and `record attach --pid`) traces: the pid, its
+/// children unless `--no-follow-forks`, the kinds of `--events` /
+/// `--no-events`.
+pub fn attach_options(
+    a: &crate::cli::AttachArgs,
+    pid: u32,
+    opts: &LiveOpts,
+) -> ringside_probes::AttachOptions {
+    ringside_probes::AttachOptions {
+        pids: vec![pid],
+        follow_forks: !a.no_follow_forks,
+        kinds: opts.kinds(),
+        ..Default::default()
+    }
+}
+
+/// Refuses a pid without rings (nor children with rings, when they are
+/// followed) unless `--wait-for-rings`: the same check in every mode.
+pub fn check_rings(
+    a: &crate::cli::AttachArgs,
+    pid: u32,
+) -> Result<(), ringside_probes::ProbeError> {
+    let tree = ringside_probes::attach::discover_tree(pid, !a.no_follow_forks)?;
+    if !a.wait_for_rings && tree.iter().all(|(_, fds)| fds.is_empty()) {
+        return Err(ringside_probes::ProbeError::NoRings { pid });
+    }
+    Ok(())
+}
+
 /// `ringside attach --pid PID`
 pub fn attach_pid(
+    a: &crate::cli::AttachArgs,
     pid: u32,
-    duration: Option<f64>,
-    wait_for_rings: bool,
     opts: &LiveOpts,
 ) -> anyhow::Result<ExitCode> {
+    use ringside_probes::ProbeError;
     use ringside_probes::attach::{HeadlessOptions, run_headless};
-    use ringside_probes::{AttachOptions, ProbeError};
     if !opts.headless {
-        return ui_probes(pid, duration, opts);
+        return ui_probes(a, pid, opts);
     }
     let stop = stop_flag()?;
     let hopts = HeadlessOptions {
-        attach: AttachOptions {
-            pids: vec![pid],
-            follow_forks: true,
-            ..AttachOptions::default()
-        },
-        duration: duration.map(std::time::Duration::from_secs_f64),
-        wait_for_rings,
+        attach: attach_options(a, pid, opts),
+        duration: a.duration.map(std::time::Duration::from_secs_f64),
+        wait_for_rings: a.wait_for_rings,
         stop: Some(stop),
         keep_kernel_pointers: opts.keep_kernel_pointers,
         ..HeadlessOptions::default()
@@ -241,7 +265,12 @@ fn ui_workload(
     if opts.no_probes {
         feed.status(Status::Notice("kernel probes off (--no-probes)".into()));
     } else {
-        match source::spawn_probes(vec![me], feed.clone(), stop.clone(), false) {
+        let attach = ringside_probes::AttachOptions {
+            pids: vec![me],
+            kinds: opts.kinds(),
+            ..Default::default()
+        };
+        match source::spawn_probes(attach, feed.clone(), stop.clone()) {
             Ok(h) => {
                 feed.status(Status::Notice(
                     "kernel probes on: the engine's rings as the kernel sees them (k: kernel rows)"
@@ -301,17 +330,23 @@ fn ui_workload(
     Ok(ExitCode::SUCCESS)
 }
 
-fn ui_probes(pid: u32, duration: Option<f64>, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
+fn ui_probes(a: &crate::cli::AttachArgs, pid: u32, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
     use ringside_probes::ProbeError;
+    let duration = a.duration;
     if !ringside_probes::discover::pid_alive(pid) {
         let e = ProbeError::NoSuchPid { pid };
+        eprintln!("ringside: {e}");
+        return Ok(ExitCode::from(e.exit_code() as u8));
+    }
+    if let Err(e) = check_rings(a, pid) {
         eprintln!("ringside: {e}");
         return Ok(ExitCode::from(e.exit_code() as u8));
     }
     let stop = stop_flag()?;
     let (mut feed, rx, dropped) = Feed::new(opts.queue);
     let recorder = start_recording(opts, &format!("attach --pid {pid}"), &mut feed)?;
-    let probes = match source::spawn_probes(vec![pid], feed.clone(), stop.clone(), true) {
+    let attach = attach_options(a, pid, opts);
+    let probes = match source::spawn_probes(attach, feed.clone(), stop.clone()) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("ringside: {e}");
@@ -443,7 +478,8 @@ fn start_recording(
     let Some(out) = &opts.record else {
         return Ok(None);
     };
-    let mut header = crate::offline::header(source.to_string(), opts.keep_kernel_pointers);
+    let mut header =
+        crate::offline::header(source.to_string(), opts.keep_kernel_pointers, opts.kinds());
     header.notes.push("recorded from the terminal UI".into());
     let rec = ringside_recordings::Recorder::create(out, header)
         .with_context(|| format!("creating the recording {}", out.display()))?;
@@ -490,7 +526,7 @@ pub fn record_ui(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result
 /// `--socket`, with `opts` for the session (not `a.live`: `record` adds to it).
 pub fn attach(a: &crate::cli::AttachArgs, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
     match (a.pid, &a.socket) {
-        (Some(pid), None) => attach_pid(pid, a.duration, a.wait_for_rings, opts),
+        (Some(pid), None) => attach_pid(a, pid, opts),
         (None, Some(s)) => attach_socket(s, a.duration, opts),
         _ => anyhow::bail!(
             "attach needs --pid PID (kernel probes) or --socket PATH (an embedded engine)"

@@ -29,8 +29,9 @@ pub enum RecordSource<'a> {
     Attach {
         /// Process.
         pid: u32,
-        /// Stop after this many seconds.
-        duration: Option<f64>,
+        /// Its arguments (`--duration`, `--wait-for-rings`,
+        /// `--no-follow-forks`).
+        args: &'a crate::cli::AttachArgs,
     },
 }
 
@@ -69,6 +70,7 @@ pub fn record(
 ) -> anyhow::Result<ExitCode> {
     let interpreter = opts.interpreter;
     let keep = opts.keep_kernel_pointers;
+    let kinds = opts.kinds();
     let prepare = |stop: &AtomicBool| -> anyhow::Result<Prepared> {
         Ok(match source {
             RecordSource::Run(spec) => {
@@ -86,18 +88,26 @@ pub fn record(
         })
     };
     match source {
-        RecordSource::Demo => record_engine(output, prepare, header("demo".into(), keep), probes),
+        RecordSource::Demo => record_engine(
+            output,
+            prepare,
+            header("demo".into(), keep, kinds),
+            probes,
+            kinds,
+        ),
         RecordSource::Run(spec) => record_engine(
             output,
             prepare,
-            header(format!("run {}", spec.display()), keep),
+            header(format!("run {}", spec.display()), keep, kinds),
             probes,
+            kinds,
         ),
-        RecordSource::Attach { pid, duration } => record_attach(
+        RecordSource::Attach { pid, args } => record_attach(
             output,
             pid,
-            duration,
-            header(format!("attach --pid {pid}"), keep),
+            args,
+            crate::live::attach_options(args, pid, opts),
+            header(format!("attach --pid {pid}"), keep, kinds),
         ),
     }
 }
@@ -142,11 +152,23 @@ fn spawn_probe_pump(
         })
 }
 
-/// A recording's header: kernel pointers as ids unless `keep`.
-pub fn header(source: String, keep: bool) -> Header {
+/// A recording's header: kernel pointers as ids unless `keep`; a note
+/// when `--events` / `--no-events` chose other kernel probe kinds than the
+/// default.
+pub fn header(source: String, keep: bool, kinds: ringside_probes::KindSet) -> Header {
     let mut h = Header::new(source);
     if keep {
         h.kernel_pointers = ringside_recordings::format::KernelPointers::Kept;
+    }
+    if kinds != ringside_probes::KindSet::default() {
+        h.notes.push(format!(
+            "kernel probe events recorded, by kind (--events/--no-events): {}",
+            if kinds == ringside_probes::KindSet::none() {
+                "none".to_string()
+            } else {
+                kinds.to_string()
+            }
+        ));
     }
     h
 }
@@ -156,6 +178,7 @@ fn record_engine(
     prepare: impl FnOnce(&AtomicBool) -> anyhow::Result<Prepared>,
     mut header: Header,
     want_probes: bool,
+    kinds: ringside_probes::KindSet,
 ) -> anyhow::Result<ExitCode> {
     let stop = crate::live::stop_flag()?;
     let source = header.source.clone();
@@ -167,6 +190,7 @@ fn record_engine(
         match ringside_probes::session::check_privileges().and_then(|_| {
             Probes::attach(AttachOptions {
                 pids: vec![std::process::id()],
+                kinds,
                 ..AttachOptions::default()
             })
         }) {
@@ -266,24 +290,24 @@ fn finish_line(
 fn record_attach(
     output: &Path,
     pid: u32,
-    duration: Option<f64>,
+    args: &crate::cli::AttachArgs,
+    attach: AttachOptions,
     mut header: Header,
 ) -> anyhow::Result<ExitCode> {
+    let duration = args.duration;
     let run = || -> Result<ExitCode, anyhow::Error> {
         ringside_probes::session::check_privileges()?;
         ringside_probes::session::check_io_uring_enabled()?;
         let stop = crate::live::stop_flag()?;
-        let fds = ringside_probes::discover(pid)?;
+        crate::live::check_rings(args, pid)?;
+        let tree = ringside_probes::attach::discover_tree(pid, attach.follow_forks)?;
+        let fds: Vec<_> = tree.into_iter().flat_map(|(_, f)| f).collect();
         if fds.is_empty() {
             header.notes.push(format!(
                 "process {pid} had no io_uring rings when recording began"
             ));
         }
-        let probes = Probes::attach(AttachOptions {
-            pids: vec![pid],
-            follow_forks: true,
-            ..AttachOptions::default()
-        })?;
+        let probes = Probes::attach(attach)?;
         let recorder = Recorder::create(output, header)
             .with_context(|| format!("creating the recording {}", output.display()))?;
         print_line(
@@ -321,9 +345,12 @@ fn record_attach(
                 last_check = Instant::now();
                 probes.prune_exited()?;
                 if probes.pids().is_empty() {
-                    // Ring teardown completions come a moment later.
+                    // Everything the kernel wrote before the exit (a
+                    // consumer behind by a full buffer included), and the
+                    // ring teardown completions that come a moment later:
+                    // until a quiet 100 ms.
                     let quiet = Instant::now();
-                    while quiet.elapsed() < Duration::from_secs(1) {
+                    while quiet.elapsed() < Duration::from_secs(120) {
                         let got = probes.poll(Duration::from_millis(100), |ev| {
                             n += 1;
                             h.push(Item::Probe(ev));
@@ -340,11 +367,21 @@ fn record_attach(
             n += 1;
             h.push(Item::Probe(ev));
         })?;
+        let counters = probes.counters()?;
         drop(probes);
         let stats = recorder
             .finish()
             .with_context(|| format!("writing {}", output.display()))?;
         finish_line(output, &stats, 0, n, lost_seen, None);
+        // What the kernel side counted (every event, every kind): to
+        // compare with what the file holds. Ring pointers stay out of it.
+        let t = &counters.total;
+        print_line(serde_json::json!({"kind": "probe_counts",
+            "events": t.events(), "submitted": t.submitted(), "completed": t.completed(),
+            "finished": t.finished, "in_flight": t.in_flight(), "lost": t.lost,
+            "idle_task_work": t.idle_task_work(),
+            "rings": counters.rings.iter().filter(|r| r.ring.0 != 0 && r.ring.0 != ringside_probes::counters::OTHER_RINGS).count(),
+            "exited": counters.exited_ns.is_some()}));
         Ok(ExitCode::SUCCESS)
     };
     match run() {
@@ -484,15 +521,13 @@ pub fn record_command(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::R
     let source = match what {
         RecordWhat::Demo { .. } => RecordSource::Demo,
         RecordWhat::Run { spec, .. } => RecordSource::Run(spec),
-        RecordWhat::Attach(crate::cli::AttachArgs {
-            pid: Some(pid),
-            socket: None,
-            duration,
-            ..
-        }) => RecordSource::Attach {
-            pid: *pid,
-            duration: *duration,
-        },
+        RecordWhat::Attach(
+            args @ crate::cli::AttachArgs {
+                pid: Some(pid),
+                socket: None,
+                ..
+            },
+        ) => RecordSource::Attach { pid: *pid, args },
         RecordWhat::Attach(_) => anyhow::bail!(
             "record attach needs --pid PID (recording an engine socket is not supported yet)"
         ),

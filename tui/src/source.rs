@@ -103,17 +103,6 @@ pub struct Feed {
     origin: Arc<AtomicU64>,
 }
 
-/// What became of a status sent to the UI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    /// It is in the queue.
-    Sent,
-    /// The queue stayed full: not sent.
-    Full,
-    /// The UI is gone.
-    Gone,
-}
-
 impl Feed {
     /// A feed and the draw loop's end. `capacity` bounds the queue.
     pub fn new(capacity: usize) -> (Feed, Receiver<Msg>, Arc<AtomicU64>) {
@@ -170,20 +159,32 @@ impl Feed {
     /// Send a status; false when the UI is gone. Statuses are rare: they
     /// wait briefly for room rather than being dropped.
     pub fn status(&self, s: Status) -> bool {
-        !matches!(self.try_status(s), Delivery::Gone)
-    }
-
-    /// Send a status and say whether it got through: a status that must
-    /// arrive (the traced process ended) is sent again while the queue is
-    /// full of items.
-    pub fn try_status(&self, s: Status) -> Delivery {
         match self
             .tx
             .send_timeout(Msg::Status(s), Duration::from_millis(200))
         {
-            Ok(()) => Delivery::Sent,
-            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => Delivery::Full,
-            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => Delivery::Gone,
+            Ok(()) => true,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => true,
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => false,
+        }
+    }
+
+    /// A status that must arrive (a source's end): waits for room in the
+    /// queue as long as it takes, where [`status`](Self::status) gives up
+    /// after 200 ms. False when `stop` is set or the UI is gone.
+    pub fn status_must_arrive(&self, s: Status, stop: &AtomicBool) -> bool {
+        let mut m = Msg::Status(s);
+        loop {
+            match self.tx.send_timeout(m, Duration::from_millis(100)) {
+                Ok(()) => return true,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    m = back;
+                }
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+            }
         }
     }
 
@@ -408,18 +409,20 @@ pub fn spawn_workload(
 
 /// Kernel probes on `pids`, on their own thread. Returns an error (to show
 /// on screen) when the probes cannot attach.
+///
+/// `attach` says what: pids, `follow_forks` (children that exist now and
+/// those forked later), `kinds`. The thread ends the session with
+/// [`Status::Ended`] when every traced process, followed children included,
+/// has exited ([`ringside_probes::Probes::exited`]).
 pub fn spawn_probes(
-    pids: Vec<u32>,
+    attach: ringside_probes::AttachOptions,
     feed: Feed,
     stop: Arc<AtomicBool>,
-    follow_forks: bool,
 ) -> Result<JoinHandle<()>, ringside_probes::ProbeError> {
-    use ringside_probes::{AttachOptions, Probes};
-    let mut probes = Probes::attach(AttachOptions {
-        pids: pids.clone(),
-        follow_forks,
-        ..AttachOptions::default()
-    })?;
+    use ringside_probes::Probes;
+    let mut probes = Probes::attach(attach)?;
+    // With follow_forks, the children found at attach time too.
+    let pids = probes.pids();
     for &pid in &pids {
         if let Ok(fds) = ringside_probes::discover(pid) {
             feed.status(Status::Discovered { pid, fds });
@@ -465,20 +468,42 @@ pub fn spawn_probes(
                     });
                     reported = lost;
                 }
+                if !gone && probes.exited().is_some() {
+                    // First what the kernel wrote before the exit (ring
+                    // teardown completions come a moment later): until a
+                    // quiet 100 ms.
+                    let grace = Instant::now();
+                    loop {
+                        let mut open = true;
+                        let n = probes
+                            .poll(Duration::from_millis(100), |ev| {
+                                if !feed.item(Item::Probe(ev)) {
+                                    open = false;
+                                }
+                            })
+                            .unwrap_or(0);
+                        if !open {
+                            return;
+                        }
+                        if n == 0 || grace.elapsed() >= Duration::from_secs(120) {
+                            break;
+                        }
+                    }
+                    gone = true;
+                    // Behind a full queue a plain status would be dropped
+                    // and the UI would go on saying LIVE.
+                    feed.status_must_arrive(
+                        Status::Ended(
+                            "the traced process exited; the history stays: q quits".into(),
+                        ),
+                        &stop,
+                    );
+                }
                 if last_fill.elapsed() >= Duration::from_millis(500) {
                     last_fill = Instant::now();
-                    let fills = ring_fills(&pids);
+                    let fills = ring_fills(&probes.pids());
                     if !fills.is_empty() {
                         feed.status(Status::Fdinfo(fills));
-                    }
-                    if !gone
-                        && pids
-                            .iter()
-                            .all(|&p| !ringside_probes::discover::pid_alive(p))
-                    {
-                        gone = feed.try_status(Status::Ended(
-                            "the traced process exited; the history stays: q quits".into(),
-                        )) != Delivery::Full;
                     }
                 }
             }
