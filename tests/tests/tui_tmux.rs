@@ -418,3 +418,113 @@ fn attach_socket_pause_and_survive_exit() {
     t.keys(&["q"]);
     assert_restored(&t, "q after the application exited");
 }
+
+/// fio's total read IOs from its JSON output.
+fn fio_total_ios(json: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(json).unwrap();
+    // fio may print notes before the JSON object.
+    let v: serde_json::Value =
+        serde_json::from_str(&text[text.find('{').expect("fio JSON")..]).unwrap();
+    v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["read"]["total_ios"].as_u64().unwrap())
+        .sum()
+}
+
+/// A count as the Rings view prints it (`915k`, `12M`, `4242`).
+fn parse_count(s: &str) -> Option<u64> {
+    if let Some(k) = s.strip_suffix('k') {
+        k.parse::<u64>().ok().map(|v| v * 1000)
+    } else if let Some(m) = s.strip_suffix('M') {
+        m.parse::<u64>().ok().map(|v| v * 1_000_000)
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// The live view on a real workload: fio at full speed for 15 s, attached
+/// by its parent's pid before its job starts. The ring's request total
+/// (from the probes' kernel-side counters) matches fio's, nothing is lost
+/// before ringside, the view says how much of it it holds, and once fio
+/// exits the header says ENDED and the rates are zero.
+#[test]
+fn fio_at_full_speed_in_the_live_view() {
+    let name = "fio_at_full_speed_in_the_live_view";
+    if !have_tmux() {
+        skip(name, "tmux is not installed");
+        return;
+    }
+    if !ringside_tests::is_root() {
+        skip(name, "kernel probes need root");
+        return;
+    }
+    if Command::new("fio").arg("--version").output().is_err() {
+        skip(name, "fio is not installed (scripts/setup installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let json = dir.path().join("fio.json");
+    let mut fio = Command::new("fio")
+        .args([
+            "--name=e2e",
+            &format!("--filename={}", dir.path().join("data").display()),
+            "--size=64M",
+            "--rw=randread",
+            "--bs=4k",
+            "--ioengine=io_uring",
+            "--iodepth=32",
+            "--direct=1",
+            "--time_based",
+            "--runtime=15",
+            // Time to attach before the job's first request.
+            "--startdelay=3",
+            "--output-format=json",
+            &format!("--output={}", json.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Tmux::start(
+        "fio",
+        120,
+        30,
+        &shell(&format!("attach --pid {} --wait-for-rings", fio.id())),
+    );
+    t.wait_for("the attach", &["LIVE"]);
+    assert!(fio.wait().unwrap().success(), "fio failed");
+    let want = fio_total_ios(&json);
+    t.wait_for("the end of fio to show", &["ENDED", "exited"]);
+    t.keys(&["1"]);
+    // The last counters arrive with the exit; give a frame to draw them.
+    std::thread::sleep(Duration::from_millis(600));
+    let s = t.screen();
+    t.save("fio-rings");
+    assert!(
+        !s.contains("LOST"),
+        "events were lost before ringside:\n{s}"
+    );
+    // The fio job's ring: the kernel row with the most requests.
+    let rows: Vec<Vec<&str>> = s
+        .lines()
+        .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
+        .filter(|l| l.starts_with("kernel "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (got, rates) = rows
+        .iter()
+        .filter_map(|c| Some((parse_count(c.get(8)?)?, (*c.get(6)?, *c.get(7)?))))
+        .max_by_key(|(n, _)| *n)
+        .unwrap_or_else(|| panic!("no kernel ring row in the Rings view:\n{s}"));
+    let diff = got.abs_diff(want) as f64 / want.max(1) as f64;
+    assert!(
+        diff <= 0.01,
+        "the UI counted {got} requests, fio did {want} ({:.2}% apart):\n{s}",
+        diff * 100.0
+    );
+    assert_eq!(rates, ("0", "0"), "rates go on after fio exited:\n{s}");
+    eprintln!("fio did {want} reads; the live view counted {got}");
+    t.keys(&["q"]);
+    assert_restored(&t, "q after fio exited");
+}

@@ -414,6 +414,7 @@ impl App {
                     });
                 }
                 Status::Fdinfo(f) => self.fills = f,
+                Status::Counters(c) => self.state.apply_counters(&c),
                 Status::Discovered { pid, fds } => self.state.ring_dir.add_discovered(pid, fds),
             },
         }

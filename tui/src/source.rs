@@ -51,6 +51,9 @@ pub enum Status {
     },
     /// Ring fill from /proc/PID/fdinfo: (pid, fd, sq pending, sq entries, cq pending, cq entries, overflow).
     Fdinfo(Vec<RingFill>),
+    /// The probes' counters of every event, per ring (kept in the kernel,
+    /// before any queue: right even when the UI drops).
+    Counters(Box<ringside_probes::counters::Counters>),
     /// A connection came up (socket): the engine there is new.
     Connected(String),
     /// Rings a traced process had when the probes attached (ties ring
@@ -444,6 +447,7 @@ pub fn spawn_probes(
         .spawn(move || {
             let mut reported = 0u64;
             let mut last_fill = Instant::now() - Duration::from_secs(1);
+            let mut last_counters = Instant::now();
             let mut gone = false;
             while !stop.load(Ordering::Relaxed) {
                 let mut alive = true;
@@ -490,6 +494,9 @@ pub fn spawn_probes(
                         }
                     }
                     gone = true;
+                    if let Ok(c) = probes.counters() {
+                        feed.status_must_arrive(Status::Counters(Box::new(c)), &stop);
+                    }
                     // Behind a full queue a plain status would be dropped
                     // and the UI would go on saying LIVE.
                     feed.status_must_arrive(
@@ -498,6 +505,12 @@ pub fn spawn_probes(
                         ),
                         &stop,
                     );
+                }
+                if last_counters.elapsed() >= Duration::from_millis(250) {
+                    last_counters = Instant::now();
+                    if let Ok(c) = probes.counters() {
+                        feed.status(Status::Counters(Box::new(c)));
+                    }
                 }
                 if last_fill.elapsed() >= Duration::from_millis(500) {
                     last_fill = Instant::now();

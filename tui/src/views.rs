@@ -891,6 +891,22 @@ fn draw_rings(f: &mut Frame, app: &mut App, area: Rect) {
         } else {
             String::new()
         };
+        // A probed ring's numbers come from the kernel-side counters when
+        // there are any: they saw every event, the fold may not have.
+        let (infl, sub_rate, cmp_rate, submitted) = match &r.counted {
+            Some(c) => (
+                c.in_flight as i64,
+                c.submit_rate,
+                c.complete_rate,
+                c.submitted,
+            ),
+            None => (
+                r.inflight.max(0),
+                r.submit_rate.per_sec(now),
+                r.complete_rate.per_sec(now),
+                r.submitted,
+            ),
+        };
         let style = if r.closed {
             Style::new().fg(Color::DarkGray)
         } else if r.source == "engine" {
@@ -906,10 +922,10 @@ fn draw_rings(f: &mut Frame, app: &mut App, area: Rect) {
                 r.fd.map_or("?".into(), |v| v.to_string()),
                 sq,
                 cq,
-                r.inflight.max(0),
-                fmt_count(r.submit_rate.per_sec(now)),
-                fmt_count(r.complete_rate.per_sec(now)),
-                fmt_count(r.submitted),
+                infl,
+                fmt_count(sub_rate),
+                fmt_count(cmp_rate),
+                fmt_count(submitted),
                 ovf,
                 extra
             ),

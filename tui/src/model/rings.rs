@@ -37,6 +37,26 @@ pub struct RingRow {
     pub files: Vec<String>,
     /// The engine shut this ring down.
     pub closed: bool,
+    /// What the probes counted in the kernel for this ring (every event,
+    /// whatever the UI's queue dropped); `None` without live probes.
+    pub counted: Option<Counted>,
+}
+
+/// A probed ring's counts as the kernel-side counters saw them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counted {
+    /// Snapshot time (CLOCK_MONOTONIC ns).
+    pub ts_ns: u64,
+    /// Requests submitted.
+    pub submitted: u64,
+    /// Completions.
+    pub completed: u64,
+    /// Submitted and not finished.
+    pub in_flight: u64,
+    /// Submissions per second between the last two snapshots.
+    pub submit_rate: u64,
+    /// Completions per second between the last two snapshots.
+    pub complete_rate: u64,
 }
 
 impl RingRow {
@@ -57,11 +77,48 @@ impl RingRow {
             complete_rate: Rate::default(),
             files: Vec::new(),
             closed: false,
+            counted: None,
         }
     }
 }
 
 impl Model {
+    /// Take the probes' counters: each probed ring's totals, in-flight and
+    /// rates come from them (rates stop once the traced processes exited).
+    pub fn apply_counters(&mut self, c: &ringside_probes::counters::Counters) {
+        for r in self.rings.iter_mut().filter(|r| r.source == "probes") {
+            let Some(n) = r.ctx.and_then(|p| c.ring(ringside_probes::Ptr(p))) else {
+                continue;
+            };
+            let per_sec = |now: u64, then: u64, dt: u64| {
+                if dt == 0 || c.exited_ns.is_some() {
+                    0
+                } else {
+                    (now.saturating_sub(then) as u128 * 1_000_000_000 / dt as u128) as u64
+                }
+            };
+            let prev = r.counted.clone().unwrap_or_default();
+            let dt = c.ts_ns.saturating_sub(prev.ts_ns);
+            let (sub, cmp) = (n.submitted(), n.completed());
+            r.counted = Some(Counted {
+                ts_ns: c.ts_ns,
+                submitted: sub,
+                completed: cmp,
+                in_flight: n.in_flight(),
+                submit_rate: if prev.ts_ns == 0 {
+                    0
+                } else {
+                    per_sec(sub, prev.submitted, dt)
+                },
+                complete_rate: if prev.ts_ns == 0 {
+                    0
+                } else {
+                    per_sec(cmp, prev.completed, dt)
+                },
+            });
+        }
+    }
+
     pub(super) fn ring_mut(&mut self, epoch: u32) -> Option<&mut RingRow> {
         self.rings.iter_mut().rev().find(|r| r.epoch == Some(epoch))
     }
