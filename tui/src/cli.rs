@@ -51,9 +51,33 @@ pub struct LiveOpts {
     /// stable id (`0x1`, `0x2`, ...), since such files are often shared.
     #[arg(long)]
     pub keep_kernel_pointers: bool,
+    /// Where programs decide: `user` (in this process, every kernel) or
+    /// `kernel` (inside io_uring_enter, Linux 7.1+'s io_uring BPF loop;
+    /// docs/kernel-backend.md).
+    #[arg(long, value_enum, default_value_t = BackendArg::User)]
+    pub backend: BackendArg,
     /// Also record to this file (set by `ringside record -o FILE ...`).
     #[arg(skip)]
     pub record: Option<PathBuf>,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum BackendArg {
+    /// Decisions run in this process.
+    #[default]
+    User,
+    /// Decisions run in the kernel (Linux 7.1+).
+    Kernel,
+}
+
+impl From<BackendArg> for ringside_engine::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::User => ringside_engine::Backend::User,
+            BackendArg::Kernel => ringside_engine::Backend::Kernel,
+        }
+    }
 }
 
 impl Default for LiveOpts {
@@ -69,6 +93,7 @@ impl Default for LiveOpts {
             fps: 20,
             no_probes: false,
             keep_kernel_pointers: false,
+            backend: BackendArg::User,
             record: None,
         }
     }
