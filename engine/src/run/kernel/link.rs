@@ -739,6 +739,9 @@ pub fn freeze(fd: RawFd) -> Result<(), i32> {
 /// The ring buffer's records, collected by [`RingBuf::consume`].
 pub struct RingBuf {
     rb: *mut sys::ring_buffer,
+    // Boxed: libbpf holds its address as the callback's ctx, which must not
+    // move with the RingBuf.
+    #[allow(clippy::box_collection)]
     records: Box<Vec<Vec<u8>>>,
 }
 

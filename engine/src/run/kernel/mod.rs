@@ -428,17 +428,17 @@ impl KernelLoop {
                 )));
             }
             let mut relocs = Vec::new();
-            let mut rodata_fds: HashMap<u32, RawFd> = HashMap::new();
+            let mut rodata_fds: HashMap<usize, RawFd> = HashMap::new();
             for r in &p.image.relocs {
                 let t = match r.target {
                     RelocTarget::Map(local) => {
-                        let id = *p.maps.get(local as usize).ok_or_else(|| {
+                        let id = *p.maps.get(local).ok_or_else(|| {
                             KernelError::Object(format!("program {}: no map {local}", p.name))
                         })?;
                         link::Target::Map(self.kernel_map(registry, id)?)
                     }
                     RelocTarget::Rodata { region, offset } => {
-                        let fd = match rodata_fds.get(&(region as u32)) {
+                        let fd = match rodata_fds.get(&region) {
                             Some(&fd) => fd,
                             None => {
                                 let bytes = rodata_bytes(p, region).ok_or_else(|| {
@@ -448,11 +448,11 @@ impl KernelLoop {
                                     ))
                                 })?;
                                 let fd = self.rodata_map(&p.name, &bytes)?;
-                                rodata_fds.insert(region as u32, fd);
+                                rodata_fds.insert(region, fd);
                                 fd
                             }
                         };
-                        link::Target::Rodata(fd, offset as u32)
+                        link::Target::Rodata(fd, offset)
                     }
                 };
                 relocs.push((r.insn, t));
