@@ -10,7 +10,11 @@
 #ifndef RS_IOU_H
 #define RS_IOU_H
 
-struct iou_ctx;
+/* Complete (if empty), not a forward declaration: libbpf checks each
+ * kfunc's prototype against vmlinux's, and a BTF FWD is not compatible
+ * with the kernel's STRUCT. Its members are never read. */
+struct iou_ctx {
+};
 
 struct iou_loop_params {
 	__u32 cq_wait_idx;

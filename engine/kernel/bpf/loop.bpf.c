@@ -31,6 +31,21 @@
 #include "rs_kernel.h"
 #include "iou.h"
 
+/* An index masked in a way the compiler keeps: clang drops a mask it can
+ * prove redundant (after a range check on a value it loads again), and the
+ * verifier then sees an unbounded offset. */
+/* Each function a user program's helper call is linked to keeps every
+ * parameter (an empty asm reads them): clang removes a static function's
+ * unused parameters, which would move the others to other registers than
+ * the helper ABI's r1-r5. rs_k_printk and rs_k_ktime use none: removing
+ * all of them moves nothing. */
+#define RS_IDX(v, m)                                          \
+	({                                                    \
+		__u64 __v = (v);                              \
+		asm volatile("%0 &= %1" : "+r"(__v) : "i"(m)); \
+		__v;                                          \
+	})
+
 #define EPERM 1
 #define ENOENT 2
 #define EINTR 4
@@ -112,6 +127,17 @@ struct rs_kscratch {
 	struct rs_kdata data;
 	struct rs_kdec dec;
 	struct rs_kdecided decided;
+	/* The decision rs_on_cqe found due: rs_loop_step runs it (a program
+	 * runs from the loop's own frame, so that as much of the 512 bytes of
+	 * stack as possible is left to it). */
+	__u32 pd_cs;
+	__u32 pd_pos;
+	__s32 pd_res;
+	__u32 pd_flags;
+	__u32 pd_prog;
+	__u32 pd_result;
+	__u64 pd_seq;
+	__u64 pd_t0;
 };
 
 struct {
@@ -199,18 +225,18 @@ static __always_inline int op_needs_buffer(__u8 op)
 	       op == RS_OP_WRITE || op == RS_OP_SEND || op == RS_OP_RECV;
 }
 
-static __always_inline long submit_impl(struct rs_kscratch *s, const void *usqe, __u64 size,
-					__u64 where)
+/* rs_submit's checks and bookkeeping, on the template rs_k_submit copied to
+ * the scratch map. A global function: checked once, not at every rs_submit
+ * call of every program. */
+__noinline long rs_submit_tmp(__u64 where)
 {
-	struct rs_ksqe *q = &s->tmp_sqe;
+	struct rs_kscratch *s = scr();
+	struct rs_ksqe *q;
 	__u32 index, attempt, i, n, at;
 
-	if (size != sizeof(struct rs_ksqe))
-		return -EINVAL;
-	/* The template is wherever the program put it: copied as the
-	 * userspace engine's AddrSpace::read does, EFAULT if unreadable. */
-	if (bpf_probe_read_kernel(q, sizeof(*q), usqe))
+	if (!s)
 		return -EFAULT;
+	q = &s->tmp_sqe;
 	if (where > RS_DETACHED)
 		return -EINVAL;
 	if (q->_rsvd)
@@ -222,7 +248,7 @@ static __always_inline long submit_impl(struct rs_kscratch *s, const void *usqe,
 	if (op_needs_buffer(q->opcode)) {
 		if (q->buf_index >= cfg_nbufs || q->buf_index >= RS_MAX_BUFS)
 			return -EPERM;
-		__u64 size_b = cfg_buf_size[q->buf_index & (RS_MAX_BUFS - 1)];
+		__u64 size_b = cfg_buf_size[RS_IDX(q->buf_index, RS_MAX_BUFS - 1)];
 		__u64 end = q->buf_off + q->len;
 		if (end < q->buf_off || end > size_b)
 			return -EFAULT;
@@ -303,7 +329,7 @@ static __always_inline long submit_impl(struct rs_kscratch *s, const void *usqe,
 		if (s->npending < RS_WIN)
 			s->npending++;
 	}
-	struct rs_kact *a = &s->act[s->nact & (RS_MAX_ACTIONS - 1)];
+	struct rs_kact *a = &s->act[RS_IDX(s->nact, RS_MAX_ACTIONS - 1)];
 	a->kind = RS_ACT_SUBMIT;
 	a->place = where;
 	a->attempt = attempt;
@@ -316,12 +342,20 @@ static __always_inline long submit_impl(struct rs_kscratch *s, const void *usqe,
 
 static __noinline long rs_k_submit(const void *ctx, const void *sqe, __u64 size, __u64 where)
 {
+	asm volatile("" ::"r"(ctx), "r"(sqe), "r"(size), "r"(where));
 	struct rs_kscratch *s = scr();
 	long ret;
 
 	if (!s)
 		return -EFAULT;
-	ret = submit_impl(s, sqe, size, where);
+	/* The template is wherever the program put it: copied as the
+	 * userspace engine's AddrSpace::read does, EFAULT if unreadable. */
+	if (size != sizeof(struct rs_ksqe))
+		ret = -EINVAL;
+	else if (bpf_probe_read_kernel(&s->tmp_sqe, sizeof(s->tmp_sqe), sqe))
+		ret = -EFAULT;
+	else
+		ret = rs_submit_tmp(where);
 	call_rec(s, 0x1000, ret);
 	return ret;
 }
@@ -340,7 +374,7 @@ static __always_inline long drop_unlink(struct rs_kscratch *s, __u64 step, int d
 			return -EALREADY;
 		if (!act_room(s))
 			return -E2BIG;
-		struct rs_kact *a = &s->act[s->nact & (RS_MAX_ACTIONS - 1)];
+		struct rs_kact *a = &s->act[RS_IDX(s->nact, RS_MAX_ACTIONS - 1)];
 		a->kind = drop ? RS_ACT_DROP : RS_ACT_UNLINK;
 		a->index = (__u32)step;
 		if (drop)
@@ -355,6 +389,7 @@ static __always_inline long drop_unlink(struct rs_kscratch *s, __u64 step, int d
 
 static __noinline long rs_k_drop(const void *ctx, __u64 step)
 {
+	asm volatile("" ::"r"(ctx), "r"(step));
 	struct rs_kscratch *s = scr();
 	long ret;
 
@@ -367,6 +402,7 @@ static __noinline long rs_k_drop(const void *ctx, __u64 step)
 
 static __noinline long rs_k_unlink(const void *ctx, __u64 step)
 {
+	asm volatile("" ::"r"(ctx), "r"(step));
 	struct rs_kscratch *s = scr();
 	long ret;
 
@@ -379,12 +415,13 @@ static __noinline long rs_k_unlink(const void *ctx, __u64 step)
 
 static __noinline long rs_k_emit(const void *ctx, __u64 user_data, __u64 res, __u64 flags)
 {
+	asm volatile("" ::"r"(ctx), "r"(user_data), "r"(res), "r"(flags));
 	struct rs_kscratch *s = scr();
 
 	if (!s)
 		return -EFAULT;
 	if (act_room(s)) {
-		struct rs_kact *a = &s->act[s->nact & (RS_MAX_ACTIONS - 1)];
+		struct rs_kact *a = &s->act[RS_IDX(s->nact, RS_MAX_ACTIONS - 1)];
 		a->kind = RS_ACT_EMIT;
 		a->user_data = user_data;
 		a->res = (__s32)res;
@@ -397,12 +434,13 @@ static __noinline long rs_k_emit(const void *ctx, __u64 user_data, __u64 res, __
 
 static __noinline long rs_k_set_res(const void *ctx, __u64 res)
 {
+	asm volatile("" ::"r"(ctx), "r"(res));
 	struct rs_kscratch *s = scr();
 
 	if (!s)
 		return -EFAULT;
 	if (act_room(s)) {
-		struct rs_kact *a = &s->act[s->nact & (RS_MAX_ACTIONS - 1)];
+		struct rs_kact *a = &s->act[RS_IDX(s->nact, RS_MAX_ACTIONS - 1)];
 		a->kind = RS_ACT_SET_RES;
 		a->res = (__s32)res;
 		s->nact++;
@@ -413,6 +451,7 @@ static __noinline long rs_k_set_res(const void *ctx, __u64 res)
 
 static __noinline long rs_k_read_buf(const void *ctx, __u64 buf, __u64 off, void *dst, __u64 len)
 {
+	asm volatile("" ::"r"(ctx), "r"(buf), "r"(off), "r"(dst), "r"(len));
 	struct rs_kscratch *s = scr();
 	long ret;
 	__u32 n = len;
@@ -422,7 +461,7 @@ static __noinline long rs_k_read_buf(const void *ctx, __u64 buf, __u64 off, void
 	if (buf >= cfg_nbufs || buf >= RS_MAX_BUFS) {
 		ret = -EPERM;
 	} else {
-		__u64 size = cfg_buf_size[buf & (RS_MAX_BUFS - 1)];
+		__u64 size = cfg_buf_size[RS_IDX(buf, RS_MAX_BUFS - 1)];
 		__u64 end = off + len;
 		ret = (end < off || end > size) ? -EFAULT : 0;
 	}
@@ -430,7 +469,7 @@ static __noinline long rs_k_read_buf(const void *ctx, __u64 buf, __u64 off, void
 		/* Zeroes the destination, as the userspace helper does. */
 		bpf_probe_read_user(dst, n, (void *)0);
 	} else {
-		__u64 src = cfg_buf_addr[buf & (RS_MAX_BUFS - 1)] + off;
+		__u64 src = cfg_buf_addr[RS_IDX(buf, RS_MAX_BUFS - 1)] + off;
 		ret = bpf_probe_read_user(dst, n, (void *)src);
 		if (!ret)
 			ret = n;
@@ -473,6 +512,7 @@ static __noinline long rs_k_printk(const void *fmt, __u64 size, __u64 a, __u64 b
  * function for a slot it does not know. */
 static __noinline int rs_dispatch_stub(const struct rs_ctx *ctx, __u32 prog)
 {
+	asm volatile("" ::"r"(ctx), "r"(prog));
 	if (cfg_never) {
 		/* Never runs (cfg_never is 0 and frozen, so the verifier skips
 		 * it): references that keep the functions the loader links
@@ -491,12 +531,12 @@ static __noinline int rs_dispatch_stub(const struct rs_ctx *ctx, __u32 prog)
 
 static __always_inline struct rs_kchain *chain_at(struct rs_kmem *mem, __u32 cs)
 {
-	return &mem->chains[cs & (RS_MAX_CHAINS - 1)];
+	return &mem->chains[RS_IDX(cs, RS_MAX_CHAINS - 1)];
 }
 
 static __always_inline struct rs_kstep *step_at(struct rs_kchain *c, __u32 pos)
 {
-	return &c->steps[(c->start + pos) & (RS_WIN - 1)];
+	return &c->steps[RS_IDX((c->start + pos), RS_WIN - 1)];
 }
 
 static __always_inline void ev_begin(struct rs_kscratch *s, __u32 kind, struct rs_kchain *c,
@@ -518,7 +558,7 @@ static __always_inline void post(struct rs_kmem *mem, struct rs_kscratch *s, __u
 		mem->hdr.error = RS_KERR_COMP;
 		return;
 	}
-	struct rs_kcomp *cp = &mem->comp[t & (RS_COMP_RING - 1)];
+	struct rs_kcomp *cp = &mem->comp[RS_IDX(t, RS_COMP_RING - 1)];
 	cp->chain = chain;
 	cp->user_data = user_data;
 	cp->res = res;
@@ -612,7 +652,7 @@ __noinline int rs_finish_if_idle(struct rs_kmem *mem, __u32 cs)
 		out(mem, &s->ev, sizeof(s->ev));
 	}
 	__u32 t = mem->hdr.fin_tail;
-	struct rs_kfin *f = &mem->fin[t & (RS_FIN_RING - 1)];
+	struct rs_kfin *f = &mem->fin[RS_IDX(t, RS_FIN_RING - 1)];
 	f->chain = c->id;
 	f->slot = cs;
 	f->res = res;
@@ -696,7 +736,7 @@ __noinline int rs_issue(struct rs_kmem *mem, __u32 cs, __u32 pos, __u32 sqe_flag
 		return -ENOMEM;
 	}
 	mem->hdr.nfree--;
-	slot = mem->free[mem->hdr.nfree & (RS_MAX_SLOTS - 1)] & (RS_MAX_SLOTS - 1);
+	slot = mem->free[RS_IDX(mem->hdr.nfree, RS_MAX_SLOTS - 1)] & (RS_MAX_SLOTS - 1);
 	struct rs_kslot *k = &mem->slots[slot];
 	gen = k->gen + 1;
 	k->gen = gen;
@@ -706,7 +746,7 @@ __noinline int rs_issue(struct rs_kmem *mem, __u32 cs, __u32 pos, __u32 sqe_flag
 	ud = ((__u64)gen << 32) | slot;
 
 	/* struct io_uring_sqe, as the userspace engine's Ring::build writes it */
-	e = (__u64 *)&mem->stage[n & (RS_STAGE - 1)][0];
+	e = (__u64 *)&mem->stage[RS_IDX(n, RS_STAGE - 1)][0];
 	e[0] = e[1] = e[2] = e[3] = e[4] = e[5] = e[6] = e[7] = 0;
 	__u8 op = st->sqe.opcode;
 	__u8 fl = sqe_flags;
@@ -714,7 +754,7 @@ __noinline int rs_issue(struct rs_kmem *mem, __u32 cs, __u32 pos, __u32 sqe_flag
 		fl |= IOSQE_FIXED_FILE;
 	__u64 addr = 0;
 	if (st->sqe.buf_index < cfg_nbufs && st->sqe.buf_index < RS_MAX_BUFS)
-		addr = cfg_buf_addr[st->sqe.buf_index & (RS_MAX_BUFS - 1)] + st->sqe.buf_off;
+		addr = cfg_buf_addr[RS_IDX(st->sqe.buf_index, RS_MAX_BUFS - 1)] + st->sqe.buf_off;
 	__s32 fd = st->sqe.fd < 0 ? 0 : st->sqe.fd;
 	__u32 opfl = st->sqe.op_flags;
 	__u64 off = st->sqe.off;
@@ -898,16 +938,117 @@ static __always_inline int pos_of_index(struct rs_kchain *c, __u32 index)
 
 /* One decision on the completed step at `pos`; returns 1 when the chain
  * goes on. */
-__noinline int rs_decide(struct rs_kmem *mem, __u32 cs, __u32 pos, __s32 res, __u32 cqe_flags)
+/* Apply action `i` of a decision, as Engine::apply does (a global function
+ * for the same reason: rs_apply's loop checks one call, not every action's
+ * every path). */
+__noinline int rs_apply_one(struct rs_kmem *mem, __u32 cs, __u32 i, __u64 seq)
+{
+	struct rs_kscratch *s = scr();
+	struct rs_kchain *c;
+
+	if (!mem || !s)
+		return 0;
+	c = chain_at(mem, cs);
+	{
+		struct rs_kact *a = &s->act[RS_IDX(i, RS_MAX_ACTIONS - 1)];
+		int p;
+		switch (a->kind) {
+		case RS_ACT_SUBMIT: {
+			__u8 det = a->place == RS_DETACHED;
+			__u32 np = insert(c, a->index, &a->sqe, a->attempt, det);
+			if (np >= RS_WIN)
+				break;
+			if (s->record) {
+				ev_begin(s, RS_REC_STEP_ADDED, c, c->base + np);
+				s->ev.sqe = a->sqe;
+				s->ev.a = a->place;
+				s->ev.b = a->attempt;
+				s->ev.c = seq;
+				out(mem, &s->ev, sizeof(s->ev));
+			}
+			if (det) {
+				int err = rs_issue(mem, cs, np, 0);
+				if (err) {
+					struct rs_kcause cause = {};
+					step_at(c, np)->state = RS_ST_CANCELLED;
+					cause.kind = RS_CAUSE_SUBMIT_FAILED;
+					cause.value = -err;
+					set_cause(s, &cause);
+					rs_cancelled(mem, cs, c->base + np, 0, 1);
+				}
+			}
+			break;
+		}
+		case RS_ACT_DROP:
+			p = pos_of_index(c, a->index);
+			if (p >= 0 && step_at(c, p)->state == RS_ST_PENDING) {
+				struct rs_kcause cause = {};
+				step_at(c, p)->state = RS_ST_DROPPED;
+				cause.kind = RS_CAUSE_DROPPED;
+				cause.decision = seq;
+				set_cause(s, &cause);
+				rs_cancelled(mem, cs, a->index, 0, 1);
+			}
+			break;
+		case RS_ACT_UNLINK:
+			p = pos_of_index(c, a->index);
+			if (p >= 0) {
+				step_at(c, p)->unlinked = 1;
+				if (s->record) {
+					ev_begin(s, RS_REC_UNLINKED, c, a->index);
+					s->ev.a = seq;
+					out(mem, &s->ev, sizeof(s->ev));
+				}
+			}
+			break;
+		case RS_ACT_EMIT:
+			post(mem, s, c->id, 0xffffffff, a->user_data, a->res, a->flags,
+			     RS_APP_EMIT);
+			break;
+		case RS_ACT_SET_RES:
+			c->has_final_res = 1;
+			c->final_res = a->res;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Apply a decision's actions in order. */
+__noinline int rs_apply(struct rs_kmem *mem, __u32 cs, __u64 seq)
+{
+	struct rs_kscratch *s = scr();
+	__u32 i, n;
+
+	if (!mem || !s)
+		return 0;
+	n = s->nact;
+	for (i = 0; i < RS_MAX_ACTIONS; i++) {
+		if (i >= n)
+			break;
+		rs_apply_one(mem, cs, i, seq);
+	}
+	return 0;
+}
+
+/* The first half of a decision: the context, the view, the record of its
+ * inputs. Returns the program's slot + 1, or 0 when it has none (a
+ * kernel-backend limit, concluded by rs_decide_post). */
+__noinline int rs_decide_pre(struct rs_kmem *mem)
 {
 	struct rs_kscratch *s = scr();
 	struct rs_kchain *c;
 	struct rs_kstep *st;
-	__u32 index, i, prog, result = 0;
-	__u64 seq, t0 = 0, ret;
+	__u32 index, i, prog, cs, pos, cqe_flags;
+	__s32 res;
+	__u64 seq, t0 = 0;
 
 	if (!mem || !s)
 		return 0;
+	cs = s->pd_cs;
+	pos = s->pd_pos;
+	res = s->pd_res;
+	cqe_flags = s->pd_flags;
 	c = chain_at(mem, cs);
 	st = step_at(c, pos);
 	prog = st->prog ? st->prog : c->prog ? c->prog : mem->hdr.ring_prog;
@@ -943,7 +1084,7 @@ __noinline int rs_decide(struct rs_kmem *mem, __u32 cs, __u32 pos, __s32 res, __
 		struct rs_kstep *q = step_at(c, i);
 		if (q->state != RS_ST_PENDING || q->detached)
 			continue;
-		struct rs_kpend *p = &s->pending[s->npending & (RS_WIN - 1)];
+		struct rs_kpend *p = &s->pending[RS_IDX(s->npending, RS_WIN - 1)];
 		p->index = c->base + i;
 		p->unlinked = q->unlinked;
 		p->dropped = 0;
@@ -978,12 +1119,54 @@ __noinline int rs_decide(struct rs_kmem *mem, __u32 cs, __u32 pos, __s32 res, __
 		t0 = bpf_ktime_get_ns();
 	}
 
+	s->pd_seq = seq;
+	s->pd_t0 = t0;
 	if (prog == 0 || prog > RS_MAX_PROGS) {
 		s->klimit = RS_KLIM_PROG;
-		ret = 0;
-	} else {
-		ret = (__u64)(__u32)rs_dispatch_stub(&s->ctx, prog - 1);
+		return 0;
 	}
+	return prog;
+}
+
+static __always_inline int rs_conclude(struct rs_kmem *mem, struct rs_kscratch *s,
+				       struct rs_kchain *c, __u32 cs, __u32 pos, __u32 index,
+				       __u64 seq, __u64 t0, __u64 ret);
+
+/* The second half: the result, its record, the actions, the conclusion, and
+ * what rs_on_cqe does after a decision. */
+__noinline int rs_decide_post(struct rs_kmem *mem, __u64 ret)
+{
+	struct rs_kscratch *s = scr();
+	struct rs_kchain *c;
+	__u32 index, pos, cs, result = 0;
+	__u64 seq, t0;
+	int go_on;
+
+	if (!mem || !s)
+		return 0;
+	cs = s->pd_cs;
+	pos = s->pd_pos;
+	seq = s->pd_seq;
+	t0 = s->pd_t0;
+	c = chain_at(mem, cs);
+	index = c->base + pos;
+	ret = (__u32)ret;
+	go_on = rs_conclude(mem, s, c, cs, pos, index, seq, t0, ret);
+	if (mem->hdr.ctl & RS_CTL_PAUSE_EACH)
+		mem->hdr.pause = 1;
+	if (go_on)
+		rs_advance(mem, cs, index);
+	if (c->state != RS_CH_FREE)
+		compact(c);
+	return 0;
+}
+
+static __always_inline int rs_conclude(struct rs_kmem *mem, struct rs_kscratch *s,
+				       struct rs_kchain *c, __u32 cs, __u32 pos, __u32 index,
+				       __u64 seq, __u64 t0, __u64 ret)
+{
+	__u32 result = 0;
+
 	/* The program may have reused the view: nothing of it below. */
 	if (s->klimit)
 		result = 3;
@@ -1005,73 +1188,8 @@ __noinline int rs_decide(struct rs_kmem *mem, __u32 cs, __u32 pos, __s32 res, __
 		out(mem, d, sizeof(*d));
 	}
 
-	if (result == 0) {
-		/* Apply, as Engine::apply does. */
-		for (i = 0; i < RS_MAX_ACTIONS; i++) {
-			if (i >= s->nact)
-				break;
-			struct rs_kact *a = &s->act[i];
-			int p;
-			switch (a->kind) {
-			case RS_ACT_SUBMIT: {
-				__u8 det = a->place == RS_DETACHED;
-				__u32 np = insert(c, a->index, &a->sqe, a->attempt, det);
-				if (np >= RS_WIN)
-					break;
-				if (s->record) {
-					ev_begin(s, RS_REC_STEP_ADDED, c, c->base + np);
-					s->ev.sqe = a->sqe;
-					s->ev.a = a->place;
-					s->ev.b = a->attempt;
-					s->ev.c = seq;
-					out(mem, &s->ev, sizeof(s->ev));
-				}
-				if (det) {
-					int err = rs_issue(mem, cs, np, 0);
-					if (err) {
-						struct rs_kcause cause = {};
-						step_at(c, np)->state = RS_ST_CANCELLED;
-						cause.kind = RS_CAUSE_SUBMIT_FAILED;
-						cause.value = -err;
-						set_cause(s, &cause);
-						rs_cancelled(mem, cs, c->base + np, 0, 1);
-					}
-				}
-				break;
-			}
-			case RS_ACT_DROP:
-				p = pos_of_index(c, a->index);
-				if (p >= 0 && step_at(c, p)->state == RS_ST_PENDING) {
-					struct rs_kcause cause = {};
-					step_at(c, p)->state = RS_ST_DROPPED;
-					cause.kind = RS_CAUSE_DROPPED;
-					cause.decision = seq;
-					set_cause(s, &cause);
-					rs_cancelled(mem, cs, a->index, 0, 1);
-				}
-				break;
-			case RS_ACT_UNLINK:
-				p = pos_of_index(c, a->index);
-				if (p >= 0) {
-					step_at(c, p)->unlinked = 1;
-					if (s->record) {
-						ev_begin(s, RS_REC_UNLINKED, c, a->index);
-						s->ev.a = seq;
-						out(mem, &s->ev, sizeof(s->ev));
-					}
-				}
-				break;
-			case RS_ACT_EMIT:
-				post(mem, s, c->id, 0xffffffff, a->user_data, a->res, a->flags,
-				     RS_APP_EMIT);
-				break;
-			case RS_ACT_SET_RES:
-				c->has_final_res = 1;
-				c->final_res = a->res;
-				break;
-			}
-		}
-	}
+	if (result == 0)
+		rs_apply(mem, cs, seq);
 
 	/* Conclude, as Engine::conclude does. */
 	struct rs_kcause cause = {};
@@ -1154,7 +1272,7 @@ __noinline int rs_on_cqe(struct rs_kmem *mem, __u64 ud, __s32 res, __u32 cqe_fla
 	cs = k->chain;
 	uid = k->uid;
 	if (mem->hdr.nfree < RS_MAX_SLOTS) {
-		mem->free[mem->hdr.nfree & (RS_MAX_SLOTS - 1)] = slot;
+		mem->free[RS_IDX(mem->hdr.nfree, RS_MAX_SLOTS - 1)] = slot;
 		mem->hdr.nfree++;
 	}
 	if (mem->hdr.inflight)
@@ -1240,10 +1358,15 @@ __noinline int rs_on_cqe(struct rs_kmem *mem, __u64 ud, __s32 res, __u32 cqe_fla
 	int go_on;
 	__u32 prog = st->prog ? st->prog : c->prog ? c->prog : mem->hdr.ring_prog;
 	if (prog) {
-		go_on = rs_decide(mem, cs, pos, res, cqe_flags);
-		if (mem->hdr.ctl & RS_CTL_PAUSE_EACH)
-			mem->hdr.pause = 1;
-	} else if (link_failure && !unlinked) {
+		/* rs_loop_step runs the decision (rs_decide_pre, the program,
+		 * rs_decide_post, which goes on as below). */
+		s->pd_cs = cs;
+		s->pd_pos = pos;
+		s->pd_res = res;
+		s->pd_flags = cqe_flags;
+		return 1;
+	}
+	if (link_failure && !unlinked) {
 		struct rs_kcause cause = {};
 		cause.kind = RS_CAUSE_LINK_FAILED;
 		cause.step = index;
@@ -1273,7 +1396,7 @@ __noinline int rs_start_one(struct rs_kmem *mem)
 	h = mem->hdr.sub_head;
 	if (h == mem->hdr.sub_tail || mem->hdr.barrier)
 		return 0;
-	cs = mem->sub[h & (RS_SUB_RING - 1)] & (RS_MAX_CHAINS - 1);
+	cs = mem->sub[RS_IDX(h, RS_SUB_RING - 1)] & (RS_MAX_CHAINS - 1);
 	c = chain_at(mem, cs);
 	if (c->drain && mem->hdr.running > 0)
 		return 0;
@@ -1354,7 +1477,7 @@ __noinline int rs_shutdown(struct rs_kmem *mem)
 	for (i = 0; i < RS_SUB_RING; i++) {
 		if (h + i == t)
 			break;
-		rs_cancel_chain(mem, mem->sub[(h + i) & (RS_SUB_RING - 1)] & (RS_MAX_CHAINS - 1));
+		rs_cancel_chain(mem, mem->sub[RS_IDX((h + i), RS_SUB_RING - 1)] & (RS_MAX_CHAINS - 1));
 	}
 	mem->hdr.sub_head = t;
 	for (i = 0; i < RS_MAX_CHAINS; i++)
@@ -1371,7 +1494,7 @@ static __always_inline void stage_own(struct rs_kmem *mem, __u8 op, __u64 addr, 
 
 	if (n >= RS_STAGE)
 		return;
-	e = (__u64 *)&mem->stage[n & (RS_STAGE - 1)][0];
+	e = (__u64 *)&mem->stage[RS_IDX(n, RS_STAGE - 1)][0];
 	e[0] = (__u64)op | ((op == IORING_OP_ASYNC_CANCEL ? 0xffffffffull : 0) << 32);
 	e[1] = 0;
 	e[2] = addr;
@@ -1426,7 +1549,15 @@ int BPF_PROG(rs_loop_step, struct iou_ctx *uctx, struct iou_loop_params *lp)
 		__s32 res = *(__s32 *)(rings + off + 8);
 		__u32 fl = *(__u32 *)(rings + off + 12);
 		*cq_head = head + 1;
-		rs_on_cqe(mem, ud, res, fl);
+		if (rs_on_cqe(mem, ud, res, fl) == 1) {
+			struct rs_kscratch *s = scr();
+			__u32 slot = rs_decide_pre(mem);
+			__u64 ret = 0;
+
+			if (slot && s)
+				ret = (__u32)rs_dispatch_stub(&s->ctx, slot - 1);
+			rs_decide_post(mem, ret);
+		}
 	} else if (!mem->hdr.shut) {
 		rs_start_one(mem);
 	}
@@ -1483,7 +1614,7 @@ int BPF_PROG(rs_loop_step, struct iou_ctx *uctx, struct iou_loop_params *lp)
 		if (at + 64 > cfg_sqes_size)
 			break;
 		__u64 *d = (__u64 *)(sq + at);
-		__u64 *src = (__u64 *)&mem->stage[i & (RS_STAGE - 1)][0];
+		__u64 *src = (__u64 *)&mem->stage[RS_IDX(i, RS_STAGE - 1)][0];
 		d[0] = src[0];
 		d[1] = src[1];
 		d[2] = src[2];

@@ -37,6 +37,43 @@ const SECTION: &str = "ringside_loop";
 /// libbpf's section handlers are process-wide: one load at a time.
 static LOAD_LOCK: Mutex<()> = Mutex::new(());
 
+/// What libbpf said during the load in progress (its warnings and errors;
+/// the verifier's log goes to the program's own log buffer).
+static LIBBPF_SAID: Mutex<String> = Mutex::new(String::new());
+
+unsafe extern "C" {
+    fn vsnprintf(buf: *mut c_char, n: usize, fmt: *const c_char, ap: *mut sys::__va_list_tag)
+    -> c_int;
+}
+
+unsafe extern "C" fn libbpf_print(
+    level: sys::libbpf_print_level,
+    fmt: *const c_char,
+    ap: *mut sys::__va_list_tag,
+) -> c_int {
+    if level == sys::LIBBPF_DEBUG {
+        return 0;
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: libbpf's format and arguments; vsnprintf bounds the write.
+    let n = unsafe { vsnprintf(buf.as_mut_ptr() as *mut c_char, buf.len(), fmt, ap) };
+    if n > 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let mut said = LIBBPF_SAID.lock().unwrap_or_else(|e| e.into_inner());
+        if said.len() < 64 << 10 {
+            said.push_str(&String::from_utf8_lossy(&buf[..end]));
+        }
+    }
+    0
+}
+
+/// libbpf's last lines (for an error that has no verifier log).
+fn libbpf_said() -> String {
+    let said = LIBBPF_SAID.lock().unwrap_or_else(|e| e.into_inner());
+    let lines: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(6)..].join("; ")
+}
+
 /// What an `lddw` of a user program names.
 #[derive(Clone, Copy, Debug)]
 pub enum Target {
@@ -456,13 +493,40 @@ pub fn renumber(
     (last, out)
 }
 
+/// The verifier's conclusion: from the last instruction it walked (with
+/// the line that says what is wrong) to the end, at most 40 lines.
+fn verifier_tail(lines: &[&str]) -> String {
+    let is_insn = |l: &&str| {
+        let d: String = l.chars().take_while(|c| c.is_ascii_digit()).collect();
+        (!d.is_empty() && l[d.len()..].starts_with(": ")) || l.starts_with("[")
+    };
+    let from = lines
+        .iter()
+        .rposition(is_insn)
+        .unwrap_or(lines.len().saturating_sub(12));
+    let from = from.max(lines.len().saturating_sub(40));
+    lines[from..].join("\n")
+}
+
 /// Open, link, load and attach the loop to `ring_fd`.
 pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Loaded, KernelError> {
     let _g = LOAD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: libbpf calls below get valid pointers that outlive each call;
     // the Prep lives across bpf_object__load, which calls `prepare` with it.
     unsafe {
-        sys::libbpf_set_print(None);
+        LIBBPF_SAID
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        sys::libbpf_set_print(Some(libbpf_print));
+        struct Quiet;
+        impl Drop for Quiet {
+            fn drop(&mut self) {
+                // SAFETY: resets libbpf's print function; no load runs now.
+                unsafe { sys::libbpf_set_print(None) };
+            }
+        }
+        let _quiet = Quiet;
         let sec = CString::new(SECTION).expect("no nul");
         let mut prep = Box::new(Prep {
             progs,
@@ -503,9 +567,19 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let mut oopts: sys::bpf_object_open_opts = std::mem::zeroed();
         oopts.sz = std::mem::size_of::<sys::bpf_object_open_opts>() as _;
         oopts.object_name = name.as_ptr();
+        // A developer's rebuilt loop, without rebuilding ringside.
+        let object = match std::env::var_os("RINGSIDE_KERNEL_LOOP_OBJECT") {
+            Some(path) => std::fs::read(&path).map_err(|e| {
+                KernelError::Object(format!(
+                    "RINGSIDE_KERNEL_LOOP_OBJECT={}: {e}",
+                    path.to_string_lossy()
+                ))
+            })?,
+            None => LOOP_OBJECT.to_vec(),
+        };
         let obj = sys::bpf_object__open_mem(
-            LOOP_OBJECT.as_ptr() as *const c_void,
-            LOOP_OBJECT.len() as _,
+            object.as_ptr() as *const c_void,
+            object.len() as _,
             &oopts,
         );
         if obj.is_null() {
@@ -595,14 +669,19 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             let text = String::from_utf8_lossy(&log[..end]).into_owned();
             if text.trim().is_empty() {
                 return Err(KernelError::Object(format!(
-                    "bpf_object__load: {}",
-                    std::io::Error::from_raw_os_error(-r)
+                    "bpf_object__load: {} (libbpf: {})",
+                    std::io::Error::from_raw_os_error(-r),
+                    libbpf_said()
                 )));
             }
             let (at, renumbered) = renumber(&text, progs, &prep.starts);
+            // The whole log, renumbered, where the user asked for it.
+            if let Some(path) = std::env::var_os("RINGSIDE_KERNEL_VERIFIER_LOG") {
+                let _ = std::fs::write(path, &renumbered);
+            }
             // The verifier's conclusion is at the end; keep the tail.
             let lines: Vec<&str> = renumbered.lines().collect();
-            let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+            let tail = verifier_tail(&lines);
             return Err(KernelError::Verifier {
                 program: at.as_ref().map(|a| a.0.clone()),
                 insn: at.map(|a| a.1),
