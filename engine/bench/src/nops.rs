@@ -4,9 +4,9 @@
 
 use crate::common::*;
 use io_uring::{IoUring, opcode, squeue};
+use ringside_engine::Backend;
 use ringside_engine::abi::{RsCtx, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
-use ringside_engine::Backend;
 use ringside_engine::decision::Budgets;
 use ringside_engine::engine::{Engine, EngineConfig};
 use ringside_engine::event::{LinkMode, Notify, Overflow};

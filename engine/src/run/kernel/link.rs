@@ -42,8 +42,12 @@ static LOAD_LOCK: Mutex<()> = Mutex::new(());
 static LIBBPF_SAID: Mutex<String> = Mutex::new(String::new());
 
 unsafe extern "C" {
-    fn vsnprintf(buf: *mut c_char, n: usize, fmt: *const c_char, ap: *mut sys::__va_list_tag)
-    -> c_int;
+    fn vsnprintf(
+        buf: *mut c_char,
+        n: usize,
+        fmt: *const c_char,
+        ap: *mut sys::__va_list_tag,
+    ) -> c_int;
 }
 
 unsafe extern "C" fn libbpf_print(
@@ -577,11 +581,8 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             })?,
             None => LOOP_OBJECT.to_vec(),
         };
-        let obj = sys::bpf_object__open_mem(
-            object.as_ptr() as *const c_void,
-            object.len() as _,
-            &oopts,
-        );
+        let obj =
+            sys::bpf_object__open_mem(object.as_ptr() as *const c_void, object.len() as _, &oopts);
         if obj.is_null() {
             return Err(KernelError::Object(format!(
                 "bpf_object__open_mem: errno {}",
@@ -886,5 +887,45 @@ pub fn kernel_has_ops() -> Result<bool, String> {
         let id = sys::btf__find_by_name_kind(btf, n.as_ptr(), sys::BTF_KIND_STRUCT);
         sys::btf__free(btf);
         Ok(id > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prog(name: &str, insns: usize) -> UserProg {
+        UserProg {
+            name: name.into(),
+            code: vec![0; insns * 8],
+            relocs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn verifier_lines_in_a_user_program_get_its_own_numbering() {
+        let progs = [prog("a", 10), prog("b", 5)];
+        let starts = [100, 110];
+        let log =
+            "99: (95) exit\n100: (b7) r0 = 0\n112: (85) call pc+3\nR2 !read_ok\n115: (95) exit\n";
+        let (at, out) = renumber(log, &progs, &starts);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "99: (95) exit", "the loop's own numbering stays");
+        assert_eq!(lines[1], "[a insn 0]: (b7) r0 = 0");
+        assert_eq!(lines[2], "[b insn 2]: (85) call pc+3");
+        assert_eq!(lines[3], "R2 !read_ok");
+        assert_eq!(lines[4], "115: (95) exit", "past b's end: the loop's");
+        assert_eq!(at, Some(("b".to_string(), 2)));
+    }
+
+    #[test]
+    fn the_verifier_tail_starts_at_its_last_instruction() {
+        let mut lines = vec!["0: (b7) r0 = 0"; 100];
+        lines.push("[p insn 7]: (61) r1 = *(u32 *)(r2 +0)");
+        lines.push("R2 invalid mem access 'scalar'");
+        lines.push("processed 12 insns");
+        let t = verifier_tail(&lines);
+        assert!(t.starts_with("[p insn 7]"), "{t}");
+        assert_eq!(t.lines().count(), 3);
     }
 }
