@@ -15,10 +15,11 @@ pub mod program;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod run;
-pub use run::{chain, decision, engine, ring};
+pub use run::{chain, decision, engine, kernel, ring};
 
 pub use abi::{RsCtx, RsSqe};
 pub use chain::{ChainSpec, StepSpec};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use event::{Event, EventRecord, LinkMode, Notify};
+pub use kernel::Backend;
 pub mod progs;

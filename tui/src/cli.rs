@@ -73,6 +73,11 @@ pub struct LiveOpts {
     /// default set), e.g. `--no-events task_work_run,poll_arm`.
     #[arg(long, value_name = "KIND,...", value_parser = parse_kinds)]
     pub no_events: Vec<KindSet>,
+    /// Where programs decide: `user` (in this process, every kernel) or
+    /// `kernel` (inside io_uring_enter, Linux 7.1+'s io_uring BPF loop;
+    /// docs/kernel-backend.md).
+    #[arg(long, value_enum, default_value_t = BackendArg::User)]
+    pub backend: BackendArg,
     /// Also record to this file (set by `ringside record -o FILE ...`).
     #[arg(skip)]
     pub record: Option<PathBuf>,
@@ -82,6 +87,25 @@ impl LiveOpts {
     /// The kernel probe event kinds `--events` / `--no-events` choose.
     pub fn kinds(&self) -> KindSet {
         KindSet::select(&self.events, &self.no_events)
+    }
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum BackendArg {
+    /// Decisions run in this process.
+    #[default]
+    User,
+    /// Decisions run in the kernel (Linux 7.1+).
+    Kernel,
+}
+
+impl From<BackendArg> for ringside_engine::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::User => ringside_engine::Backend::User,
+            BackendArg::Kernel => ringside_engine::Backend::Kernel,
+        }
     }
 }
 
@@ -100,6 +124,7 @@ impl Default for LiveOpts {
             keep_kernel_pointers: false,
             events: Vec::new(),
             no_events: Vec::new(),
+            backend: BackendArg::User,
             record: None,
         }
     }

@@ -42,6 +42,7 @@ pub fn demo(opts: &LiveOpts) -> anyhow::Result<ExitCode> {
     let stop = stop_flag()?;
     let prepared = workload::prepare_demo(&PrepareOptions {
         interpreter: opts.interpreter,
+        backend: opts.backend.into(),
     })?;
     drive(prepared, opts, stop)
 }
@@ -75,6 +76,7 @@ pub fn run(spec: &Path, opts: &LiveOpts) -> anyhow::Result<ExitCode> {
         base,
         &PrepareOptions {
             interpreter: opts.interpreter,
+            backend: opts.backend.into(),
         },
         &stop,
     )?;
@@ -288,6 +290,7 @@ fn ui_workload(
         WorkloadSource {
             spec,
             interpreter: opts.interpreter,
+            backend: opts.backend.into(),
             rounds,
             gap: Duration::from_millis(opts.round_gap_ms),
             queue: opts.queue,

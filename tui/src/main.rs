@@ -26,9 +26,24 @@ fn bench_engine(nops: u64, chains: u64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--backend kernel` on a kernel without the feature ends here, with the
+/// one sentence that names what is missing, before anything is set up.
+fn check_backend(live: &cli::LiveOpts) -> anyhow::Result<()> {
+    if live.backend == cli::BackendArg::Kernel {
+        ringside_engine::kernel::probe()?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let backend = match &cli.command {
+        Some(Command::Demo { live }) | Some(Command::Run { live, .. }) => check_backend(live),
+        Some(Command::Record { what, .. }) => check_backend(what.live()),
+        _ => Ok(()),
+    };
     let result = match cli.command {
+        _ if backend.is_err() => backend.map(|()| ExitCode::SUCCESS),
         None => live::demo(&cli::LiveOpts::default()),
         Some(Command::Demo { live }) => live::demo(&live),
         Some(Command::Run { spec, live }) => live::run(&spec, &live),

@@ -69,6 +69,7 @@ pub fn record(
     probes: bool,
 ) -> anyhow::Result<ExitCode> {
     let interpreter = opts.interpreter;
+    let backend = opts.backend.into();
     let keep = opts.keep_kernel_pointers;
     let kinds = opts.kinds();
     let prepare = |stop: &AtomicBool| -> anyhow::Result<Prepared> {
@@ -80,11 +81,17 @@ pub fn record(
                     &spec.display().to_string(),
                     &text,
                     base,
-                    &PrepareOptions { interpreter },
+                    &PrepareOptions {
+                        interpreter,
+                        backend,
+                    },
                     stop,
                 )?
             }
-            _ => workload::prepare_demo(&PrepareOptions { interpreter })?,
+            _ => workload::prepare_demo(&PrepareOptions {
+                interpreter,
+                backend,
+            })?,
         })
     };
     match source {

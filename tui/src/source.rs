@@ -308,6 +308,8 @@ pub struct WorkloadSource {
     pub spec: Option<(String, String, PathBuf)>,
     /// Every program under the interpreter.
     pub interpreter: bool,
+    /// Where decisions run.
+    pub backend: ringside_engine::Backend,
     /// Rounds to run (None: until stopped).
     pub rounds: Option<u64>,
     /// Pause between rounds.
@@ -321,6 +323,7 @@ impl WorkloadSource {
     fn prepare(&self, stop: &AtomicBool) -> anyhow::Result<Prepared> {
         let opts = PrepareOptions {
             interpreter: self.interpreter,
+            backend: self.backend,
         };
         Ok(match &self.spec {
             None => workload::prepare_demo(&opts)?,

@@ -129,6 +129,7 @@ fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Res
             steps_per_chain: u32::MAX,
             ..Budgets::default()
         },
+        ..EngineConfig::default()
     };
     let (mut e, prog) = bench_engine(config, "read_exact", exec)?;
     let chain = |slot: usize| ChainSpec {

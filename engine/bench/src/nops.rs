@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use io_uring::{IoUring, opcode, squeue};
+use ringside_engine::Backend;
 use ringside_engine::abi::{RsCtx, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
 use ringside_engine::decision::Budgets;
@@ -27,7 +28,17 @@ struct NopRow {
 /// An engine for the NOP-chain rows: a ring sized for `chains`, no step
 /// budget, nop_chain loaded for `exec`.
 pub fn nop_engine(chains: usize, exec: ExecMode) -> std::io::Result<(Engine, ProgId)> {
+    nop_engine_on(chains, exec, Backend::User)
+}
+
+/// [`nop_engine`] with decisions where `backend` says.
+pub fn nop_engine_on(
+    chains: usize,
+    exec: ExecMode,
+    backend: Backend,
+) -> std::io::Result<(Engine, ProgId)> {
     let config = EngineConfig {
+        backend,
         entries: entries_for(chains),
         budgets: Budgets {
             steps_per_chain: u32::MAX,
@@ -56,7 +67,17 @@ pub fn run_nop_chains(e: &mut Engine, prog: ProgId, n: u64, chains: usize) -> st
 }
 
 fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::Result<NopRow> {
-    let (mut e, prog) = nop_engine(chains, exec)?;
+    engine_nops_on(n, chains, exec, listen, Backend::User)
+}
+
+fn engine_nops_on(
+    n: u64,
+    chains: usize,
+    exec: ExecMode,
+    listen: bool,
+    backend: Backend,
+) -> std::io::Result<NopRow> {
+    let (mut e, prog) = nop_engine_on(chains, exec, backend)?;
     // A listener like the UI: a bounded queue, drained by another thread,
     // that drops rather than slow the engine.
     let listener = listen.then(|| {
@@ -79,10 +100,10 @@ fn engine_nops(n: u64, chains: usize, exec: ExecMode, listen: bool) -> std::io::
             dropped.load(std::sync::atomic::Ordering::Relaxed)
         )
     });
-    let exec = if exec == ExecMode::Compiled {
-        "JIT"
-    } else {
-        "interpreter"
+    let exec = match (backend, exec) {
+        (Backend::Kernel, _) => "--backend kernel: inside io_uring_enter, the kernel's JIT",
+        (_, ExecMode::Compiled) => "JIT",
+        _ => "interpreter",
     };
     Ok(NopRow {
         name: format!(
@@ -277,6 +298,19 @@ pub fn nop_table(out: &mut dyn Write, n: u64, chains: usize) -> std::io::Result<
         n / chains as u64
     )?;
     writeln!(out)?;
+    // The kernel backend's rows where the kernel has the io_uring BPF loop;
+    // elsewhere a line says why they are missing.
+    let kernel_rows = match ringside_engine::kernel::probe() {
+        Ok(()) => vec![
+            engine_nops_on(n, chains, ExecMode::Compiled, false, Backend::Kernel)?,
+            engine_nops_on(n, chains, ExecMode::Compiled, true, Backend::Kernel)?,
+        ],
+        Err(e) => {
+            writeln!(out, "No kernel backend rows: {e}")?;
+            writeln!(out)?;
+            Vec::new()
+        }
+    };
     let rows = [
         engine_nops(n, chains, ExecMode::Interpreter, false)?,
         engine_nops(n, chains, ExecMode::Compiled, false)?,
@@ -288,6 +322,7 @@ pub fn nop_table(out: &mut dyn Write, n: u64, chains: usize) -> std::io::Result<
     ];
     let rate = |r: &NopRow| r.steps as f64 / r.secs;
     let (kernel, hand) = (rate(&rows[3]), rate(&rows[5]));
+    let rows: Vec<NopRow> = rows.into_iter().chain(kernel_rows).collect();
     writeln!(
         out,
         "| variant | steps/s | ns/step | io_uring_enter/step | decision share | vs kernel links | vs hand-written |"

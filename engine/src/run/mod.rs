@@ -12,5 +12,6 @@ pub mod decision;
 pub mod engine;
 pub mod error;
 mod helpers;
+pub mod kernel;
 pub mod reexecute;
 pub mod ring;

@@ -113,9 +113,25 @@ impl Ring {
     /// Set up a ring with `entries` SQ entries, the given files registered
     /// (by index) and buffers of the given sizes registered.
     pub fn new(entries: u32, files: &[RawFd], buffer_sizes: &[usize]) -> io::Result<Ring> {
-        let uring = IoUring::builder()
-            .setup_cqsize(entries.saturating_mul(4).max(entries))
-            .build(entries)?;
+        Ring::with_setup(entries, files, buffer_sizes, false)
+    }
+
+    /// [`Ring::new`]; with `kernel_loop`, set up as the kernel backend's
+    /// loop needs it (`crate::run::kernel::SETUP_FLAGS`, no SQ array).
+    pub fn with_setup(
+        entries: u32,
+        files: &[RawFd],
+        buffer_sizes: &[usize],
+        kernel_loop: bool,
+    ) -> io::Result<Ring> {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(entries.saturating_mul(4).max(entries));
+        if kernel_loop {
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_no_sqarray();
+        }
+        let uring = b.build(entries)?;
         if !files.is_empty() {
             uring.submitter().register_files(files)?;
         }

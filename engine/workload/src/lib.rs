@@ -423,6 +423,8 @@ pub struct PrepareOptions {
     /// Run every program under the interpreter (the default compiles every
     /// verified program to native code).
     pub interpreter: bool,
+    /// Where decisions run.
+    pub backend: ringside_engine::Backend,
 }
 
 /// Read a spec file: a regular file of at most [`limits::MAX_SPEC_BYTES`]
@@ -508,7 +510,7 @@ fn setup(
         interpreter: opts.interpreter,
     };
     let plan = plan::check(spec, loc, base, &copts)?;
-    create(plan, loc, stop, started)
+    create(plan, loc, stop, started, opts.backend)
 }
 
 /// Create what a checked plan says, in order: files, streams, the engine,
@@ -518,6 +520,7 @@ fn create(
     loc: &Locator,
     stop: &AtomicBool,
     started: Instant,
+    backend: ringside_engine::Backend,
 ) -> Result<Prepared, WorkloadError> {
     let deadline = plan.timeout.map(|t| started + t);
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -627,6 +630,7 @@ fn create(
         files,
         buffers: plan.buffers.iter().map(|&b| b as usize).collect(),
         budgets: plan.budgets,
+        backend,
     })
     .map_err(|e| match e {
         e @ EngineError::Entries { .. } => {

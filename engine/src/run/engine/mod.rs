@@ -25,6 +25,7 @@ use crate::event::{
     LinkMode, MapInfo, MapWriter, Notify, Outcome, Overflow, ProgramInfo, RingInfo, StepInfo,
     StepKind, Subscription,
 };
+use crate::kernel::{self, Backend, KernelLoop, RunCtx};
 use crate::program::{LoadOptions, LoadedObject, MapId, ProgId, Registry};
 use crate::ring::{Buffer, CANCEL_USER_DATA, Cqe, Owner, Ring};
 use io_uring::squeue;
@@ -47,6 +48,8 @@ pub struct EngineConfig {
     pub buffers: Vec<usize>,
     /// Budgets.
     pub budgets: Budgets,
+    /// Where decisions run (see [`crate::kernel`]).
+    pub backend: Backend,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +59,7 @@ impl Default for EngineConfig {
             files: Vec::new(),
             buffers: Vec::new(),
             budgets: Budgets::default(),
+            backend: Backend::User,
         }
     }
 }
@@ -119,6 +123,9 @@ impl InputSource for LiveSource<'_> {
 pub struct Engine {
     // Declared first: shut down (in Drop) while everything else still exists.
     ring: Ring,
+    /// The kernel backend's loop, when decisions run in the kernel: it then
+    /// runs the chains, and the engine's own chain table stays empty.
+    kernel: Option<Box<KernelLoop>>,
     registry: Registry,
     regs: Registrations,
     budgets: Budgets,
@@ -177,8 +184,33 @@ impl Engine {
             });
         }
         let fds: Vec<RawFd> = config.files.iter().map(|(fd, _)| *fd).collect();
-        let ring = Ring::new(config.entries, &fds, &config.buffers)
+        let in_kernel = config.backend == Backend::Kernel;
+        if in_kernel {
+            kernel::probe()?;
+        }
+        let entries = if in_kernel {
+            config.entries.max(kernel::MIN_ENTRIES)
+        } else {
+            config.entries
+        };
+        let ring = Ring::with_setup(entries, &fds, &config.buffers, in_kernel)
             .map_err(io_err("setting up the io_uring"))?;
+        let kernel = if in_kernel {
+            let bufs: Vec<(u64, u64)> = ring
+                .buffers()
+                .iter()
+                .map(|b| (b.ptr() as u64, b.len() as u64))
+                .collect();
+            Some(Box::new(KernelLoop::new(
+                ring.fd(),
+                ring.sq_entries(),
+                ring.cq_entries(),
+                &bufs,
+                fds.len() as u32,
+            )?))
+        } else {
+            None
+        };
         let regs = Registrations {
             files: fds.len() as u32,
             buffers: config.buffers.iter().map(|&b| b as u64).collect(),
@@ -194,6 +226,7 @@ impl Engine {
             .collect();
         let mut e = Engine {
             ring,
+            kernel,
             registry: Registry::new(),
             regs,
             budgets: config.budgets,
@@ -264,10 +297,48 @@ impl Engine {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
+        if let Some(k) = &self.kernel {
+            let (submitted, completed, decisions, decision_ns, chains_finished) = k.counters();
+            return Stats {
+                submitted,
+                completed,
+                decisions,
+                decision_ns,
+                chains_finished,
+                enter_calls: k.enter_calls,
+            };
+        }
         Stats {
             enter_calls: self.ring.enter_calls,
             ..self.stats
         }
+    }
+
+    /// Where decisions run.
+    pub fn backend(&self) -> Backend {
+        if self.kernel.is_some() {
+            Backend::Kernel
+        } else {
+            Backend::User
+        }
+    }
+
+    /// The kernel backend's view of what runs: its context for a run.
+    fn kernel_run(&mut self) -> Option<(&mut KernelLoop, RunCtx<'_>)> {
+        let k = self.kernel.as_deref_mut()?;
+        Some((
+            k,
+            RunCtx {
+                registry: &mut self.registry,
+                regs: &self.regs,
+                budgets: &self.budgets,
+                ring_program: self.ring_program,
+                bus: &mut self.bus,
+                debugger: &self.debugger,
+                completions: &mut self.completions,
+                finished: &mut self.finished,
+            },
+        ))
     }
 
     /// The ring fd.
@@ -277,12 +348,18 @@ impl Engine {
 
     /// Requests in the kernel.
     pub fn inflight(&self) -> u32 {
-        self.ring.inflight()
+        match &self.kernel {
+            Some(k) => k.inflight(),
+            None => self.ring.inflight(),
+        }
     }
 
     /// Chains queued or running.
     pub fn active_chains(&self) -> usize {
-        self.chains.len()
+        match &self.kernel {
+            Some(k) => k.active(),
+            None => self.chains.len(),
+        }
     }
 
     /// Programs and maps.
@@ -384,12 +461,27 @@ impl Engine {
     /// Read a map entry.
     pub fn map_lookup(&self, map: MapId, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let m = self.registry.map(map).ok_or(EngineError::NoMap(map.0))?;
+        if let Some(v) = self
+            .kernel
+            .as_ref()
+            .and_then(|k| k.map_lookup(&self.registry, map, key))
+        {
+            m.get(key)?; // the key's checks
+            return Ok(v);
+        }
         Ok(m.get(key)?)
     }
 
     /// Every entry of a map.
     pub fn map_entries(&self, map: MapId) -> Result<crate::program::maps::Entries, EngineError> {
         let m = self.registry.map(map).ok_or(EngineError::NoMap(map.0))?;
+        if let Some(v) = self
+            .kernel
+            .as_ref()
+            .and_then(|k| k.map_entries(&self.registry, map))
+        {
+            return Ok(v);
+        }
         Ok(m.entries())
     }
 
@@ -408,6 +500,9 @@ impl Engine {
         let before = m.get(key)?;
         m.update(key, value, flags)?;
         let after = m.get(key)?;
+        if let Some(k) = &self.kernel {
+            k.map_write(map, key, Some(value), flags)?;
+        }
         self.emit_setup(Event::MapUpdate {
             map: map.0,
             key: key.to_vec(),
@@ -426,6 +521,9 @@ impl Engine {
             .ok_or(EngineError::NoMap(map.0))?;
         let before = m.get(key)?;
         m.delete(key)?;
+        if let Some(k) = &self.kernel {
+            k.map_write(map, key, None, 0)?;
+        }
         self.emit_setup(Event::MapUpdate {
             map: map.0,
             key: key.to_vec(),
@@ -582,6 +680,10 @@ impl Engine {
                 })
                 .collect(),
         });
+        if let Some(kl) = self.kernel.as_deref_mut() {
+            kl.submit(id, &spec, driver, &self.registry, &self.budgets)?;
+            return Ok(id);
+        }
         let k = self.chains.insert(chain);
         self.queue.push_back(k);
         self.start_queued();
@@ -600,6 +702,9 @@ impl Engine {
         wait: bool,
         timeout: Option<Duration>,
     ) -> Result<usize, EngineError> {
+        if let Some((k, cx)) = self.kernel_run() {
+            return Ok(k.run(wait, timeout, cx)?);
+        }
         let want = usize::from(wait && self.ring.inflight() > 0);
         self.ring
             .submit_timeout(want, timeout)
@@ -616,6 +721,9 @@ impl Engine {
 
     /// Run until every chain has finished.
     pub fn run_until_idle(&mut self) -> Result<(), EngineError> {
+        while self.kernel.as_ref().is_some_and(|k| k.active() > 0) {
+            self.run(true)?;
+        }
         while !self.chains.is_empty() {
             let n = self.run(true)?;
             if n == 0
@@ -639,6 +747,22 @@ impl Engine {
             return Ok(ShutdownReport::default());
         }
         self.shut = true;
+        if self.kernel.is_some() {
+            let inflight_at_start = self.inflight();
+            let finished_before = self.finished.len();
+            let completed_before = self.stats().completed;
+            if let Some((k, cx)) = self.kernel_run() {
+                k.shutdown(cx)?;
+            }
+            return Ok(ShutdownReport {
+                chains: self.finished[finished_before..]
+                    .iter()
+                    .map(|c| (c.chain, c.outcome.clone()))
+                    .collect(),
+                inflight_at_start,
+                reaped: self.stats().completed - completed_before,
+            });
+        }
         self.shutdown_outcomes = Some(Vec::new());
         let inflight_at_start = self.ring.inflight();
         let nchains = self.chains.len() as u32;

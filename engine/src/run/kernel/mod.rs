@@ -1,0 +1,1206 @@
+//! The kernel backend: the same programs deciding inside io_uring_enter, on
+//! Linux 7.1+'s io_uring BPF loop (`struct io_uring_bpf_ops`).
+//!
+//! [`crate::Engine`] keeps its API; with [`Backend::Kernel`] it hands its
+//! chains to a [`KernelLoop`]: ringside's loop program
+//! (`engine/kernel/bpf/loop.bpf.c`) with every loaded program linked in
+//! ([`link`]), attached to the engine's ring. The loop reaps completions,
+//! runs the programs and applies their decisions with the engine's
+//! semantics; the application's completions and finished chains come back
+//! through the memory region both share ([`abi::KMem`]), and with a listener
+//! every event and each decision's inputs through a BPF ring buffer, which
+//! [`KernelLoop::run`] turns into the userspace engine's [`Event`]s. A
+//! decision's record is rebuilt by running it again in userspace from the
+//! kernel's inputs (context, view, ktime values, rs_read_buf bytes) against
+//! the registry's maps, which follow the kernel's; the results the kernel saw
+//! replace the re-run's, so `ringside check` compares the two.
+//! docs/kernel-backend.md says what is supported and what differs.
+
+pub mod abi;
+pub mod link;
+
+use crate::abi::{RsCtx, RsSqe, Verdict, Where};
+use crate::chain::{ChainSpec, Driver};
+use crate::debug::Debugger;
+use crate::decision::{
+    self, BudgetKind, BudgetViolation, Budgets, ChainView, DecisionRecord, DecisionRequest,
+    DecisionResult, InputSource, PendingStep, Registrations,
+};
+use crate::engine::ChainEnd;
+use crate::event::{
+    AppCompletion, AppKind, CancelCause, Event, EventBus, Notify, Outcome, StepKind,
+};
+use crate::program::elf::RelocTarget;
+use crate::program::maps::MapKind;
+use crate::program::mem::RegionKind;
+use crate::program::{MapId, ProgId, Registry};
+use abi::KMem;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Where decisions run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// In this process, where the engine reaps completions (every kernel).
+    #[default]
+    User,
+    /// In the kernel, inside io_uring_enter (Linux 7.1+, CAP_BPF + CAP_PERFMON).
+    Kernel,
+}
+
+impl Backend {
+    /// Name, as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::User => "user",
+            Backend::Kernel => "kernel",
+        }
+    }
+}
+
+/// Errors of the kernel backend.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The running kernel lacks what the backend needs: one sentence.
+    #[error("{0}")]
+    Missing(String),
+    /// Something the kernel backend does not do (yet); docs/kernel-backend.md.
+    #[error("the kernel backend does not support {0}")]
+    Unsupported(String),
+    /// The kernel's verifier refused the linked loop.
+    #[error("the kernel's verifier refused {}: {message}", match (program, insn) {
+        (Some(p), Some(i)) => format!("program {p} at its instruction {i}"),
+        _ => "ringside's loop".to_string(),
+    })]
+    Verifier {
+        /// The user program the verifier stopped in, if it did.
+        program: Option<String>,
+        /// Its instruction, in ringside's numbering.
+        insn: Option<usize>,
+        /// The end of the verifier's log, renumbered.
+        message: String,
+    },
+    /// The loop object could not be prepared.
+    #[error("ringside's kernel loop: {0}")]
+    Object(String),
+    /// Attaching the ops to the ring failed.
+    #[error("attaching ringside's loop to the ring: {}", std::io::Error::from_raw_os_error(*errno))]
+    Attach {
+        /// errno.
+        errno: i32,
+    },
+    /// A kernel map operation failed.
+    #[error("{what}: {}", std::io::Error::from_raw_os_error(*errno))]
+    Map {
+        /// What.
+        what: String,
+        /// errno.
+        errno: i32,
+    },
+    /// A syscall on the ring failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The loop stopped itself.
+    #[error("ringside's kernel loop stopped: {0}")]
+    Loop(String),
+}
+
+fn release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "(unknown)".into())
+}
+
+/// Whether this kernel can run the backend: `Err` is one sentence naming
+/// what is missing.
+pub fn probe() -> Result<(), KernelError> {
+    let r = release();
+    match link::kernel_has_ops() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(KernelError::Missing(format!(
+            "--backend kernel needs Linux 7.1+'s io_uring BPF loop (struct io_uring_bpf_ops, CONFIG_IO_URING_BPF_OPS), which kernel {r} does not have; use --backend user"
+        ))),
+        Err(why) => Err(KernelError::Missing(format!(
+            "--backend kernel needs the kernel's BTF to find its io_uring BPF loop, and kernel {r} has {why}; use --backend user"
+        ))),
+    }
+}
+
+/// io_uring setup flags the loop needs (io_install_bpf refuses others).
+pub const SETUP_FLAGS: &str = "IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER";
+
+/// Smallest SQ the loop works with: one step stages up to this many SQEs.
+pub const MIN_ENTRIES: u32 = abi::STAGE as u32;
+
+/// The region's memory: page-aligned, zeroed, pinned by the kernel while
+/// registered.
+struct Region {
+    ptr: *mut KMem,
+    layout: std::alloc::Layout,
+}
+
+impl Region {
+    fn new() -> Region {
+        let size = std::mem::size_of::<KMem>().next_multiple_of(4096);
+        let layout = std::alloc::Layout::from_size_align(size, 4096).expect("layout");
+        // SAFETY: non-zero size; zeroed memory is a valid KMem (integers only).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut KMem;
+        assert!(!ptr.is_null(), "out of memory for the kernel loop's region");
+        Region { ptr, layout }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout. The loop runs only
+        // inside io_uring_enter, which cannot run any more: the engine shut
+        // it down and detached it first.
+        unsafe { std::alloc::dealloc(self.ptr as *mut u8, self.layout) };
+    }
+}
+
+/// What userspace remembers of a chain the loop runs.
+#[derive(Clone, Copy, Debug)]
+struct ChainMeta {
+    user_data: u64,
+}
+
+/// A decision the ring buffer is delivering, until its end record.
+#[derive(Default)]
+struct Partial {
+    dec: abi::KDec,
+    calls: Vec<(u32, i64)>,
+    reads: Vec<Vec<u8>>,
+}
+
+/// The kernel loop of one engine.
+pub struct KernelLoop {
+    // Drop order: the loop (link) first, then maps, then the region.
+    loaded: Option<link::Loaded>,
+    rb: Option<link::RingBuf>,
+    kmaps: HashMap<MapId, OwnedFd>,
+    rodata: Vec<OwnedFd>,
+    region: Region,
+    ring_fd: RawFd,
+    cfg: link::LoopConfig,
+    /// Program slot in the loop -> registry program.
+    linked: Vec<ProgId>,
+    chains: Vec<Option<ChainMeta>>,
+    free: Vec<u32>,
+    active: usize,
+    partial: Option<Partial>,
+    /// The registry's maps no longer follow the kernel's (an unrecorded run).
+    mirror_stale: bool,
+    /// Enter calls.
+    pub enter_calls: u64,
+}
+
+impl std::fmt::Debug for KernelLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelLoop")
+            .field("linked", &self.linked)
+            .field("active", &self.active)
+            .finish()
+    }
+}
+
+// SAFETY: the region and libbpf objects are only used through &mut self by
+// the thread that owns the engine (SINGLE_ISSUER makes that the ring's
+// creator anyway).
+unsafe impl Send for KernelLoop {}
+
+/// The ring's offsets, as io_uring_setup reports them for these entries and
+/// flags (the io-uring crate does not expose them): from a throwaway ring.
+fn ring_offsets(entries: u32, cq_entries: u32) -> std::io::Result<(libc::c_uint, [u32; 4], u32)> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct Params {
+        sq_entries: u32,
+        cq_entries: u32,
+        flags: u32,
+        sq_thread_cpu: u32,
+        sq_thread_idle: u32,
+        features: u32,
+        wq_fd: u32,
+        resv: [u32; 3],
+        sq_off: [u32; 10],
+        cq_off: [u32; 10],
+    }
+    let mut p = Params {
+        flags: (1 << 12) | (1 << 13) | (1 << 16) | (1 << 3), // SINGLE_ISSUER DEFER_TASKRUN NO_SQARRAY CQSIZE
+        cq_entries,
+        ..Default::default()
+    };
+    // SAFETY: io_uring_setup with a valid params struct.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, &mut p as *mut Params) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd just returned.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    // sq_off: head tail ring_mask ring_entries flags dropped array resv1 user_addr
+    // cq_off: head tail ring_mask ring_entries overflow cqes flags resv1 user_addr
+    Ok((
+        p.sq_entries,
+        [p.sq_off[1], p.cq_off[0], p.cq_off[1], p.cq_off[5]],
+        p.cq_entries,
+    ))
+}
+
+impl KernelLoop {
+    /// Set up the loop's side of `ring` (made with [`SETUP_FLAGS`]):
+    /// register the memory region. The program is linked and attached at
+    /// the first chain.
+    pub fn new(
+        ring_fd: RawFd,
+        sq_entries: u32,
+        cq_entries: u32,
+        buffers: &[(u64, u64)],
+        nfiles: u32,
+    ) -> Result<KernelLoop, KernelError> {
+        if buffers.len() > abi::MAX_BUFS {
+            return Err(KernelError::Unsupported(format!(
+                "{} registered buffers (at most {})",
+                buffers.len(),
+                abi::MAX_BUFS
+            )));
+        }
+        let region = Region::new();
+        // SAFETY: the region is ours and zeroed.
+        let mem = unsafe { &mut *region.ptr };
+        mem.hdr.magic = abi::KMAGIC;
+        mem.hdr.version = abi::KVERSION;
+        for i in 0..abi::MAX_SLOTS {
+            mem.free[i] = (abi::MAX_SLOTS - 1 - i) as u16;
+        }
+        mem.hdr.nfree = abi::MAX_SLOTS as u32;
+        // IORING_REGISTER_MEM_REGION with the region as user memory.
+        #[repr(C)]
+        struct Desc {
+            user_addr: u64,
+            size: u64,
+            flags: u32,
+            id: u32,
+            mmap_offset: u64,
+            resv: [u64; 4],
+        }
+        #[repr(C)]
+        struct Reg {
+            region_uptr: u64,
+            flags: u64,
+            resv: [u64; 2],
+        }
+        let desc = Desc {
+            user_addr: region.ptr as u64,
+            size: region.layout.size() as u64,
+            flags: 1, // IORING_MEM_REGION_TYPE_USER
+            id: 0,
+            mmap_offset: 0,
+            resv: [0; 4],
+        };
+        let reg = Reg {
+            region_uptr: &desc as *const Desc as u64,
+            flags: 0,
+            resv: [0; 2],
+        };
+        // SAFETY: io_uring_register(IORING_REGISTER_MEM_REGION = 34) with
+        // valid structs; the region outlives the ring's use of it (the
+        // engine drops the ring first).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                ring_fd,
+                34,
+                &reg as *const Reg,
+                1,
+            )
+        };
+        if r < 0 {
+            return Err(KernelError::Io {
+                what: "registering the loop's memory region (IORING_REGISTER_MEM_REGION)",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        let (sq, offs, cq) =
+            ring_offsets(sq_entries, cq_entries).map_err(|source| KernelError::Io {
+                what: "reading the ring's offsets",
+                source,
+            })?;
+        if sq != sq_entries || cq != cq_entries {
+            return Err(KernelError::Object(format!(
+                "a ring of {sq_entries}/{cq_entries} entries reports {sq}/{cq}"
+            )));
+        }
+        let cfg = link::LoopConfig {
+            sq_mask: sq_entries - 1,
+            cq_mask: cq_entries - 1,
+            sq_tail_off: offs[0],
+            cq_head_off: offs[1],
+            cq_tail_off: offs[2],
+            cqes_off: offs[3],
+            rings_size: offs[3] as u64 + cq_entries as u64 * 16,
+            sqes_size: sq_entries as u64 * 64,
+            mem_uaddr: region.ptr as u64,
+            nfiles,
+            buf_addr: buffers.iter().map(|b| b.0).collect(),
+            buf_size: buffers.iter().map(|b| b.1).collect(),
+        };
+        Ok(KernelLoop {
+            loaded: None,
+            rb: None,
+            kmaps: HashMap::new(),
+            rodata: Vec::new(),
+            region,
+            ring_fd,
+            cfg,
+            linked: Vec::new(),
+            chains: vec![None; abi::MAX_CHAINS],
+            free: (0..abi::MAX_CHAINS as u32).rev().collect(),
+            active: 0,
+            partial: None,
+            mirror_stale: false,
+            enter_calls: 0,
+        })
+    }
+
+    fn mem(&mut self) -> &mut KMem {
+        // SAFETY: the region lives as long as self; the kernel writes it
+        // only inside io_uring_enter, which takes &mut self.
+        unsafe { &mut *self.region.ptr }
+    }
+
+    fn mem_ref(&self) -> &KMem {
+        // SAFETY: as in `mem`.
+        unsafe { &*self.region.ptr }
+    }
+
+    /// Chains queued or running.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Requests in the kernel.
+    pub fn inflight(&self) -> u32 {
+        self.mem_ref().hdr.inflight
+    }
+
+    /// Counters: (submitted, completed, decisions, decision_ns, chains finished).
+    pub fn counters(&self) -> (u64, u64, u64, u64, u64) {
+        let h = &self.mem_ref().hdr;
+        (
+            h.submitted,
+            h.completed,
+            h.decisions,
+            h.decision_ns,
+            h.chains_finished,
+        )
+    }
+
+    /// Link every program of `registry` into the loop and attach it.
+    fn link(&mut self, registry: &Registry, budgets: &Budgets) -> Result<(), KernelError> {
+        if self.active > 0 {
+            return Err(KernelError::Unsupported(
+                "loading programs while chains run".into(),
+            ));
+        }
+        self.loaded = None;
+        self.rb = None;
+        let mut progs = Vec::new();
+        self.linked.clear();
+        if registry.programs().len() > abi::MAX_PROGS {
+            return Err(KernelError::Unsupported(format!(
+                "more than {} programs",
+                abi::MAX_PROGS
+            )));
+        }
+        for p in registry.programs() {
+            if decision::needs_count(p, budgets) {
+                return Err(KernelError::Unsupported(format!(
+                    "program {}: its longest path ({} instructions) may exceed the instruction budget ({}), and the kernel cannot count instructions; raise insns_per_decision or run it with --backend user",
+                    p.name, p.report.max_path, budgets.insns_per_decision
+                )));
+            }
+            let mut relocs = Vec::new();
+            let mut rodata_fds: HashMap<usize, RawFd> = HashMap::new();
+            for r in &p.image.relocs {
+                let t = match r.target {
+                    RelocTarget::Map(local) => {
+                        let id = *p.maps.get(local).ok_or_else(|| {
+                            KernelError::Object(format!("program {}: no map {local}", p.name))
+                        })?;
+                        link::Target::Map(self.kernel_map(registry, id)?)
+                    }
+                    RelocTarget::Rodata { region, offset } => {
+                        let fd = match rodata_fds.get(&region) {
+                            Some(&fd) => fd,
+                            None => {
+                                let bytes = rodata_bytes(p, region).ok_or_else(|| {
+                                    KernelError::Object(format!(
+                                        "program {}: no rodata {region}",
+                                        p.name
+                                    ))
+                                })?;
+                                let fd = self.rodata_map(&p.name, &bytes)?;
+                                rodata_fds.insert(region, fd);
+                                fd
+                            }
+                        };
+                        link::Target::Rodata(fd, offset)
+                    }
+                };
+                relocs.push((r.insn, t));
+            }
+            progs.push(link::UserProg {
+                name: p.name.clone(),
+                code: p.image.code.clone(),
+                relocs,
+            });
+            self.linked.push(p.id);
+        }
+        let loaded = link::load(&progs, &self.cfg, self.ring_fd)?;
+        self.rb = Some(link::RingBuf::new(loaded.events_fd)?);
+        self.loaded = Some(loaded);
+        Ok(())
+    }
+
+    fn kernel_map(&mut self, registry: &Registry, id: MapId) -> Result<RawFd, KernelError> {
+        if let Some(fd) = self.kmaps.get(&id) {
+            return Ok(fd.as_raw_fd());
+        }
+        let m = registry
+            .map(id)
+            .ok_or_else(|| KernelError::Object(format!("no map {}", id.0)))?;
+        let d = m.def();
+        let fd = link::create_map(
+            &d.name,
+            d.kind == MapKind::Hash,
+            d.key_size,
+            d.value_size,
+            d.max_entries,
+            0,
+        )?;
+        // SAFETY: a new fd we own.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // The application's pre-loaded entries.
+        for (k, v) in m.entries() {
+            link::map_update(fd, &k, &v, 0).map_err(|errno| KernelError::Map {
+                what: format!("copying map {} to the kernel", d.name),
+                errno,
+            })?;
+        }
+        self.kmaps.insert(id, owned);
+        Ok(fd)
+    }
+
+    fn rodata_map(&mut self, prog: &str, bytes: &[u8]) -> Result<RawFd, KernelError> {
+        let size = (bytes.len().max(1)).next_multiple_of(8) as u32;
+        let fd = link::create_map(&format!("{prog}_ro"), false, 4, size, 1, 0x80)?; // BPF_F_RDONLY_PROG
+        // SAFETY: a new fd we own.
+        self.rodata.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut v = bytes.to_vec();
+        v.resize(size as usize, 0);
+        link::map_update(fd, &0u32.to_le_bytes(), &v, 0).map_err(|errno| KernelError::Map {
+            what: format!("filling {prog}'s rodata"),
+            errno,
+        })?;
+        link::freeze(fd).map_err(|errno| KernelError::Map {
+            what: format!("freezing {prog}'s rodata"),
+            errno,
+        })?;
+        Ok(fd)
+    }
+
+    /// A kernel map's entry, when the kernel owns that map.
+    pub fn map_lookup(
+        &self,
+        registry: &Registry,
+        map: MapId,
+        key: &[u8],
+    ) -> Option<Option<Vec<u8>>> {
+        let fd = self.kmaps.get(&map)?;
+        let vs = registry.map(map)?.def().value_size as usize;
+        Some(link::map_lookup(fd.as_raw_fd(), key, vs))
+    }
+
+    /// Every entry of a kernel map, when the kernel owns that map.
+    pub fn map_entries(&self, registry: &Registry, map: MapId) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let fd = self.kmaps.get(&map)?.as_raw_fd();
+        let d = registry.map(map)?.def();
+        let (ks, vs) = (d.key_size as usize, d.value_size as usize);
+        let mut out = Vec::new();
+        for k in link::map_keys(fd, ks) {
+            if let Some(v) = link::map_lookup(fd, &k, vs) {
+                out.push((k, v));
+            }
+        }
+        Some(out)
+    }
+
+    /// The application wrote a map: the kernel's copy follows.
+    pub fn map_write(
+        &self,
+        map: MapId,
+        key: &[u8],
+        value: Option<&[u8]>,
+        flags: u64,
+    ) -> Result<(), KernelError> {
+        let Some(fd) = self.kmaps.get(&map) else {
+            return Ok(());
+        };
+        let r = match value {
+            Some(v) => link::map_update(fd.as_raw_fd(), key, v, flags),
+            None => link::map_delete(fd.as_raw_fd(), key),
+        };
+        r.map_err(|errno| KernelError::Map {
+            what: format!("writing kernel map {}", map.0),
+            errno,
+        })
+    }
+
+    /// The registry's maps take the kernel's contents again.
+    fn resync_mirror(&mut self, registry: &mut Registry) {
+        let ids: Vec<MapId> = self.kmaps.keys().copied().collect();
+        for id in ids {
+            let Some(entries) = self.map_entries(registry, id) else {
+                continue;
+            };
+            let Some(m) = registry.map_mut(id) else {
+                continue;
+            };
+            if m.def().kind == MapKind::Hash {
+                for (k, _) in m.entries() {
+                    let _ = m.delete(&k);
+                }
+            }
+            for (k, v) in entries {
+                let _ = m.update(&k, &v, 0);
+            }
+        }
+        self.mirror_stale = false;
+    }
+
+    /// Hand a chain to the loop (it starts at the loop's next step). The
+    /// engine validated it as for its own chains.
+    pub(crate) fn submit(
+        &mut self,
+        id: u64,
+        spec: &ChainSpec,
+        driver: Driver,
+        registry: &Registry,
+        budgets: &Budgets,
+    ) -> Result<(), KernelError> {
+        if spec.steps.iter().any(|s| s.kind == StepKind::Bpf) {
+            return Err(KernelError::Unsupported(
+                "bpf steps (a step that runs a program instead of IO)".into(),
+            ));
+        }
+        if spec.steps.len() > abi::WIN {
+            return Err(KernelError::Unsupported(format!(
+                "chains of more than {} steps ({} given): the loop holds {} unfinished steps per chain",
+                abi::WIN,
+                spec.steps.len(),
+                abi::WIN
+            )));
+        }
+        if self.loaded.is_none() || self.linked.len() != registry.programs().len() {
+            self.link(registry, budgets)?;
+        }
+        let slot_of = |p: Option<ProgId>| -> u16 {
+            p.and_then(|p| self.linked.iter().position(|&q| q == p))
+                .map_or(0, |s| s as u16 + 1)
+        };
+        let chain_prog = slot_of(spec.program);
+        let steps: Vec<(RsSqe, u16)> = spec
+            .steps
+            .iter()
+            .map(|s| (s.sqe, slot_of(s.program)))
+            .collect();
+        let Some(cs) = self.free.pop() else {
+            return Err(KernelError::Unsupported(format!(
+                "more than {} chains at once",
+                abi::MAX_CHAINS
+            )));
+        };
+        let mem = self.mem();
+        let c = &mut mem.chains[cs as usize];
+        // SAFETY: KChain is integers only; all-zero is valid.
+        *c = unsafe { std::mem::zeroed() };
+        c.id = id;
+        c.user_data = spec.user_data;
+        c.nstored = steps.len() as u32;
+        c.next_uid = steps.len() as u32;
+        c.driver = match driver {
+            Driver::Engine => abi::DRV_ENGINE,
+            Driver::Kernel { hard: false } => abi::DRV_KERNEL,
+            Driver::Kernel { hard: true } => abi::DRV_KERNEL_HARD,
+        };
+        c.notify = match spec.notify {
+            Notify::All => abi::NOTIFY_ALL,
+            Notify::Final => abi::NOTIFY_FINAL,
+            Notify::None => abi::NOTIFY_NONE,
+        };
+        c.drain = spec.drain as u8;
+        c.prog = chain_prog;
+        c.current = -1;
+        for (i, (sqe, prog)) in steps.iter().enumerate() {
+            let s = &mut c.steps[i];
+            s.sqe = sqe.to_bytes();
+            s.uid = i as u32;
+            s.attempt = 1;
+            s.state = abi::ST_PENDING;
+            s.prog = *prog;
+        }
+        c.state = abi::CH_QUEUED;
+        let t = mem.hdr.sub_tail;
+        mem.sub[t as usize % abi::SUB_RING] = cs;
+        mem.hdr.sub_tail = t.wrapping_add(1);
+        self.chains[cs as usize] = Some(ChainMeta {
+            user_data: spec.user_data,
+        });
+        self.active += 1;
+        Ok(())
+    }
+
+    /// One io_uring_enter: the loop runs until it has nothing to do
+    /// (`wait`: until every chain finished, or `timeout`), then everything
+    /// it reported is turned into events, completions and finished chains.
+    /// Returns the completions the loop handled.
+    pub fn run(
+        &mut self,
+        wait: bool,
+        timeout: Option<Duration>,
+        cx: RunCtx<'_>,
+    ) -> Result<usize, KernelError> {
+        self.enter(wait, timeout, false, cx)
+    }
+
+    /// Shut down: the loop cancels what is pending and reaps what is in flight.
+    pub fn shutdown(&mut self, mut cx: RunCtx<'_>) -> Result<(), KernelError> {
+        if self.loaded.is_none() {
+            // Nothing was ever attached: the queued chains never reached a kernel.
+            return Ok(());
+        }
+        let start = std::time::Instant::now();
+        loop {
+            self.enter(true, Some(Duration::from_millis(50)), true, cx.reborrow())?;
+            let active = self.active;
+            let h = &self.mem().hdr;
+            if h.shut != 0 && h.inflight == 0 && h.cancels == 0 && h.timers == 0 && active == 0 {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(KernelError::Loop(format!(
+                    "shutdown: {} requests still in the kernel after 30 s",
+                    h.inflight
+                )));
+            }
+        }
+    }
+
+    fn enter(
+        &mut self,
+        wait: bool,
+        timeout: Option<Duration>,
+        shut: bool,
+        mut cx: RunCtx<'_>,
+    ) -> Result<usize, KernelError> {
+        if self.loaded.is_none() {
+            if self.active == 0 {
+                return Ok(0);
+            }
+            self.link(cx.registry, cx.budgets)?;
+        }
+        let record = cx.bus.active() || cx.debugger.is_some();
+        if record && self.mirror_stale {
+            self.resync_mirror(cx.registry);
+        }
+        if !record {
+            self.mirror_stale = true;
+        }
+        let ring_prog = cx
+            .ring_program
+            .and_then(|p| self.linked.iter().position(|&q| q == p))
+            .map_or(0, |s| s as u32 + 1);
+        let before = self.mem().hdr.completed;
+        {
+            let b = *cx.budgets;
+            let h = &mut self.mem().hdr;
+            h.ctl = if wait { abi::CTL_WAIT } else { 0 }
+                | if cx.debugger.is_some() {
+                    abi::CTL_PAUSE_EACH
+                } else {
+                    0
+                }
+                | if shut { abi::CTL_SHUTDOWN } else { 0 };
+            h.record = record as u32;
+            h.deadline_ns = match timeout {
+                Some(t) if wait => monotonic_ns() + t.as_nanos() as u64,
+                _ => 0,
+            };
+            h.submits_per_decision = b.submits_per_decision;
+            h.steps_per_chain = b.steps_per_chain;
+            h.attempts_per_step = b.attempts_per_step as u32;
+            h.ring_prog = ring_prog;
+        }
+        self.enter_calls += 1;
+        // SAFETY: io_uring_enter on our ring; with the ops attached it runs
+        // the loop and ignores its arguments.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.ring_fd,
+                0,
+                0,
+                0,
+                std::ptr::null::<u8>(),
+                0,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(KernelError::Io {
+                    what: "io_uring_enter (the kernel loop)",
+                    source: e,
+                });
+            }
+        }
+        self.collect(&mut cx)?;
+        let h = self.mem().hdr;
+        if h.error != 0 {
+            return Err(KernelError::Loop(match h.error {
+                abi::KERR_REGION => "a region of the ring was missing or too small".to_string(),
+                abi::KERR_SUBMIT => format!("bpf_io_uring_submit_sqes returned {}", h.err_arg),
+                abi::KERR_STAGE => "more requests in one step than it stages".to_string(),
+                abi::KERR_SLOTS => format!("more than {} requests in flight", abi::MAX_SLOTS),
+                abi::KERR_COMP => "the application's completion ring overflowed".to_string(),
+                e => format!("error {e}"),
+            }));
+        }
+        Ok((h.completed - before) as usize)
+    }
+
+    /// Everything the loop reported since the last call.
+    fn collect(&mut self, cx: &mut RunCtx<'_>) -> Result<(), KernelError> {
+        let records = self.rb.as_mut().map(|rb| rb.consume()).unwrap_or_default();
+        for r in records {
+            self.record(&r, cx);
+        }
+        // Completions for the application, then finished chains.
+        let mut done = Vec::new();
+        {
+            let mem = self.mem();
+            while mem.hdr.comp_head != mem.hdr.comp_tail {
+                let c = mem.comp[mem.hdr.comp_head as usize % abi::COMP_RING];
+                mem.hdr.comp_head = mem.hdr.comp_head.wrapping_add(1);
+                cx.completions.push_back(app_completion(&c));
+            }
+            while mem.hdr.fin_head != mem.hdr.fin_tail {
+                let f = mem.fin[mem.hdr.fin_head as usize % abi::FIN_RING];
+                mem.hdr.fin_head = mem.hdr.fin_head.wrapping_add(1);
+                done.push(f);
+            }
+        }
+        for f in done {
+            let slot = f.slot as usize % abi::MAX_CHAINS;
+            let meta = self.chains[slot].take();
+            self.free.push(slot as u32);
+            self.active = self.active.saturating_sub(1);
+            cx.finished.push(ChainEnd {
+                chain: f.chain,
+                user_data: meta.map_or(0, |m| m.user_data),
+                outcome: outcome(f.outcome, f.fail_step, f.stop_decision, &f.cause),
+                res: f.res,
+            });
+        }
+        Ok(())
+    }
+
+    /// One ring buffer record -> events.
+    fn record(&mut self, r: &[u8], cx: &mut RunCtx<'_>) {
+        if r.len() < 4 {
+            return;
+        }
+        let kind = u32::from_le_bytes(r[0..4].try_into().expect("4"));
+        match kind {
+            abi::REC_DECISION => {
+                self.partial = Some(Partial {
+                    dec: abi::read(r),
+                    ..Default::default()
+                });
+            }
+            abi::REC_CALL => {
+                let c: abi::KCall = abi::read(r);
+                if let Some(p) = self.partial.as_mut() {
+                    p.calls.push((c.helper, c.ret));
+                }
+            }
+            abi::REC_DATA => {
+                let len = u32::from_le_bytes(r[4..8].try_into().expect("4")) as usize;
+                if let Some(p) = self.partial.as_mut() {
+                    p.reads.push(r.get(16..16 + len).unwrap_or(&[]).to_vec());
+                }
+            }
+            abi::REC_DECIDED => {
+                let d: abi::KDecided = abi::read(r);
+                if let Some(p) = self.partial.take() {
+                    self.decision(p, &d, cx);
+                }
+            }
+            _ => {
+                let e: abi::KEv = abi::read(r);
+                if let Some(ev) = event(&e) {
+                    cx.bus.emit(|| ev);
+                }
+            }
+        }
+    }
+
+    /// A kernel decision, re-executed in userspace from its inputs.
+    fn decision(&mut self, p: Partial, d: &abi::KDecided, cx: &mut RunCtx<'_>) {
+        let Some(&prog) = self.linked.get(p.dec.prog as usize) else {
+            return;
+        };
+        let ctx = RsCtx::from_bytes(&p.dec.ctx);
+        let view = ChainView {
+            chain: p.dec.chain,
+            step: p.dec.step,
+            nsteps: p.dec.nsteps,
+            opcode: p.dec.opcode,
+            fd: p.dec.fd,
+            attempt: p.dec.attempt,
+            pending: p.dec.pending[..(p.dec.npending as usize).min(abi::WIN)]
+                .iter()
+                .map(|q| PendingStep {
+                    index: q.index,
+                    dropped: q.dropped != 0,
+                    unlinked: q.unlinked != 0,
+                })
+                .collect(),
+        };
+        let ktimes: Vec<u64> = p
+            .calls
+            .iter()
+            .filter(|c| c.0 == 5)
+            .map(|c| c.1 as u64)
+            .collect();
+        let mut source = Inputs {
+            ktimes: &ktimes,
+            reads: &p.reads,
+            kt: 0,
+            rd: 0,
+        };
+        let req = DecisionRequest {
+            seq: p.dec.seq,
+            ctx,
+            view,
+            regs: cx.regs,
+            budgets: cx.budgets,
+            record: true,
+            count_insns: true,
+        };
+        let Some((lp, maps)) = cx.registry.program_and_maps(prog) else {
+            return;
+        };
+        let mut rec = DecisionRecord::default();
+        decision::execute_into(lp, maps, req, &mut source, &mut rec);
+        // What the kernel saw replaces what the re-run saw: where they
+        // differ, `ringside check` reports it.
+        let mut kcalls = p.calls.iter().filter(|c| c.0 >= 0x1000);
+        for c in rec.calls.iter_mut().filter(|c| c.helper >= 0x1000) {
+            if let Some(k) = kcalls.next() {
+                c.ret = k.1;
+            }
+        }
+        rec.ret = d.ret;
+        rec.duration_ns = d.duration_ns;
+        rec.result = match d.result {
+            0 => match Verdict::from_ret(d.ret) {
+                Some(verdict) => DecisionResult::Verdict { verdict },
+                None => DecisionResult::BadReturn { ret: d.ret },
+            },
+            1 => DecisionResult::BadReturn { ret: d.ret },
+            2 => DecisionResult::Budget {
+                violation: violation(d.vkind as u8, d.limit, d.value),
+            },
+            _ => DecisionResult::VmError {
+                message: klimit(d.vkind as u8),
+            },
+        };
+        if rec.result.verdict().is_none() {
+            rec.actions.clear();
+        }
+        let stop = cx.debugger.as_ref().and_then(|dbg| dbg.should_stop(&rec));
+        let seq = rec.seq;
+        cx.bus.emit(|| Event::Decision(Box::new(rec)));
+        if let (Some(reason), Some(dbg)) = (stop, cx.debugger.clone()) {
+            // The loop returned to userspace after this decision (it
+            // pauses after every one while a debugger is attached); the
+            // decision has taken effect in the kernel already.
+            cx.bus.emit(|| Event::Paused {
+                reason,
+                decision: Some(seq),
+            });
+            dbg.wait(&|| false);
+            cx.bus.emit(|| Event::Resumed);
+        }
+    }
+}
+
+impl Drop for KernelLoop {
+    fn drop(&mut self) {
+        // Detach first: the ring must not run the loop on a freed region.
+        self.rb = None;
+        self.loaded = None;
+    }
+}
+
+/// What a run needs of the engine.
+pub struct RunCtx<'a> {
+    /// Programs and the maps that mirror the kernel's.
+    pub registry: &'a mut Registry,
+    /// Registrations.
+    pub regs: &'a Registrations,
+    /// Budgets.
+    pub budgets: &'a Budgets,
+    /// The ring program.
+    pub ring_program: Option<ProgId>,
+    /// Where events go.
+    pub bus: &'a mut EventBus,
+    /// The debugger, if one is attached.
+    pub debugger: &'a Option<Debugger>,
+    /// The application's completions.
+    pub completions: &'a mut VecDeque<AppCompletion>,
+    /// Finished chains.
+    pub finished: &'a mut Vec<ChainEnd>,
+}
+
+impl RunCtx<'_> {
+    fn reborrow(&mut self) -> RunCtx<'_> {
+        RunCtx {
+            registry: self.registry,
+            regs: self.regs,
+            budgets: self.budgets,
+            ring_program: self.ring_program,
+            bus: self.bus,
+            debugger: self.debugger,
+            completions: self.completions,
+            finished: self.finished,
+        }
+    }
+}
+
+/// Recorded inputs of a kernel decision, in call order.
+struct Inputs<'a> {
+    ktimes: &'a [u64],
+    reads: &'a [Vec<u8>],
+    kt: usize,
+    rd: usize,
+}
+
+impl InputSource for Inputs<'_> {
+    fn ktime_ns(&mut self) -> u64 {
+        let v = self.ktimes.get(self.kt).copied().unwrap_or(0);
+        self.kt += 1;
+        v
+    }
+
+    fn read_buf(&mut self, _buf: u16, _off: u64, dst: &mut [u8]) {
+        if let Some(d) = self.reads.get(self.rd) {
+            let n = d.len().min(dst.len());
+            dst[..n].copy_from_slice(&d[..n]);
+        }
+        self.rd += 1;
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn violation(kind: u8, limit: u64, value: u64) -> BudgetViolation {
+    BudgetViolation {
+        kind: match kind {
+            1 => BudgetKind::SubmitsPerDecision,
+            2 => BudgetKind::StepsPerChain,
+            3 => BudgetKind::AttemptsPerStep,
+            _ => BudgetKind::Instructions,
+        },
+        limit,
+        value,
+    }
+}
+
+fn klimit(kind: u8) -> String {
+    match kind {
+        abi::KLIM_WINDOW => format!(
+            "kernel backend: the chain would hold more than {} unfinished steps",
+            abi::WIN
+        ),
+        abi::KLIM_ACTIONS => "kernel backend: more than 32 actions in one decision".into(),
+        abi::KLIM_PROG => "kernel backend: the program is not linked into the loop".into(),
+        k => format!("kernel backend: limit {k}"),
+    }
+}
+
+fn cause(c: &abi::KCause) -> CancelCause {
+    match c.kind {
+        abi::CAUSE_KERNEL_LINK => CancelCause::KernelLink {
+            failed_step: c.step,
+        },
+        abi::CAUSE_LINK_FAILED => CancelCause::LinkFailed {
+            failed_step: c.step,
+        },
+        abi::CAUSE_PROGRAM_FAIL => CancelCause::ProgramFail {
+            decision: c.decision,
+            step: c.step,
+        },
+        abi::CAUSE_PROGRAM_STOP => CancelCause::ProgramStop {
+            decision: c.decision,
+            step: c.step,
+        },
+        abi::CAUSE_DROPPED => CancelCause::Dropped {
+            decision: c.decision,
+        },
+        abi::CAUSE_BAD_RETURN => CancelCause::ProgramError {
+            decision: c.decision,
+            reason: format!(
+                "returned {}, which is not RS_NEXT (0), RS_STOP (1) or RS_FAIL (2)",
+                c.value
+            ),
+        },
+        abi::CAUSE_BUDGET => CancelCause::Budget {
+            decision: c.decision,
+            violation: violation(c.vkind, c.limit, c.value),
+        },
+        abi::CAUSE_SUBMIT_FAILED => CancelCause::SubmitFailed {
+            errno: c.value as i32,
+        },
+        abi::CAUSE_KLIMIT => CancelCause::ProgramError {
+            decision: c.decision,
+            reason: klimit(c.vkind),
+        },
+        _ => CancelCause::Shutdown,
+    }
+}
+
+fn outcome(kind: u8, step: u32, stop: u64, c: &abi::KCause) -> Outcome {
+    match kind {
+        abi::OUT_COMPLETED => Outcome::Completed,
+        abi::OUT_STOPPED => Outcome::Stopped { decision: stop },
+        abi::OUT_FAILED => Outcome::Failed {
+            step,
+            cause: cause(c),
+        },
+        _ => Outcome::Cancelled,
+    }
+}
+
+fn app_kind(k: u8) -> AppKind {
+    match k {
+        abi::APP_FINAL => AppKind::Final,
+        abi::APP_STEP => AppKind::Step,
+        abi::APP_CANCELLED => AppKind::Cancelled,
+        _ => AppKind::Emit,
+    }
+}
+
+fn app_completion(c: &abi::KComp) -> AppCompletion {
+    AppCompletion {
+        chain: c.chain,
+        step: (c.step != u32::MAX).then_some(c.step),
+        user_data: c.user_data,
+        res: c.res,
+        flags: c.flags,
+        kind: app_kind(c.kind),
+    }
+}
+
+fn sqe_of(b: &[u8; 40]) -> RsSqe {
+    RsSqe::from_bytes(b)
+}
+
+/// A plain event record -> the engine's event.
+fn event(e: &abi::KEv) -> Option<Event> {
+    Some(match e.kind {
+        abi::REC_STARTED => Event::ChainStarted { chain: e.chain },
+        abi::REC_SUBMITTED => Event::Submitted {
+            chain: e.chain,
+            step: e.step,
+            sqe: sqe_of(&e.sqe),
+            sqe_flags: e.a as u8,
+            ring_user_data: e.b,
+            attempt: e.c as u8,
+        },
+        abi::REC_COMPLETED => Event::Completed {
+            chain: e.chain,
+            step: e.step,
+            res: e.a as i64 as i32,
+            flags: e.b as u32,
+            latency_ns: e.c,
+            short: e.d & 1 != 0,
+        },
+        abi::REC_STEP_ADDED => Event::StepAdded {
+            chain: e.chain,
+            step: e.step,
+            place: Where::from_raw(e.a).unwrap_or(Where::AtEnd),
+            sqe: sqe_of(&e.sqe),
+            attempt: e.b as u8,
+            decision: e.c,
+        },
+        abi::REC_UNLINKED => Event::Unlinked {
+            chain: e.chain,
+            step: e.step,
+            decision: e.a,
+        },
+        abi::REC_CANCELLED => Event::Cancelled {
+            chain: e.chain,
+            step: e.step,
+            cause: cause(&e.cause),
+            res: e.a as i64 as i32,
+            issued: e.b != 0,
+            dropped: e.d & 1 != 0,
+        },
+        abi::REC_APP => Event::AppCompletion(AppCompletion {
+            chain: e.chain,
+            step: (e.step != u32::MAX).then_some(e.step),
+            user_data: e.a,
+            res: e.b as i64 as i32,
+            flags: e.c as u32,
+            kind: app_kind(e.d as u8),
+        }),
+        abi::REC_FINISHED => Event::ChainFinished {
+            chain: e.chain,
+            outcome: outcome(e.b as u8, e.step, e.d, &e.cause),
+            res: e.a as i64 as i32,
+            steps: e.c as u32,
+        },
+        abi::REC_SHUTDOWN => Event::Shutdown {
+            chains: e.a as u32,
+            inflight: e.b as u32,
+        },
+        _ => return None,
+    })
+}
+
+/// A program's rodata region `region`, as it was loaded.
+fn rodata_bytes(p: &crate::program::LoadedProgram, region: usize) -> Option<Vec<u8>> {
+    p.regions()
+        .iter()
+        .find(|r| matches!(r.kind, RegionKind::Rodata(i) if i as usize == region))
+        // SAFETY: a region of the program, alive as long as the program.
+        .map(|r| unsafe { std::slice::from_raw_parts(r.ptr, r.len) }.to_vec())
+}
