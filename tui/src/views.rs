@@ -12,7 +12,7 @@ use ratatui::widgets::{
 };
 use ringside_engine::abi::{CTX_FIELDS, RsCtx, helper_id, op};
 use ringside_engine::decision::{Action, CallDetail, DecisionRecord, DecisionResult};
-use ringside_engine::event::{CancelCause, LinkMode, Outcome};
+use ringside_engine::event::{LinkMode, Outcome};
 use std::fmt::Write as _;
 
 const ACCENT: Color = Color::Cyan;
@@ -297,28 +297,7 @@ fn fmt_res(r: i32) -> String {
     }
 }
 
-pub fn errno_name(res: i32) -> String {
-    let name = match -res {
-        1 => "EPERM",
-        2 => "ENOENT",
-        4 => "EINTR",
-        5 => "EIO",
-        9 => "EBADF",
-        11 => "EAGAIN",
-        12 => "ENOMEM",
-        14 => "EFAULT",
-        16 => "EBUSY",
-        22 => "EINVAL",
-        28 => "ENOSPC",
-        32 => "EPIPE",
-        62 => "ETIME",
-        104 => "ECONNRESET",
-        110 => "ETIMEDOUT",
-        125 => "ECANCELED",
-        _ => return res.to_string(),
-    };
-    name.to_string()
-}
+pub use crate::model::errno_name;
 
 fn op_abbrev(opcode: u8) -> &'static str {
     match opcode {
@@ -735,11 +714,10 @@ fn draw_node_detail(f: &mut Frame, app: &App, key: Option<RowKey>, area: Rect) {
                 let _ = write!(t, " · done {}", fmt_t(x));
             }
             lines.push(Line::from(vec![Span::styled("time ", Style::new().fg(ACCENT)), Span::styled(t, dim)]));
-            if let Some(cause) = &n.cause {
-                let (g, d) = crate::model::describe_cancel(cause, n.state == NodeState::Cancelled);
+            if let Some(why) = &n.why {
                 lines.push(Line::from(vec![
                     Span::styled("why ", Style::new().fg(Color::Magenta)),
-                    Span::raw(format!("{g}: {d}")),
+                    Span::raw(why.clone()),
                 ]));
             }
         }
@@ -797,10 +775,11 @@ fn draw_node_detail(f: &mut Frame, app: &App, key: Option<RowKey>, area: Rect) {
                     let _ = write!(t, " · took {}", fmt_dur(e.saturating_sub(s)));
                 }
                 lines.push(Line::from(vec![Span::styled("time ", Style::new().fg(ACCENT)), Span::styled(t, dim)]));
-                if let Some(by) = r.cancelled_by {
+                if r.state == ringside_probes::graph::ReqState::Cancelled {
+                    let why = app.state.kernel_why(r.cancelled_by, g.cancel_cause(r.id));
                     lines.push(Line::from(vec![
                         Span::styled("why ", Style::new().fg(Color::Magenta)),
-                        Span::raw(format!("the kernel cancelled it when request {by} failed or came back short")),
+                        Span::raw(why),
                     ]));
                 }
             }
@@ -1058,12 +1037,25 @@ fn draw_cancels(f: &mut Frame, app: &mut App, area: Rect) {
     }
     app.cancel_pos.fit(g.recent.len());
     let sel = app.cancel_pos.sel;
-    // two lines per entry
-    let per = 2;
-    let vis = (h / per).max(1);
-    let first = if sel >= vis { sel + 1 - vis } else { 0 };
+    // An entry is its request's line, then its cause wrapped to the width:
+    // the cause is the part a person acts on, so it is never cut off.
+    let w = (inner.width as usize).saturating_sub(2).max(8);
+    let height = |e: &crate::model::CancelEntry| 1 + wrap_words(&e.detail, w).len();
+    let mut first = sel.min(g.recent.len().saturating_sub(1));
+    let mut used = g.recent.get(first).map_or(0, height);
+    while first > 0 {
+        let hh = height(&g.recent[first - 1]);
+        if used + hh > h {
+            break;
+        }
+        used += hh;
+        first -= 1;
+    }
     let mut lines = Vec::new();
-    for (i, e) in g.recent.iter().enumerate().skip(first).take(vis) {
+    for (i, e) in g.recent.iter().enumerate().skip(first) {
+        if lines.len() >= h {
+            break;
+        }
         let selected = i == sel && app.cancel_focus_entries;
         let st = if selected {
             Style::new().bg(Color::White).fg(Color::Black)
@@ -1077,12 +1069,32 @@ fn draw_cancels(f: &mut Frame, app: &mut App, area: Rect) {
             ),
             Span::styled(e.what.clone(), st.bold()),
         ]));
-        lines.push(Line::styled(
-            format!("  {}", e.detail),
-            Style::new().fg(Color::Gray),
-        ));
+        for l in wrap_words(&e.detail, w) {
+            lines.push(Line::styled(format!("  {l}"), Style::new().fg(Color::Gray)));
+        }
     }
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a
+/// word longer than the width gets a line of its own, cut by the frame).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let n = cur.chars().count();
+        if n > 0 && n + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 // ------------------------------------------------------------- Decisions
@@ -2266,11 +2278,6 @@ fn draw_breakpoints(f: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(lines).block(block("Breakpoints · Esc closes")),
         r,
     );
-}
-
-/// Plain text of a cancellation cause, for other modules.
-pub fn cause_text(c: &CancelCause) -> String {
-    crate::model::describe_cancel(c, true).1
 }
 
 /// Lines of an area direction helper (kept for symmetry with ratatui APIs).

@@ -183,6 +183,70 @@ fn cancels_80x24() {
     insta::assert_snapshot!(view(View::Cancels, 80, 24));
 }
 
+/// A recv guarded by a LINK_TIMEOUT that expires before data arrives.
+fn timeout_items() -> Vec<Item> {
+    let ring = Ptr(0xffff_8881_0000_1000);
+    let (r, t) = (Ptr(0xd000), Ptr(0xe000));
+    let t0 = 6_000_000_000u64;
+    let submit = |ts, req, user_data, opcode, flags: u8| ProbeEvent::SubmitReq {
+        hdr: hdr(ts),
+        ring,
+        req,
+        user_data,
+        opcode,
+        flags: flags as u64,
+        sq_thread: false,
+    };
+    let complete = |ts, req, user_data, res| ProbeEvent::Complete {
+        hdr: hdr(ts),
+        ring,
+        req,
+        user_data,
+        res,
+        cflags: 0,
+        extra1: 0,
+        extra2: 0,
+    };
+    let evs = vec![
+        submit(t0, r, 40, 27, sqe_flags::IO_LINK),
+        submit(t0 + 100, t, 41, 15, 0),
+        ProbeEvent::Link {
+            hdr: hdr(t0 + 150),
+            ring,
+            req: t,
+            target: r,
+        },
+        // The kernel's order: the timer's task work completes the timeout
+        // (-ETIME) and then the cancelled read.
+        complete(t0 + 1_000_000, t, 41, -62),
+        complete(t0 + 1_000_100, r, 40, -125),
+    ];
+    evs.into_iter().map(Item::Probe).collect()
+}
+
+/// Kernel cancellations name the request that broke the link, by id,
+/// opcode and user_data, and how it ended: a short read's result, a
+/// LINK_TIMEOUT that expired.
+#[test]
+fn kernel_causes_name_the_breaking_request() {
+    let mut a = app(100_000);
+    for it in timeout_items() {
+        a.handle_msg(Msg::Item(it));
+    }
+    a.view = View::Cancels;
+    let mut shots = Vec::new();
+    for group in ["kernel: link_short", "kernel: link_timeout"] {
+        a.cancel_group = a
+            .state
+            .cancels
+            .keys()
+            .position(|k| k == group)
+            .expect(group);
+        shots.push(draw(&mut a, 80, 12).backend().to_string());
+    }
+    insta::assert_snapshot!(shots.join("\n"));
+}
+
 #[test]
 fn decisions_80x24() {
     insta::assert_snapshot!(view(View::Decisions, 80, 24));

@@ -127,6 +127,8 @@ pub mod op {
     pub const TIMEOUT: u8 = 11;
     /// IORING_OP_ASYNC_CANCEL
     pub const ASYNC_CANCEL: u8 = 14;
+    /// IORING_OP_LINK_TIMEOUT
+    pub const LINK_TIMEOUT: u8 = 15;
     /// IORING_OP_READ
     pub const READ: u8 = 22;
     /// IORING_OP_WRITE

@@ -108,7 +108,8 @@ pub struct Request {
     pub poll_armed: bool,
     /// Its failure cancelled later links (`fail_link` named it).
     pub broke_chain: bool,
-    /// The request whose failure cancelled this one.
+    /// The request whose failure cancelled this one, or the LINK_TIMEOUT
+    /// that expired on it.
     pub cancelled_by: Option<RequestId>,
 }
 
@@ -139,6 +140,10 @@ pub enum CancelCause {
     LinkShort,
     /// An earlier link was itself cancelled.
     LinkCancelled,
+    /// The LINK_TIMEOUT linked after it expired (`Cancellation::by` names
+    /// it): -ECANCELED with no failed link and a LINK_TIMEOUT as its next
+    /// chain member.
+    LinkTimeout,
     /// -ECANCELED without a failed link: async cancel, link timeout, ring
     /// teardown.
     Explicit,
@@ -154,6 +159,7 @@ impl CancelCause {
             CancelCause::LinkError => "link_error",
             CancelCause::LinkShort => "link_short",
             CancelCause::LinkCancelled => "link_cancelled",
+            CancelCause::LinkTimeout => "link_timeout",
             CancelCause::Explicit => "explicit",
             CancelCause::Unknown => "unknown",
         }
@@ -899,16 +905,52 @@ impl RequestGraph {
         }
     }
 
-    fn record_cancellation(&mut self, ts: u64, victim: RequestId, by: Option<RequestId>) {
-        self.cancel_total += 1;
-        let cause = match by {
+    /// The LINK_TIMEOUT linked right after `id` in its chain, if any.
+    fn link_timeout_after(&self, id: RequestId) -> Option<RequestId> {
+        let r = self.requests.get(&id)?;
+        let next = *self
+            .chains
+            .get(&r.chain?)?
+            .members
+            .get(r.chain_index as usize + 1)?;
+        let t = self.requests.get(&next)?;
+        (t.opcode == ringside_schema::abi::op::LINK_TIMEOUT).then_some(next)
+    }
+
+    /// Why `victim` was cancelled, as far as is known now (`None`: it was
+    /// not cancelled, or the failed link it waits on has not ended yet).
+    pub fn cancel_cause(&self, victim: RequestId) -> Option<CancelCause> {
+        let r = self.requests.get(&victim)?;
+        if r.state != ReqState::Cancelled {
+            return None;
+        }
+        self.cause_given(r.cancelled_by)
+    }
+
+    fn cause_given(&self, by: Option<RequestId>) -> Option<CancelCause> {
+        match by {
             None => Some(CancelCause::Explicit),
             Some(b) => match self.requests.get(&b) {
+                Some(t) if t.opcode == ringside_schema::abi::op::LINK_TIMEOUT => {
+                    Some(CancelCause::LinkTimeout)
+                }
                 Some(r) if r.state.is_terminal() => Some(self.classify(b)),
                 Some(_) => None,
                 None => Some(CancelCause::Unknown),
             },
-        };
+        }
+    }
+
+    fn record_cancellation(&mut self, ts: u64, victim: RequestId, by: Option<RequestId>) {
+        self.cancel_total += 1;
+        // No failed link, and a LINK_TIMEOUT guards it: the kernel's timer
+        // cancelled it (io_link_timeout_fn), whatever order the two CQEs
+        // come in.
+        let by = by.or_else(|| self.link_timeout_after(victim));
+        if let Some(r) = self.requests.get_mut(&victim) {
+            r.cancelled_by = by;
+        }
+        let cause = self.cause_given(by);
         let idx = self.cancel_base + self.cancellations.len() as u64;
         match (cause, by) {
             (Some(c), _) => *self.cause_counts.entry(c).or_default() += 1,
@@ -1173,6 +1215,34 @@ mod tests {
         let s = g.stats();
         assert_eq!(s.cancellations.by_cause.get("link_error"), Some(&1));
         assert_eq!(s.cancellations.by_cause.get("unknown"), None);
+    }
+
+    /// A read guarded by a LINK_TIMEOUT that expires: the read's
+    /// -ECANCELED names the timeout, in either order of the two CQEs.
+    #[test]
+    fn expired_link_timeout_is_the_cause() {
+        for timeout_first in [false, true] {
+            let mut eg = Gen { ts: 0 };
+            let mut t = eg.submit(0xb, 2, 0);
+            if let ProbeEvent::SubmitReq { opcode, .. } = &mut t {
+                *opcode = ringside_schema::abi::op::LINK_TIMEOUT;
+            }
+            let mut evs = vec![eg.submit(0xa, 1, LINK), t, eg.link(0xb, 0xa)];
+            let (read, timer) = (eg.complete(0xa, 1, ECANCELED), eg.complete(0xb, 2, -62));
+            if timeout_first {
+                evs.extend([timer, read]);
+            } else {
+                evs.extend([read, timer]);
+            }
+            let g = run(&evs);
+            let c: Vec<_> = g.cancellations().cloned().collect();
+            assert_eq!(c.len(), 1, "timeout_first={timeout_first}");
+            assert_eq!((c[0].victim, c[0].by), (0, Some(1)));
+            assert_eq!(c[0].cause, Some(CancelCause::LinkTimeout));
+            let s = g.stats();
+            assert_eq!(s.cancellations.by_cause.get("link_timeout"), Some(&1));
+            assert_eq!(s.cancellations.by_cause.get("explicit"), None);
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #[allow(unused_imports)]
 use super::*;
 
+use ringside_engine::abi::op;
 use ringside_engine::event::CancelCause;
 use std::collections::VecDeque;
 
@@ -28,8 +29,14 @@ pub struct CancelGroup {
     pub recent: VecDeque<CancelEntry>,
 }
 
-/// (group, detail) of an engine cancellation.
-pub fn describe_cancel(cause: &CancelCause, issued: bool) -> (String, String) {
+/// (group, detail) of an engine cancellation. `step` names a step of the
+/// chain in words (`step 0 (read, user_data 100) came back short: res 3000
+/// of 8192`), so the detail says which request broke the chain and how.
+pub fn describe_cancel(
+    cause: &CancelCause,
+    issued: bool,
+    step: &dyn Fn(u32) -> String,
+) -> (String, String) {
     let where_ = if issued {
         "was in the kernel"
     } else {
@@ -38,19 +45,25 @@ pub fn describe_cancel(cause: &CancelCause, issued: bool) -> (String, String) {
     match cause {
         CancelCause::KernelLink { failed_step } => (
             "kernel link broke".into(),
-            format!("step {failed_step} failed/short: the kernel cancelled the rest"),
+            format!("{}; the kernel cancelled the rest", step(*failed_step)),
         ),
         CancelCause::LinkFailed { failed_step } => (
             "engine link failed".into(),
-            format!("step {failed_step} failed with no program to decide ({where_})"),
+            format!("{}, and no program decides ({where_})", step(*failed_step)),
         ),
-        CancelCause::ProgramFail { decision, step } => (
+        CancelCause::ProgramFail { decision, step: s } => (
             "program: RS_FAIL".into(),
-            format!("decision #{decision} on step {step} failed the chain ({where_})"),
+            format!(
+                "decision #{decision} failed the chain after {} ({where_})",
+                step(*s)
+            ),
         ),
-        CancelCause::ProgramStop { decision, step } => (
+        CancelCause::ProgramStop { decision, step: s } => (
             "program: RS_STOP".into(),
-            format!("decision #{decision} on step {step} finished the chain early ({where_})"),
+            format!(
+                "decision #{decision} ended the chain early after {} ({where_})",
+                step(*s)
+            ),
         ),
         CancelCause::Dropped { decision } => (
             "program: rs_drop".into(),
@@ -70,12 +83,75 @@ pub fn describe_cancel(cause: &CancelCause, issued: bool) -> (String, String) {
         CancelCause::Shutdown => ("shutdown".into(), format!("engine shut down ({where_})")),
         CancelCause::SubmitFailed { errno } => (
             "submit failed".into(),
-            format!("the kernel refused the submission: errno {errno}"),
+            format!(
+                "the kernel refused the submission: {}",
+                neg_errno(-errno.abs())
+            ),
         ),
     }
 }
 
+/// A negative result as `-EIO` (or `-4095` when it has no name here).
+pub fn neg_errno(res: i32) -> String {
+    let e = errno_name(res);
+    if e.starts_with('-') {
+        e
+    } else {
+        format!("-{e}")
+    }
+}
+
+/// -errno as a name (`EIO`); other values as numbers.
+pub fn errno_name(res: i32) -> String {
+    let name = match -res {
+        1 => "EPERM",
+        2 => "ENOENT",
+        4 => "EINTR",
+        5 => "EIO",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        14 => "EFAULT",
+        16 => "EBUSY",
+        22 => "EINVAL",
+        28 => "ENOSPC",
+        32 => "EPIPE",
+        62 => "ETIME",
+        104 => "ECONNRESET",
+        110 => "ETIMEDOUT",
+        125 => "ECANCELED",
+        _ => return res.to_string(),
+    };
+    name.to_string()
+}
+
 impl Model {
+    /// A step of a chain in words a person can act on: its place, opcode
+    /// and user_data, and what it returned (`step 0 (read, user_data 100)
+    /// came back short: res 3000 of 8192`, `... failed: -EIO`).
+    pub(super) fn step_in_words(&self, epoch: u32, chain: u64, step: u32) -> String {
+        let Some(n) = self
+            .chains
+            .get(&(epoch, chain))
+            .and_then(|c| c.nodes.get(step as usize))
+        else {
+            return format!("step {step}");
+        };
+        let what = format!(
+            "step {step} ({}, user_data {})",
+            op::name(n.sqe.opcode),
+            n.sqe.user_data
+        );
+        match n.res {
+            None => what,
+            Some(res) if n.state == NodeState::Short => {
+                format!("{what} came back short: res {res} of {}", n.sqe.len)
+            }
+            Some(res) if res < 0 => format!("{what} failed: {}", neg_errno(res)),
+            Some(res) => format!("{what} returned {res}"),
+        }
+    }
+
     pub(super) fn add_cancel(&mut self, group: String, entry: CancelEntry) {
         let g = self.cancels.entry(group).or_default();
         g.count += 1;

@@ -95,6 +95,8 @@ pub struct Node {
     pub latency_ns: Option<u64>,
     /// Why it was cancelled or dropped.
     pub cause: Option<CancelCause>,
+    /// Why it was cancelled or dropped, in words (set with `cause`).
+    pub why: Option<String>,
 }
 
 impl Node {
@@ -115,6 +117,7 @@ impl Node {
             cqe_flags: 0,
             latency_ns: None,
             cause: None,
+            why: None,
         }
     }
 }
@@ -423,10 +426,21 @@ impl Model {
                     };
                     op_name = op::name(n.sqe.opcode);
                 }
-                let (group, detail) = describe_cancel(cause, *issued);
+                let (group, detail) =
+                    describe_cancel(cause, *issued, &|s| self.step_in_words(epoch, *chain, s));
+                let user_data = self
+                    .chains
+                    .get(&(epoch, *chain))
+                    .and_then(|c| c.nodes.get(*step as usize))
+                    .map_or(0, |n| n.sqe.user_data);
+                if let Some(n) = self.node_mut(epoch, *chain, *step) {
+                    n.why = Some(format!("{group}: {detail}"));
+                }
                 let entry = CancelEntry {
                     t_ns: t,
-                    what: format!("e{epoch} chain {chain} step {step} ({op_name})"),
+                    what: format!(
+                        "e{epoch} chain {chain} step {step} ({op_name}, user_data {user_data})"
+                    ),
                     detail,
                     row: Some(RowKey::Engine {
                         epoch,

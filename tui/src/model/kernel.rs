@@ -3,7 +3,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-use ringside_probes::graph::ReqState;
+use ringside_probes::graph::{CancelCause as KernelCause, ReqState};
 use ringside_probes::{ProbeEvent, Ptr};
 
 /// A probed request's state as a node state.
@@ -19,6 +19,32 @@ pub fn kernel_state(s: ReqState) -> NodeState {
 }
 
 impl Model {
+    /// Why a kernel request was cancelled, naming the request that broke
+    /// its link by what a person knows it by: `-ECANCELED after req 1
+    /// (READ, user_data 2) came back short: res 100`, `-ECANCELED: its req
+    /// 4 (LINK_TIMEOUT, user_data 41) expired (-ETIME)`.
+    pub fn kernel_why(&self, by: Option<u64>, cause: Option<KernelCause>) -> String {
+        let Some(b) = by else {
+            return "-ECANCELED with no failed link (async cancel or ring teardown)".into();
+        };
+        let Some(r) = self.graph.request(b) else {
+            return format!("-ECANCELED after req {b} failed (no longer kept)");
+        };
+        let name = ringside_probes::event::opcode_name(r.opcode);
+        let what = format!("req {b} ({name}, user_data {})", r.user_data);
+        match (cause, r.res) {
+            (Some(KernelCause::LinkTimeout), Some(res)) => {
+                format!("-ECANCELED: its {what} expired ({})", super::neg_errno(res))
+            }
+            (Some(KernelCause::LinkTimeout), None) => format!("-ECANCELED: its {what} expired"),
+            (_, Some(res)) if res < 0 => {
+                format!("-ECANCELED after {what} failed: {}", super::neg_errno(res))
+            }
+            (_, Some(res)) => format!("-ECANCELED after {what} came back short: res {res}"),
+            (_, None) => format!("-ECANCELED after {what} broke the link"),
+        }
+    }
+
     pub(super) fn apply_probe(&mut self, ev: &ProbeEvent, t: u64) {
         if let Some(id) = self.ring_dir.observe(ev).cloned() {
             let mut row = RingRow::new("probes", id.pid);
@@ -117,8 +143,6 @@ impl Model {
                 ),
                 None => format!("kernel req {}", c.victim),
             };
-            let by =
-                c.by.map_or(String::new(), |b| format!(" after req {b} failed"));
             let row = victim.map(|v| match v.chain {
                 Some(ch) => RowKey::KernelChain(ch),
                 None => RowKey::KernelReq(v.id),
@@ -128,7 +152,7 @@ impl Model {
                 CancelEntry {
                     t_ns: t,
                     what,
-                    detail: format!("-ECANCELED{by}"),
+                    detail: self.kernel_why(c.by, c.cause),
                     row,
                 },
             );
