@@ -104,8 +104,12 @@ fn main() {
             let mut times = Vec::with_capacity(frames);
             for _ in 0..frames {
                 let t = Instant::now();
-                term.draw(|f| ringside_tui::views::draw(f, &mut app))
-                    .unwrap();
+                // A frame is settling the view state and drawing it.
+                term.draw(|f| {
+                    app.prepare(f.area());
+                    ringside_tui::ui::draw(f, &app)
+                })
+                .unwrap();
                 times.push(t.elapsed());
             }
             let mean = times.iter().sum::<Duration>() / frames as u32;

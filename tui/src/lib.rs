@@ -12,4 +12,4 @@ pub mod replay;
 pub mod source;
 pub mod stepper;
 pub mod term;
-pub mod views;
+pub mod ui;

@@ -105,8 +105,11 @@ fn replay_seeks_steps_back_and_stops_at_breakpoints() {
     );
     s.app.view = View::Chains;
     let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    t.draw(|f| ringside_tui::views::draw(f, &mut s.app))
-        .unwrap();
+    t.draw(|f| {
+        s.app.prepare(f.area());
+        ringside_tui::ui::draw(f, &s.app)
+    })
+    .unwrap();
     insta::assert_snapshot!("replay_end_chains", t.backend().to_string());
 
     // Seek back to the middle: the model is rebuilt from the start.

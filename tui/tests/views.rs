@@ -149,7 +149,11 @@ fn app(history: usize) -> App {
 
 fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| ringside_tui::views::draw(f, app)).unwrap();
+    t.draw(|f| {
+        app.prepare(f.area());
+        ringside_tui::ui::draw(f, app)
+    })
+    .unwrap();
     t
 }
 
@@ -356,13 +360,13 @@ fn help_overlay_lists_every_key() {
     let mut a = app(100_000);
     key(&mut a, KeyCode::Char('?'));
     let s = draw(&mut a, 100, 34).backend().to_string();
-    for (k, _) in ringside_tui::views::HELP {
+    for (k, _) in ringside_tui::app::HELP {
         assert!(s.contains(k), "help lacks {k}:\n{s}");
     }
     insta::assert_snapshot!(s);
     // At 80x24 too (without the section headings).
     let s = draw(&mut a, 80, 24).backend().to_string();
-    for (k, v) in ringside_tui::views::HELP {
+    for (k, v) in ringside_tui::app::HELP {
         if !v.is_empty() {
             assert!(s.contains(k), "help at 80x24 lacks {k}:\n{s}");
         }
