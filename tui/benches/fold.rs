@@ -84,7 +84,7 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 200_000, 1_000_000]);
-    let demo = ringside_tui::replay::load_jsonl(DEMO, "demo.jsonl").expect("demo fixture");
+    let demo = ringside_tui::source::replay::load_jsonl(DEMO, "demo.jsonl").expect("demo fixture");
     let mut mixes = vec![
         recording("fio randread qd32", "fio-randread.rsrec"),
         recording("fio randread qd32 sqpoll", "fio-sqpoll.rsrec"),

@@ -53,7 +53,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
-    let round = ringside_tui::replay::load_jsonl(FIXTURE, "demo.jsonl").expect("fixture");
+    let round = ringside_tui::source::replay::load_jsonl(FIXTURE, "demo.jsonl").expect("fixture");
     println!(
         "ringside UI frame times ({} frames per view at 120x40; one demo round = {} events)",
         frames,

@@ -6,7 +6,7 @@
 
 use ringside_engine::debug::DebugState;
 use ringside_schema::protocol::{MAX_SERVER_LINE, PROTOCOL, ServerMsg, write_msg};
-use ringside_tui::remote_client;
+use ringside_tui::source::remote;
 use ringside_tui::source::{Feed, Msg, Status};
 use std::io::Write;
 use std::os::unix::net::UnixListener;
@@ -77,7 +77,7 @@ fn an_endless_line_is_a_protocol_error_at_the_limit() {
     // 1 GiB without a newline took 1.9 GB; now the client stops at the limit.
     let (path, server) = fake_server(&dir, Some(hello_line(PROTOCOL)), 1 << 30);
     let before = peak_rss();
-    let e = remote_client::headless(&path, &AtomicBool::new(false))
+    let e = remote::headless(&path, &AtomicBool::new(false))
         .unwrap_err()
         .to_string();
     let grew = peak_rss().saturating_sub(before);
@@ -100,7 +100,7 @@ fn an_endless_line_is_a_protocol_error_at_the_limit() {
 fn another_protocol_version_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let (path, server) = fake_server(&dir, Some(hello_line(PROTOCOL + 1)), 0);
-    let e = remote_client::headless(&path, &AtomicBool::new(false))
+    let e = remote::headless(&path, &AtomicBool::new(false))
         .unwrap_err()
         .to_string();
     assert!(
@@ -121,7 +121,7 @@ fn a_first_message_that_is_not_a_hello_is_a_protocol_error() {
         Some("{\"type\":\"bye\",\"reason\":\"x\"}\n".into()),
         0,
     );
-    let e = remote_client::headless(&path, &AtomicBool::new(false))
+    let e = remote::headless(&path, &AtomicBool::new(false))
         .unwrap_err()
         .to_string();
     assert!(
@@ -137,7 +137,7 @@ fn the_ui_session_ends_with_the_reason() {
     let (path, server) = fake_server(&dir, Some(hello_line(7)), 0);
     let (feed, rx, _) = Feed::new(64);
     let stop = Arc::new(AtomicBool::new(false));
-    let (_ctl, h) = remote_client::spawn(path, feed, stop.clone(), Duration::from_secs(5));
+    let (_ctl, h) = remote::spawn(path, feed, stop.clone(), Duration::from_secs(5));
     let ended = loop {
         let msg = rx.recv_timeout(Duration::from_secs(60)).expect("a status");
         if let Msg::Status(Status::Ended(why)) = msg {

@@ -24,7 +24,7 @@ struct Session {
 }
 
 fn open() -> Session {
-    let (items, notes) = ringside_tui::replay::load(std::path::Path::new(RECORDING))
+    let (items, notes) = ringside_tui::source::replay::load(std::path::Path::new(RECORDING))
         .expect("the committed recording loads");
     assert!(notes.is_empty(), "{notes:?}");
     let total = items.len();
@@ -32,9 +32,9 @@ fn open() -> Session {
     let stop = Arc::new(AtomicBool::new(false));
     // The file read on demand through the recordings index, as `ringside
     // replay` does.
-    let tape = ringside_tui::replay::open(std::path::Path::new(RECORDING), &feed)
+    let tape = ringside_tui::source::replay::open(std::path::Path::new(RECORDING), &feed)
         .expect("the recording opens");
-    let (ctl, _h) = ringside_tui::replay::spawn_tape(tape, feed, stop.clone(), true);
+    let (ctl, _h) = ringside_tui::source::replay::spawn_tape(tape, feed, stop.clone(), true);
     let mut app = App::new(
         Model::new(100_000),
         Mode {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 const FIXTURE: &[u8] = include_bytes!("fixtures/demo.jsonl");
 
 fn engine_items() -> Vec<Item> {
-    ringside_tui::replay::load_jsonl(FIXTURE, "demo.jsonl").expect("fixture parses")
+    ringside_tui::source::replay::load_jsonl(FIXTURE, "demo.jsonl").expect("fixture parses")
 }
 
 fn hdr(ts: u64) -> Header {

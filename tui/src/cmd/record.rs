@@ -1,14 +1,13 @@
-//! Recordings from the command line: headless `record`, `replay
-//! --headless`, `check` and `export`. The work is in ringside-recordings;
-//! this is the glue to the engine, the probes and the terminal.
+//! `ringside record`: the engine or kernel probes into a recording file,
+//! headless (the interactive recording shares the UI's loop:
+//! `interactive::record_ui`). The work is in ringside-recordings; this is
+//! the glue to the engine, the probes and the terminal.
 
 use anyhow::Context;
 use ringside_engine::event::Overflow;
 use ringside_probes::{AttachOptions, ProbeError, Probes};
-use ringside_recordings::export::ExportOptions;
-use ringside_recordings::reader::Stop;
 use ringside_recordings::writer::spawn_engine_forwarder;
-use ringside_recordings::{Header, Item, Reader, Recorder, RecorderHandle, Replay, export};
+use ringside_recordings::{Header, Item, Recorder, RecorderHandle};
 use ringside_workload::{self as workload, PrepareOptions, Prepared};
 use std::io::Write;
 use std::path::Path;
@@ -33,21 +32,6 @@ pub enum RecordSource<'a> {
         /// `--no-follow-forks`).
         args: &'a crate::cli::AttachArgs,
     },
-}
-
-/// A closed stdout (`| head`) ends the output quietly.
-fn quiet_pipe(r: std::io::Result<ExitCode>) -> anyhow::Result<ExitCode> {
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(e.into()),
-        Ok(c) => Ok(c),
-    }
-}
-
-/// Exit code for a read error: 2 (damaged or unreadable), message on stderr.
-fn unreadable(e: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("ringside: {e}");
-    ExitCode::from(2)
 }
 
 fn print_line(v: serde_json::Value) {
@@ -113,7 +97,7 @@ pub fn record(
             output,
             pid,
             args,
-            crate::live::attach_options(args, pid, opts),
+            crate::cmd::interactive::attach_options(args, pid, opts),
             header(format!("attach --pid {pid}"), keep, kinds),
         ),
     }
@@ -187,7 +171,7 @@ fn record_engine(
     want_probes: bool,
     kinds: ringside_probes::KindSet,
 ) -> anyhow::Result<ExitCode> {
-    let stop = crate::live::stop_flag()?;
+    let stop = crate::cmd::interactive::stop_flag()?;
     let source = header.source.clone();
     // Probes on this process, so the engine's own ring shows at the kernel level too.
     let probes = if !want_probes {
@@ -305,8 +289,8 @@ fn record_attach(
     let run = || -> Result<ExitCode, anyhow::Error> {
         ringside_probes::session::check_privileges()?;
         ringside_probes::session::check_io_uring_enabled()?;
-        let stop = crate::live::stop_flag()?;
-        crate::live::check_rings(args, pid)?;
+        let stop = crate::cmd::interactive::stop_flag()?;
+        crate::cmd::interactive::check_rings(args, pid)?;
         let tree = ringside_probes::attach::discover_tree(pid, attach.follow_forks)?;
         let fds: Vec<_> = tree.into_iter().flat_map(|(_, f)| f).collect();
         if fds.is_empty() {
@@ -399,124 +383,6 @@ fn record_attach(
                 return Ok(ExitCode::from(pe.exit_code() as u8));
             }
             Err(e)
-        }
-    }
-}
-
-/// `ringside replay FILE --headless`: the recorded items as JSON Lines
-/// (the `--headless` schema). Exit 0 at a clean end, 2 at damage (after
-/// printing every item before it).
-pub fn replay_headless(file: &Path) -> anyhow::Result<ExitCode> {
-    let mut reader = match Reader::open(file) {
-        Ok(r) => r,
-        Err(e) => return Ok(unreadable(&e)),
-    };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    quiet_pipe(
-        export::jsonl(&mut reader, &mut out, &ExportOptions::default()).map(|r| match r {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => unreadable(&e),
-        }),
-    )
-}
-
-/// `ringside check FILE`: 0 identical, 1 divergence, 2 damaged or unreadable.
-pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
-    let report = match ringside_recordings::check_file(file) {
-        Ok(r) => r,
-        Err(e) => return Ok(unreadable(&e)),
-    };
-    let name = file.display();
-    for n in &report.notes {
-        println!("{name}: note: {n}");
-    }
-    match (&report.divergence, &report.damage) {
-        (Some(d), _) => {
-            println!("{name}: {d}");
-            println!(
-                "{name}: {} decisions identical before it ({} events read)",
-                report.decisions, report.items
-            );
-        }
-        (None, Some(why)) => {
-            println!(
-                "{name}: damaged: {why}\n{name}: the {} events before it replay identically ({} decisions re-executed, {} programs re-loaded)",
-                report.items, report.decisions, report.programs
-            );
-        }
-        (None, None) => {
-            println!(
-                "{name}: identical: {} events, {} decisions re-executed and compared, {} programs re-loaded{}",
-                report.items,
-                report.decisions,
-                report.programs,
-                if report.lost > 0 {
-                    format!(", {} events lost while recording", report.lost)
-                } else {
-                    String::new()
-                }
-            );
-        }
-    }
-    Ok(ExitCode::from(report.exit_code()))
-}
-
-/// `ringside export FILE --format chrome|jsonl [-o OUT]`.
-pub fn export(
-    file: &Path,
-    chrome: bool,
-    output: Option<&Path>,
-    opts: &ExportOptions,
-) -> anyhow::Result<ExitCode> {
-    quiet_pipe(export_to(file, chrome, output, opts))
-}
-
-fn export_to(
-    file: &Path,
-    chrome: bool,
-    output: Option<&Path>,
-    opts: &ExportOptions,
-) -> std::io::Result<ExitCode> {
-    let mut out: Box<dyn Write> = match output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-            |e| std::io::Error::new(e.kind(), format!("creating {}: {e}", p.display())),
-        )?)),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    if chrome {
-        let replay = match Replay::open(file) {
-            Ok(r) => r,
-            Err(e) => return Ok(unreadable(&e)),
-        };
-        let r = export::chrome(&replay, &mut out, opts)?;
-        out.flush()?;
-        match (r, replay.stop()) {
-            (Err(e), _) => Ok(unreadable(&e)),
-            (Ok(stats), Stop::End { .. }) => {
-                if let Some(p) = output {
-                    eprintln!(
-                        "ringside: wrote {}: {} rings, {} request slices, {} flows, {} decisions, {} cancellations",
-                        p.display(),
-                        stats.rings,
-                        stats.slices,
-                        stats.flows,
-                        stats.decisions,
-                        stats.cancellations
-                    );
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            (Ok(_), Stop::Error(e)) => Ok(unreadable(e)),
-        }
-    } else {
-        let mut reader = match Reader::open(file) {
-            Ok(r) => r,
-            Err(e) => return Ok(unreadable(&e)),
-        };
-        match export::jsonl(&mut reader, &mut out, opts)? {
-            Ok(_) => Ok(ExitCode::SUCCESS),
-            Err(e) => Ok(unreadable(&e)),
         }
     }
 }

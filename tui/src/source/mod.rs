@@ -7,6 +7,9 @@
 //! it). How the user steers a source (pause, step, breakpoints, seek) goes
 //! the other way through a [`Controller`].
 
+pub mod remote;
+pub mod replay;
+
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ringside_engine::debug::{Command, Debugger};
 use ringside_engine::event::{EventRecord, Overflow};

@@ -1,7 +1,7 @@
 //! Live modes: demo and run.
 
 use crate::cli::LiveOpts;
-use crate::headless;
+use crate::cmd::headless;
 use anyhow::Context;
 use ringside_engine::event::Overflow;
 use ringside_workload::{self as workload, PrepareOptions, Prepared};
@@ -396,7 +396,7 @@ pub fn attach_socket(
                 s.store(true, Ordering::Relaxed);
             });
         }
-        ringside_tui::remote_client::headless(path, &stop)?;
+        ringside_tui::source::remote::headless(path, &stop)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (mut feed, rx, dropped) = Feed::new(opts.queue);
@@ -405,7 +405,7 @@ pub fn attach_socket(
         &format!("attach --socket {}", path.display()),
         &mut feed,
     )?;
-    let (ctl, h) = ringside_tui::remote_client::spawn(
+    let (ctl, h) = ringside_tui::source::remote::spawn(
         path.to_path_buf(),
         feed.clone(),
         stop.clone(),
@@ -443,8 +443,9 @@ pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitC
     let stop = stop_flag()?;
     let (feed, rx, dropped) = Feed::new(1 << 14);
     // Opened (and checked) before the terminal is taken over.
-    let tape = ringside_tui::replay::open(file, &feed)?;
-    let (ctl, h) = ringside_tui::replay::spawn_tape(tape, feed.clone(), stop.clone(), paused);
+    let tape = ringside_tui::source::replay::open(file, &feed)?;
+    let (ctl, h) =
+        ringside_tui::source::replay::spawn_tape(tape, feed.clone(), stop.clone(), paused);
     drop(feed);
     let opts = LiveOpts::default();
     let res = ui_loop(
@@ -482,7 +483,7 @@ fn start_recording(
         return Ok(None);
     };
     let mut header =
-        crate::offline::header(source.to_string(), opts.keep_kernel_pointers, opts.kinds());
+        crate::cmd::record::header(source.to_string(), opts.keep_kernel_pointers, opts.kinds());
     header.notes.push("recorded from the terminal UI".into());
     let rec = ringside_recordings::Recorder::create(out, header)
         .with_context(|| format!("creating the recording {}", out.display()))?;
