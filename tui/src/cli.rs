@@ -19,12 +19,27 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Options shared by live modes.
+/// How a live session is shown: every live mode takes these.
 #[derive(Debug, Args, Clone)]
-pub struct LiveOpts {
+pub struct ViewOpts {
     /// Print events as JSON Lines on stdout instead of drawing the UI.
     #[arg(long)]
     pub headless: bool,
+    /// Events of history the UI keeps (totals are kept beyond it).
+    #[arg(long, default_value_t = 200_000)]
+    pub history: usize,
+    /// UI: capacity of the queue from the sources to the UI (items beyond
+    /// it are dropped and counted, never waited for).
+    #[arg(long, default_value_t = 1 << 16)]
+    pub queue: usize,
+    /// UI: frames per second at most.
+    #[arg(long, default_value_t = 20)]
+    pub fps: u32,
+}
+
+/// How the engine runs a workload: `demo` and `run` take these.
+#[derive(Debug, Args, Clone)]
+pub struct EngineOpts {
     /// Run every program under the interpreter (by default verified
     /// programs run as native code compiled from them).
     #[arg(long)]
@@ -33,25 +48,25 @@ pub struct LiveOpts {
     /// is the default now.
     #[arg(long, hide = true)]
     pub jit: bool,
-    /// Events of history the UI keeps (totals are kept beyond it).
-    #[arg(long, default_value_t = 200_000)]
-    pub history: usize,
     /// UI: run the workload this many times (demo: until you quit; run: 1).
     #[arg(long)]
     pub rounds: Option<u64>,
     /// UI: pause between rounds, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub round_gap_ms: u64,
-    /// UI: capacity of the queue from the sources to the UI (items beyond
-    /// it are dropped and counted, never waited for).
-    #[arg(long, default_value_t = 1 << 16)]
-    pub queue: usize,
-    /// UI: frames per second at most.
-    #[arg(long, default_value_t = 20)]
-    pub fps: u32,
-    /// UI: no kernel probes, even as root.
+    /// UI: no kernel probes on the engine's own rings, even as root.
     #[arg(long)]
     pub no_probes: bool,
+    /// Where programs decide: `user` (in this process, every kernel) or
+    /// `kernel` (inside io_uring_enter, Linux 7.1+'s io_uring BPF loop;
+    /// docs/kernel-backend.md).
+    #[arg(long, value_enum, default_value_t = BackendArg::User)]
+    pub backend: BackendArg,
+}
+
+/// What the kernel probes deliver: every mode that runs them takes these.
+#[derive(Debug, Args, Clone)]
+pub struct ProbeOpts {
     /// Keep kernel pointers (ring, request) as the kernel reports them in
     /// `--headless` output and recordings; by default each becomes a small
     /// stable id (`0x1`, `0x2`, ...), since such files are often shared.
@@ -73,17 +88,89 @@ pub struct LiveOpts {
     /// default set), e.g. `--no-events task_work_run,poll_arm`.
     #[arg(long, value_name = "KIND,...", value_parser = parse_kinds)]
     pub no_events: Vec<KindSet>,
-    /// Where programs decide: `user` (in this process, every kernel) or
-    /// `kernel` (inside io_uring_enter, Linux 7.1+'s io_uring BPF loop;
-    /// docs/kernel-backend.md).
-    #[arg(long, value_enum, default_value_t = BackendArg::User)]
+}
+
+/// The options of a workload command (`demo`, `run`).
+#[derive(Debug, Args, Clone)]
+pub struct WorkloadOpts {
+    /// Showing.
+    #[command(flatten)]
+    pub view: ViewOpts,
+    /// The engine.
+    #[command(flatten)]
+    pub engine: EngineOpts,
+    /// The probes on the engine's rings.
+    #[command(flatten)]
+    pub probes: ProbeOpts,
+}
+
+impl WorkloadOpts {
+    /// As one set of live options.
+    pub fn live(&self) -> LiveOpts {
+        LiveOpts::from_parts(&self.view, Some(&self.engine), &self.probes)
+    }
+}
+
+/// Everything a live session was asked for, whichever command asked
+/// (options a command does not take have their defaults).
+#[derive(Debug, Clone)]
+pub struct LiveOpts {
+    /// `--headless`.
+    pub headless: bool,
+    /// `--interpreter`.
+    pub interpreter: bool,
+    /// `--jit` (accepted, ignored).
+    pub jit: bool,
+    /// `--history`.
+    pub history: usize,
+    /// `--rounds`.
+    pub rounds: Option<u64>,
+    /// `--round-gap-ms`.
+    pub round_gap_ms: u64,
+    /// `--queue`.
+    pub queue: usize,
+    /// `--fps`.
+    pub fps: u32,
+    /// `--no-probes`.
+    pub no_probes: bool,
+    /// `--keep-kernel-pointers`.
+    pub keep_kernel_pointers: bool,
+    /// `--events`.
+    pub events: Vec<KindSet>,
+    /// `--no-events`.
+    pub no_events: Vec<KindSet>,
+    /// `--backend`.
     pub backend: BackendArg,
     /// Also record to this file (set by `ringside record -o FILE ...`).
-    #[arg(skip)]
     pub record: Option<PathBuf>,
 }
 
 impl LiveOpts {
+    /// From a command's option groups (no engine options: their defaults).
+    pub fn from_parts(
+        view: &ViewOpts,
+        engine: Option<&EngineOpts>,
+        probes: &ProbeOpts,
+    ) -> LiveOpts {
+        let d = LiveOpts::default();
+        LiveOpts {
+            headless: view.headless,
+            history: view.history,
+            queue: view.queue,
+            fps: view.fps,
+            interpreter: engine.map_or(d.interpreter, |e| e.interpreter),
+            jit: engine.map_or(d.jit, |e| e.jit),
+            rounds: engine.map_or(d.rounds, |e| e.rounds),
+            round_gap_ms: engine.map_or(d.round_gap_ms, |e| e.round_gap_ms),
+            no_probes: engine.map_or(d.no_probes, |e| e.no_probes),
+            backend: engine.map_or(d.backend, |e| e.backend),
+            keep_kernel_pointers: probes.keep_kernel_pointers,
+            events: probes.events.clone(),
+            no_events: probes.no_events.clone(),
+            record: None,
+        }
+    }
+
     /// The kernel probe event kinds `--events` / `--no-events` choose.
     pub fn kinds(&self) -> KindSet {
         KindSet::select(&self.events, &self.no_events)
@@ -153,9 +240,19 @@ pub struct AttachArgs {
     /// forked later (fio runs each job in a child of the pid you name).
     #[arg(long)]
     pub no_follow_forks: bool,
-    /// Live options.
+    /// Showing.
     #[command(flatten)]
-    pub live: LiveOpts,
+    pub view: ViewOpts,
+    /// The probes.
+    #[command(flatten)]
+    pub probes: ProbeOpts,
+}
+
+impl AttachArgs {
+    /// As one set of live options.
+    pub fn live(&self) -> LiveOpts {
+        LiveOpts::from_parts(&self.view, None, &self.probes)
+    }
 }
 
 /// Subcommands.
@@ -163,17 +260,17 @@ pub struct AttachArgs {
 pub enum Command {
     /// Run the engine (and kernel probes, as root) on a built-in workload.
     Demo {
-        /// Live options.
+        /// Options.
         #[command(flatten)]
-        live: LiveOpts,
+        opts: WorkloadOpts,
     },
     /// Run a chain workload described in a TOML file (docs/workload.md).
     Run {
         /// The workload file.
         spec: PathBuf,
-        /// Live options.
+        /// Options.
         #[command(flatten)]
-        live: LiveOpts,
+        opts: WorkloadOpts,
     },
     /// Watch another process's rings (kernel probes) or an embedded engine (socket).
     Attach(AttachArgs),
@@ -242,17 +339,17 @@ pub enum Command {
 pub enum RecordWhat {
     /// The demo.
     Demo {
-        /// Live options.
+        /// Options.
         #[command(flatten)]
-        live: LiveOpts,
+        opts: WorkloadOpts,
     },
     /// A workload.
     Run {
         /// The workload file.
         spec: PathBuf,
-        /// Live options.
+        /// Options.
         #[command(flatten)]
-        live: LiveOpts,
+        opts: WorkloadOpts,
     },
     /// Another process (kernel probes) or an embedded engine.
     Attach(AttachArgs),
@@ -260,10 +357,10 @@ pub enum RecordWhat {
 
 impl RecordWhat {
     /// The live options of whatever is recorded.
-    pub fn live(&self) -> &LiveOpts {
+    pub fn live(&self) -> LiveOpts {
         match self {
-            RecordWhat::Demo { live } | RecordWhat::Run { live, .. } => live,
-            RecordWhat::Attach(a) => &a.live,
+            RecordWhat::Demo { opts } | RecordWhat::Run { opts, .. } => opts.live(),
+            RecordWhat::Attach(a) => a.live(),
         }
     }
 }
@@ -308,21 +405,66 @@ mod tests {
     #[test]
     fn events_default_and_choices() {
         let a = attach(&[]).unwrap();
-        assert_eq!(a.live.kinds(), KindSet::default());
+        assert_eq!(a.live().kinds(), KindSet::default());
         assert!(!a.no_follow_forks && !a.wait_for_rings);
         let a = attach(&["--events", "submit_req,complete"]).unwrap();
-        assert_eq!(a.live.kinds().names(), ["submit_req", "complete"]);
+        assert_eq!(a.live().kinds().names(), ["submit_req", "complete"]);
         let a = attach(&["--events", "complete", "--events", "link"]).unwrap();
-        assert_eq!(a.live.kinds().names(), ["complete", "link"]);
+        assert_eq!(a.live().kinds().names(), ["complete", "link"]);
         let a = attach(&["--no-events", "task_work_run,poll_arm", "--headless"]).unwrap();
-        let k = a.live.kinds();
+        let k = a.live().kinds();
         assert!(!k.names().contains(&"task_work_run") && !k.names().contains(&"poll_arm"));
         assert!(k.names().contains(&"complete"));
         let a = attach(&["--events", "all", "--no-events", "new_task"]).unwrap();
-        assert!(a.live.kinds().names().contains(&"task_work_run_idle"));
-        assert!(!a.live.kinds().names().contains(&"new_task"));
+        assert!(a.live().kinds().names().contains(&"task_work_run_idle"));
+        assert!(!a.live().kinds().names().contains(&"new_task"));
         let a = attach(&["--wait-for-rings", "--no-follow-forks", "--headless"]).unwrap();
         assert!(a.wait_for_rings && a.no_follow_forks);
+    }
+
+    /// `attach` takes attach's options only: engine options are refused
+    /// and absent from its help.
+    #[test]
+    fn attach_takes_no_engine_options() {
+        for engine_only in [
+            &["--rounds", "3"][..],
+            &["--backend", "kernel"],
+            &["--interpreter"],
+            &["--no-probes"],
+        ] {
+            let e = attach(engine_only).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{engine_only:?}"
+            );
+        }
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("attach")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for absent in ["--rounds", "--backend", "--interpreter", "--round-gap-ms"] {
+            assert!(!help.contains(absent), "{absent} in attach --help:\n{help}");
+        }
+        for present in [
+            "--pid",
+            "--events",
+            "--history",
+            "--headless",
+            "--wait-for-rings",
+        ] {
+            assert!(help.contains(present), "{present} not in attach --help");
+        }
+        // demo still takes them.
+        let c = Cli::try_parse_from(["ringside", "demo", "--rounds", "2", "--backend", "kernel"]);
+        let Some(Command::Demo { opts }) = c.unwrap().command else {
+            panic!()
+        };
+        assert_eq!(opts.live().rounds, Some(2));
+        assert_eq!(opts.live().backend, BackendArg::Kernel);
     }
 
     #[test]
@@ -362,6 +504,6 @@ mod tests {
             panic!()
         };
         assert!(a.wait_for_rings && a.no_follow_forks);
-        assert_eq!(a.live.kinds().names(), ["submit_req"]);
+        assert_eq!(a.live().kinds().names(), ["submit_req"]);
     }
 }

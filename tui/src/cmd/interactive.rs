@@ -517,7 +517,7 @@ fn finish_recording(
 /// `ringside record -o FILE <demo|run|attach>` with the UI.
 pub fn record_ui(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::Result<ExitCode> {
     use crate::cli::RecordWhat;
-    let mut o = what.live().clone();
+    let mut o = what.live();
     o.record = Some(output.to_path_buf());
     match what {
         RecordWhat::Demo { .. } => demo(&o),

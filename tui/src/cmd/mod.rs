@@ -48,16 +48,18 @@ fn check_backend(live: &cli::LiveOpts) -> anyhow::Result<()> {
 /// Run the command `cli` names; its exit status.
 pub fn run(cli: Cli) -> ExitCode {
     let backend = match &cli.command {
-        Some(Command::Demo { live }) | Some(Command::Run { live, .. }) => check_backend(live),
-        Some(Command::Record { what, .. }) => check_backend(what.live()),
+        Some(Command::Demo { opts }) | Some(Command::Run { opts, .. }) => {
+            check_backend(&opts.live())
+        }
+        Some(Command::Record { what, .. }) => check_backend(&what.live()),
         _ => Ok(()),
     };
     let result = match cli.command {
         _ if backend.is_err() => backend.map(|()| ExitCode::SUCCESS),
         None => interactive::demo(&cli::LiveOpts::default()),
-        Some(Command::Demo { live }) => interactive::demo(&live),
-        Some(Command::Run { spec, live }) => interactive::run(&spec, &live),
-        Some(Command::Attach(a)) => interactive::attach(&a, &a.live),
+        Some(Command::Demo { opts }) => interactive::demo(&opts.live()),
+        Some(Command::Run { spec, opts }) => interactive::run(&spec, &opts.live()),
+        Some(Command::Attach(a)) => interactive::attach(&a, &a.live()),
         Some(Command::Replay {
             file,
             headless: false,

@@ -405,5 +405,5 @@ pub fn record_command(output: &Path, what: &crate::cli::RecordWhat) -> anyhow::R
             "record attach needs --pid PID (recording an engine socket is not supported yet)"
         ),
     };
-    record(output, source, what.live(), true)
+    record(output, source, &what.live(), true)
 }
