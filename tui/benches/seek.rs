@@ -43,7 +43,7 @@ fn main() {
             Box::new(ctl),
         );
         let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
-        let mut fold_until = |app: &mut App, target: u64| {
+        let fold_until = |app: &mut App, target: u64| {
             while !(app.replay.as_ref().is_some_and(|r| r.pos == target)
                 && app.state.totals.items == target)
             {
