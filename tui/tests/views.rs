@@ -271,6 +271,13 @@ fn stats_80x24() {
     insta::assert_snapshot!(view(View::Stats, 80, 24));
 }
 
+/// At a larger size: the latency axis still starts where the data does,
+/// and the per-opcode and per-program tables show every row.
+#[test]
+fn stats_120x40() {
+    insta::assert_snapshot!(view(View::Stats, 120, 40));
+}
+
 #[test]
 fn debug_idle_80x24() {
     insta::assert_snapshot!(view(View::Debug, 80, 24));

@@ -355,19 +355,31 @@ impl Model {
                     r.complete_rate.add(t, 1);
                 }
                 if let Some(n) = self.node_mut(epoch, *chain, *step) {
+                    let opcode = n.sqe.opcode;
                     n.res = Some(*res);
                     n.cqe_flags = *flags;
                     n.latency_ns = Some(*latency_ns);
                     n.finished_ns = Some(t);
                     n.state = completion_state(*res, *short);
+                    self.latency_by_op.add(opcode, *latency_ns);
                 }
             }
             Event::Decision(d) => {
                 self.totals.decisions += 1;
+                if !self.cost_by_program.contains_key(&d.prog_name) {
+                    self.cost_by_program
+                        .insert(d.prog_name.clone(), ProgramCost::default());
+                }
+                let cost = self
+                    .cost_by_program
+                    .get_mut(&d.prog_name)
+                    .expect("inserted");
                 if let Some(i) = d.insns {
                     self.decision_insns.add(i);
+                    cost.insns.add(i);
                 }
                 self.decision_ns.add(d.duration_ns);
+                cost.ns.add(d.duration_ns);
                 if let Some(c) = self.chains.get_mut(&(epoch, d.chain)) {
                     c.decisions += 1;
                 }

@@ -110,9 +110,12 @@ impl Model {
         let before = self.graph.cancellation_total();
         let pushed = self.graph.push(ev);
         if let (ProbeEvent::Complete { hdr, .. }, Some(id)) = (ev, pushed)
-            && let Some(sub) = self.graph.request(id).and_then(|r| r.submitted_ns)
+            && let Some(r) = self.graph.request(id)
+            && let Some(sub) = r.submitted_ns
         {
-            self.kernel_latency.add(hdr.ts_ns.saturating_sub(sub));
+            let lat = hdr.ts_ns.saturating_sub(sub);
+            self.kernel_latency.add(lat);
+            self.kernel_latency_by_op.add(r.opcode, lat);
         }
         if let Some(id) = pushed {
             let chain = self.graph.request(id).and_then(|r| r.chain);

@@ -73,6 +73,13 @@ pub struct Model {
     /// Completion latency of kernel requests seen by the probes
     /// (submission to completion tracepoint), ns.
     pub kernel_latency: Histogram,
+    /// Engine completion latency by opcode, ns.
+    pub latency_by_op: ByOpcode,
+    /// Kernel completion latency by opcode (probes), ns.
+    pub kernel_latency_by_op: ByOpcode,
+    /// Decision cost by program name (every engine instance's copy of a
+    /// program together).
+    pub cost_by_program: BTreeMap<String, ProgramCost>,
     /// Decision cost in instructions.
     pub decision_insns: Histogram,
     /// Decision cost in ns.
@@ -118,6 +125,9 @@ impl Model {
             maps: BTreeMap::new(),
             latency: Histogram::default(),
             kernel_latency: Histogram::default(),
+            latency_by_op: ByOpcode::default(),
+            kernel_latency_by_op: ByOpcode::default(),
+            cost_by_program: BTreeMap::new(),
             decision_insns: Histogram::default(),
             decision_ns: Histogram::default(),
             throughput: Series::new(10_000_000),

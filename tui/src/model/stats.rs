@@ -114,6 +114,41 @@ impl Histogram {
     }
 }
 
+/// One latency histogram per opcode (indexed by `IORING_OP_*`, so the
+/// fold's per-completion cost is an index, not a lookup).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ByOpcode(Box<[Histogram]>);
+
+impl Default for ByOpcode {
+    fn default() -> Self {
+        ByOpcode(vec![Histogram::default(); 256].into_boxed_slice())
+    }
+}
+
+impl ByOpcode {
+    pub(crate) fn add(&mut self, opcode: u8, v: u64) {
+        self.0[opcode as usize].add(v);
+    }
+
+    /// The opcodes seen, with their histograms, in opcode order.
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &Histogram)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.count > 0)
+            .map(|(i, h)| (i as u8, h))
+    }
+}
+
+/// What a program's decisions cost.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProgramCost {
+    /// Wall time per decision, ns.
+    pub ns: Histogram,
+    /// Instructions per decision (when the event says).
+    pub insns: Histogram,
+}
+
 /// Counters over the whole session.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Totals {

@@ -2,29 +2,144 @@
 
 use super::*;
 
+/// Bars of a log2 histogram in at most `max_bars`: from the lowest
+/// non-empty bucket to the highest, adjacent buckets merged (each bar x4,
+/// x8, ... wide) when more than fit, so the axis always covers every value
+/// and the bulk is never cut off. Each bar is labelled with its lower bound.
 fn hist_bars(h: &Histogram, unit: fn(u64) -> String, max_bars: usize) -> Vec<Bar<'static>> {
     let span = h.span();
-    let mut lo = span.start;
-    if span.len() > max_bars {
-        lo = span.end - max_bars;
+    if span.is_empty() {
+        return Vec::new();
     }
-    (lo..span.end)
-        .map(|i| {
+    let per = span.len().div_ceil(max_bars.max(1));
+    span.clone()
+        .step_by(per)
+        .map(|lo| {
+            let n: u64 = h.buckets[lo..(lo + per).min(span.end)].iter().sum();
             Bar::default()
-                .value(h.buckets[i])
-                .label(Line::from(unit(1u64 << i)))
-                .text_value(fmt_count(h.buckets[i]))
+                .value(n)
+                .label(Line::from(unit(if lo == 0 { 0 } else { 1u64 << lo })))
+                .text_value(fmt_count(n))
         })
         .collect()
 }
 
+/// Rows of a small table that fits `width`: the name column takes what the
+/// number columns (8 wide each, as many as fit after a 10-wide name) leave.
+fn table_lines(
+    width: u16,
+    height: u16,
+    heads: [&str; 5],
+    rows: impl Iterator<Item = [String; 5]>,
+    empty: &str,
+) -> Vec<Line<'static>> {
+    let w = width as usize;
+    let ncols = ((w.saturating_sub(10)) / 8).min(4);
+    let name_w = w.saturating_sub(8 * ncols).max(1);
+    let fmt = |r: &[String]| {
+        let mut l = format!("{:<name_w$.name_w$}", r[0]);
+        for c in &r[1..=ncols] {
+            l.push_str(&format!("{c:>8.8}"));
+        }
+        l
+    };
+    let heads: Vec<String> = heads.iter().map(|h| h.to_string()).collect();
+    let mut lines = vec![Line::styled(fmt(&heads), Style::new().fg(ACCENT).bold())];
+    for r in rows.take(height.saturating_sub(1) as usize) {
+        lines.push(Line::raw(fmt(&r)));
+    }
+    if lines.len() == 1 {
+        lines.push(Line::styled(
+            empty.to_string(),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    lines
+}
+
+/// A table of latency by opcode and one of decision cost by program,
+/// side by side, as many rows as fit (busiest first).
+fn draw_breakdown(f: &mut Frame, app: &App, area: Rect) {
+    let cols =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(area);
+    let (by_op, what) = if app.state.latency.count > 0 || app.state.kernel_latency.count == 0 {
+        (&app.state.latency_by_op, "engine")
+    } else {
+        (&app.state.kernel_latency_by_op, "kernel")
+    };
+    let mut ops: Vec<_> = by_op.iter().collect();
+    ops.sort_by_key(|(_, h)| std::cmp::Reverse(h.count));
+    let b = block(&format!("{what} latency by opcode"));
+    let inner = b.inner(cols[0]);
+    f.render_widget(b, cols[0]);
+    let rows = ops.iter().map(|(op, h)| {
+        [
+            ringside_probes::event::opcode_name(*op).to_string(),
+            fmt_count(h.count),
+            fmt_dur(h.quantile(0.5)),
+            fmt_dur(h.quantile(0.99)),
+            fmt_dur(h.max),
+        ]
+    });
+    let lines = table_lines(
+        inner.width,
+        inner.height,
+        ["opcode", "n", "p50", "p99", "max"],
+        rows,
+        "no completions yet",
+    );
+    f.render_widget(Paragraph::new(lines), inner);
+
+    let mut progs: Vec<_> = app.state.cost_by_program.iter().collect();
+    progs.sort_by_key(|(_, c)| std::cmp::Reverse(c.ns.count));
+    let b = block("decision cost by program");
+    let inner = b.inner(cols[1]);
+    f.render_widget(b, cols[1]);
+    let rows = progs.iter().map(|(name, c)| {
+        [
+            name.to_string(),
+            fmt_count(c.ns.count),
+            if c.insns.count > 0 {
+                format!("{} ins", c.insns.quantile(0.5))
+            } else {
+                "-".into()
+            },
+            fmt_dur(c.ns.quantile(0.5)),
+            fmt_dur(c.ns.quantile(0.99)),
+        ]
+    });
+    let lines = table_lines(
+        inner.width,
+        inner.height,
+        ["program", "n", "insns", "p50", "p99"],
+        rows,
+        "no decisions yet",
+    );
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
 pub(super) fn draw_stats(f: &mut Frame, app: &App, area: Rect) {
+    // The breakdown tables get what the charts can spare, up to what they
+    // hold (a border, a header, a row per opcode or program).
+    let want = 3 + app
+        .state
+        .cost_by_program
+        .len()
+        .max(app.state.latency_by_op.iter().count())
+        .max(app.state.kernel_latency_by_op.iter().count())
+        .max(1) as u16;
+    let spare = area.height.saturating_sub(4 + 7 + 6);
+    let breakdown = if spare >= 4 { want.min(spare) } else { 0 };
     let rows = Layout::vertical([
-        Constraint::Length(5),
+        Constraint::Length(4),
         Constraint::Min(6),
+        Constraint::Length(breakdown),
         Constraint::Length(6),
     ])
     .split(area);
+    if breakdown > 0 {
+        draw_breakdown(f, app, rows[2]);
+    }
     let engine = app.state.totals.completed > 0 || app.state.totals.probe_events == 0;
     let series = if engine {
         &app.state.throughput
@@ -65,7 +180,7 @@ pub(super) fn draw_stats(f: &mut Frame, app: &App, area: Rect) {
         "{}latency p50 {} p99 {}",
         if mid[0].width >= 56 {
             format!(
-                "{}completion latency · n {} · ",
+                "{}completions · n {} · ",
                 if std::ptr::eq(lat, &app.state.kernel_latency) {
                     "kernel "
                 } else {
@@ -115,8 +230,8 @@ pub(super) fn draw_stats(f: &mut Frame, app: &App, area: Rect) {
     );
     let t = &app.state.totals;
     let b = block("Counters");
-    let inner = b.inner(rows[2]);
-    f.render_widget(b, rows[2]);
+    let inner = b.inner(rows[3]);
+    f.render_widget(b, rows[3]);
     let outcomes = t
         .outcomes
         .iter()
