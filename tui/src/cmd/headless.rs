@@ -1,6 +1,7 @@
 //! `--headless`: the event stream as JSON Lines, then a summary line.
 
 use ringside_engine::event::{EventRecord, Subscription};
+use ringside_recordings::Item;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,10 +20,12 @@ pub fn spawn_printer(sub: Subscription) -> JoinHandle<std::io::Result<u64>> {
         }
         let dropped = sub.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"kind": "lost", "events": dropped})
+            print_item(
+                &mut out,
+                &Item::Lost {
+                    queue: "engine".into(),
+                    count: dropped,
+                },
             )?;
         }
         out.flush()?;
@@ -32,7 +35,13 @@ pub fn spawn_printer(sub: Subscription) -> JoinHandle<std::io::Result<u64>> {
 
 /// One event as one line.
 pub fn print_event(out: &mut impl Write, rec: &Arc<EventRecord>) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &rec.to_json())?;
+    print_item(out, &Item::Engine(rec.clone()))
+}
+
+/// One item as one line, in the schema `export --format jsonl` writes
+/// (one writer for both, so `lost` has one shape).
+pub fn print_item(out: &mut impl Write, item: &Item) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &ringside_recordings::export::item_json(item))?;
     out.write_all(b"\n")
 }
 
