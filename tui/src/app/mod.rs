@@ -151,6 +151,19 @@ pub struct DecisionPath {
 /// The last decision path computed: (engine instance, decision) and the path.
 type PathCache = ((u32, u64), Option<Arc<DecisionPath>>);
 
+/// Where a live session's clock stood at the newest item: it runs on from
+/// there when no events come, so rates fall to zero when the traced
+/// process stops.
+#[derive(Clone, Copy, Debug)]
+struct LiveClock {
+    /// Items folded then.
+    items: u64,
+    /// Wall time then.
+    at: Instant,
+    /// The model time the item brought.
+    now_ns: u64,
+}
+
 /// What the Decisions view's detail pane shows of the selected decision.
 #[derive(Clone, Debug, Default)]
 pub struct ShownDecision {
@@ -245,7 +258,7 @@ pub struct App {
     /// Wall time of the newest item, and the model time it brought: a live
     /// session's clock runs on from there when no events come, so rates
     /// fall to zero when the traced process stops.
-    clock: (u64, Instant, u64),
+    clock: LiveClock,
 }
 
 /// How much of what the sources produced the view holds.
@@ -317,7 +330,11 @@ impl App {
             paused_seen: None,
             frames: 0,
             recording: None,
-            clock: (0, Instant::now(), 0),
+            clock: LiveClock {
+                items: 0,
+                at: Instant::now(),
+                now_ns: 0,
+            },
         }
     }
 
@@ -407,11 +424,15 @@ impl App {
             return;
         }
         let items = self.state.totals.items;
-        if items != self.clock.0 || self.state.now_ns < self.clock.2 {
-            self.clock = (items, Instant::now(), self.state.now_ns);
+        if items != self.clock.items || self.state.now_ns < self.clock.now_ns {
+            self.clock = LiveClock {
+                items,
+                at: Instant::now(),
+                now_ns: self.state.now_ns,
+            };
         } else {
-            let idle = self.clock.1.elapsed().as_nanos() as u64;
-            self.state.now_ns = self.state.now_ns.max(self.clock.2 + idle);
+            let idle = self.clock.at.elapsed().as_nanos() as u64;
+            self.state.now_ns = self.state.now_ns.max(self.clock.now_ns + idle);
         }
     }
 
