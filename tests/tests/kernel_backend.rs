@@ -124,6 +124,19 @@ fn kernel_backend_ends_every_engine_chain_as_the_user_backend() {
         );
         assert!(!u.is_empty());
         assert_eq!(u, kk, "{args:?}: user (left) and kernel (right) backends");
+        // Each ring's setup says which backend decides.
+        for (out, want) in [(&user, "user"), (&kernel, "kernel")] {
+            let setups: Vec<Value> = stdout(out)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v["kind"] == "ring_setup")
+                .collect();
+            assert!(!setups.is_empty(), "{args:?}: no ring_setup");
+            assert!(
+                setups.iter().all(|v| v["backend"] == want),
+                "{args:?}: ring_setup should say backend {want}: {setups:?}"
+            );
+        }
     }
 }
 
@@ -154,4 +167,11 @@ fn a_kernel_backend_recording_passes_check() {
         stdout(&c),
         stderr(&c)
     );
+    // The recording says which backend made it.
+    let e = run(&["export", f, "--format", "jsonl"]);
+    let said = stdout(&e)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|v| v["kind"] == "ring_setup" && v["backend"] == "kernel");
+    assert!(said, "no ring_setup with backend kernel in the recording");
 }

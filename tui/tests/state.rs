@@ -53,6 +53,7 @@ fn a_chain_event_by_event() {
         files: vec![],
         regs: Default::default(),
         budgets: Default::default(),
+        backend: Default::default(),
     }));
     f.ev(Event::ChainCreated {
         chain: 1,
@@ -217,6 +218,7 @@ fn a_chain_event_by_event() {
         files: vec![],
         regs: Default::default(),
         budgets: Default::default(),
+        backend: Default::default(),
     }));
     assert_eq!(f.state.epoch, 2);
     assert!(f.state.rings[0].closed);

@@ -446,6 +446,33 @@ fn debugger_steps_through_a_stopped_decision() {
     assert!(s.contains("exit: r0 ="), "{s}");
 }
 
+/// Stopped under the kernel backend, the Debug view does not claim the
+/// decision's actions are held: the kernel applied them before the loop
+/// returned; the ring's setup says which backend decided.
+#[test]
+fn a_kernel_decision_stop_says_its_actions_were_applied() {
+    let mut a = app(100_000);
+    let epoch = *a.state.ring_info.keys().next_back().expect("a ring setup");
+    let stop = |a: &mut App| {
+        a.handle_msg(Msg::Item(Item::Engine(Arc::new(EventRecord {
+            seq: 100_000,
+            t_ns: 1,
+            event: Event::Paused {
+                reason: "breakpoint: res < len".into(),
+                decision: Some(0),
+            },
+        }))));
+        a.tick();
+        draw(a, 120, 30).backend().to_string()
+    };
+    let user = stop(&mut a);
+    assert!(user.contains("actions held"), "{user}");
+    a.state.ring_info.get_mut(&epoch).unwrap().backend = ringside_engine::Backend::Kernel;
+    let kernel = stop(&mut a);
+    assert!(!kernel.contains("actions held"), "{kernel}");
+    assert!(kernel.contains("applied in the kernel"), "{kernel}");
+}
+
 #[test]
 fn decision_detail_zoomed() {
     let mut a = app(100_000);

@@ -235,6 +235,10 @@ pub struct RingInfo {
     pub regs: Registrations,
     /// Budgets.
     pub budgets: Budgets,
+    /// Where this engine's decisions run (recordings made before the
+    /// kernel backend existed say nothing: user).
+    #[serde(default)]
+    pub backend: crate::exec::Backend,
 }
 
 /// A map of a loaded program.

@@ -38,6 +38,16 @@ pub(super) fn draw_debug(f: &mut Frame, app: &App, area: Rect) {
                     .unwrap_or_default(),
                 if app.control_kind() == ControlKind::Replay {
                     "n next decision, N previous, , . one event"
+                } else if app
+                    .state
+                    .ring_info
+                    .get(&p.epoch)
+                    .is_some_and(|r| r.backend == ringside_engine::Backend::Kernel)
+                {
+                    // The kernel applied the decision before the loop
+                    // returned (docs/kernel-backend.md): only what comes
+                    // after it waits.
+                    "applied in the kernel; nothing more is decided until c continue, n next"
                 } else {
                     "actions held: c continue, n next"
                 }

@@ -257,6 +257,7 @@ impl Engine {
             files: e.files.clone(),
             regs: e.regs.clone(),
             budgets: e.budgets,
+            backend: e.backend(),
         };
         e.emit_setup(Event::RingSetup(info));
         Ok(e)

@@ -40,26 +40,7 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Where decisions run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    /// In this process, where the engine reaps completions (every kernel).
-    #[default]
-    User,
-    /// In the kernel, inside io_uring_enter (Linux 7.1+, CAP_BPF + CAP_PERFMON).
-    Kernel,
-}
-
-impl Backend {
-    /// Name, as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::User => "user",
-            Backend::Kernel => "kernel",
-        }
-    }
-}
+pub use ringside_schema::exec::Backend;
 
 /// Errors of the kernel backend.
 #[derive(Debug, thiserror::Error)]
