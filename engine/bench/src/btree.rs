@@ -2,7 +2,7 @@
 //! loop without it and pread.
 
 use crate::common::*;
-use io_uring::{IoUring, opcode, types};
+use io_uring::{opcode, types};
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
 use ringside_engine::engine::EngineConfig;
@@ -19,6 +19,30 @@ struct LookupRow {
     lookups: u64,
     secs: f64,
     lat_ns: Vec<u64>,
+    /// Times the scheduler took the CPU from the row's thread while it
+    /// could run: each adds its wait to every lookup then in flight.
+    preempted: u64,
+}
+
+/// Involuntary context switches of the calling thread so far.
+fn preemptions() -> u64 {
+    // SAFETY: rusage is plain data and the out-pointer valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    ru.ru_nivcsw as u64
+}
+
+/// Lookups whose latency is at least `ms` milliseconds: on a CPU shared
+/// with other work, what a preemption of a few ms does to those in flight.
+fn over_ms(lat: &[u64], ms: u64) -> usize {
+    lat.iter().filter(|&&l| l >= ms * 1_000_000).count()
+}
+
+fn p50_of_p99(r: &mut LookupRow) -> (u64, u64) {
+    (
+        percentile(&mut r.lat_ns, 0.5),
+        percentile(&mut r.lat_ns, 0.99),
+    )
 }
 
 fn percentile(v: &mut [u64], p: f64) -> u64 {
@@ -83,6 +107,7 @@ fn engine_lookups(
     let mut started: HashMap<u64, Instant> = HashMap::new();
     let mut lat = Vec::with_capacity(lookups.len());
     let mut next = 0;
+    let pre0 = preemptions();
     let start = Instant::now();
     for slot in 0..c.min(lookups.len()) {
         let id = e
@@ -114,7 +139,7 @@ fn engine_lookups(
         name: format!(
             "engine + btree_lookup ({})",
             if exec == ExecMode::Compiled {
-                "JIT"
+                "compiled"
             } else {
                 "interpreter"
             }
@@ -122,6 +147,7 @@ fn engine_lookups(
         lookups: lookups.len() as u64,
         secs: start.elapsed().as_secs_f64(),
         lat_ns: lat,
+        preempted: preemptions() - pre0,
     })
 }
 
@@ -144,6 +170,7 @@ fn node_child(node: &[u8], key: u64) -> Option<u64> {
 fn pread_lookups(file: &OwnedFd, lookups: &[u64]) -> std::io::Result<LookupRow> {
     let mut node = [0u8; 512];
     let mut lat = Vec::with_capacity(lookups.len());
+    let pre0 = preemptions();
     let start = Instant::now();
     for &k in lookups {
         let t = Instant::now();
@@ -173,6 +200,7 @@ fn pread_lookups(file: &OwnedFd, lookups: &[u64]) -> std::io::Result<LookupRow> 
         lookups: lookups.len() as u64,
         secs: start.elapsed().as_secs_f64(),
         lat_ns: lat,
+        preempted: preemptions() - pre0,
     })
 }
 
@@ -184,7 +212,8 @@ fn uring_lookups(file: &OwnedFd, lookups: &[u64], c: usize) -> std::io::Result<L
     let mut t0 = vec![Instant::now(); c];
     let mut lat = Vec::with_capacity(lookups.len());
     let mut next = 0;
-    let read = |ring: &mut IoUring, bufs: &mut [u8], slot: usize, off: u64| {
+    let pre0 = preemptions();
+    let read = |ring: &mut BenchRing, bufs: &mut [u8], slot: usize, off: u64| {
         let e = opcode::Read::new(types::Fixed(0), bufs[512 * slot..].as_mut_ptr(), 512)
             .offset(off)
             .build()
@@ -225,6 +254,7 @@ fn uring_lookups(file: &OwnedFd, lookups: &[u64], c: usize) -> std::io::Result<L
         lookups: lookups.len() as u64,
         secs: start.elapsed().as_secs_f64(),
         lat_ns: lat,
+        preempted: preemptions() - pre0,
     })
 }
 
@@ -245,20 +275,25 @@ pub fn btree_table(out: &mut dyn Write, n: u64, c: usize) -> std::io::Result<()>
             uring_lookups(&file, &lookups, c)?,
             pread_lookups(&file, &lookups)?,
         ];
-        writeln!(out, "| variant | lookups/s | p50 latency | p99 latency |")?;
-        writeln!(out, "|---|---:|---:|---:|")?;
+        let (loop_p50, loop_p99) = p50_of_p99(&mut rows[2]);
+        writeln!(
+            out,
+            "| variant | lookups/s | p50 latency | p99 latency | p50 / p99 vs the io_uring loop | preempted (involuntary switches) | lookups >= 1 ms |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
         for r in rows.iter_mut() {
-            let (p50, p99) = (
-                percentile(&mut r.lat_ns, 0.5),
-                percentile(&mut r.lat_ns, 0.99),
-            );
+            let (p50, p99) = p50_of_p99(r);
             writeln!(
                 out,
-                "| {} | {:.0} | {:.1} us | {:.1} us |",
+                "| {} | {:.0} | {:.1} us | {:.1} us | {:.2}x / {:.2}x | {} | {} |",
                 r.name,
                 r.lookups as f64 / r.secs,
                 p50 as f64 / 1e3,
-                p99 as f64 / 1e3
+                p99 as f64 / 1e3,
+                p50 as f64 / loop_p50.max(1) as f64,
+                p99 as f64 / loop_p99.max(1) as f64,
+                r.preempted,
+                over_ms(&r.lat_ns, 1),
             )?;
         }
         writeln!(out)?;

@@ -2,7 +2,7 @@
 //! the engine next to a hand-written io_uring loop and the naive way.
 
 use crate::common::*;
-use io_uring::{IoUring, opcode, types};
+use io_uring::{opcode, types};
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
 use ringside_engine::decision::Budgets;
@@ -171,7 +171,7 @@ fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Res
     let s = e.stats();
     Ok(ChainRow {
         name: if exec == ExecMode::Compiled {
-            "engine + read_exact (JIT)"
+            "engine + read_exact (compiled)"
         } else {
             "engine + read_exact (interpreter)"
         },
@@ -186,21 +186,21 @@ fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Res
 fn hand_written(n: u64, c: usize, shape: Shape) -> std::io::Result<ChainRow> {
     let (readers, _feed) = pipes(c, shape)?;
     let read = shape.read;
-    let mut ring = IoUring::new(256)?;
+    let mut ring = ring(256)?;
     let fds: Vec<RawFd> = readers.iter().map(|r| r.as_raw_fd()).collect();
     ring.submitter().register_files(&fds)?;
     let mut bufs = vec![0u8; read as usize * c];
     let mut got = vec![0u32; c];
     let mut enters = 0u64;
     let mut reads = 0u64;
-    let push = |ring: &mut IoUring, bufs: &mut [u8], slot: usize, got: u32| {
+    let push = |ring: &mut BenchRing, bufs: &mut [u8], slot: usize, got: u32| {
         let p = bufs[slot * read as usize + got as usize..].as_mut_ptr();
         let e = opcode::Read::new(types::Fixed(slot as u32), p, read - got)
             .build()
             .user_data(slot as u64);
         // SAFETY: the buffer outlives the request (we reap all before returning).
         while unsafe { ring.submission().push(&e) }.is_err() {
-            ring.submit().expect("submit");
+            ring.submit_and_wait(0).expect("submit");
         }
     };
     let start = Instant::now();
@@ -262,7 +262,7 @@ fn hand_written(n: u64, c: usize, shape: Shape) -> std::io::Result<ChainRow> {
 fn naive(n: u64, c: usize, shape: Shape) -> std::io::Result<ChainRow> {
     let (readers, _feed) = pipes(c, shape)?;
     let read = shape.read;
-    let mut ring = IoUring::new(8)?;
+    let mut ring = ring(8)?;
     let mut buf = vec![0u8; read as usize];
     let (mut enters, mut reads) = (0u64, 0u64);
     let start = Instant::now();

@@ -5,6 +5,7 @@ use io_uring::IoUring;
 use ringside_engine::engine::{Engine, EngineConfig};
 use ringside_engine::program::vm::ExecMode;
 use ringside_engine::program::{LoadOptions, ProgId};
+use ringside_engine::ring::{Enter, Tuning, build_tuned};
 
 pub(crate) fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -46,10 +47,57 @@ pub(crate) fn unpin(old: Option<libc::cpu_set_t>) {
     }
 }
 
+/// A hand-written baseline's ring, set up as the engine's is (the same
+/// setup features, enters through the registered fd), so a comparison
+/// measures the engine and not the ring.
+pub(crate) struct BenchRing {
+    // Declared first: unregistered before the ring closes.
+    enter: Enter,
+    ring: IoUring,
+}
+
+impl BenchRing {
+    /// Submit what is queued and wait for `want` completions, asking for
+    /// events (which runs deferred task work) as the engine does.
+    pub(crate) fn submit_and_wait(&mut self, want: usize) -> std::io::Result<usize> {
+        let n = self.ring.submission().len() as u32;
+        self.enter.enter(n, want as u32, true, None)
+    }
+}
+
+impl std::ops::Deref for BenchRing {
+    type Target = IoUring;
+    fn deref(&self) -> &IoUring {
+        &self.ring
+    }
+}
+
+impl std::ops::DerefMut for BenchRing {
+    fn deref_mut(&mut self) -> &mut IoUring {
+        &mut self.ring
+    }
+}
+
+/// What the engine's rings and the baselines' get of the kernel's
+/// cheaper-enter features on this machine.
+pub(crate) fn tuning() -> std::io::Result<Tuning> {
+    Ok(tuned_ring(8, 32)?.1)
+}
+
+fn tuned_ring(entries: u32, cq: u32) -> std::io::Result<(BenchRing, Tuning)> {
+    let (ring, mut tuning) = build_tuned(entries, cq)?;
+    let (enter, registered) = Enter::new(&ring);
+    match registered {
+        Ok(()) => tuning.registered_fd = true,
+        Err(why) => tuning.missing.push(why),
+    }
+    Ok((BenchRing { enter, ring }, tuning))
+}
+
 /// One io_uring_enter that waits for a completion, then every completion
 /// as (user_data, res): the inner loop of the hand-written baselines.
 pub(crate) fn enter_and_reap(
-    ring: &mut IoUring,
+    ring: &mut BenchRing,
     out: &mut Vec<(usize, i32)>,
 ) -> std::io::Result<()> {
     ring.submit_and_wait(1)?;
@@ -81,8 +129,10 @@ pub(crate) fn bench_engine(
         .map_err(std::io::Error::other)?;
     Ok((e, loaded.programs[0].1))
 }
-pub(crate) fn ring(entries: u32) -> std::io::Result<IoUring> {
-    IoUring::builder().setup_cqsize(entries * 4).build(entries)
+/// A baseline's ring: `entries` SQ entries and four times as many CQ
+/// entries, as the engine's.
+pub(crate) fn ring(entries: u32) -> std::io::Result<BenchRing> {
+    Ok(tuned_ring(entries, entries * 4)?.0)
 }
 
 pub(crate) fn entries_for(chains: usize) -> u32 {

@@ -59,6 +59,11 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> std::io::Result<()> {
             "release"
         }
     )?;
+    writeln!(
+        out,
+        "Rings, the engine's and the hand-written baselines' alike: {}",
+        common::tuning()?.describe()
+    )?;
     writeln!(out)?;
     decisions::decision_costs(out, opts.decisions)?;
     // The shape (64 KiB reads: copying dominates), then small reads,

@@ -3,7 +3,7 @@
 //! per enter and a hand-written loop.
 
 use crate::common::*;
-use io_uring::{IoUring, opcode, squeue};
+use io_uring::{opcode, squeue};
 use ringside_engine::Backend;
 use ringside_engine::abi::{RsCtx, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
@@ -102,7 +102,7 @@ fn engine_nops_on(
     });
     let exec = match (backend, exec) {
         (Backend::Kernel, _) => "--backend kernel: inside io_uring_enter, the kernel's JIT",
-        (_, ExecMode::Compiled) => "JIT",
+        (_, ExecMode::Compiled) => "compiled",
         _ => "interpreter",
     };
     Ok(NopRow {
@@ -123,7 +123,7 @@ fn kernel_links(n: u64, chains: usize) -> std::io::Result<NopRow> {
     let pairs = n / 2;
     let mut outstanding = vec![0u8; chains];
     let (mut issued, mut done, mut enters) = (0u64, 0u64, 0u64);
-    let push_pair = |ring: &mut IoUring, slot: usize| {
+    let push_pair = |ring: &mut BenchRing, slot: usize| {
         let a = opcode::Nop::new()
             .build()
             .user_data(slot as u64)
@@ -209,8 +209,8 @@ impl HelperHost for NoHelpers {
 
 /// The practical userspace ceiling: the same logic as nop_chain in Rust,
 /// every completion handled in one pass, one io_uring_enter per batch. With
-/// `program`, nop_chain itself decides each step under rbpf's JIT, its
-/// helpers doing nothing: the floor of any engine built on rbpf.
+/// `program`, nop_chain itself decides each step, compiled, its helpers
+/// doing nothing: what entering the program and calling out of it costs.
 fn hand_written_nops(n: u64, chains: usize, program: bool) -> std::io::Result<NopRow> {
     let mut registry = Registry::new();
     let prog = if program {
@@ -279,7 +279,7 @@ fn hand_written_nops(n: u64, chains: usize, program: bool) -> std::io::Result<No
     }
     Ok(NopRow {
         name: if program {
-            "floor: the hand-written loop, nop_chain deciding each step under rbpf's JIT, helpers doing nothing".into()
+            "floor: the hand-written loop, nop_chain deciding each step (compiled), helpers doing nothing".into()
         } else {
             "hand-written Rust io_uring loop".into()
         },

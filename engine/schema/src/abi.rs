@@ -350,6 +350,7 @@ fn le_u16(b: &[u8], at: usize) -> u16 {
 
 impl RsCtx {
     /// Little-endian bytes as a program sees them.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; CTX_SIZE] {
         let mut b = [0u8; CTX_SIZE];
         b[0..8].copy_from_slice(&self.user_data.to_le_bytes());

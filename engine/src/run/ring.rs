@@ -85,9 +85,272 @@ pub struct Cqe {
     pub flags: u32,
 }
 
+// io_uring ABI numbers the io-uring crate keeps private (include/uapi/linux/io_uring.h).
+const ENTER_GETEVENTS: u32 = 1 << 0;
+const ENTER_EXT_ARG: u32 = 1 << 3;
+const ENTER_REGISTERED_RING: u32 = 1 << 4;
+const REGISTER_RING_FDS: u32 = 20;
+const UNREGISTER_RING_FDS: u32 = 21;
+
+/// What a ring got of the kernel's features for fewer, cheaper enters. A
+/// feature the kernel refuses is left out and said why in `missing`: the
+/// ring works the same without it, only dearer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1+): completions that need task
+    /// work (a pipe read woken by a write) are finished in one batch when
+    /// the ring's thread enters to wait, not by interrupting it each time.
+    pub defer_taskrun: bool,
+    /// `IORING_SETUP_SINGLE_ISSUER` (6.0+): only the creating thread submits,
+    /// so the kernel skips locking for other submitters. The engine is not
+    /// `Send`: it never leaves the thread that created it.
+    pub single_issuer: bool,
+    /// `IORING_SETUP_COOP_TASKRUN` with `TASKRUN_FLAG` (5.19+): no
+    /// interrupt to deliver task work; the SQ flag says when to enter for it.
+    pub coop_taskrun: bool,
+    /// The ring fd registered with itself (5.18+): enters skip the fd
+    /// table lookup.
+    pub registered_fd: bool,
+    /// Why a feature above is off.
+    pub missing: Vec<String>,
+}
+
+impl Tuning {
+    /// One line: the features on, and why the others are off.
+    pub fn describe(&self) -> String {
+        let on: Vec<&str> = [
+            (self.single_issuer, "SINGLE_ISSUER"),
+            (self.defer_taskrun, "DEFER_TASKRUN"),
+            (self.coop_taskrun, "COOP_TASKRUN"),
+            (self.registered_fd, "registered ring fd"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        let mut s = if on.is_empty() {
+            "no setup features".to_string()
+        } else {
+            on.join(", ")
+        };
+        for m in &self.missing {
+            s.push_str("; ");
+            s.push_str(m);
+        }
+        s
+    }
+}
+
+/// An io_uring set up with [`Tuning`]'s features, falling back feature by
+/// feature where the kernel refuses one (EINVAL: older than it).
+pub fn build_tuned(entries: u32, cq_entries: u32) -> io::Result<(IoUring, Tuning)> {
+    let mut missing = Vec::new();
+    // DEFER_TASKRUN needs SINGLE_ISSUER; each step drops the newest.
+    let attempts = [
+        (true, true, true),
+        (false, true, true),
+        (false, false, true),
+        (false, false, false),
+    ];
+    let mut last = None;
+    for (defer, single, coop) in attempts {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(cq_entries.max(entries));
+        if single {
+            b.setup_single_issuer();
+        }
+        if defer {
+            b.setup_defer_taskrun();
+        }
+        if coop {
+            b.setup_coop_taskrun().setup_taskrun_flag();
+        }
+        match b.build(entries) {
+            Ok(uring) => {
+                return Ok((
+                    uring,
+                    Tuning {
+                        defer_taskrun: defer,
+                        single_issuer: single,
+                        coop_taskrun: coop,
+                        registered_fd: false,
+                        missing,
+                    },
+                ));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let what = if defer {
+                    "DEFER_TASKRUN (Linux 6.1+)"
+                } else if single {
+                    "SINGLE_ISSUER (6.0+)"
+                } else {
+                    "COOP_TASKRUN (5.19+)"
+                };
+                missing.push(format!("no {what}: the kernel refused it ({e})"));
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)))
+}
+
+/// io_uring_enter on one ring, through its registered fd when the kernel
+/// took it. Unregisters on drop: a registered fd holds the ring open.
+#[derive(Debug)]
+pub struct Enter {
+    fd: RawFd,
+    registered: Option<u32>,
+}
+
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+impl Enter {
+    /// Register `uring`'s fd with it (for the calling thread: registered
+    /// ring fds are per thread, as the engine is); without the feature, or
+    /// when the thread's 16 slots are taken, enters use the plain fd and
+    /// `Err` says why.
+    pub fn new(uring: &IoUring) -> (Enter, Result<(), String>) {
+        let fd = uring.as_raw_fd();
+        let mut up = RsrcUpdate {
+            offset: u32::MAX,
+            resv: 0,
+            data: fd as u64,
+        };
+        // SAFETY: a valid update array of one entry, as the call expects.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                fd,
+                REGISTER_RING_FDS,
+                &mut up as *mut RsrcUpdate,
+                1,
+            )
+        };
+        if r == 1 {
+            (
+                Enter {
+                    fd,
+                    registered: Some(up.offset),
+                },
+                Ok(()),
+            )
+        } else {
+            let e = io::Error::last_os_error();
+            (
+                Enter {
+                    fd,
+                    registered: None,
+                },
+                Err(format!("no registered ring fd (Linux 5.18+): {e}")),
+            )
+        }
+    }
+
+    /// Whether enters go through the registered fd.
+    pub fn registered(&self) -> bool {
+        self.registered.is_some()
+    }
+
+    /// Submit `to_submit` SQEs and, with `getevents`, reap (running deferred
+    /// task work) and wait for `want` completions, at most `timeout`.
+    pub fn enter(
+        &self,
+        to_submit: u32,
+        want: u32,
+        getevents: bool,
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<usize> {
+        let (fd, mut flags) = match self.registered {
+            Some(i) => (i as i32, ENTER_REGISTERED_RING),
+            None => (self.fd, 0),
+        };
+        if getevents || want > 0 {
+            flags |= ENTER_GETEVENTS;
+        }
+        let ts;
+        let arg;
+        let (argp, argsz) = match timeout {
+            Some(t) if want > 0 => {
+                ts = libc::timespec {
+                    tv_sec: t.as_secs() as libc::time_t,
+                    tv_nsec: t.subsec_nanos() as libc::c_long,
+                };
+                arg = GeteventsArg {
+                    sigmask: 0,
+                    sigmask_sz: 0,
+                    min_wait_usec: 0,
+                    ts: &ts as *const libc::timespec as u64,
+                };
+                flags |= ENTER_EXT_ARG;
+                (
+                    &arg as *const GeteventsArg as *const libc::c_void,
+                    std::mem::size_of::<GeteventsArg>(),
+                )
+            }
+            _ => (std::ptr::null(), 0),
+        };
+        // SAFETY: argp is null or points at a live getevents arg (and its
+        // timespec) of the size given.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                to_submit,
+                want,
+                flags,
+                argp,
+                argsz,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        if let Some(offset) = self.registered {
+            let mut up = RsrcUpdate {
+                offset,
+                resv: 0,
+                data: 0,
+            };
+            // SAFETY: as in `new`.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_register,
+                    self.fd,
+                    UNREGISTER_RING_FDS,
+                    &mut up as *mut RsrcUpdate,
+                    1,
+                )
+            };
+        }
+    }
+}
+
 /// The ring.
 pub struct Ring {
+    // Declared first: unregistered before the ring closes.
+    enter: Enter,
     uring: IoUring,
+    tuning: Tuning,
     buffers: Vec<Buffer>,
     nfiles: u32,
     slots: Vec<Slot>,
@@ -124,14 +387,27 @@ impl Ring {
         buffer_sizes: &[usize],
         kernel_loop: bool,
     ) -> io::Result<Ring> {
-        let mut b = IoUring::builder();
-        b.setup_cqsize(entries.saturating_mul(4).max(entries));
-        if kernel_loop {
+        let cq = entries.saturating_mul(4).max(entries);
+        let (uring, mut tuning) = if kernel_loop {
+            let mut b = IoUring::builder();
+            b.setup_cqsize(cq);
             b.setup_single_issuer()
                 .setup_defer_taskrun()
                 .setup_no_sqarray();
+            let t = Tuning {
+                defer_taskrun: true,
+                single_issuer: true,
+                ..Tuning::default()
+            };
+            (b.build(entries)?, t)
+        } else {
+            build_tuned(entries, cq)?
+        };
+        let (enter, registered) = Enter::new(&uring);
+        match registered {
+            Ok(()) => tuning.registered_fd = true,
+            Err(why) => tuning.missing.push(why),
         }
-        let uring = b.build(entries)?;
         if !files.is_empty() {
             uring.submitter().register_files(files)?;
         }
@@ -149,7 +425,9 @@ impl Ring {
             unsafe { uring.submitter().register_buffers(&iov)? };
         }
         Ok(Ring {
+            enter,
             uring,
+            tuning,
             buffers,
             nfiles: files.len() as u32,
             slots: Vec::new(),
@@ -164,6 +442,11 @@ impl Ring {
     /// The ring's fd.
     pub fn fd(&self) -> RawFd {
         self.uring.as_raw_fd()
+    }
+
+    /// What the ring got of the kernel's cheaper-enter features.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
     }
 
     /// SQ entries.
@@ -331,19 +614,24 @@ impl Ring {
         want: usize,
         timeout: Option<std::time::Duration>,
     ) -> io::Result<usize> {
-        if self.queued == 0 && want == 0 {
+        // Completions waiting on task work (the SQ's TASKRUN flag) arrive
+        // only through an enter asking for events.
+        let (taskrun, overflow) = {
+            let sq = self.uring.submission();
+            (sq.taskrun(), sq.cq_overflow())
+        };
+        if self.queued == 0 && want == 0 && !taskrun && !overflow {
             return Ok(0);
         }
         self.enter_calls += 1;
         loop {
-            let r = match timeout {
-                Some(t) if want > 0 => {
-                    let ts = types::Timespec::from(t);
-                    let args = types::SubmitArgs::new().timespec(&ts);
-                    self.uring.submitter().submit_with_args(want, &args)
-                }
-                _ => self.uring.submit_and_wait(want),
-            };
+            let to_submit = self.uring.submission().len() as u32;
+            let r = self.enter.enter(
+                to_submit,
+                want as u32,
+                taskrun || overflow,
+                timeout.filter(|_| want > 0),
+            );
             match r {
                 Ok(n) => {
                     self.sqes_submitted += n as u64;

@@ -342,6 +342,11 @@ impl Engine {
         ))
     }
 
+    /// What the ring got of the kernel's features for cheaper enters.
+    pub fn ring_tuning(&self) -> &crate::ring::Tuning {
+        self.ring.tuning()
+    }
+
     /// The ring fd.
     pub fn ring_fd(&self) -> RawFd {
         self.ring.fd()
