@@ -101,7 +101,7 @@ pub fn ring_items() -> Vec<Item> {
             tid: 0,
         },
         when: RingWhen::Create,
-        ring: Ptr(0xffff_8881_0badc0de),
+        ring: Ptr(0xffff_8881_0bad_c0de),
         fd: Some(7),
         owner_tid: Some(4243),
         setup_flags: Some(sf::SINGLE_ISSUER | sf::DEFER_TASKRUN),
