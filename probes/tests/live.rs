@@ -1047,6 +1047,12 @@ fn sqpoll_idle_task_work_is_filtered_in_the_kernel() {
     assert_eq!(c.lost, 0);
     let got = delivered_by_kind(&evs);
     for (name, bit) in ringside_probes::kinds::NAMES {
+        if *bit == ringside_probes::kinds::RING {
+            // Made in userspace, never counted in the kernel: fio's ring
+            // was there at attach, so at least its attach record came.
+            assert!(got[*bit as usize] >= 1, "no ring record delivered");
+            continue;
+        }
         let want = if *bit == ringside_probes::kinds::TASK_WORK_IDLE {
             0
         } else {
