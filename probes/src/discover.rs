@@ -8,7 +8,7 @@
 //! the ring's SQPOLL thread) and says "unknown" otherwise.
 
 use crate::error::ProbeError;
-use crate::event::{ProbeEvent, Ptr};
+use crate::event::{Header, ProbeEvent, Ptr};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -65,10 +65,19 @@ pub struct Fdinfo {
     pub sq_thread: Option<u32>,
     /// CPU the SQPOLL thread is bound to.
     pub sq_thread_cpu: Option<i32>,
-    /// Registered files.
+    /// Registered files (the slots that hold one; empty slots are not
+    /// listed).
     pub registered_files: Vec<RegisteredFile>,
-    /// Registered buffers.
+    /// Size of the registered-file table (`UserFiles: N`), empty slots
+    /// included.
+    #[serde(default)]
+    pub file_slots: Option<u32>,
+    /// Registered buffers (the slots that hold one).
     pub registered_buffers: Vec<RegisteredBuffer>,
+    /// Size of the registered-buffer table (`UserBufs: N`), empty slots
+    /// included.
+    #[serde(default)]
+    pub buffer_slots: Option<u32>,
     /// Requests waiting on poll (`PollList` lines).
     pub poll_list: Vec<String>,
     /// CQEs in the overflow list (`CqOverflowList` lines).
@@ -112,6 +121,9 @@ impl Fdinfo {
                     "CQEs" => f.cqes.push(entry.to_string()),
                     "PollList" => f.poll_list.push(entry.to_string()),
                     "CqOverflowList" => f.cq_overflow.push(entry.to_string()),
+                    // An empty slot of a sparse table: 6.1 prints it for
+                    // files, later kernels for buffers.
+                    "UserFiles" | "UserBufs" if entry.ends_with("<none>") => {}
                     "UserFiles" => {
                         let (idx, rest) = entry
                             .split_once(':')
@@ -188,9 +200,11 @@ impl Fdinfo {
                     f.sq_thread_cpu = i32::try_from(v).ok().filter(|&c| c >= 0);
                 }
                 // Counts of the entries that follow; the entries are kept.
-                "SQEs" | "CQEs" | "UserFiles" | "UserBufs" => {
+                "SQEs" | "CQEs" => {
                     num()?;
                 }
+                "UserFiles" => f.file_slots = Some(num32()?),
+                "UserBufs" => f.buffer_slots = Some(num32()?),
                 "PollList" | "CqOverflowList" => {}
                 _ => {
                     f.other.insert(key.to_string(), value.to_string());
@@ -303,6 +317,17 @@ pub fn discover(pid: u32) -> Result<Vec<RingFd>, ProbeError> {
 
 /// [`discover()`] under another proc root (tests).
 pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError> {
+    discover_with(proc_root, pid, 20)
+}
+
+/// [`discover()`] that reads each fdinfo once: a busy ring comes back
+/// with [`Fdinfo::busy`] set instead of being retried (the probes' periodic
+/// re-read, which must not sleep in the event loop).
+pub fn discover_once(pid: u32) -> Result<Vec<RingFd>, ProbeError> {
+    discover_with(Path::new("/proc"), pid, 1)
+}
+
+fn discover_with(proc_root: &Path, pid: u32, attempts: u32) -> Result<Vec<RingFd>, ProbeError> {
     let dir = proc_root.join(pid.to_string()).join("fd");
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
@@ -335,7 +360,7 @@ pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError
         let mut info = None;
         // A busy ring prints no details (the kernel only trylocks its
         // lock): try a few times, then keep what we have.
-        for attempt in 0..20 {
+        for attempt in 0..attempts.max(1) {
             let text = match std::fs::read_to_string(&p) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
@@ -349,7 +374,7 @@ pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError
             let parsed = Fdinfo::parse(&p.display().to_string(), &text)?;
             let busy = parsed.busy;
             info = Some(parsed);
-            if !busy {
+            if !busy || attempt + 1 >= attempts {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(200 << (attempt / 4)));
@@ -361,6 +386,172 @@ pub fn discover_in(proc_root: &Path, pid: u32) -> Result<Vec<RingFd>, ProbeError
     }
     out.sort_by_key(|r| r.fd);
     Ok(out)
+}
+
+/// Why a [`RingSetup`] record was emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingWhen {
+    /// The ring existed when the probes attached (found in /proc).
+    Attach,
+    /// The ring was just created (after an `io_uring_create` event).
+    Create,
+    /// A re-read of its fdinfo found something new: registered files or
+    /// buffers, the SQPOLL thread, or the SQ/CQ fill.
+    Changed,
+}
+
+/// A ring's identity and setup as the probes know it: the `ring` probe
+/// event (docs/events.md). What the create event said (ctx, setup flags,
+/// the creating thread) joined with what `/proc/PID/fdinfo/FD` says
+/// (sizes, SQPOLL thread, registered files and buffers, fill).
+///
+/// Fields are `None` when not known: `ring`, `setup_flags` and
+/// `owner_tid` come only from a create event, so a ring created before
+/// the probes attached has none of them (its SQPOLL flag is still known,
+/// from fdinfo's `SqThread`); the fdinfo fields are `None` when the kernel
+/// printed only the generic lines (the ring lock was busy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingSetup {
+    /// `ts_ns`: when it was read (CLOCK_MONOTONIC, the probes' clock);
+    /// `tgid`: the owner process; `tid`, `cpu`: 0 (no task fired it).
+    #[serde(flatten)]
+    pub hdr: Header,
+    /// Why this record now.
+    pub when: RingWhen,
+    /// Kernel ctx pointer (as in the other events); null when not known.
+    pub ring: Ptr,
+    /// The ring's fd in the owner process, when known.
+    pub fd: Option<i32>,
+    /// The thread that created the ring (create event).
+    pub owner_tid: Option<u32>,
+    /// `IORING_SETUP_*` flags (create event).
+    pub setup_flags: Option<u32>,
+    /// SQ entries.
+    pub sq_entries: Option<u32>,
+    /// CQ entries.
+    pub cq_entries: Option<u32>,
+    /// The SQPOLL thread's tid (fdinfo `SqThread`): the ring uses SQPOLL.
+    pub sq_thread: Option<u32>,
+    /// CPU the SQPOLL thread is bound to.
+    pub sq_thread_cpu: Option<i32>,
+    /// Size of the registered-file table, empty slots included.
+    pub file_slots: Option<u32>,
+    /// The registered files (slots that hold one).
+    pub files: Vec<RegisteredFile>,
+    /// Size of the registered-buffer table, empty slots included.
+    pub buffer_slots: Option<u32>,
+    /// The registered buffers (slots that hold one).
+    pub buffers: Vec<RegisteredBuffer>,
+    /// SQEs written and not consumed yet.
+    pub sq_pending: Option<u32>,
+    /// CQEs posted and not reaped yet.
+    pub cq_pending: Option<u32>,
+    /// CQEs waiting in the overflow list.
+    pub cq_overflow: Option<u32>,
+}
+
+impl RingSetup {
+    /// The record for `pid`'s ring `fd` from what fdinfo says (`info`:
+    /// `None` when it could not be read) and what a create event said
+    /// (`created`).
+    pub fn new(
+        ts_ns: u64,
+        when: RingWhen,
+        pid: u32,
+        fd: Option<i32>,
+        info: Option<&Fdinfo>,
+        created: Option<&CreateInfo>,
+    ) -> RingSetup {
+        let busy = info.is_none_or(|i| i.busy);
+        let info = info.filter(|_| !busy);
+        RingSetup {
+            hdr: Header {
+                ts_ns,
+                cpu: 0,
+                tgid: pid,
+                tid: 0,
+            },
+            when,
+            ring: created.map_or(Ptr::NULL, |c| c.ring),
+            fd,
+            owner_tid: created.map(|c| c.tid),
+            setup_flags: created.map(|c| c.flags),
+            sq_entries: info
+                .and_then(|i| i.sq_entries)
+                .or(created.map(|c| c.sq_entries)),
+            cq_entries: info
+                .and_then(|i| i.cq_entries)
+                .or(created.map(|c| c.cq_entries)),
+            sq_thread: info.and_then(|i| i.sq_thread),
+            sq_thread_cpu: info.and_then(|i| i.sq_thread_cpu),
+            file_slots: info.and_then(|i| i.file_slots),
+            files: info.map_or(Vec::new(), |i| i.registered_files.clone()),
+            buffer_slots: info.and_then(|i| i.buffer_slots),
+            buffers: info.map_or(Vec::new(), |i| i.registered_buffers.clone()),
+            sq_pending: info.and_then(|i| i.sq_pending),
+            cq_pending: info.and_then(|i| i.cq_pending),
+            cq_overflow: info.map(|i| i.cq_overflow.len().min(u32::MAX as usize) as u32),
+        }
+    }
+
+    /// The same ring in the same state (everything but the header and
+    /// `when`): no need to emit it again.
+    pub fn same_state(&self, other: &RingSetup) -> bool {
+        let strip = |r: &RingSetup| RingSetup {
+            hdr: Header::default(),
+            when: RingWhen::Changed,
+            ..r.clone()
+        };
+        strip(self) == strip(other)
+    }
+
+    /// The ring uses SQPOLL: from the setup flags when known, else from
+    /// fdinfo's SQPOLL thread.
+    pub fn sqpoll(&self) -> bool {
+        self.setup_flags.map_or(self.sq_thread.is_some(), |f| {
+            f & crate::event::setup_flags::SQPOLL != 0
+        })
+    }
+
+    /// What [`RingDirectory::add_discovered`] wants for this ring, when its
+    /// fd is known.
+    pub fn ring_fd(&self) -> Option<RingFd> {
+        let fd = self.fd?;
+        Some(RingFd {
+            pid: self.hdr.tgid,
+            fd,
+            info: Fdinfo {
+                sq_entries: self.sq_entries,
+                cq_entries: self.cq_entries,
+                sq_thread: self.sq_thread,
+                sq_thread_cpu: self.sq_thread_cpu,
+                registered_files: self.files.clone(),
+                file_slots: self.file_slots,
+                registered_buffers: self.buffers.clone(),
+                buffer_slots: self.buffer_slots,
+                sq_pending: self.sq_pending,
+                cq_pending: self.cq_pending,
+                ..Fdinfo::default()
+            },
+        })
+    }
+}
+
+/// What an `io_uring_create` event said about a ring, kept to join with
+/// later fdinfo reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateInfo {
+    /// Ring ctx pointer.
+    pub ring: Ptr,
+    /// The creating thread.
+    pub tid: u32,
+    /// `IORING_SETUP_*` flags.
+    pub flags: u32,
+    /// SQ entries.
+    pub sq_entries: u32,
+    /// CQ entries.
+    pub cq_entries: u32,
 }
 
 /// How a ring ctx pointer was tied to an fd.
@@ -423,6 +614,9 @@ impl RingDirectory {
     /// Learns from one event. Returns the ring's identity when this event
     /// was the first one seen on it.
     pub fn observe(&mut self, ev: &ProbeEvent) -> Option<&RingIdentity> {
+        if let ProbeEvent::Ring(r) = ev {
+            return self.observe_setup(r);
+        }
         let hdr = *ev.header();
         if let ProbeEvent::Create {
             ring,
@@ -471,6 +665,36 @@ impl RingDirectory {
         };
         self.rings.insert(ring, id);
         self.rings.get(&ring)
+    }
+
+    /// Learns from a `ring` record: its fd joins the owner's discovered
+    /// rings (replacing an older record of the same fd), and a record that
+    /// names its ctx ties the two as a create event does. Returns the
+    /// identity when the ctx was not known yet.
+    fn observe_setup(&mut self, r: &RingSetup) -> Option<&RingIdentity> {
+        let pid = r.hdr.tgid;
+        if let Some(rfd) = r.ring_fd() {
+            let fds = self.discovered.entry(pid).or_default();
+            fds.retain(|x| x.fd != rfd.fd);
+            fds.push(rfd);
+            fds.sort_by_key(|x| x.fd);
+        }
+        if r.ring.is_null() || self.rings.contains_key(&r.ring) {
+            return None;
+        }
+        self.rings.insert(
+            r.ring,
+            RingIdentity {
+                ring: r.ring,
+                pid,
+                fd: r.fd,
+                source: RingSource::CreateEvent,
+                sq_entries: r.sq_entries,
+                cq_entries: r.cq_entries,
+                setup_flags: r.setup_flags,
+            },
+        );
+        self.rings.get(&r.ring)
     }
 
     /// Every ring seen so far.
@@ -552,6 +776,111 @@ NAPI:\tdisabled
             f.other.get("SqWorkTime").map(String::as_str),
             Some("248432")
         );
+    }
+
+    #[test]
+    fn sparse_tables_and_slot_counts() {
+        // 6.1 lists empty file slots as <none>; 6.12+ does so for buffers.
+        let t = SQPOLL
+            .replace(
+                "UserFiles:\t1\n    0: /tmp/fiot\n",
+                "UserFiles:\t3\n    0: /tmp/fiot\n    1: <none>\n    2: /tmp/b c\n",
+            )
+            .replace("UserBufs:\t1\n", "UserBufs:\t2\n    1: <none>\n");
+        let f = Fdinfo::parse("t", &t).unwrap();
+        assert_eq!(f.file_slots, Some(3));
+        assert_eq!(
+            f.registered_files
+                .iter()
+                .map(|r| r.index)
+                .collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+        assert_eq!(f.registered_files[1].path, "/tmp/b c");
+        assert_eq!(f.buffer_slots, Some(2));
+        assert_eq!(f.registered_buffers.len(), 1);
+        assert!(Fdinfo::parse("t", "SqMask:\t0x3\nUserFiles:\t-1\n").is_err());
+    }
+
+    #[test]
+    fn ring_setup_joins_create_and_fdinfo() {
+        let f = Fdinfo::parse("t", SQPOLL).unwrap();
+        let c = CreateInfo {
+            ring: Ptr(0xa),
+            tid: 11,
+            flags: crate::event::setup_flags::SQPOLL,
+            sq_entries: 8,
+            cq_entries: 16,
+        };
+        let r = RingSetup::new(5, RingWhen::Create, 10, Some(3), Some(&f), Some(&c));
+        assert_eq!((r.ring, r.fd, r.owner_tid), (Ptr(0xa), Some(3), Some(11)));
+        assert_eq!(r.setup_flags, Some(2));
+        assert_eq!(
+            (r.sq_thread, r.file_slots, r.buffer_slots),
+            (Some(6664), Some(1), Some(1))
+        );
+        assert_eq!(r.files[0].path, "/tmp/fiot");
+        assert_eq!(
+            (r.sq_pending, r.cq_pending, r.cq_overflow),
+            (Some(2), Some(2), Some(0))
+        );
+        assert!(r.sqpoll());
+        // Created before attach: no ctx, no flags, but SQPOLL from fdinfo.
+        let a = RingSetup::new(5, RingWhen::Attach, 10, Some(3), Some(&f), None);
+        assert_eq!(
+            (a.ring, a.setup_flags, a.owner_tid),
+            (Ptr::NULL, None, None)
+        );
+        assert!(a.sqpoll());
+        // Busy fdinfo: only what the create event said.
+        let busy = Fdinfo::parse("t", "pos:\t0\nflags:\t02\n").unwrap();
+        let b = RingSetup::new(5, RingWhen::Create, 10, Some(3), Some(&busy), Some(&c));
+        assert_eq!(
+            (b.sq_entries, b.file_slots, b.sq_pending),
+            (Some(8), None, None)
+        );
+        let mut later = r.clone();
+        later.hdr.ts_ns = 99;
+        later.when = RingWhen::Changed;
+        assert!(later.same_state(&r));
+        later.cq_pending = Some(1);
+        assert!(!later.same_state(&r));
+    }
+
+    #[test]
+    fn directory_learns_from_ring_records() {
+        let f = Fdinfo::parse("t", SQPOLL).unwrap();
+        let mut d = RingDirectory::new();
+        let a = RingSetup::new(5, RingWhen::Attach, 10, Some(4), Some(&f), None);
+        assert!(d.observe(&ProbeEvent::Ring(Box::new(a))).is_none());
+        assert_eq!(d.discovered(10).len(), 1);
+        // A submission from the SQPOLL thread ties its ctx to fd 4.
+        let sub = ProbeEvent::SubmitReq {
+            hdr: h(10, 6664),
+            ring: Ptr(0xa),
+            req: Ptr(1),
+            user_data: 0,
+            opcode: 0,
+            flags: 0,
+            sq_thread: true,
+        };
+        let id = d.observe(&sub).unwrap();
+        assert_eq!(
+            (id.fd, id.source, id.sq_entries),
+            (Some(4), RingSource::SqThread, Some(8))
+        );
+        // A record that names its ctx ties it directly.
+        let c = CreateInfo {
+            ring: Ptr(0xb),
+            tid: 10,
+            flags: 0,
+            sq_entries: 4,
+            cq_entries: 8,
+        };
+        let r = RingSetup::new(6, RingWhen::Create, 10, Some(7), None, Some(&c));
+        let id = d.observe(&ProbeEvent::Ring(Box::new(r))).unwrap();
+        assert_eq!((id.ring, id.fd), (Ptr(0xb), Some(7)));
+        assert_eq!(d.discovered(10).len(), 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! number because it is the application's own value. Adding fields or kinds
 //! is a compatible change; renaming or removing them is not.
 
+pub use crate::discover::RingSetup;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -152,16 +153,81 @@ pub mod cqe_flags {
     pub const NOTIF: u32 = 1 << 3;
 }
 
-/// `IORING_SETUP_*` flags worth showing on `create` events.
+/// `IORING_SETUP_*` flags (include/uapi/linux/io_uring.h).
 pub mod setup_flags {
     /// IORING_SETUP_IOPOLL.
     pub const IOPOLL: u32 = 1 << 0;
     /// IORING_SETUP_SQPOLL: a kernel thread (a thread of the owner) submits.
     pub const SQPOLL: u32 = 1 << 1;
+    /// IORING_SETUP_SQ_AFF: the SQPOLL thread is bound to a CPU.
+    pub const SQ_AFF: u32 = 1 << 2;
+    /// IORING_SETUP_CQSIZE: the CQ size was given.
+    pub const CQSIZE: u32 = 1 << 3;
+    /// IORING_SETUP_CLAMP.
+    pub const CLAMP: u32 = 1 << 4;
+    /// IORING_SETUP_ATTACH_WQ: shares another ring's io-wq.
+    pub const ATTACH_WQ: u32 = 1 << 5;
+    /// IORING_SETUP_R_DISABLED: starts disabled.
+    pub const R_DISABLED: u32 = 1 << 6;
+    /// IORING_SETUP_SUBMIT_ALL.
+    pub const SUBMIT_ALL: u32 = 1 << 7;
+    /// IORING_SETUP_COOP_TASKRUN.
+    pub const COOP_TASKRUN: u32 = 1 << 8;
+    /// IORING_SETUP_TASKRUN_FLAG.
+    pub const TASKRUN_FLAG: u32 = 1 << 9;
+    /// IORING_SETUP_SQE128.
+    pub const SQE128: u32 = 1 << 10;
+    /// IORING_SETUP_CQE32.
+    pub const CQE32: u32 = 1 << 11;
     /// IORING_SETUP_SINGLE_ISSUER.
     pub const SINGLE_ISSUER: u32 = 1 << 12;
     /// IORING_SETUP_DEFER_TASKRUN.
     pub const DEFER_TASKRUN: u32 = 1 << 13;
+    /// IORING_SETUP_NO_MMAP (6.5).
+    pub const NO_MMAP: u32 = 1 << 14;
+    /// IORING_SETUP_REGISTERED_FD_ONLY (6.5).
+    pub const REGISTERED_FD_ONLY: u32 = 1 << 15;
+    /// IORING_SETUP_NO_SQARRAY (6.6).
+    pub const NO_SQARRAY: u32 = 1 << 16;
+    /// IORING_SETUP_HYBRID_IOPOLL (6.13).
+    pub const HYBRID_IOPOLL: u32 = 1 << 17;
+
+    const N: [(u32, &str); 18] = [
+        (IOPOLL, "IOPOLL"),
+        (SQPOLL, "SQPOLL"),
+        (SQ_AFF, "SQ_AFF"),
+        (CQSIZE, "CQSIZE"),
+        (CLAMP, "CLAMP"),
+        (ATTACH_WQ, "ATTACH_WQ"),
+        (R_DISABLED, "R_DISABLED"),
+        (SUBMIT_ALL, "SUBMIT_ALL"),
+        (COOP_TASKRUN, "COOP_TASKRUN"),
+        (TASKRUN_FLAG, "TASKRUN_FLAG"),
+        (SQE128, "SQE128"),
+        (CQE32, "CQE32"),
+        (SINGLE_ISSUER, "SINGLE_ISSUER"),
+        (DEFER_TASKRUN, "DEFER_TASKRUN"),
+        (NO_MMAP, "NO_MMAP"),
+        (REGISTERED_FD_ONLY, "REGISTERED_FD_ONLY"),
+        (NO_SQARRAY, "NO_SQARRAY"),
+        (HYBRID_IOPOLL, "HYBRID_IOPOLL"),
+    ];
+
+    /// Names of the flags set in `flags`, space-separated
+    /// (`"SQPOLL DEFER_TASKRUN"`); bits this list does not name (newer
+    /// kernels) follow as one hex number.
+    pub fn names(flags: u32) -> String {
+        let mut v: Vec<String> = N
+            .iter()
+            .filter(|(b, _)| flags & b != 0)
+            .map(|(_, n)| n.to_string())
+            .collect();
+        let known = N.iter().fold(0, |a, (b, _)| a | b);
+        if flags & !known != 0 {
+            v.push(format!("{:#x}", flags & !known));
+        }
+        v.join(" ")
+    }
 }
 
 /// `-ECANCELED`, the result of a request cancelled by a broken link,
@@ -395,6 +461,11 @@ pub enum ProbeEvent {
         /// Work items run.
         count: u32,
     },
+    /// Not a tracepoint: a ring's identity and setup (owner, fd, setup
+    /// flags, registered files and buffers, fill), which the probe session
+    /// emits for every ring it finds at attach, after each `create`, and
+    /// when a re-read of fdinfo finds it changed. See [`RingSetup`].
+    Ring(Box<RingSetup>),
     /// `task_newtask`: a traced process forked `child`, which is now traced
     /// too (only with `follow_forks`).
     NewTask {
@@ -424,6 +495,7 @@ impl ProbeEvent {
             | ProbeEvent::QueueAsyncWork { hdr, .. }
             | ProbeEvent::TaskWorkRun { hdr, .. }
             | ProbeEvent::NewTask { hdr, .. } => hdr,
+            ProbeEvent::Ring(r) => &r.hdr,
         }
     }
 
@@ -442,6 +514,7 @@ impl ProbeEvent {
             | ProbeEvent::QueueAsyncWork { hdr, .. }
             | ProbeEvent::TaskWorkRun { hdr, .. }
             | ProbeEvent::NewTask { hdr, .. } => hdr,
+            ProbeEvent::Ring(r) => &mut r.hdr,
         }
     }
 
@@ -460,6 +533,7 @@ impl ProbeEvent {
             ProbeEvent::QueueAsyncWork { .. } => "queue_async_work",
             ProbeEvent::TaskWorkRun { .. } => "task_work_run",
             ProbeEvent::NewTask { .. } => "new_task",
+            ProbeEvent::Ring(_) => "ring",
         }
     }
 
@@ -476,6 +550,8 @@ impl ProbeEvent {
             | ProbeEvent::ShortWrite { ring, .. }
             | ProbeEvent::PollArm { ring, .. }
             | ProbeEvent::QueueAsyncWork { ring, .. } => Some(*ring),
+            // Null for a ring created before attach: not tied to a ctx yet.
+            ProbeEvent::Ring(r) => Some(r.ring),
             ProbeEvent::TaskWorkRun { .. } | ProbeEvent::NewTask { .. } => None,
         }
     }
@@ -531,6 +607,7 @@ impl ProbeEvent {
                 f(work);
             }
             ProbeEvent::TaskWorkRun { tctx, .. } => f(tctx),
+            ProbeEvent::Ring(r) => f(&mut r.ring),
             ProbeEvent::NewTask { .. } => {}
         }
     }
@@ -738,8 +815,10 @@ pub mod wire {
     }
 
     /// Encodes an event in the wire format (the inverse of [`decode`]); used
-    /// by tests and tools that synthesize kernel records.
-    pub fn encode(ev: &ProbeEvent) -> [u8; EVENT_SIZE] {
+    /// by tests and tools that synthesize kernel records. `None` for
+    /// [`ProbeEvent::Ring`], which userspace makes and the kernel never
+    /// sends.
+    pub fn encode(ev: &ProbeEvent) -> Option<[u8; EVENT_SIZE]> {
         let mut b = [0u8; EVENT_SIZE];
         let h = ev.header();
         let (mut ring, mut req, mut ud, mut a, mut bb) = (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -894,6 +973,7 @@ pub mod wire {
                 (c, a) = (child, clone_flags);
                 KIND_NEWTASK
             }
+            ProbeEvent::Ring(_) => return None,
         };
         b[0..8].copy_from_slice(&h.ts_ns.to_le_bytes());
         b[8..16].copy_from_slice(&ring.to_le_bytes());
@@ -910,7 +990,7 @@ pub mod wire {
         b[70] = kind;
         b[71] = op;
         b[72..76].copy_from_slice(&absent_mask.to_le_bytes());
-        b
+        Some(b)
     }
 }
 
@@ -1041,13 +1121,70 @@ mod tests {
                 child: 99,
                 clone_flags: 17,
             },
+            ProbeEvent::Ring(Box::new(sample_ring(h))),
         ]
+    }
+
+    fn sample_ring(h: Header) -> RingSetup {
+        use crate::discover::{RegisteredBuffer, RegisteredFile, RingWhen};
+        RingSetup {
+            hdr: h,
+            when: RingWhen::Create,
+            ring: Ptr(0xffff_8881_0000_1000),
+            fd: Some(5),
+            owner_tid: Some(43),
+            setup_flags: Some(setup_flags::SINGLE_ISSUER | setup_flags::DEFER_TASKRUN),
+            sq_entries: Some(8),
+            cq_entries: Some(16),
+            sq_thread: None,
+            sq_thread_cpu: None,
+            file_slots: Some(4),
+            files: vec![RegisteredFile {
+                index: 2,
+                path: "/tmp/x".into(),
+            }],
+            buffer_slots: Some(1),
+            buffers: vec![RegisteredBuffer {
+                index: 0,
+                addr: 0x1000,
+                len: 4096,
+            }],
+            sq_pending: Some(1),
+            cq_pending: Some(0),
+            cq_overflow: Some(0),
+        }
+    }
+
+    #[test]
+    fn ring_record_json_shape() {
+        let ev = ProbeEvent::Ring(Box::new(sample_ring(hdr())));
+        let v: serde_json::Value = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["kind"], "ring");
+        assert_eq!(v["when"], "create");
+        assert_eq!(v["ring"], "0xffff888100001000");
+        assert_eq!(v["setup_flags"], 0x3000);
+        assert_eq!(v["files"][0]["path"], "/tmp/x");
+        assert_eq!(v["buffers"][0]["len"], 4096);
+        assert_eq!(ev.ring(), Some(Ptr(0xffff_8881_0000_1000)));
+        let mut ids = PtrIds::new();
+        let mut e2 = ev.clone();
+        ids.apply(&mut e2);
+        assert_eq!(e2.ring(), Some(Ptr(1)), "the ctx becomes an id too");
+        assert_eq!(
+            setup_flags::names(0x3002),
+            "SQPOLL SINGLE_ISSUER DEFER_TASKRUN"
+        );
+        assert_eq!(setup_flags::names(1 << 30), "0x40000000");
+        assert_eq!(setup_flags::names(0), "");
     }
 
     #[test]
     fn wire_roundtrip_every_kind() {
         for ev in samples() {
-            let b = wire::encode(&ev);
+            let Some(b) = wire::encode(&ev) else {
+                assert_eq!(ev.kind(), "ring", "only ring records have no wire form");
+                continue;
+            };
             assert_eq!(wire::decode(&b).unwrap(), ev, "{}", ev.kind());
         }
     }

@@ -17,6 +17,11 @@ use std::str::FromStr;
 /// Bit (and counter slot) of a count-0 `task_work_run`: not a wire kind.
 pub const TASK_WORK_IDLE: u8 = 13;
 
+/// Bit of the `ring` records the session makes in userspace (a ring's
+/// identity and setup, [`ProbeEvent::Ring`]): not a wire kind, never
+/// counted in the kernel.
+pub const RING: u8 = 14;
+
 /// Every name [`KindSet`] accepts, with its bit, in the order of the
 /// docs. `all` is accepted too (every kind, idle task work included).
 pub const NAMES: &[(&str, u8)] = &[
@@ -32,6 +37,7 @@ pub const NAMES: &[(&str, u8)] = &[
     ("queue_async_work", wire::KIND_QUEUE_ASYNC_WORK),
     ("task_work_run", wire::KIND_TASK_WORK_RUN),
     ("new_task", wire::KIND_NEWTASK),
+    ("ring", RING),
     ("task_work_run_idle", TASK_WORK_IDLE),
 ];
 
@@ -157,6 +163,7 @@ pub fn bit_of(ev: &ProbeEvent) -> u8 {
         ProbeEvent::QueueAsyncWork { .. } => wire::KIND_QUEUE_ASYNC_WORK,
         ProbeEvent::TaskWorkRun { .. } => wire::KIND_TASK_WORK_RUN,
         ProbeEvent::NewTask { .. } => wire::KIND_NEWTASK,
+        ProbeEvent::Ring(_) => RING,
     }
 }
 
@@ -223,7 +230,10 @@ mod tests {
         assert_eq!(e.name, "submit");
         let m = e.to_string();
         assert!(m.starts_with("unknown event kind `submit`; the kinds are: create, submit_req,"));
-        assert!(m.ends_with("new_task, task_work_run_idle, all"), "{m}");
+        assert!(
+            m.ends_with("new_task, ring, task_work_run_idle, all"),
+            "{m}"
+        );
         assert!("".parse::<KindSet>().is_err());
         assert!("complete,".parse::<KindSet>().is_err());
         // Names are the JSON kinds: case matters.

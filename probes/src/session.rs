@@ -2,6 +2,7 @@
 //! tracepoints, filter by tgid in the kernel, and read typed events.
 
 use crate::counters::{Counters, Counts, OTHER_RINGS, RawCounts, RingCounts};
+use crate::discover::{CreateInfo, RingSetup, RingWhen};
 use crate::error::ProbeError;
 use crate::event::{ProbeEvent, Ptr, wire};
 use crate::format::{self, Tracefs};
@@ -11,7 +12,7 @@ use aya::maps::{
 };
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -106,7 +107,19 @@ pub struct Probes {
     program_ids: Vec<u32>,
     tracefs: Tracefs,
     ring_buffer_bytes: u32,
+    /// `ring` records waiting to be handed out (those found at attach).
+    pending: VecDeque<ProbeEvent>,
+    /// The last `ring` record handed out per (pid, fd).
+    ring_setups: HashMap<(u32, i32), RingSetup>,
+    /// What create events said, per (pid, fd).
+    created: HashMap<(u32, i32), CreateInfo>,
+    last_ring_scan: Instant,
 }
+
+/// How often the session re-reads the traced processes' fdinfo for
+/// `ring` records (registrations, SQPOLL thread, fill). There is no probe
+/// on `io_uring_register`: this re-read sees its effect within the period.
+pub const RING_SCAN_PERIOD: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for Probes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -345,7 +358,77 @@ impl Probes {
             program_ids,
             tracefs,
             ring_buffer_bytes: opts.ring_buffer_bytes,
-        })
+            pending: VecDeque::new(),
+            ring_setups: HashMap::new(),
+            created: HashMap::new(),
+            last_ring_scan: Instant::now(),
+        }
+        .with_attach_rings())
+    }
+
+    /// Queues a `ring` record for every ring the traced processes have now.
+    fn with_attach_rings(mut self) -> Probes {
+        if self.kinds.contains_bit(crate::kinds::RING) {
+            for pid in self.pids() {
+                // A process that went away meanwhile has no rings to show.
+                if let Ok(fds) = crate::discover::discover(pid) {
+                    for r in fds {
+                        self.note_ring(RingWhen::Attach, pid, r.fd, Some(&r.info), true);
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// Makes the `ring` record of (pid, fd); queues it when it says
+    /// something new (always with `force`).
+    fn note_ring(
+        &mut self,
+        when: RingWhen,
+        pid: u32,
+        fd: i32,
+        info: Option<&crate::discover::Fdinfo>,
+        force: bool,
+    ) {
+        let created = self.created.get(&(pid, fd));
+        let mut rec = RingSetup::new(
+            crate::counters::monotonic_ns(),
+            when,
+            pid,
+            Some(fd),
+            info,
+            created,
+        );
+        let prev = self.ring_setups.get(&(pid, fd));
+        if info.is_some_and(|i| i.busy)
+            && let Some(p) = prev
+        {
+            // The kernel printed no details this time: keep what we knew
+            // rather than report it unknown.
+            let (ts, when) = (rec.hdr.ts_ns, rec.when);
+            rec = p.clone();
+            rec.hdr.ts_ns = ts;
+            rec.when = when;
+        }
+        if !force && prev.is_some_and(|p| p.same_state(&rec)) {
+            return;
+        }
+        self.ring_setups.insert((pid, fd), rec.clone());
+        self.pending.push_back(ProbeEvent::Ring(Box::new(rec)));
+    }
+
+    /// Re-reads the traced processes' fdinfo and queues a `ring` record
+    /// for each ring that changed.
+    fn scan_rings(&mut self) {
+        for pid in self.pids() {
+            let Ok(fds) = crate::discover::discover_once(pid) else {
+                continue;
+            };
+            for r in fds {
+                self.note_ring(RingWhen::Changed, pid, r.fd, Some(&r.info), false);
+            }
+        }
     }
 
     /// Starts tracing one more process.
@@ -483,6 +566,12 @@ impl Probes {
             self.last_exit_check = Instant::now();
             self.prune_exited()?;
         }
+        if self.kinds.contains_bit(crate::kinds::RING)
+            && self.last_ring_scan.elapsed() >= RING_SCAN_PERIOD
+        {
+            self.last_ring_scan = Instant::now();
+            self.scan_rings();
+        }
         let n = self.drain(&mut f)?;
         if n > 0 {
             return Ok(n);
@@ -507,6 +596,10 @@ impl Probes {
 
     fn drain(&mut self, f: &mut impl FnMut(ProbeEvent)) -> Result<usize, ProbeError> {
         let mut n = 0;
+        while let Some(ev) = self.pending.pop_front() {
+            n += 1;
+            f(ev);
+        }
         while n < MAX_BATCH {
             let Some(item) = self.events.next() else {
                 break;
@@ -519,8 +612,44 @@ impl Probes {
             if matches!(ev, ProbeEvent::NewTask { .. }) && !self.kinds.contains(&ev) {
                 continue;
             }
+            let create = match ev {
+                ProbeEvent::Create {
+                    hdr,
+                    ring,
+                    fd,
+                    sq_entries,
+                    cq_entries,
+                    flags,
+                } if fd >= 0 && self.kinds.contains_bit(crate::kinds::RING) => Some((
+                    hdr.tgid,
+                    fd,
+                    CreateInfo {
+                        ring,
+                        tid: hdr.tid,
+                        flags,
+                        sq_entries,
+                        cq_entries,
+                    },
+                )),
+                _ => None,
+            };
             n += 1;
             f(ev);
+            if let Some((pid, fd, info)) = create {
+                // The fd is installed before the tracepoint fires: its
+                // fdinfo is there (registrations come later, and show in
+                // a re-read).
+                self.created.insert((pid, fd), info);
+                let path = format!("/proc/{pid}/fdinfo/{fd}");
+                let fdinfo = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| crate::discover::Fdinfo::parse(&path, &t).ok());
+                self.note_ring(RingWhen::Create, pid, fd, fdinfo.as_ref(), true);
+                while let Some(ev) = self.pending.pop_front() {
+                    n += 1;
+                    f(ev);
+                }
+            }
         }
         Ok(n)
     }

@@ -20,6 +20,7 @@ use ringside_engine::decision::{
 use ringside_engine::event::{AppCompletion, AppKind, Event, EventRecord};
 use ringside_engine::program::vm::ExecMode;
 use ringside_probes::ProbeEvent;
+use ringside_probes::discover::{RegisteredBuffer, RegisteredFile, RingSetup, RingWhen};
 use ringside_probes::event::wire;
 use std::sync::Arc;
 
@@ -426,8 +427,216 @@ fn engine_prefix(e: &mut Enc, st: &mut State, r: &EventRecord) {
     st.t_ns = r.t_ns;
 }
 
+/// Bits of a ring record's `have` mask: which optional fields follow.
+mod ring_have {
+    pub const FD: u64 = 1 << 0;
+    pub const OWNER_TID: u64 = 1 << 1;
+    pub const SETUP_FLAGS: u64 = 1 << 2;
+    pub const SQ_ENTRIES: u64 = 1 << 3;
+    pub const CQ_ENTRIES: u64 = 1 << 4;
+    pub const SQ_THREAD: u64 = 1 << 5;
+    pub const SQ_THREAD_CPU: u64 = 1 << 6;
+    pub const FILE_SLOTS: u64 = 1 << 7;
+    pub const BUFFER_SLOTS: u64 = 1 << 8;
+    pub const SQ_PENDING: u64 = 1 << 9;
+    pub const CQ_PENDING: u64 = 1 << 10;
+    pub const CQ_OVERFLOW: u64 = 1 << 11;
+    pub const ALL: u64 = (1 << 12) - 1;
+}
+
+fn when_code(w: RingWhen) -> u8 {
+    match w {
+        RingWhen::Attach => 0,
+        RingWhen::Create => 1,
+        RingWhen::Changed => 2,
+    }
+}
+
+/// The ring record (docs/recording-format.md 1.9): no delta state, so it
+/// decodes wherever reading starts.
+fn ring(e: &mut Enc, r: &RingSetup) {
+    let RingSetup {
+        hdr,
+        when,
+        ring,
+        fd,
+        owner_tid,
+        setup_flags,
+        sq_entries,
+        cq_entries,
+        sq_thread,
+        sq_thread_cpu,
+        file_slots,
+        files,
+        buffer_slots,
+        buffers,
+        sq_pending,
+        cq_pending,
+        cq_overflow,
+    } = r;
+    let ringside_probes::Header {
+        ts_ns,
+        cpu,
+        tgid,
+        tid,
+    } = *hdr;
+    e.var(ts_ns);
+    e.var(tgid as u64);
+    e.var(tid as u64);
+    e.var(cpu as u64);
+    e.u8(when_code(*when));
+    e.var(ring.0);
+    use ring_have as h;
+    let unsigned = [
+        (h::OWNER_TID, *owner_tid),
+        (h::SETUP_FLAGS, *setup_flags),
+        (h::SQ_ENTRIES, *sq_entries),
+        (h::CQ_ENTRIES, *cq_entries),
+        (h::SQ_THREAD, *sq_thread),
+        (h::FILE_SLOTS, *file_slots),
+        (h::BUFFER_SLOTS, *buffer_slots),
+        (h::SQ_PENDING, *sq_pending),
+        (h::CQ_PENDING, *cq_pending),
+        (h::CQ_OVERFLOW, *cq_overflow),
+    ];
+    let mut have = 0u64;
+    if fd.is_some() {
+        have |= h::FD;
+    }
+    if sq_thread_cpu.is_some() {
+        have |= h::SQ_THREAD_CPU;
+    }
+    for (bit, v) in unsigned {
+        if v.is_some() {
+            have |= bit;
+        }
+    }
+    e.var(have);
+    if let Some(fd) = fd {
+        e.zz(*fd as i64);
+    }
+    if let Some(c) = sq_thread_cpu {
+        e.zz(*c as i64);
+    }
+    for (_, v) in unsigned {
+        if let Some(v) = v {
+            e.var(v as u64);
+        }
+    }
+    e.var(files.len() as u64);
+    for f in files {
+        let RegisteredFile { index, path } = f;
+        e.var(*index as u64);
+        e.str(path);
+    }
+    e.var(buffers.len() as u64);
+    for b in buffers {
+        let RegisteredBuffer { index, addr, len } = *b;
+        e.var(index as u64);
+        e.var(addr);
+        e.var(len);
+    }
+}
+
+fn g_ring(d: &mut Dec) -> DResult<RingSetup> {
+    let ts_ns = d.var("ring.ts_ns")?;
+    let tgid = d.u32("ring.tgid")?;
+    let tid = d.u32("ring.tid")?;
+    let cpu = d.u16("ring.cpu")?;
+    let at = d.pos();
+    let when = match d.u8("ring.when")? {
+        0 => RingWhen::Attach,
+        1 => RingWhen::Create,
+        2 => RingWhen::Changed,
+        w => return Err(bad("ring.when", at, format!("unknown code {w}"))),
+    };
+    let ring = ringside_probes::Ptr(d.var("ring.ring")?);
+    let at = d.pos();
+    let have = d.var("ring.have")?;
+    if have & !ring_have::ALL != 0 {
+        return Err(bad(
+            "ring.have",
+            at,
+            format!("field mask {have:#x} names fields this version does not know"),
+        ));
+    }
+    use ring_have as h;
+    let fd = if have & h::FD != 0 {
+        Some(d.i32("ring.fd")?)
+    } else {
+        None
+    };
+    let sq_thread_cpu = if have & h::SQ_THREAD_CPU != 0 {
+        Some(d.i32("ring.sq_thread_cpu")?)
+    } else {
+        None
+    };
+    let mut opt = |bit: u64, field: &'static str| -> DResult<Option<u32>> {
+        if have & bit != 0 {
+            d.u32(field).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let owner_tid = opt(h::OWNER_TID, "ring.owner_tid")?;
+    let setup_flags = opt(h::SETUP_FLAGS, "ring.setup_flags")?;
+    let sq_entries = opt(h::SQ_ENTRIES, "ring.sq_entries")?;
+    let cq_entries = opt(h::CQ_ENTRIES, "ring.cq_entries")?;
+    let sq_thread = opt(h::SQ_THREAD, "ring.sq_thread")?;
+    let file_slots = opt(h::FILE_SLOTS, "ring.file_slots")?;
+    let buffer_slots = opt(h::BUFFER_SLOTS, "ring.buffer_slots")?;
+    let sq_pending = opt(h::SQ_PENDING, "ring.sq_pending")?;
+    let cq_pending = opt(h::CQ_PENDING, "ring.cq_pending")?;
+    let cq_overflow = opt(h::CQ_OVERFLOW, "ring.cq_overflow")?;
+    // Each entry takes at least two bytes: `len` bounds the count by the
+    // bytes left, so a damaged count cannot make us allocate.
+    let n = d.len("ring.files")?;
+    let mut files = Vec::with_capacity(n);
+    for _ in 0..n {
+        files.push(RegisteredFile {
+            index: d.u32("ring.files.index")?,
+            path: d.str("ring.files.path")?,
+        });
+    }
+    let n = d.len("ring.buffers")?;
+    let mut buffers = Vec::with_capacity(n);
+    for _ in 0..n {
+        buffers.push(RegisteredBuffer {
+            index: d.u32("ring.buffers.index")?,
+            addr: d.var("ring.buffers.addr")?,
+            len: d.var("ring.buffers.len")?,
+        });
+    }
+    Ok(RingSetup {
+        hdr: ringside_probes::Header {
+            ts_ns,
+            cpu,
+            tgid,
+            tid,
+        },
+        when,
+        ring,
+        fd,
+        owner_tid,
+        setup_flags,
+        sq_entries,
+        cq_entries,
+        sq_thread,
+        sq_thread_cpu,
+        file_slots,
+        files,
+        buffer_slots,
+        buffers,
+        sq_pending,
+        cq_pending,
+        cq_overflow,
+    })
+}
+
 fn probe(e: &mut Enc, st: &mut State, p: &ProbeEvent) {
-    let w = wire::encode(p);
+    // Ring records never reach here (encode_item gives them their own
+    // record type); a wire form of all zeros keeps this total anyway.
+    let w = wire::encode(p).unwrap_or([0; wire::EVENT_SIZE]);
     let mut vals = [0u64; 14];
     let mut mask = 0u64;
     for (i, &(off, size)) in PROBE_FIELDS.iter().enumerate() {
@@ -452,6 +661,10 @@ fn probe(e: &mut Enc, st: &mut State, p: &ProbeEvent) {
 pub fn encode_item(st: &mut State, item: &Item, e: &mut Enc) -> u8 {
     e.buf.clear();
     match item {
+        Item::Probe(ProbeEvent::Ring(r)) => {
+            ring(e, r);
+            rtype::RING
+        }
         Item::Probe(p) => {
             probe(e, st, p);
             rtype::PROBE
@@ -967,6 +1180,7 @@ pub fn decode_record(st: &mut State, rt: u8, payload: &[u8]) -> DResult<Record> 
             engine_origin_mono_ns: d.var("clock.engine_origin_mono_ns")?,
         },
         rtype::PROBE => Record::Item(Item::Probe(g_probe(&mut d, st)?)),
+        rtype::RING => Record::Item(Item::Probe(ProbeEvent::Ring(Box::new(g_ring(&mut d)?)))),
         rtype::LOST => Record::Item(Item::Lost {
             queue: d.str("lost.queue")?,
             count: d.var("lost.count")?,

@@ -373,6 +373,22 @@ impl Chrome<'_> {
                     ring.0, hdr.tgid
                 );
             }
+            // A ring record that knows its ctx names the track in full; one
+            // of a ring created before attach (no ctx) has no track to name.
+            ProbeEvent::Ring(s) if !s.ring.is_null() => {
+                let r = self.ring_probe(s.ring.0);
+                let flags = s
+                    .setup_flags
+                    .map(ringside_probes::event::setup_flags::names)
+                    .filter(|f| !f.is_empty())
+                    .map_or(String::new(), |f| format!(", {f}"));
+                let fd = s.fd.map_or("?".into(), |f| f.to_string());
+                let sq = s.sq_entries.map_or("?".into(), |v| v.to_string());
+                self.rings[r].name = format!(
+                    "kernel ring {:#x} (pid {}, fd {fd}, {sq} entries{flags})",
+                    s.ring.0, s.hdr.tgid
+                );
+            }
             ProbeEvent::SubmitReq {
                 ring,
                 req,

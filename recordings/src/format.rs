@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 /// First 8 bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"\x89RSREC\r\n";
 
-/// The format version this code writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this code writes and the newest it reads. 2 added
+/// the `ring` record (0x21); version 1 files read as they always did.
+pub const FORMAT_VERSION: u16 = 2;
 
 /// Largest record payload a reader accepts (a bigger length is damage).
 pub const MAX_PAYLOAD: u64 = 64 << 20;
@@ -44,6 +45,8 @@ pub mod rtype {
     pub const DECISION: u8 = 0x17;
     /// Kernel probe event.
     pub const PROBE: u8 = 0x20;
+    /// A ring's identity and setup (`ProbeEvent::Ring`, format 2).
+    pub const RING: u8 = 0x21;
     /// Events a queue dropped.
     pub const LOST: u8 = 0x30;
 
@@ -62,6 +65,7 @@ pub mod rtype {
             UNLINKED => "unlinked",
             DECISION => "decision",
             PROBE => "probe event",
+            RING => "ring",
             LOST => "lost",
             _ => "unknown",
         }

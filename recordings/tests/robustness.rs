@@ -41,7 +41,7 @@ fn small() -> &'static (Vec<u8>, Vec<Entry>) {
     })
 }
 
-const ITEM_TYPES: [u8; 10] = [
+const ITEM_TYPES: [u8; 11] = [
     rtype::ENGINE_GENERIC,
     rtype::SUBMITTED,
     rtype::COMPLETED,
@@ -51,6 +51,7 @@ const ITEM_TYPES: [u8; 10] = [
     rtype::UNLINKED,
     rtype::DECISION,
     rtype::PROBE,
+    rtype::RING,
     rtype::LOST,
 ];
 
@@ -262,4 +263,80 @@ fn malformed_payload_names_the_field() {
     assert_eq!(e.kind, ErrorKind::BadRecord, "{e}");
     assert_eq!(e.offset as usize, start);
     assert!(e.message.contains("field `"), "{e}");
+}
+
+/// A damaged ring record (valid checksum, bad content) stops the reader
+/// with the field and the record's offset, never a panic.
+#[test]
+fn malformed_ring_record_names_the_field() {
+    let (bytes, _) = small();
+    let frames = common::frames(bytes);
+    let rings: Vec<(usize, usize, u8)> = frames
+        .iter()
+        .copied()
+        .filter(|f| f.2 == rtype::RING)
+        .collect();
+    assert_eq!(rings.len(), 4);
+    let payload_of = |(start, end, _): (usize, usize, u8)| {
+        // Ring records are small: a one-byte length.
+        assert!(bytes[start] & 0x80 == 0);
+        bytes[start + 2..end - 4].to_vec()
+    };
+    let read_with = |start: usize, p: &[u8]| {
+        let mut b = bytes[..start].to_vec();
+        format::put_frame(&mut b, rtype::RING, p);
+        let (got, stop) = read_all(&b, ReadOptions::default());
+        let Stop::Error(e) = stop.unwrap() else {
+            panic!("damage not reported")
+        };
+        (got.len(), e)
+    };
+    let start = rings[0].0;
+    let payload = payload_of(rings[0]);
+    let (good, _) = read_with(start, &[]);
+    // Cut at every byte: always a field error at this record, no item.
+    for cut in 0..payload.len() {
+        let (n, e) = read_with(start, &payload[..cut]);
+        assert_eq!(e.kind, ErrorKind::BadRecord, "cut {cut}: {e}");
+        assert_eq!(e.offset as usize, start, "{e}");
+        assert!(e.message.contains("field `ring."), "cut {cut}: {e}");
+        assert_eq!(n, good, "no item from the damaged record");
+    }
+    // ts_ns 1_000_000 (3 bytes), tgid 4242 (2), tid 0, cpu 0, then `when`.
+    let mut p = payload.clone();
+    assert_eq!(p[7], 1, "when = create");
+    p[7] = 9;
+    let (_, e) = read_with(start, &p);
+    assert!(
+        e.message.contains("field `ring.when`") && e.message.contains("unknown code 9"),
+        "{e}"
+    );
+    // Trailing bytes after the last field.
+    let mut p = payload.clone();
+    p.push(0);
+    let (_, e) = read_with(start, &p);
+    assert_eq!(e.kind, ErrorKind::BadRecord, "{e}");
+    assert!(e.message.contains("unexpected bytes"), "{e}");
+    // A buffer count larger than the record (the attach record has no
+    // buffers: its last byte is their count).
+    let start = rings[1].0;
+    let mut p = payload_of(rings[1]);
+    *p.last_mut().unwrap() = 0x7f;
+    let (_, e) = read_with(start, &p);
+    assert!(
+        e.message.contains("field `ring.buffers`") && e.message.contains("exceeds"),
+        "{e}"
+    );
+    // A field mask naming fields this version does not know.
+    let mut p = payload_of(rings[1]);
+    // ring is null (1 byte, 0) right after `when`; `have` follows in two
+    // bytes (bits 0..11); bit 6 of its second byte is mask bit 13.
+    assert_eq!(p[8], 0);
+    assert!(p[9] & 0x80 != 0 && p[10] & 0x80 == 0);
+    p[10] |= 0x40;
+    let (_, e) = read_with(start, &p);
+    assert!(
+        e.message.contains("field `ring.have`") && e.message.contains("does not know"),
+        "{e}"
+    );
 }

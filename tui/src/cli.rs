@@ -75,7 +75,8 @@ pub struct ProbeOpts {
     /// Kernel probe events to deliver, by kind (comma-separated, named as
     /// the events' "kind"): create, submit_req, complete, link, fail_link,
     /// req_failed, cqe_overflow, short_write, poll_arm, queue_async_work,
-    /// task_work_run, new_task, task_work_run_idle (a task_work_run with
+    /// task_work_run, new_task, ring (each ring's setup, made by ringside
+    /// from /proc), task_work_run_idle (a task_work_run with
     /// count 0: an SQPOLL thread fires it all the time while it idles), or
     /// all.
     ///

@@ -560,3 +560,191 @@ fn every_view_draws_at_small_and_odd_sizes() {
         }
     }
 }
+
+/// What `attach` sees of a process with two rings: one created before
+/// attach (found in /proc: SQPOLL from fdinfo, its other flags unknown),
+/// tied to its ctx by a submission of its SQPOLL thread; and one created
+/// while attached with SINGLE_ISSUER | DEFER_TASKRUN, registered files (a
+/// sparse table) and buffers.
+fn ring_setup_items() -> Vec<Item> {
+    use ringside_probes::discover::{RegisteredBuffer, RegisteredFile, RingSetup, RingWhen};
+    use ringside_probes::event::setup_flags as sf;
+    let t0 = 7_000_000_000u64;
+    let old = RingSetup {
+        hdr: Header {
+            ts_ns: t0,
+            cpu: 0,
+            tgid: 4242,
+            tid: 0,
+        },
+        when: RingWhen::Attach,
+        ring: Ptr::NULL,
+        fd: Some(5),
+        owner_tid: None,
+        setup_flags: None,
+        sq_entries: Some(32),
+        cq_entries: Some(64),
+        sq_thread: Some(4250),
+        sq_thread_cpu: None,
+        file_slots: Some(1),
+        files: vec![RegisteredFile {
+            index: 0,
+            path: "/srv/data.bin".into(),
+        }],
+        buffer_slots: Some(0),
+        buffers: Vec::new(),
+        sq_pending: Some(2),
+        cq_pending: Some(0),
+        cq_overflow: Some(0),
+    };
+    let ring = Ptr(0xffff_8881_2000_0000);
+    let new = RingSetup {
+        hdr: Header {
+            ts_ns: t0 + 2000,
+            ..old.hdr
+        },
+        when: RingWhen::Changed,
+        ring,
+        fd: Some(9),
+        owner_tid: Some(4243),
+        setup_flags: Some(sf::SINGLE_ISSUER | sf::DEFER_TASKRUN),
+        sq_entries: Some(128),
+        cq_entries: Some(256),
+        sq_thread: None,
+        file_slots: Some(4),
+        files: vec![
+            RegisteredFile {
+                index: 0,
+                path: "/tmp/a".into(),
+            },
+            RegisteredFile {
+                index: 3,
+                path: "/tmp/b".into(),
+            },
+        ],
+        buffer_slots: Some(8),
+        buffers: (0..8)
+            .map(|i| RegisteredBuffer {
+                index: i,
+                addr: 0x1000 * i as u64,
+                len: 4096,
+            })
+            .collect(),
+        sq_pending: Some(0),
+        cq_pending: Some(3),
+        ..old.clone()
+    };
+    let evs = vec![
+        ProbeEvent::Ring(Box::new(old)),
+        // The SQPOLL thread's first submission ties the old ring's ctx.
+        ProbeEvent::SubmitReq {
+            hdr: Header {
+                ts_ns: t0 + 500,
+                cpu: 1,
+                tgid: 4242,
+                tid: 4250,
+            },
+            ring: Ptr(0xffff_8881_1000_0000),
+            req: Ptr(0xd000),
+            user_data: 9,
+            opcode: 22,
+            flags: 0,
+            sq_thread: true,
+        },
+        ProbeEvent::Create {
+            hdr: Header {
+                ts_ns: t0 + 1000,
+                cpu: 0,
+                tgid: 4242,
+                tid: 4243,
+            },
+            ring,
+            fd: 9,
+            sq_entries: 128,
+            cq_entries: 256,
+            flags: sf::SINGLE_ISSUER | sf::DEFER_TASKRUN,
+        },
+        ProbeEvent::Ring(Box::new(new)),
+    ];
+    evs.into_iter().map(Item::Probe).collect()
+}
+
+fn attach_app() -> App {
+    let mut app = App::new(
+        Model::new(100_000),
+        Mode {
+            title: "attach pid 4242".into(),
+        },
+        Box::new(ringside_tui::source::WatchOnly),
+    );
+    for it in ring_setup_items() {
+        app.handle_msg(Msg::Item(it));
+    }
+    app.view = View::Rings;
+    app
+}
+
+#[test]
+fn rings_with_setup_flags_and_registered_files() {
+    let mut a = attach_app();
+    let rows: Vec<_> = a
+        .state
+        .rings
+        .iter()
+        .filter(|r| r.source == "probes")
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the attach record and the tied ctx share one row"
+    );
+    assert_eq!(rows[0].ctx, Some(0xffff_8881_1000_0000));
+    assert_eq!(rows[0].fd, Some(5));
+    assert_eq!(rows[0].flag_names(), "SQPOLL +?");
+    assert_eq!(rows[1].flag_names(), "SINGLE_ISSUER DEFER_TASKRUN");
+    assert_eq!(rows[1].owner_tid, Some(4243));
+    insta::assert_snapshot!(draw(&mut a, 100, 16).backend().to_string());
+}
+
+#[test]
+fn rings_with_setup_flags_80x24() {
+    let mut a = attach_app();
+    insta::assert_snapshot!(draw(&mut a, 80, 24).backend().to_string());
+}
+
+/// A replay of an `attach` recording starts in the kernel-rows mode live
+/// attach starts in; other recordings keep the default.
+#[test]
+fn replay_of_an_attach_recording_opens_in_attach_kernel_rows() {
+    use ringside_tui::app::KernelRows;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, source: &str| {
+        let p = dir.path().join(name);
+        let f = std::fs::File::create(&p).unwrap();
+        let mut w = ringside_recordings::Writer::new(
+            std::io::BufWriter::new(f),
+            &ringside_recordings::Header::keeping_pointers(source),
+        )
+        .unwrap();
+        for it in ring_setup_items() {
+            w.write_item(&it).unwrap();
+        }
+        w.finish(0).unwrap();
+        p
+    };
+    let attach = write("a.rsrec", "attach --pid 4242");
+    let demo = write("d.rsrec", "demo");
+    assert_eq!(
+        ringside_tui::source::replay::kernel_rows_for(&attach),
+        Some(KernelRows::All)
+    );
+    assert_eq!(ringside_tui::source::replay::kernel_rows_for(&demo), None);
+    // And the replayed items make the same rows as live did.
+    let (items, _) = ringside_tui::source::replay::load(&attach).unwrap();
+    let mut m = Model::new(100_000);
+    for it in items {
+        m.apply(it);
+    }
+    let live = attach_app();
+    assert_eq!(m.rings, live.state.rings);
+}

@@ -507,6 +507,10 @@ impl RequestGraph {
 
     /// Feeds one event. Returns the request it was about, if any.
     pub fn push(&mut self, ev: &ProbeEvent) -> Option<RequestId> {
+        if let ProbeEvent::Ring(_) = ev {
+            // Made in userspace, about no request: not a kernel event.
+            return None;
+        }
         self.events += 1;
         let hdr = *ev.header();
         let ts = hdr.ts_ns;
@@ -747,7 +751,8 @@ impl RequestGraph {
             }
             ProbeEvent::ShortWrite { .. }
             | ProbeEvent::TaskWorkRun { .. }
-            | ProbeEvent::NewTask { .. } => None,
+            | ProbeEvent::NewTask { .. }
+            | ProbeEvent::Ring(_) => None,
         }
     }
 

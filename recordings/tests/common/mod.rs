@@ -86,6 +86,95 @@ pub fn probe_items(n: u64) -> Vec<Item> {
     v
 }
 
+/// `ring` records: one with every field (a created DEFER_TASKRUN ring
+/// with registered files and buffers), one of a ring found at attach (no
+/// ctx, SQPOLL from fdinfo), one with nothing known but the owner, and
+/// extremes.
+pub fn ring_items() -> Vec<Item> {
+    use ringside_probes::discover::{RegisteredBuffer, RegisteredFile, RingSetup, RingWhen};
+    use ringside_probes::event::setup_flags as sf;
+    let full = RingSetup {
+        hdr: PHeader {
+            ts_ns: 1_000_000,
+            cpu: 0,
+            tgid: 4242,
+            tid: 0,
+        },
+        when: RingWhen::Create,
+        ring: Ptr(0xffff_8881_0bad_c0de),
+        fd: Some(7),
+        owner_tid: Some(4243),
+        setup_flags: Some(sf::SINGLE_ISSUER | sf::DEFER_TASKRUN),
+        sq_entries: Some(64),
+        cq_entries: Some(128),
+        sq_thread: None,
+        sq_thread_cpu: None,
+        file_slots: Some(3),
+        files: vec![
+            RegisteredFile {
+                index: 0,
+                path: "/tmp/data".into(),
+            },
+            RegisteredFile {
+                index: 2,
+                path: "/tmp/ünïcode file".into(),
+            },
+        ],
+        buffer_slots: Some(2),
+        buffers: vec![RegisteredBuffer {
+            index: 1,
+            addr: 0x5600_e6db_6620,
+            len: 65536,
+        }],
+        sq_pending: Some(3),
+        cq_pending: Some(1),
+        cq_overflow: Some(0),
+    };
+    let attach = RingSetup {
+        when: RingWhen::Attach,
+        ring: Ptr::NULL,
+        owner_tid: None,
+        setup_flags: None,
+        sq_thread: Some(4250),
+        sq_thread_cpu: Some(-1),
+        files: Vec::new(),
+        buffers: Vec::new(),
+        ..full.clone()
+    };
+    let bare = RingSetup {
+        when: RingWhen::Changed,
+        fd: Some(-1),
+        sq_entries: None,
+        cq_entries: None,
+        sq_thread: None,
+        sq_thread_cpu: None,
+        file_slots: None,
+        buffer_slots: None,
+        sq_pending: None,
+        cq_pending: None,
+        cq_overflow: None,
+        ..attach.clone()
+    };
+    let extreme = RingSetup {
+        hdr: PHeader {
+            ts_ns: u64::MAX,
+            cpu: u16::MAX,
+            tgid: u32::MAX,
+            tid: u32::MAX,
+        },
+        ring: Ptr(u64::MAX),
+        fd: Some(i32::MIN),
+        setup_flags: Some(u32::MAX),
+        sq_thread_cpu: Some(i32::MAX),
+        sq_pending: Some(u32::MAX),
+        ..full.clone()
+    };
+    [full, attach, bare, extreme]
+        .into_iter()
+        .map(|r| Item::Probe(ProbeEvent::Ring(Box::new(r))))
+        .collect()
+}
+
 /// A small recording with every record type: setup, one program, a few of
 /// each hot engine kind, probe events, a lost marker.
 pub fn small_items(demo: &[Item]) -> Vec<Item> {
@@ -134,7 +223,8 @@ pub fn small_items(demo: &[Item]) -> Vec<Item> {
             },
         },
     )));
-    let probes = probe_items(12);
+    let mut probes = probe_items(12);
+    probes.splice(3..3, ring_items());
     let mid = out.len() / 2;
     out.splice(mid..mid, probes);
     out.push(Item::Lost {

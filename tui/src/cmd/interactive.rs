@@ -213,6 +213,9 @@ struct LoopOpts {
     deadline: Option<std::time::Instant>,
     /// The file the session is recorded to, if any.
     recording: Option<String>,
+    /// Kernel rows to start with, when not the controller's default
+    /// (replay of an attach recording: as the live attach showed them).
+    kernel_rows: Option<ringside_tui::app::KernelRows>,
 }
 
 /// Run the draw loop until q, Ctrl-C, SIGTERM or the end of a timed session.
@@ -228,6 +231,9 @@ fn ui_loop(
     let mut app = App::new(Model::new(history), mode, controller);
     app.ui_dropped = dropped;
     app.recording = lo.recording;
+    if let Some(k) = lo.kernel_rows {
+        app.kernel_rows = k;
+    }
     let mut guard = ringside_tui::term::enter()?;
     let deadline = lo.deadline;
     let mut input = |t: Duration| {
@@ -316,6 +322,7 @@ fn ui_workload(
             rates: rates(opts),
             deadline: None,
             recording: recording_name(opts),
+            kernel_rows: None,
         },
     );
     // Let a stopped engine go, then shut everything down.
@@ -372,6 +379,7 @@ fn ui_probes(a: &crate::cli::AttachArgs, pid: u32, opts: &LiveOpts) -> anyhow::R
             rates: rates(opts),
             deadline,
             recording: recording_name(opts),
+            kernel_rows: None,
         },
     );
     stop.store(true, Ordering::Relaxed);
@@ -427,6 +435,7 @@ pub fn attach_socket(
             rates: rates(opts),
             deadline,
             recording: recording_name(opts),
+            kernel_rows: None,
         },
     );
     // Leave the application running freely.
@@ -461,6 +470,7 @@ pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitC
             rates: rates(&opts),
             deadline: None,
             recording: None,
+            kernel_rows: ringside_tui::source::replay::kernel_rows_for(file),
         },
     );
     stop.store(true, Ordering::Relaxed);

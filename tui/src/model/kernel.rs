@@ -47,6 +47,22 @@ impl Model {
 
     pub(super) fn apply_probe(&mut self, ev: &ProbeEvent, t: u64) {
         if let Some(id) = self.ring_dir.observe(ev).cloned() {
+            // A ring found at attach has a row without a ctx: this is it.
+            if let Some(fd) = id.fd
+                && let Some(r) = self.rings.iter_mut().find(|r| {
+                    r.source == "probes"
+                        && r.ctx.is_none()
+                        && !r.closed
+                        && r.pid == id.pid
+                        && r.fd == Some(fd)
+                })
+            {
+                r.ctx = Some(id.ring.0);
+                r.sq_entries = r.sq_entries.or(id.sq_entries);
+                r.cq_entries = r.cq_entries.or(id.cq_entries);
+                r.setup_flags = r.setup_flags.or(id.setup_flags);
+                return self.apply_probe_counts(ev, t);
+            }
             let mut row = RingRow::new("probes", id.pid);
             row.ctx = Some(id.ring.0);
             row.fd = id.fd;
@@ -65,6 +81,10 @@ impl Model {
                     r.closed = true;
                 }
             }
+            row.setup_flags = id.setup_flags;
+            if let ProbeEvent::Create { hdr, .. } = ev {
+                row.owner_tid = Some(hdr.tid);
+            }
             self.rings.push(row);
             let closed = self
                 .rings
@@ -80,6 +100,13 @@ impl Model {
                 self.rings.remove(i);
             }
         }
+        self.apply_probe_counts(ev, t)
+    }
+
+    fn apply_probe_counts(&mut self, ev: &ProbeEvent, t: u64) {
+        if let ProbeEvent::Ring(setup) = ev {
+            return self.apply_ring_setup(setup);
+        }
         let ring = ev.ring().map(|p| p.0);
         let row = ring.and_then(|c| {
             self.rings
@@ -88,7 +115,10 @@ impl Model {
         });
         if let Some(r) = row {
             match ev {
-                ProbeEvent::SubmitReq { .. } => {
+                ProbeEvent::SubmitReq { hdr, sq_thread, .. } => {
+                    if r.owner_tid.is_none() && !sq_thread {
+                        r.owner_tid = Some(hdr.tid);
+                    }
                     r.submitted += 1;
                     r.inflight += 1;
                     r.submit_rate.add(t, 1);
@@ -161,6 +191,29 @@ impl Model {
             );
             self.totals.cancelled += 1;
         }
+    }
+
+    /// A `ring` record: the row of its ctx, or of its (pid, fd) when the
+    /// ctx is not known yet (a ring found at attach), made if missing.
+    fn apply_ring_setup(&mut self, s: &ringside_probes::event::RingSetup) {
+        let pid = s.hdr.tgid;
+        let i = if s.ring.is_null() {
+            self.rings.iter().rposition(|r| {
+                r.source == "probes" && !r.closed && r.pid == pid && s.fd.is_some() && r.fd == s.fd
+            })
+        } else {
+            self.rings
+                .iter()
+                .rposition(|r| r.source == "probes" && r.ctx == Some(s.ring.0))
+        };
+        let i = match i {
+            Some(i) => i,
+            None => {
+                self.rings.push(RingRow::new("probes", pid));
+                self.rings.len() - 1
+            }
+        };
+        self.rings[i].apply_setup(s);
     }
 
     /// Node states of a row (for filters and drawing).

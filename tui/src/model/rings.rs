@@ -33,13 +33,42 @@ pub struct RingRow {
     pub submit_rate: Rate,
     /// Completions per event-time bucket.
     pub complete_rate: Rate,
-    /// Registered files (engine rings).
+    /// Registered files: the engine's names for engine rings, the paths
+    /// fdinfo shows for probed rings.
     pub files: Vec<String>,
+    /// Probed rings: the thread that created the ring (create event), or
+    /// else the first thread seen submitting on it (not the SQPOLL thread).
+    pub owner_tid: Option<u32>,
+    /// Probed rings: `IORING_SETUP_*` flags, known from a create event.
+    pub setup_flags: Option<u32>,
+    /// Probed rings: the SQPOLL thread (fdinfo), known also for rings
+    /// created before attach.
+    pub sq_thread: Option<u32>,
+    /// Probed rings: size of the registered-file table (empty slots too).
+    pub file_slots: Option<u32>,
+    /// Probed rings: size of the registered-buffer table (empty slots too).
+    pub buffer_slots: Option<u32>,
+    /// Probed rings: lengths of the registered buffers (slots holding one).
+    pub buffer_lens: Vec<u64>,
+    /// Probed rings: SQ/CQ fill and overflowed CQEs, as the newest `ring`
+    /// record read them from fdinfo.
+    pub fill: Option<Fill>,
     /// The engine shut this ring down.
     pub closed: bool,
     /// What the probes counted in the kernel for this ring (every event,
     /// whatever the UI's queue dropped); `None` without live probes.
     pub counted: Option<Counted>,
+}
+
+/// A ring's fill as fdinfo showed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fill {
+    /// SQEs written, not consumed yet.
+    pub sq_pending: Option<u32>,
+    /// CQEs posted, not reaped yet.
+    pub cq_pending: Option<u32>,
+    /// CQEs in the overflow list.
+    pub cq_overflow: Option<u32>,
 }
 
 /// A probed ring's counts as the kernel-side counters saw them.
@@ -76,8 +105,56 @@ impl RingRow {
             submit_rate: Rate::default(),
             complete_rate: Rate::default(),
             files: Vec::new(),
+            owner_tid: None,
+            setup_flags: None,
+            sq_thread: None,
+            file_slots: None,
+            buffer_slots: None,
+            buffer_lens: Vec::new(),
+            fill: None,
             closed: false,
             counted: None,
+        }
+    }
+}
+
+impl RingRow {
+    /// Takes what a `ring` record says (fields it does not know keep
+    /// what the row had).
+    pub fn apply_setup(&mut self, r: &ringside_probes::event::RingSetup) {
+        if r.fd.is_some() {
+            self.fd = r.fd;
+        }
+        if !r.ring.is_null() {
+            self.ctx = Some(r.ring.0);
+        }
+        self.owner_tid = r.owner_tid.or(self.owner_tid);
+        self.setup_flags = r.setup_flags.or(self.setup_flags);
+        self.sq_entries = r.sq_entries.or(self.sq_entries);
+        self.cq_entries = r.cq_entries.or(self.cq_entries);
+        // fdinfo read (not busy): what it lists is the truth now.
+        if r.sq_entries.is_some() {
+            self.sq_thread = r.sq_thread;
+            self.file_slots = r.file_slots;
+            self.buffer_slots = r.buffer_slots;
+            self.files = r.files.iter().map(|f| f.path.clone()).collect();
+            self.buffer_lens = r.buffers.iter().map(|b| b.len).collect();
+            self.fill = Some(Fill {
+                sq_pending: r.sq_pending,
+                cq_pending: r.cq_pending,
+                cq_overflow: r.cq_overflow,
+            });
+        }
+    }
+
+    /// The setup flags' names (`"SQPOLL DEFER_TASKRUN"`); for a ring
+    /// created before attach, whose flags no event gave, what fdinfo shows
+    /// (`"SQPOLL"`) and `+?` for the rest.
+    pub fn flag_names(&self) -> String {
+        match self.setup_flags {
+            Some(f) => ringside_probes::event::setup_flags::names(f),
+            None if self.sq_thread.is_some() => "SQPOLL +?".into(),
+            None => "?".into(),
         }
     }
 }

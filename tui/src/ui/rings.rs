@@ -2,6 +2,73 @@
 
 use super::*;
 
+/// A probed ring's second line: owner thread, setup flags, registered
+/// files and buffers (`  tid 812 · SQPOLL DEFER_TASKRUN · files 1/1
+/// /tmp/x · bufs 8×4 KiB`), cut to `width`.
+fn ring_setup_line(r: &crate::model::RingRow, width: u16) -> String {
+    let mut parts = vec![format!(
+        "tid {}",
+        r.owner_tid.map_or("?".into(), |t| t.to_string())
+    )];
+    let flags = r.flag_names();
+    parts.push(if flags.is_empty() {
+        "no setup flags".into()
+    } else {
+        flags
+    });
+    if let Some(t) = r.sq_thread {
+        parts.push(format!("sq thread {t}"));
+    }
+    match r.file_slots {
+        Some(n) if n > 0 || !r.files.is_empty() => {
+            let mut s = format!("files {}/{n}", r.files.len());
+            if !r.files.is_empty() {
+                s.push(' ');
+                s.push_str(&r.files.join(", "));
+            }
+            parts.push(s);
+        }
+        Some(_) => parts.push("no files".into()),
+        None => {}
+    }
+    match r.buffer_slots {
+        Some(n) if n > 0 => {
+            let lens = &r.buffer_lens;
+            let size = match lens.first() {
+                Some(&l) if lens.iter().all(|&x| x == l) => format!("×{}", fmt_bytes(l)),
+                Some(_) => format!(", {} total", fmt_bytes(lens.iter().sum())),
+                None => String::new(),
+            };
+            parts.push(format!("bufs {}/{n}{size}", lens.len()));
+        }
+        Some(_) => parts.push("no bufs".into()),
+        None => {}
+    }
+    if let Some(o) = r.fill.and_then(|f| f.cq_overflow).filter(|&o| o > 0) {
+        parts.push(format!("{o} CQEs in overflow"));
+    }
+    let line = format!("{:<9} {}", "", parts.join(" · "));
+    let w = width as usize;
+    if line.chars().count() > w {
+        let mut s: String = line.chars().take(w.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    } else {
+        line
+    }
+}
+
+/// 4096 -> "4 KiB", 1536 -> "1536 B".
+fn fmt_bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (u, name) in UNITS {
+        if n >= u && n.is_multiple_of(u) {
+            return format!("{} {name}", n / u);
+        }
+    }
+    format!("{n} B")
+}
+
 pub(super) fn draw_rings(f: &mut Frame, app: &App, area: Rect) {
     let b = block("Rings");
     let inner = b.inner(area);
@@ -30,23 +97,35 @@ pub(super) fn draw_rings(f: &mut Frame, app: &App, area: Rect) {
         app.state.rings.iter().rev().filter(|r| !r.closed).collect();
     let closed: Vec<&crate::model::RingRow> =
         app.state.rings.iter().rev().filter(|r| r.closed).collect();
-    let room = (inner.height as usize).saturating_sub(order.len() + 6);
+    // Probed rings take two lines (the setup line).
+    let used: usize = order
+        .iter()
+        .map(|r| if r.source == "probes" { 2 } else { 1 })
+        .sum();
+    let room = (inner.height as usize).saturating_sub(used + 6);
     let shown_closed = closed.len().min(room.max(2));
     order.extend(closed.iter().take(shown_closed));
     for r in order {
         let fill =
             r.fd.and_then(|fd| app.fills.iter().find(|x| x.pid == r.pid && x.fd == fd))
                 .filter(|_| !r.closed);
+        // A probed ring's own fill (from its ring records: live and in
+        // replay alike) wins over the live fdinfo poll.
+        let own = r.fill.filter(|_| !r.closed);
+        let sq_pending = own
+            .and_then(|x| x.sq_pending)
+            .or(fill.and_then(|x| x.sq_pending));
+        let cq_pending = own
+            .and_then(|x| x.cq_pending)
+            .or(fill.and_then(|x| x.cq_pending));
         let sq = format!(
             "{}/{}",
-            fill.and_then(|x| x.sq_pending)
-                .map_or("-".into(), |v| v.to_string()),
+            sq_pending.map_or("-".into(), |v| v.to_string()),
             r.sq_entries.map_or("?".into(), |v| v.to_string())
         );
         let cq = format!(
             "{}/{}",
-            fill.and_then(|x| x.cq_pending)
-                .map_or("-".into(), |v| v.to_string()),
+            cq_pending.map_or("-".into(), |v| v.to_string()),
             r.cq_entries.map_or("?".into(), |v| v.to_string())
         );
         let src = match r.epoch {
@@ -118,6 +197,9 @@ pub(super) fn draw_rings(f: &mut Frame, app: &App, area: Rect) {
             ),
             style,
         ));
+        if r.source == "probes" {
+            lines.push(Line::styled(ring_setup_line(r, inner.width), style));
+        }
     }
     if closed.len() > shown_closed {
         lines.push(Line::styled(
