@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod codec;
+pub mod decode;
 pub mod encode;
 pub mod export;
 pub mod format;

@@ -1,7 +1,7 @@
 //! Reading recordings: a streaming [`Reader`] over any `Read`, bounded
 //! memory, that never panics and says where and why it stopped.
 
-use crate::encode::{self, Record, State};
+use crate::encode::{Record, State};
 use crate::format::{
     self, FORMAT_VERSION, Header, MAGIC, MAX_HEADER, MAX_PAYLOAD, SYNC_MARKER, rtype,
 };
@@ -616,7 +616,7 @@ impl<R: Read> Reader<R> {
             };
             let rec = {
                 let payload = &self.buf[a..b];
-                encode::decode_record(&mut self.state, rt, payload)
+                crate::decode::decode_record(&mut self.state, rt, payload)
             };
             let rec = match rec {
                 Ok(r) => r,
