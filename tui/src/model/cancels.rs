@@ -152,6 +152,16 @@ impl Model {
         }
     }
 
+    /// Why an engine request was cancelled or dropped, in the words its
+    /// Cancels entry uses (`group: detail`); `None` when it was not.
+    pub fn engine_why(&self, epoch: u32, chain: u64, step: u32) -> Option<String> {
+        let n = self.chains.get(&(epoch, chain))?.nodes.get(step as usize)?;
+        let (group, detail) = describe_cancel(n.cause.as_ref()?, n.cancel_issued, &|s| {
+            self.step_in_words(epoch, chain, s)
+        });
+        Some(format!("{group}: {detail}"))
+    }
+
     pub(super) fn add_cancel(&mut self, group: String, entry: CancelEntry) {
         let g = self.cancels.entry(group).or_default();
         g.count += 1;

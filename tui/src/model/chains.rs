@@ -95,8 +95,8 @@ pub struct Node {
     pub latency_ns: Option<u64>,
     /// Why it was cancelled or dropped.
     pub cause: Option<CancelCause>,
-    /// Why it was cancelled or dropped, in words (set with `cause`).
-    pub why: Option<String>,
+    /// It was in the kernel when it was cancelled or dropped (with `cause`).
+    pub cancel_issued: bool,
 }
 
 impl Node {
@@ -117,7 +117,7 @@ impl Node {
             cqe_flags: 0,
             latency_ns: None,
             cause: None,
-            why: None,
+            cancel_issued: false,
         }
     }
 }
@@ -431,6 +431,7 @@ impl Model {
                     n.res = Some(*res);
                     n.finished_ns = Some(t);
                     n.cause = Some(cause.clone());
+                    n.cancel_issued = *issued;
                     n.state = if *dropped {
                         NodeState::Dropped
                     } else {
@@ -445,9 +446,6 @@ impl Model {
                     .get(&(epoch, *chain))
                     .and_then(|c| c.nodes.get(*step as usize))
                     .map_or(0, |n| n.sqe.user_data);
-                if let Some(n) = self.node_mut(epoch, *chain, *step) {
-                    n.why = Some(format!("{group}: {detail}"));
-                }
                 let entry = CancelEntry {
                     t_ns: t,
                     what: format!(

@@ -80,10 +80,10 @@ pub(super) fn draw_node_detail(f: &mut Frame, app: &App, key: Option<RowKey>, ar
                 let _ = write!(t, " · done {}", fmt_t(x));
             }
             lines.push(Line::from(vec![Span::styled("time ", Style::new().fg(ACCENT)), Span::styled(t, dim)]));
-            if let Some(why) = &n.why {
+            if let Some(why) = app.state.engine_why(epoch, chain, i as u32) {
                 lines.push(Line::from(vec![
                     Span::styled("why ", Style::new().fg(Color::Magenta)),
-                    Span::raw(why.clone()),
+                    Span::raw(why),
                 ]));
             }
         }
