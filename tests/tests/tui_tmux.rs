@@ -419,18 +419,81 @@ fn attach_socket_pause_and_survive_exit() {
     assert_restored(&t, "q after the application exited");
 }
 
-/// fio's total read IOs from its JSON output.
-fn fio_total_ios(json: &std::path::Path) -> u64 {
+/// What fio reported of one run: total read IOs and read IOPS.
+struct FioResult {
+    total_ios: u64,
+    iops: f64,
+}
+
+/// fio's totals from its JSON output.
+fn fio_result(json: &std::path::Path) -> FioResult {
     let text = std::fs::read_to_string(json).unwrap();
     // fio may print notes before the JSON object.
     let v: serde_json::Value =
         serde_json::from_str(&text[text.find('{').expect("fio JSON")..]).unwrap();
-    v["jobs"]
-        .as_array()
+    let jobs = v["jobs"].as_array().unwrap();
+    FioResult {
+        total_ios: jobs
+            .iter()
+            .map(|j| j["read"]["total_ios"].as_u64().unwrap())
+            .sum(),
+        iops: jobs
+            .iter()
+            .map(|j| j["read"]["iops"].as_f64().unwrap())
+            .sum(),
+    }
+}
+
+/// fio's 4 KiB random reads at iodepth 32 through io_uring, direct, for
+/// 15 s after a 3 s start delay (time to attach before the job's first
+/// request), reporting JSON into `json`.
+fn start_fio(dir: &std::path::Path, json: &std::path::Path) -> std::process::Child {
+    Command::new("fio")
+        .args([
+            "--name=e2e",
+            &format!("--filename={}", dir.join("data").display()),
+            "--size=64M",
+            "--rw=randread",
+            "--bs=4k",
+            "--ioengine=io_uring",
+            "--iodepth=32",
+            "--direct=1",
+            "--time_based",
+            "--runtime=15",
+            "--startdelay=3",
+            "--output-format=json",
+            &format!("--output={}", json.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
         .unwrap()
-        .iter()
-        .map(|j| j["read"]["total_ios"].as_u64().unwrap())
-        .sum()
+}
+
+/// fio traced by `ringside attach --headless` (its JSON Lines thrown
+/// away): the IOPS the live view is compared with.
+fn fio_traced_headless(dir: &std::path::Path) -> FioResult {
+    let json = dir.join("fio-headless.json");
+    let mut fio = start_fio(dir, &json);
+    let mut tracer = Command::new(ringside())
+        .args(["attach", "--pid", &fio.id().to_string(), "--wait-for-rings"])
+        .arg("--headless")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        fio.wait().unwrap().success(),
+        "fio (traced headless) failed"
+    );
+    // Headless attach runs until interrupted.
+    let _ = Command::new("kill")
+        .args(["-INT", &tracer.id().to_string()])
+        .status();
+    let st = tracer.wait().unwrap();
+    assert!(
+        st.success() || st.code().is_none(),
+        "ringside attach --headless failed: {st}"
+    );
+    fio_result(&json)
 }
 
 /// A count as the Rings view prints it (`915k`, `12M`, `4242`).
@@ -448,7 +511,10 @@ fn parse_count(s: &str) -> Option<u64> {
 /// by its parent's pid before its job starts. The ring's request total
 /// (from the probes' kernel-side counters) matches fio's, nothing is lost
 /// before ringside, the view says how much of it it holds, and once fio
-/// exits the header says ENDED and the rates are zero.
+/// exits the header says ENDED and the rates are zero. Watching in the UI
+/// costs fio no more than tracing it headless: its IOPS are at least 90%
+/// of those of a headless-traced run just before (the pair is run again
+/// once if not, since the machine is shared).
 #[test]
 fn fio_at_full_speed_in_the_live_view() {
     let name = "fio_at_full_speed_in_the_live_view";
@@ -465,27 +531,32 @@ fn fio_at_full_speed_in_the_live_view() {
         return;
     }
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let json = dir.path().join("fio.json");
-    let mut fio = Command::new("fio")
-        .args([
-            "--name=e2e",
-            &format!("--filename={}", dir.path().join("data").display()),
-            "--size=64M",
-            "--rw=randread",
-            "--bs=4k",
-            "--ioengine=io_uring",
-            "--iodepth=32",
-            "--direct=1",
-            "--time_based",
-            "--runtime=15",
-            // Time to attach before the job's first request.
-            "--startdelay=3",
-            "--output-format=json",
-            &format!("--output={}", json.display()),
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let headless = fio_traced_headless(dir.path());
+        let ui = fio_in_the_live_view(dir.path());
+        let ratio = ui.iops / headless.iops.max(1.0);
+        eprintln!(
+            "fio's IOPS traced headless {:.0}, watched in the live view {:.0}: {ratio:.2}x",
+            headless.iops, ui.iops
+        );
+        if ratio >= 0.9 {
+            break;
+        }
+        assert!(
+            attempt < 2,
+            "watching fio in the live view cost it more than tracing it headless: {:.0} IOPS against {:.0} ({ratio:.2}x, twice)",
+            ui.iops,
+            headless.iops
+        );
+    }
+}
+
+/// One fio run attached in the TUI, checked as the test above says.
+fn fio_in_the_live_view(dir: &std::path::Path) -> FioResult {
+    let json = dir.join("fio-ui.json");
+    let mut fio = start_fio(dir, &json);
     let t = Tmux::start(
         "fio",
         120,
@@ -494,7 +565,8 @@ fn fio_at_full_speed_in_the_live_view() {
     );
     t.wait_for("the attach", &["LIVE"]);
     assert!(fio.wait().unwrap().success(), "fio failed");
-    let want = fio_total_ios(&json);
+    let result = fio_result(&json);
+    let want = result.total_ios;
     t.wait_for("the end of fio to show", &["ENDED", "exited"]);
     t.keys(&["1"]);
     // The last counters arrive with the exit; give a frame to draw them.
@@ -527,4 +599,5 @@ fn fio_at_full_speed_in_the_live_view() {
     eprintln!("fio did {want} reads; the live view counted {got}");
     t.keys(&["q"]);
     assert_restored(&t, "q after fio exited");
+    result
 }
