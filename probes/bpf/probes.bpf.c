@@ -152,6 +152,24 @@ struct rs_counts {
 	__u64 n[RS_NSLOTS]; /* by kind; n[RS_TASK_WORK_IDLE]: count-0 task_work_run */
 	__u64 lost;         /* of those, dropped: the ring buffer was full */
 	__u64 finished;     /* completions that end a request (req set, no CQE_F_MORE) */
+	/* RS_SETUP_KNOWN | submitter tgid << 32 | io_ring_ctx.flags (the
+	 * IORING_SETUP_* flags), read from the ring itself at this CPU's
+	 * first submit once rs_ctx_off is set; 0 until then. The one way to
+	 * learn the flags of a ring created before the probes attached. */
+	__u64 setup;
+};
+
+#define RS_SETUP_KNOWN (1ull << 63)
+
+/* [0]: offset of `flags` in the kernel's struct io_ring_ctx plus one (0:
+ * not known yet). Userspace finds it in the kernel's BTF, in the
+ * background, after the programs are attached: it is looked up only
+ * while a ring's `setup` is still 0. */
+struct rs_map_def SEC("maps") rs_ctx_off = {
+	.type = BPF_MAP_TYPE_ARRAY,
+	.key_size = sizeof(__u32),
+	.value_size = sizeof(__u32),
+	.max_entries = 1,
 };
 
 struct rs_map_def SEC("maps") rs_counts = {
@@ -272,6 +290,15 @@ static __always_inline int emit(void *tp, const int kind)
 		if (kind == RS_COMPLETE && rd(buf, kind, 1) != 0 &&
 		    !(rd(buf, kind, 4) & 2 /* IORING_CQE_F_MORE */))
 			cnt->finished += 1;
+		if (kind == RS_SUBMIT_REQ && !cnt->setup) {
+			__u32 zero = 0;
+			__u32 *off = bpf_map_lookup_elem(&rs_ctx_off, &zero);
+			__u32 flags = 0;
+			if (off && *off && *off <= 4096 &&
+			    !bpf_probe_read_kernel(&flags, sizeof(flags),
+						   (__u8 *)(unsigned long)ring + *off - 1))
+				cnt->setup = RS_SETUP_KNOWN | (__u64)tgid << 32 | flags;
+		}
 	}
 	if (!(rs_cfg.kinds & (1u << slot)))
 		return 0;

@@ -30,7 +30,12 @@ pub(crate) struct RawCounts {
     pub n: [u64; SLOTS],
     pub lost: u64,
     pub finished: u64,
+    /// `SETUP_KNOWN | tgid << 32 | io_ring_ctx.flags`, or 0.
+    pub setup: u64,
 }
+
+/// Bit of [`RawCounts::setup`] saying the rest was read.
+const SETUP_KNOWN: u64 = 1 << 63;
 
 // SAFETY: plain integers, no padding, any bit pattern is valid.
 unsafe impl aya::Pod for RawCounts {}
@@ -127,6 +132,34 @@ pub struct RingCounts {
     pub ring: Ptr,
     /// Its counts.
     pub counts: Counts,
+    /// Its setup as the BPF side read it from the ring at a submit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupSeen>,
+}
+
+/// A ring's setup read from the kernel's `struct io_ring_ctx` (see
+/// [`crate::btf`]): known for every ring that submitted something since
+/// attach, also those created before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupSeen {
+    /// `IORING_SETUP_*` flags.
+    pub flags: u32,
+    /// The process that submitted (its SQPOLL thread's included).
+    pub tgid: u32,
+}
+
+impl SetupSeen {
+    /// What the CPUs' copies say: the first one read (all read the same
+    /// ring; the flags do not change after setup).
+    pub(crate) fn from_cpus<'a>(cpus: impl IntoIterator<Item = &'a RawCounts>) -> Option<Self> {
+        cpus.into_iter()
+            .map(|r| r.setup)
+            .find(|s| s & SETUP_KNOWN != 0)
+            .map(|s| SetupSeen {
+                flags: s as u32,
+                tgid: ((s >> 32) as u32) & 0x7fff_ffff,
+            })
+    }
 }
 
 /// A snapshot of [`Probes::counters`](crate::Probes::counters).
@@ -193,12 +226,39 @@ mod tests {
 
     #[test]
     fn raw_layout_matches_c_struct() {
-        // struct rs_counts: u64 n[16]; u64 lost; u64 finished;
-        assert_eq!(std::mem::size_of::<RawCounts>(), 18 * 8);
+        // struct rs_counts: u64 n[16]; u64 lost; u64 finished; u64 setup;
+        assert_eq!(std::mem::size_of::<RawCounts>(), 19 * 8);
         let r = RawCounts::default();
         let base = &r as *const _ as usize;
         assert_eq!(&r.lost as *const _ as usize - base, 128);
         assert_eq!(&r.finished as *const _ as usize - base, 136);
+        assert_eq!(&r.setup as *const _ as usize - base, 144);
+    }
+
+    #[test]
+    fn setup_from_whichever_cpu_read_it() {
+        let none = RawCounts::default();
+        let read = RawCounts {
+            setup: SETUP_KNOWN | (4242u64 << 32) | 0x3100,
+            ..RawCounts::default()
+        };
+        assert_eq!(SetupSeen::from_cpus([&none, &none]), None);
+        assert_eq!(
+            SetupSeen::from_cpus([&none, &read]),
+            Some(SetupSeen {
+                flags: 0x3100,
+                tgid: 4242
+            })
+        );
+        // Flags 0 (no setup flags) is known, not unknown.
+        let zero = RawCounts {
+            setup: SETUP_KNOWN | (7u64 << 32),
+            ..RawCounts::default()
+        };
+        assert_eq!(
+            SetupSeen::from_cpus([&zero]),
+            Some(SetupSeen { flags: 0, tgid: 7 })
+        );
     }
 
     #[test]
@@ -230,10 +290,12 @@ mod tests {
             5,
             vec![
                 RingCounts {
+                    setup: None,
                     ring: Ptr(0xffff_0002),
                     counts: c,
                 },
                 RingCounts {
+                    setup: None,
                     ring: Ptr(0),
                     counts: late,
                 },

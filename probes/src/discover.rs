@@ -495,6 +495,38 @@ impl RingSetup {
         }
     }
 
+    /// The record for a ring whose setup the BPF side read from the ring
+    /// itself ([`crate::counters::SetupSeen`]): a ring created before
+    /// attach. It names the ring by ctx (its fd is not known here: the
+    /// `attach` record of the same ring names it by fd) and carries only
+    /// the flags.
+    pub fn seen(ts_ns: u64, ring: Ptr, seen: crate::counters::SetupSeen) -> RingSetup {
+        RingSetup {
+            hdr: Header {
+                ts_ns,
+                cpu: 0,
+                tgid: seen.tgid,
+                tid: 0,
+            },
+            when: RingWhen::Changed,
+            ring,
+            fd: None,
+            owner_tid: None,
+            setup_flags: Some(seen.flags),
+            sq_entries: None,
+            cq_entries: None,
+            sq_thread: None,
+            sq_thread_cpu: None,
+            file_slots: None,
+            files: Vec::new(),
+            buffer_slots: None,
+            buffers: Vec::new(),
+            sq_pending: None,
+            cq_pending: None,
+            cq_overflow: None,
+        }
+    }
+
     /// The same ring in the same state (everything but the header and
     /// `when`): no need to emit it again.
     pub fn same_state(&self, other: &RingSetup) -> bool {
@@ -645,8 +677,23 @@ impl RingDirectory {
         if self.rings.contains_key(&ring) {
             return None;
         }
-        let fds = self.discovered(hdr.tgid);
-        let by_sq = fds.iter().find(|r| r.info.sq_thread == Some(hdr.tid));
+        self.place(ring, hdr.tgid, Some(hdr.tid), None)
+    }
+
+    /// Ties a ctx first seen in an event of (pid, tid) to one of pid's
+    /// discovered fds: the ring whose SQPOLL thread tid is, else pid's
+    /// only ring, else none.
+    fn place(
+        &mut self,
+        ring: Ptr,
+        pid: u32,
+        tid: Option<u32>,
+        setup_flags: Option<u32>,
+    ) -> Option<&RingIdentity> {
+        let fds = self.discovered(pid);
+        let by_sq = fds
+            .iter()
+            .find(|r| tid.is_some() && r.info.sq_thread == tid);
         let (fd, source, info) = if let Some(r) = by_sq {
             (Some(r.fd), RingSource::SqThread, Some(&r.info))
         } else if fds.len() == 1 {
@@ -656,12 +703,12 @@ impl RingDirectory {
         };
         let id = RingIdentity {
             ring,
-            pid: hdr.tgid,
+            pid,
             fd,
             source,
             sq_entries: info.and_then(|i| i.sq_entries),
             cq_entries: info.and_then(|i| i.cq_entries),
-            setup_flags: None,
+            setup_flags,
         };
         self.rings.insert(ring, id);
         self.rings.get(&ring)
@@ -679,8 +726,18 @@ impl RingDirectory {
             fds.push(rfd);
             fds.sort_by_key(|x| x.fd);
         }
-        if r.ring.is_null() || self.rings.contains_key(&r.ring) {
+        if r.ring.is_null() {
             return None;
+        }
+        if let Some(id) = self.rings.get_mut(&r.ring) {
+            id.setup_flags = r.setup_flags.or(id.setup_flags);
+            return None;
+        }
+        if r.fd.is_none() {
+            // Flags read from a ring created before attach
+            // ([`RingSetup::seen`]) before any of its events came: placed
+            // as its first event would be.
+            return self.place(r.ring, pid, None, r.setup_flags);
         }
         self.rings.insert(
             r.ring,
@@ -881,6 +938,80 @@ NAPI:\tdisabled
         let id = d.observe(&ProbeEvent::Ring(Box::new(r))).unwrap();
         assert_eq!((id.ring, id.fd), (Ptr(0xb), Some(7)));
         assert_eq!(d.discovered(10).len(), 2);
+    }
+
+    #[test]
+    fn flags_read_from_a_ring_join_what_the_directory_knows() {
+        use crate::counters::SetupSeen;
+        let f = Fdinfo::parse("t", SQPOLL).unwrap();
+        let seen = |ring| {
+            ProbeEvent::Ring(Box::new(RingSetup::seen(
+                9,
+                Ptr(ring),
+                SetupSeen {
+                    flags: 0x3000,
+                    tgid: 10,
+                },
+            )))
+        };
+        // Known from an event already: the flags are added, nothing new.
+        let mut d = RingDirectory::new();
+        d.add_discovered(
+            10,
+            vec![RingFd {
+                pid: 10,
+                fd: 4,
+                info: f.clone(),
+            }],
+        );
+        let sub = ProbeEvent::SubmitReq {
+            hdr: h(10, 6664),
+            ring: Ptr(0xa),
+            req: Ptr(1),
+            user_data: 0,
+            opcode: 0,
+            flags: 0,
+            sq_thread: true,
+        };
+        assert!(d.observe(&sub).is_some());
+        assert!(d.observe(&seen(0xa)).is_none());
+        let id = d.get(Ptr(0xa)).unwrap();
+        assert_eq!((id.fd, id.setup_flags), (Some(4), Some(0x3000)));
+        // Before any event: placed as an event would be (the only ring),
+        // not taken for a create event.
+        let mut d = RingDirectory::new();
+        d.add_discovered(
+            10,
+            vec![RingFd {
+                pid: 10,
+                fd: 4,
+                info: f.clone(),
+            }],
+        );
+        let id = d.observe(&seen(0xa)).unwrap();
+        assert_eq!(
+            (id.fd, id.source, id.setup_flags),
+            (Some(4), RingSource::OnlyRing, Some(0x3000))
+        );
+        // Several rings: the fd stays unknown.
+        let mut d = RingDirectory::new();
+        d.add_discovered(
+            10,
+            vec![
+                RingFd {
+                    pid: 10,
+                    fd: 4,
+                    info: f.clone(),
+                },
+                RingFd {
+                    pid: 10,
+                    fd: 5,
+                    info: f,
+                },
+            ],
+        );
+        let id = d.observe(&seen(0xa)).unwrap();
+        assert_eq!((id.fd, id.source), (None, RingSource::Unknown));
     }
 
     #[test]

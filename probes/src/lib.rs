@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod attach;
+pub mod btf;
 pub mod counters;
 pub mod discover;
 pub mod error;

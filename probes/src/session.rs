@@ -1,14 +1,14 @@
 //! The probe session: load the BPF object, attach it to the io_uring
 //! tracepoints, filter by tgid in the kernel, and read typed events.
 
-use crate::counters::{Counters, Counts, OTHER_RINGS, RawCounts, RingCounts};
+use crate::counters::{Counters, Counts, OTHER_RINGS, RawCounts, RingCounts, SetupSeen};
 use crate::discover::{CreateInfo, RingSetup, RingWhen};
 use crate::error::ProbeError;
 use crate::event::{ProbeEvent, Ptr, wire};
 use crate::format::{self, Tracefs};
 use crate::kinds::KindSet;
 use aya::maps::{
-    HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
+    Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
 };
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
@@ -93,6 +93,7 @@ pub struct Probes {
     rings: BpfHashMap<MapData, u64, u8>,
     lost: PerCpuArray<MapData, u64>,
     counts: PerCpuHashMap<MapData, u64, RawCounts>,
+    ctx_off: Array<MapData, u32>,
     ebpf: Ebpf,
     pids: BTreeSet<u32>,
     kinds: KindSet,
@@ -114,6 +115,14 @@ pub struct Probes {
     /// What create events said, per (pid, fd).
     created: HashMap<(u32, i32), CreateInfo>,
     last_ring_scan: Instant,
+    /// The BTF lookup of `io_ring_ctx.flags` ([`crate::btf`]), running in
+    /// the background until a ring scan takes its result.
+    ctx_off_job: Option<std::thread::JoinHandle<Result<u32, crate::btf::BtfError>>>,
+    /// Why setup flags of rings created before attach stay unknown.
+    ctx_off_error: Option<crate::btf::BtfError>,
+    /// Rings whose setup read from the ring was handed out as a `ring`
+    /// record.
+    setups_noted: HashSet<u64>,
 }
 
 /// How often the session re-reads the traced processes' fdinfo for
@@ -279,6 +288,8 @@ impl Probes {
             PerCpuArray::try_from(take(&mut ebpf, "rs_lost")?).map_err(bpf_err)?;
         let mut counts: PerCpuHashMap<MapData, u64, RawCounts> =
             PerCpuHashMap::try_from(take(&mut ebpf, "rs_counts")?).map_err(bpf_err)?;
+        let ctx_off: Array<MapData, u32> =
+            Array::try_from(take(&mut ebpf, "rs_ctx_off")?).map_err(bpf_err)?;
         // Where the BPF side counts rings once its map is full.
         let ncpus = aya::util::nr_cpus().map_err(|(what, e)| bpf_err(format!("{what}: {e}")))?;
         let zeros = PerCpuValues::try_from(vec![RawCounts::default(); ncpus]).map_err(bpf_err)?;
@@ -343,6 +354,7 @@ impl Probes {
             rings,
             lost,
             counts,
+            ctx_off,
             ebpf,
             pids,
             kinds: opts.kinds,
@@ -362,6 +374,11 @@ impl Probes {
             ring_setups: HashMap::new(),
             created: HashMap::new(),
             last_ring_scan: Instant::now(),
+            ctx_off_job: Some(std::thread::spawn(|| {
+                crate::btf::ctx_flags_offset(std::path::Path::new(crate::btf::VMLINUX_BTF))
+            })),
+            ctx_off_error: None,
+            setups_noted: HashSet::new(),
         }
         .with_attach_rings())
     }
@@ -419,8 +436,49 @@ impl Probes {
     }
 
     /// Re-reads the traced processes' fdinfo and queues a `ring` record
-    /// for each ring that changed.
+    /// for each ring that changed, and one for each ring whose setup flags
+    /// the BPF side just read from the ring (those created before attach:
+    /// the others had a create event).
     fn scan_rings(&mut self) {
+        if self.ctx_off_job.as_ref().is_some_and(|j| j.is_finished())
+            && let Some(job) = self.ctx_off_job.take()
+        {
+            let found = job.join().unwrap_or_else(|_| {
+                Err(crate::btf::BtfError::Parse {
+                    path: crate::btf::VMLINUX_BTF.into(),
+                    reason: "the parser panicked".into(),
+                })
+            });
+            match found {
+                Ok(off) => {
+                    if let Err(e) = self.ctx_off.set(0, off + 1, 0) {
+                        self.ctx_off_error = Some(crate::btf::BtfError::Read {
+                            path: "the rs_ctx_off map".into(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                Err(e) => self.ctx_off_error = Some(e),
+            }
+        }
+        if let Ok(c) = self.counters() {
+            for r in c.rings {
+                let Some(seen) = r.setup else { continue };
+                if r.ring.0 == 0
+                    || r.ring.0 == OTHER_RINGS
+                    || self.created.values().any(|c| c.ring == r.ring)
+                    || !self.setups_noted.insert(r.ring.0)
+                {
+                    continue;
+                }
+                self.pending
+                    .push_back(ProbeEvent::Ring(Box::new(RingSetup::seen(
+                        crate::counters::monotonic_ns(),
+                        r.ring,
+                        seen,
+                    ))));
+            }
+        }
         for pid in self.pids() {
             let Ok(fds) = crate::discover::discover_once(pid) else {
                 continue;
@@ -505,14 +563,28 @@ impl Probes {
             if ring == OTHER_RINGS && counts == Counts::default() {
                 continue;
             }
+            // The other-rings slot mixes rings; 0 is not a ring.
+            let setup = if ring == OTHER_RINGS || ring == 0 {
+                None
+            } else {
+                SetupSeen::from_cpus(cpus.iter())
+            };
             rings.push(RingCounts {
                 ring: Ptr(ring),
                 counts,
+                setup,
             });
         }
         let mut c = Counters::new(ts_ns, rings, self.lost()?);
         c.exited_ns = self.exited_ns;
         Ok(c)
+    }
+
+    /// Why the setup flags of rings created before attach cannot be read
+    /// from the rings (no kernel BTF, an unknown layout); `None` while the
+    /// lookup runs or once it succeeded.
+    pub fn setup_flags_unavailable(&self) -> Option<&crate::btf::BtfError> {
+        self.ctx_off_error.as_ref()
     }
 
     /// Tracepoints attached.

@@ -1323,3 +1323,71 @@ fn ring_records_carry_setup_flags_and_registered_files() {
         "the registered file shows as {shown:?}, not {full:?} (or {name:?} on 6.1)"
     );
 }
+
+/// A ring created before the probes attached fired no create event, and
+/// fdinfo prints no setup flags: its flags come from the ring itself (the
+/// BPF side reads `io_ring_ctx.flags` at the offset the kernel's BTF
+/// gives), in a `ring` record naming it by ctx, once it submits.
+#[test]
+fn flags_of_a_ring_created_before_attach() {
+    use ringside_probes::event::setup_flags as sf;
+    if !live("flags_of_a_ring_created_before_attach") {
+        return;
+    }
+    if !Path::new(ringside_probes::btf::VMLINUX_BTF).exists() {
+        eprintln!(
+            "SKIP flags_of_a_ring_created_before_attach: no {} (a kernel without BTF)",
+            ringside_probes::btf::VMLINUX_BTF
+        );
+        return;
+    }
+    let me = std::process::id();
+    let mut ring: io_uring::IoUring = io_uring::IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(8)
+        .expect("a DEFER_TASKRUN ring (6.1+)");
+    let mut probes = Probes::attach(AttachOptions {
+        pids: vec![me],
+        ..Default::default()
+    })
+    .expect("attach to ourselves");
+    const MARK: u64 = 0x5e7_f1a6;
+    let mut ctx = None;
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.is_none() && Instant::now() < deadline {
+        let nop = io_uring::opcode::Nop::new().build().user_data(MARK);
+        // SAFETY: a NOP references no memory.
+        unsafe { ring.submission().push(&nop).unwrap() };
+        ring.submit_and_wait(1).unwrap();
+        ring.completion().for_each(drop);
+        probes
+            .poll(Duration::from_millis(100), |ev| match ev {
+                ProbeEvent::SubmitReq {
+                    ring, user_data, ..
+                } if user_data == MARK => ctx = Some(ring),
+                ProbeEvent::Ring(r) if r.hdr.tgid == me && !r.ring.is_null() && r.fd.is_none() => {
+                    seen = Some(*r)
+                }
+                _ => {}
+            })
+            .unwrap();
+    }
+    if let Some(e) = probes.setup_flags_unavailable() {
+        panic!("the offset lookup failed: {e}");
+    }
+    let seen = seen.expect("no ring record with the flags read from the ring within 20 s");
+    assert_eq!(
+        Some(seen.ring),
+        ctx,
+        "the record names the ring the NOPs went to"
+    );
+    let flags = seen.setup_flags.expect("the record carries the flags");
+    assert_eq!(
+        flags & (sf::SINGLE_ISSUER | sf::DEFER_TASKRUN | sf::SQPOLL),
+        sf::SINGLE_ISSUER | sf::DEFER_TASKRUN,
+        "{}",
+        sf::names(flags)
+    );
+}
