@@ -7,7 +7,7 @@
 //!
 //! The BPF side's field extraction is modelled here by `bpf_emit`, which
 //! mirrors the switch in bpf/probes.bpf.c; the real programs are checked
-//! against real kernels by tests/live.rs, in the VM matrix
+//! against real kernels by tests/live/, in the VM matrix
 //! (scripts/test-kernels, docs/kernels.md).
 
 use ringside_probes::event::wire::{self, EVENT_SIZE};
