@@ -1,4 +1,4 @@
-//! Runs `ringside_probes::attach::run_headless` until the CLI is wired:
+//! Runs `ringside_probes::headless::run_headless` until the CLI is wired:
 //!
 //! ```text
 //! cargo run -p ringside-probes --example attach -- --pid PID [--pid PID2]
@@ -10,7 +10,7 @@
 //! Errors print one line (`attach: <message>`) and exit with
 //! `ProbeError::exit_code()`.
 
-use ringside_probes::attach::{HeadlessOptions, run_headless};
+use ringside_probes::headless::{HeadlessOptions, run_headless};
 use ringside_probes::{KindSet, ProbeError};
 use std::time::Duration;
 

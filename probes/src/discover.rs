@@ -765,6 +765,22 @@ impl RingDirectory {
     }
 }
 
+/// The rings of `pid` and, with `children`, of every process descended
+/// from it (they are traced too: [`crate::AttachOptions::follow_forks`]). An error
+/// only when `pid` itself does not exist; a child that exits meanwhile is
+/// left out.
+pub fn discover_tree(pid: u32, children: bool) -> Result<Vec<(u32, Vec<RingFd>)>, ProbeError> {
+    let mut out = vec![(pid, discover(pid)?)];
+    if children {
+        for c in descendants(pid) {
+            if let Ok(fds) = discover(c) {
+                out.push((c, fds));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //!   kernel by tgid (and optionally ring), delivering [`ProbeEvent`]s.
 //! - [`graph::RequestGraph`]: requests, link chains, states over time and
 //!   cancellations with their causes, rebuilt from the events.
-//! - [`attach::run_headless`]: `ringside attach --pid PID --headless`.
+//! - [`headless::run_headless`]: `ringside attach --pid PID --headless`.
 //!
 //! The BPF side is C (`bpf/probes.bpf.c`), built by clang into the committed
 //! `bpf/probes.bpf.o` (`make -C probes/bpf`). See docs/probes.md.
@@ -22,16 +22,16 @@
 
 #![warn(missing_docs)]
 
-pub mod attach;
 pub mod btf;
 pub mod counters;
 pub mod discover;
 pub mod error;
 pub mod event;
-pub mod format;
 pub mod graph;
+pub mod headless;
 pub mod kinds;
 pub mod session;
+pub mod tracefs;
 
 pub use counters::{Counters, Counts, RingCounts};
 pub use discover::{Fdinfo, RingDirectory, RingFd, discover};

@@ -5,8 +5,8 @@ use crate::counters::{Counters, Counts, OTHER_RINGS, RawCounts, RingCounts, Setu
 use crate::discover::{CreateInfo, RingSetup, RingWhen};
 use crate::error::ProbeError;
 use crate::event::{ProbeEvent, Ptr, wire};
-use crate::format::{self, Tracefs};
 use crate::kinds::KindSet;
+use crate::tracefs::{self, Tracefs};
 use aya::maps::{
     Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
 };
@@ -81,7 +81,7 @@ impl Default for AttachOptions {
     }
 }
 
-pub use crate::format::Skipped;
+pub use crate::tracefs::Skipped;
 
 /// An attached probe session. Dropping it detaches every program and frees
 /// the maps; nothing is pinned, so the kernel also frees them when the
@@ -236,29 +236,29 @@ impl Probes {
                 return Err(ProbeError::NoSuchPid { pid });
             }
         }
-        let tracefs = format::find_tracefs(opts.mount_tracefs)?;
+        let tracefs = tracefs::find_tracefs(opts.mount_tracefs)?;
         if !tracefs.has_io_uring() {
             return Err(ProbeError::NoIoUringTracepoints {
                 path: tracefs.root.join("events/io_uring").display().to_string(),
             });
         }
 
-        let format::Plan {
+        let tracefs::Plan {
             mut cfg,
             attach: use_specs,
             skipped,
-        } = format::plan(&tracefs, opts.follow_forks, &kernel_release())?;
+        } = tracefs::plan(&tracefs, opts.follow_forks, &kernel_release())?;
         if opts.ring.is_some() {
-            cfg.flags |= format::CFG_RING_FILTER;
+            cfg.flags |= tracefs::CFG_RING_FILTER;
         }
         if opts.follow_rings {
-            cfg.flags |= format::CFG_FOLLOW_RINGS;
+            cfg.flags |= tracefs::CFG_FOLLOW_RINGS;
         }
         if opts.follow_forks {
-            cfg.flags |= format::CFG_FOLLOW_FORKS;
+            cfg.flags |= tracefs::CFG_FOLLOW_FORKS;
         }
         if opts.floor_only {
-            cfg.flags |= format::CFG_FLOOR;
+            cfg.flags |= tracefs::CFG_FLOOR;
         }
         cfg.kinds = opts.kinds.mask();
         cfg.wakeup_bytes = opts

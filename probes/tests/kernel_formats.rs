@@ -11,7 +11,7 @@
 //! (scripts/test-kernels, docs/kernels.md).
 
 use ringside_probes::event::wire::{self, EVENT_SIZE};
-use ringside_probes::format::{self, BpfConfig, Format, Tracefs};
+use ringside_probes::tracefs::{self, BpfConfig, Format, Tracefs};
 use ringside_probes::{Header, ProbeError, ProbeEvent, Ptr};
 use std::path::{Path, PathBuf};
 
@@ -105,12 +105,12 @@ fn every_committed_format_file_parses() {
 #[test]
 fn each_kernel_gets_its_own_names_widths_and_fields() {
     for (release, t) in kernels() {
-        let plan = format::plan(&t, has_newtask(&t), &release)
+        let plan = tracefs::plan(&t, has_newtask(&t), &release)
             .unwrap_or_else(|e| panic!("{release}: {e}"));
         assert!(plan.skipped.is_empty(), "{release}: {:?}", plan.skipped);
         assert_eq!(
             plan.attach.len(),
-            format::TRACEPOINTS.len() + has_newtask(&t) as usize,
+            tracefs::TRACEPOINTS.len() + has_newtask(&t) as usize,
             "{release}"
         );
         let name_of = |kind: u8| {
@@ -224,15 +224,15 @@ fn synthetic_record(f: &Format) -> Vec<u8> {
 /// and size, zero-extended, and stores it in the kind's wire slots.
 fn bpf_emit(cfg: &BpfConfig, kind: u8, raw: &[u8], hdr: Header) -> [u8; EVENT_SIZE] {
     let k = kind as usize;
-    let len = (cfg.len[k] as usize).min(format::MAX_RECORD);
-    let mut buf = [0u8; format::MAX_RECORD + 8];
+    let len = (cfg.len[k] as usize).min(tracefs::MAX_RECORD);
+    let mut buf = [0u8; tracefs::MAX_RECORD + 8];
     buf[..len.min(raw.len())].copy_from_slice(&raw[..len.min(raw.len())]);
     let rd = |slot: usize| -> u64 {
         let off = cfg.off[k][slot] as usize;
         if off == 0 {
             return 0;
         }
-        let off = off & (format::MAX_RECORD - 1);
+        let off = off & (tracefs::MAX_RECORD - 1);
         let size = match cfg.size[k][slot] {
             1 => 1,
             2 => 2,
@@ -469,7 +469,7 @@ fn a_synthetic_record_of_each_kind_decodes_on_each_kernel() {
         tid: 43,
     };
     for (release, t) in kernels() {
-        let plan = format::plan(&t, has_newtask(&t), &release).unwrap();
+        let plan = tracefs::plan(&t, has_newtask(&t), &release).unwrap();
         for (spec, tp) in &plan.attach {
             let f = t.format(spec.system, tp).unwrap();
             let raw = synthetic_record(&f);
@@ -517,7 +517,7 @@ fn an_older_kernel_is_told_what_it_lacks_in_one_sentence() {
         root: dir.path().to_path_buf(),
         mounted_by_us: false,
     };
-    let e = format::plan(&old, false, "5.15.0-old").unwrap_err();
+    let e = tracefs::plan(&old, false, "5.15.0-old").unwrap_err();
     assert!(matches!(e, ProbeError::UnsupportedKernel { .. }), "{e:?}");
     assert_eq!(e.exit_code(), 2);
     let msg = e.to_string();
@@ -537,7 +537,7 @@ fn an_older_kernel_is_told_what_it_lacks_in_one_sentence() {
     // Without those two, it plans, skipping short_write.
     copy_tree(&six_one.root, dir.path());
     std::fs::remove_dir_all(tp("io_uring_short_write").parent().unwrap()).unwrap();
-    let p = format::plan(&old, false, &release).unwrap();
+    let p = tracefs::plan(&old, false, &release).unwrap();
     assert_eq!(p.skipped.len(), 1);
     assert_eq!(p.skipped[0].tracepoint, "io_uring_short_write");
 }

@@ -133,7 +133,7 @@ pub struct Chain {
 /// Why a request was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CancelCause {
+pub enum KernelCause {
     /// An earlier link failed with an error.
     LinkError,
     /// An earlier link completed short (res >= 0 but less than asked).
@@ -152,16 +152,16 @@ pub enum CancelCause {
     Unknown,
 }
 
-impl CancelCause {
+impl KernelCause {
     /// snake_case name, as in the summary.
     pub fn as_str(self) -> &'static str {
         match self {
-            CancelCause::LinkError => "link_error",
-            CancelCause::LinkShort => "link_short",
-            CancelCause::LinkCancelled => "link_cancelled",
-            CancelCause::LinkTimeout => "link_timeout",
-            CancelCause::Explicit => "explicit",
-            CancelCause::Unknown => "unknown",
+            KernelCause::LinkError => "link_error",
+            KernelCause::LinkShort => "link_short",
+            KernelCause::LinkCancelled => "link_cancelled",
+            KernelCause::LinkTimeout => "link_timeout",
+            KernelCause::Explicit => "explicit",
+            KernelCause::Unknown => "unknown",
         }
     }
 }
@@ -176,7 +176,7 @@ pub struct Cancellation {
     /// The failed link that caused it (from `fail_link`).
     pub by: Option<RequestId>,
     /// The cause, once known (`None` while the failed link has not completed).
-    pub cause: Option<CancelCause>,
+    pub cause: Option<KernelCause>,
 }
 
 /// Per-ring counts.
@@ -285,7 +285,7 @@ pub struct RequestGraph {
     limit: Option<usize>,
     counts: RequestCounts,
     chain_counts: ChainCounts,
-    cause_counts: BTreeMap<CancelCause, u64>,
+    cause_counts: BTreeMap<KernelCause, u64>,
     cancel_total: u64,
     events: u64,
     /// Live requests waiting in a chain / issued: kept on every state
@@ -901,12 +901,12 @@ impl RequestGraph {
         self.evict();
     }
 
-    fn classify(&self, cause: RequestId) -> CancelCause {
+    fn classify(&self, cause: RequestId) -> KernelCause {
         match self.requests.get(&cause).map(|r| r.state) {
-            Some(ReqState::Failed) => CancelCause::LinkError,
-            Some(ReqState::Short) | Some(ReqState::Completed) => CancelCause::LinkShort,
-            Some(ReqState::Cancelled) => CancelCause::LinkCancelled,
-            _ => CancelCause::Unknown,
+            Some(ReqState::Failed) => KernelCause::LinkError,
+            Some(ReqState::Short) | Some(ReqState::Completed) => KernelCause::LinkShort,
+            Some(ReqState::Cancelled) => KernelCause::LinkCancelled,
+            _ => KernelCause::Unknown,
         }
     }
 
@@ -924,7 +924,7 @@ impl RequestGraph {
 
     /// Why `victim` was cancelled, as far as is known now (`None`: it was
     /// not cancelled, or the failed link it waits on has not ended yet).
-    pub fn cancel_cause(&self, victim: RequestId) -> Option<CancelCause> {
+    pub fn cancel_cause(&self, victim: RequestId) -> Option<KernelCause> {
         let r = self.requests.get(&victim)?;
         if r.state != ReqState::Cancelled {
             return None;
@@ -932,16 +932,16 @@ impl RequestGraph {
         self.cause_given(r.cancelled_by)
     }
 
-    fn cause_given(&self, by: Option<RequestId>) -> Option<CancelCause> {
+    fn cause_given(&self, by: Option<RequestId>) -> Option<KernelCause> {
         match by {
-            None => Some(CancelCause::Explicit),
+            None => Some(KernelCause::Explicit),
             Some(b) => match self.requests.get(&b) {
                 Some(t) if t.opcode == ringside_schema::abi::op::LINK_TIMEOUT => {
-                    Some(CancelCause::LinkTimeout)
+                    Some(KernelCause::LinkTimeout)
                 }
                 Some(r) if r.state.is_terminal() => Some(self.classify(b)),
                 Some(_) => None,
-                None => Some(CancelCause::Unknown),
+                None => Some(KernelCause::Unknown),
             },
         }
     }
@@ -986,7 +986,7 @@ impl RequestGraph {
             }
             // A cancellation waiting on an evicted cause stays "unknown".
             if let Some(waiting) = self.pending_causes.remove(&id) {
-                *self.cause_counts.entry(CancelCause::Unknown).or_default() += waiting.len() as u64;
+                *self.cause_counts.entry(KernelCause::Unknown).or_default() += waiting.len() as u64;
             }
             if let Some(c) = r.chain
                 && let Some(ch) = self.chains.get(&c)

@@ -118,7 +118,7 @@ fn short_read_breaks_chain_and_cancels_step_three() {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].victim, 2);
         assert_eq!(c[0].by, Some(1));
-        assert_eq!(c[0].cause, Some(CancelCause::LinkShort));
+        assert_eq!(c[0].cause, Some(KernelCause::LinkShort));
         let s = g.stats();
         assert_eq!(s.requests.total, 3);
         assert_eq!(s.requests.completed, 1);
@@ -207,7 +207,7 @@ fn cancellation_before_cause_completes_is_resolved_later() {
     g.push(&e);
     assert_eq!(
         g.cancellations().next().unwrap().cause,
-        Some(CancelCause::LinkError)
+        Some(KernelCause::LinkError)
     );
     let s = g.stats();
     assert_eq!(s.cancellations.by_cause.get("link_error"), Some(&1));
@@ -235,7 +235,7 @@ fn expired_link_timeout_is_the_cause() {
         let c: Vec<_> = g.cancellations().cloned().collect();
         assert_eq!(c.len(), 1, "timeout_first={timeout_first}");
         assert_eq!((c[0].victim, c[0].by), (0, Some(1)));
-        assert_eq!(c[0].cause, Some(CancelCause::LinkTimeout));
+        assert_eq!(c[0].cause, Some(KernelCause::LinkTimeout));
         let s = g.stats();
         assert_eq!(s.cancellations.by_cause.get("link_timeout"), Some(&1));
         assert_eq!(s.cancellations.by_cause.get("explicit"), None);

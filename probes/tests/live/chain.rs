@@ -119,7 +119,7 @@ fn chain_case(test: &str, mode: &str) {
     assert_eq!(by_ud(3).state, ReqState::Cancelled);
     assert_eq!(by_ud(3).cancelled_by, Some(by_ud(2).id));
     let c = g.cancellations().next().unwrap();
-    assert_eq!(c.cause, Some(CancelCause::LinkShort));
+    assert_eq!(c.cause, Some(KernelCause::LinkShort));
 
     // The summary counts.
     assert_eq!(summary.requests.short, 1);

@@ -82,7 +82,10 @@ fn fio_io_uring_traced_by_pid() {
     }
     assert_eq!(summary.lost, 0);
     assert_eq!(summary.rings.len(), 1, "{:?}", summary.rings);
-    assert_eq!(summary.stopped, ringside_probes::attach::StopReason::Exited);
+    assert_eq!(
+        summary.stopped,
+        ringside_probes::headless::StopReason::Exited
+    );
     assert!(summary.requests.completed as usize >= full_reads - 8);
     assert_eq!(summary.requests.failed, 0);
     assert_eq!(summary.requests.unobserved, 0, "{summary:?}");
@@ -244,7 +247,10 @@ fn fio_parent_pid_traces_its_existing_job() {
     );
     assert!(submits * 2 > total, "{submits} of {total}");
     assert_eq!(summary.counters.total.submitted(), submits);
-    assert_eq!(summary.stopped, ringside_probes::attach::StopReason::Exited);
+    assert_eq!(
+        summary.stopped,
+        ringside_probes::headless::StopReason::Exited
+    );
     let exited = lines
         .iter()
         .find(|v| v["kind"] == "exited")

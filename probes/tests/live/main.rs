@@ -7,9 +7,9 @@
 //! No assertion is about wall-clock time; the bounded waits only turn a
 //! hang into a failure.
 
-use ringside_probes::attach::{HeadlessOptions, Summary, run_headless};
 use ringside_probes::event::{ECANCELED, sqe_flags};
-use ringside_probes::graph::{CancelCause, ReqState, RequestGraph};
+use ringside_probes::graph::{KernelCause, ReqState, RequestGraph};
+use ringside_probes::headless::{HeadlessOptions, Summary, run_headless};
 use ringside_probes::session::check_privileges;
 use ringside_probes::{AttachOptions, ProbeEvent, Probes, Ptr};
 use serde_json::Value;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 fn live(test: &str) -> bool {
     let why = match check_privileges() {
         Err(e) => Some(e.to_string()),
-        Ok(()) => match ringside_probes::format::find_tracefs(true) {
+        Ok(()) => match ringside_probes::tracefs::find_tracefs(true) {
             Err(e) => Some(e.to_string()),
             Ok(t) if !t.has_io_uring() => Some("kernel has no io_uring tracepoints".into()),
             Ok(_) => None,

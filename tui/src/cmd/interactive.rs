@@ -147,7 +147,7 @@ pub fn check_rings(
     a: &crate::cli::AttachArgs,
     pid: u32,
 ) -> Result<(), ringside_probes::ProbeError> {
-    let tree = ringside_probes::attach::discover_tree(pid, !a.no_follow_forks)?;
+    let tree = ringside_probes::discover::discover_tree(pid, !a.no_follow_forks)?;
     if !a.wait_for_rings && tree.iter().all(|(_, fds)| fds.is_empty()) {
         return Err(ringside_probes::ProbeError::NoRings { pid });
     }
@@ -161,7 +161,7 @@ pub fn attach_pid(
     opts: &LiveOpts,
 ) -> anyhow::Result<ExitCode> {
     use ringside_probes::ProbeError;
-    use ringside_probes::attach::{HeadlessOptions, run_headless};
+    use ringside_probes::headless::{HeadlessOptions, run_headless};
     if !opts.headless {
         return ui_probes(a, pid, opts);
     }

@@ -291,7 +291,7 @@ fn record_attach(
         ringside_probes::session::check_io_uring_enabled()?;
         let stop = crate::cmd::interactive::stop_flag()?;
         crate::cmd::interactive::check_rings(args, pid)?;
-        let tree = ringside_probes::attach::discover_tree(pid, attach.follow_forks)?;
+        let tree = ringside_probes::discover::discover_tree(pid, attach.follow_forks)?;
         let fds: Vec<_> = tree.into_iter().flat_map(|(_, f)| f).collect();
         if fds.is_empty() {
             header.notes.push(format!(

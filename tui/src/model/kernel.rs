@@ -3,7 +3,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-use ringside_probes::graph::{CancelCause as KernelCause, ReqState};
+use ringside_probes::graph::{KernelCause, ReqState};
 use ringside_probes::{ProbeEvent, Ptr};
 
 /// A probed request's state as a node state.

@@ -160,22 +160,6 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> ProbeError + '_ {
     }
 }
 
-/// The rings of `pid` and, with `children`, of every process descended
-/// from it (they are traced too: [`AttachOptions::follow_forks`]). An error
-/// only when `pid` itself does not exist; a child that exits meanwhile is
-/// left out.
-pub fn discover_tree(pid: u32, children: bool) -> Result<Vec<(u32, Vec<RingFd>)>, ProbeError> {
-    let mut out = vec![(pid, discover::discover(pid)?)];
-    if children {
-        for c in discover::descendants(pid) {
-            if let Ok(fds) = discover::discover(c) {
-                out.push((c, fds));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Traces `opts.attach.pids` and writes JSON Lines to `out` until they exit
 /// (or the duration, or a signal); returns the summary it printed last.
 ///
@@ -192,7 +176,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     let mut all_fds = Vec::new();
     let mut notes = Vec::new();
     for &pid in &opts.attach.pids {
-        let tree = discover_tree(pid, opts.attach.follow_forks)?;
+        let tree = discover::discover_tree(pid, opts.attach.follow_forks)?;
         if tree.iter().all(|(_, fds)| fds.is_empty()) {
             if !opts.wait_for_rings {
                 return Err(ProbeError::NoRings { pid });
