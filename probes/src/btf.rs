@@ -82,6 +82,17 @@ pub fn ctx_flags_offset(path: &Path) -> Result<u32, BtfError> {
     ctx_flags_offset_in(&shown, bytes)
 }
 
+/// [`ctx_flags_offset`] of the running kernel ([`VMLINUX_BTF`]), parsed
+/// once per process: every probe session after the first gets it at once
+/// (the parse is most of a second in a debug build, tens of seconds in an
+/// emulated guest).
+pub fn running_kernel_ctx_flags_offset() -> Result<u32, BtfError> {
+    static CACHE: std::sync::OnceLock<Result<u32, BtfError>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| ctx_flags_offset(Path::new(VMLINUX_BTF)))
+        .clone()
+}
+
 /// [`ctx_flags_offset`] of BTF bytes (`path` names them in errors).
 pub fn ctx_flags_offset_in(path: &str, bytes: Vec<u8>) -> Result<u32, BtfError> {
     let info = btfparse::TypeInformation::new(&Bytes(bytes)).map_err(|e| BtfError::Parse {

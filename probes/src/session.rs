@@ -118,6 +118,8 @@ pub struct Probes {
     /// The BTF lookup of `io_ring_ctx.flags` ([`crate::btf`]), running in
     /// the background until a ring scan takes its result.
     ctx_off_job: Option<std::thread::JoinHandle<Result<u32, crate::btf::BtfError>>>,
+    /// The lookup was started (only rings found at attach need it).
+    ctx_off_asked: bool,
     /// Why setup flags of rings created before attach stay unknown.
     ctx_off_error: Option<crate::btf::BtfError>,
     /// Rings whose setup read from the ring was handed out as a `ring`
@@ -374,9 +376,8 @@ impl Probes {
             ring_setups: HashMap::new(),
             created: HashMap::new(),
             last_ring_scan: Instant::now(),
-            ctx_off_job: Some(std::thread::spawn(|| {
-                crate::btf::ctx_flags_offset(std::path::Path::new(crate::btf::VMLINUX_BTF))
-            })),
+            ctx_off_job: None,
+            ctx_off_asked: false,
             ctx_off_error: None,
             setups_noted: HashSet::new(),
         }
@@ -408,6 +409,14 @@ impl Probes {
         info: Option<&crate::discover::Fdinfo>,
         force: bool,
     ) {
+        if when == RingWhen::Attach && !self.ctx_off_asked {
+            // A ring older than the session: its flags will have to be
+            // read from the ring, at the offset BTF gives.
+            self.ctx_off_asked = true;
+            self.ctx_off_job = Some(std::thread::spawn(
+                crate::btf::running_kernel_ctx_flags_offset,
+            ));
+        }
         let created = self.created.get(&(pid, fd));
         let mut rec = RingSetup::new(
             crate::counters::monotonic_ns(),

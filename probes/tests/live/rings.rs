@@ -120,7 +120,8 @@ fn flags_of_a_ring_created_before_attach() {
     const MARK: u64 = 0x5e7_f1a6;
     let mut ctx = None;
     let mut seen = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Generous: the BTF parse takes tens of seconds in an emulated guest.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while seen.is_none() && Instant::now() < deadline {
         let nop = io_uring::opcode::Nop::new().build().user_data(MARK);
         // SAFETY: a NOP references no memory.
@@ -142,7 +143,7 @@ fn flags_of_a_ring_created_before_attach() {
     if let Some(e) = probes.setup_flags_unavailable() {
         panic!("the offset lookup failed: {e}");
     }
-    let seen = seen.expect("no ring record with the flags read from the ring within 20 s");
+    let seen = seen.expect("no ring record with the flags read from the ring within 120 s");
     assert_eq!(
         Some(seen.ring),
         ctx,
