@@ -264,7 +264,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                 u32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes"))
             };
             let def = MapDef::validate(&name, f(0), f(1), f(2), f(3), f(4))
-                .map_err(|r| cx.sec_err(MAPS_SECTION, Some(sec_off + at), r))?;
+                .map_err(|e| cx.sec_err(MAPS_SECTION, Some(sec_off + at), e.to_string()))?;
             if maps.len() == MAX_MAPS {
                 return Err(cx.sec_err(
                     MAPS_SECTION,
