@@ -154,8 +154,46 @@ struct Prep<'a> {
     func_info: Vec<u8>,
     line_info: Vec<u8>,
     starts: Vec<usize>,
-    error: Option<String>,
+    error: Option<LinkError>,
 }
+
+/// Why the user's programs could not be linked into the loop (in libbpf's
+/// prepare callback).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// libbpf handed over no instructions.
+    #[error("libbpf gave no instructions")]
+    NoInsns,
+    /// The loop object has no func_info to extend.
+    #[error("the loop object has no func_info (built without -g?)")]
+    NoFuncInfo,
+    /// A func_info record names a type the BTF lacks.
+    #[error("func_info type {0} is not in the BTF")]
+    FuncInfoType(u32),
+    /// A function of the loop's that linking calls is not in it.
+    #[error("the loop has no {0}")]
+    NoFunction(&'static str),
+    /// A program's relocation is not at an `lddw`.
+    #[error("program {program}: relocation at instruction {insn} is not an lddw")]
+    NotLddw {
+        /// The program.
+        program: String,
+        /// The instruction.
+        insn: usize,
+    },
+    /// The stub has no line_info to copy for the new functions.
+    #[error("the stub has no line_info")]
+    NoStubLineInfo,
+    /// libbpf did not take the linked instructions.
+    #[error("bpf_program__set_insns: {0}")]
+    SetInsns(i32),
+}
+
+/// Why the kernel's BTF could not be read (so whether it has the loop's
+/// ops is unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)")]
+pub struct NoKernelBtf;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
     let mut b = [0u8; 8];
@@ -210,7 +248,7 @@ impl Prep<'_> {
         &mut self,
         prog: *mut sys::bpf_program,
         opts: &mut sys::bpf_prog_load_opts,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
         // SAFETY: libbpf's own program, its instructions valid until load.
         let (ptr, cnt) = unsafe {
             (
@@ -219,13 +257,13 @@ impl Prep<'_> {
             )
         };
         if ptr.is_null() {
-            return Err("libbpf gave no instructions".into());
+            return Err(LinkError::NoInsns);
         }
         // SAFETY: cnt instructions of 8 bytes at ptr.
         let old = unsafe { std::slice::from_raw_parts(ptr as *const [u8; 8], cnt as usize) };
         let rec = opts.func_info_rec_size as usize;
         if opts.func_info.is_null() || rec < 8 {
-            return Err("the loop object has no func_info (built without -g?)".into());
+            return Err(LinkError::NoFuncInfo);
         }
         // SAFETY: func_info_cnt records of rec bytes, as libbpf built them.
         let fi = unsafe {
@@ -242,7 +280,7 @@ impl Prep<'_> {
             let name = unsafe {
                 let t = sys::btf__type_by_id(self.btf, tid);
                 if t.is_null() {
-                    return Err(format!("func_info type {tid} is not in the BTF"));
+                    return Err(LinkError::FuncInfoType(tid));
                 }
                 let n = sys::btf__name_by_offset(self.btf, (*t).name_off);
                 if n.is_null() {
@@ -260,7 +298,7 @@ impl Prep<'_> {
                 .map(|f| (f.1 as usize, f.2))
         };
         let (stub, stub_tid) =
-            find("rs_dispatch_stub").ok_or("the loop has no rs_dispatch_stub")?;
+            find("rs_dispatch_stub").ok_or(LinkError::NoFunction("rs_dispatch_stub"))?;
 
         let mut insns: Vec<[u8; 8]> = old.to_vec();
         // Calls of the stub go to the dispatcher.
@@ -315,10 +353,10 @@ impl Prep<'_> {
             let mut code = code;
             for &(i, t) in &p.relocs {
                 if i + 1 >= code.len() || code[i][0] != LDDW {
-                    return Err(format!(
-                        "program {}: relocation at instruction {i} is not an lddw",
-                        p.name
-                    ));
+                    return Err(LinkError::NotLddw {
+                        program: p.name.clone(),
+                        insn: i,
+                    });
                 }
                 match t {
                     Target::Map(fd) => {
@@ -340,7 +378,7 @@ impl Prep<'_> {
                 let Some(f) = implementation(imm(b)) else {
                     continue;
                 };
-                let (target, _) = find(f).ok_or_else(|| format!("the loop has no {f}"))?;
+                let (target, _) = find(f).ok_or(LinkError::NoFunction(f))?;
                 set_src(b, PSEUDO_CALL);
                 set_imm(b, (target as i64 - (start + i + 1) as i64) as i32);
             }
@@ -370,7 +408,7 @@ impl Prep<'_> {
             let model = li
                 .chunks(lrec)
                 .find(|r| u32::from_le_bytes(r[0..4].try_into().expect("4")) as usize == stub)
-                .ok_or("the stub has no line_info")?
+                .ok_or(LinkError::NoStubLineInfo)?
                 .to_vec();
             for off in std::iter::once(disp).chain(starts.iter().copied()) {
                 let mut r = model.clone();
@@ -391,7 +429,7 @@ impl Prep<'_> {
             )
         };
         if r != 0 {
-            return Err(format!("bpf_program__set_insns: {r}"));
+            return Err(LinkError::SetInsns(r));
         }
         opts.func_info = self.func_info.as_ptr() as *const c_void;
         opts.func_info_cnt = (self.func_info.len() / rec) as u32;
@@ -662,9 +700,7 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let r = sys::bpf_object__load(obj);
         if r != 0 {
             if let Some(e) = prep.error.take() {
-                return Err(KernelError::Object(format!(
-                    "linking the programs into the loop: {e}"
-                )));
+                return Err(KernelError::Link(e));
             }
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]).into_owned();
@@ -875,13 +911,13 @@ impl Drop for RingBuf {
 }
 
 /// Whether the running kernel has `struct io_uring_bpf_ops` in its BTF.
-pub fn kernel_has_ops() -> Result<bool, String> {
+pub fn kernel_has_ops() -> Result<bool, NoKernelBtf> {
     // SAFETY: libbpf reads /sys/kernel/btf/vmlinux; the btf is freed.
     unsafe {
         sys::libbpf_set_print(None);
         let btf = sys::btf__load_vmlinux_btf();
         if btf.is_null() {
-            return Err("no kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)".into());
+            return Err(NoKernelBtf);
         }
         let n = CString::new("io_uring_bpf_ops").expect("no nul");
         let id = sys::btf__find_by_name_kind(btf, n.as_ptr(), sys::BTF_KIND_STRUCT);

@@ -45,9 +45,24 @@ pub use ringside_schema::exec::Backend;
 /// Errors of the kernel backend.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    /// The running kernel lacks what the backend needs: one sentence.
-    #[error("{0}")]
-    Missing(String),
+    /// The running kernel has no io_uring BPF loop (struct io_uring_bpf_ops).
+    #[error(
+        "--backend kernel needs Linux 7.1+'s io_uring BPF loop (struct io_uring_bpf_ops, CONFIG_IO_URING_BPF_OPS), which kernel {release} does not have; use --backend user"
+    )]
+    NoBpfOps {
+        /// `uname -r`.
+        release: String,
+    },
+    /// The running kernel's BTF, where the loop's ops would be, is missing.
+    #[error(
+        "--backend kernel needs the kernel's BTF to find its io_uring BPF loop, and kernel {release} has {why}; use --backend user"
+    )]
+    NoBtf {
+        /// `uname -r`.
+        release: String,
+        /// What is missing.
+        why: link::NoKernelBtf,
+    },
     /// Something the kernel backend does not do (yet); docs/kernel-backend.md.
     #[error("the kernel backend does not support {0}")]
     Unsupported(String),
@@ -67,6 +82,9 @@ pub enum KernelError {
     /// The loop object could not be prepared.
     #[error("ringside's kernel loop: {0}")]
     Object(String),
+    /// The user's programs could not be linked into the loop.
+    #[error("ringside's kernel loop: linking the programs into the loop: {0}")]
+    Link(link::LinkError),
     /// Attaching the ops to the ring failed.
     #[error("attaching ringside's loop to the ring: {}", std::io::Error::from_raw_os_error(*errno))]
     Attach {
@@ -106,12 +124,8 @@ pub fn probe() -> Result<(), KernelError> {
     let r = release();
     match link::kernel_has_ops() {
         Ok(true) => Ok(()),
-        Ok(false) => Err(KernelError::Missing(format!(
-            "--backend kernel needs Linux 7.1+'s io_uring BPF loop (struct io_uring_bpf_ops, CONFIG_IO_URING_BPF_OPS), which kernel {r} does not have; use --backend user"
-        ))),
-        Err(why) => Err(KernelError::Missing(format!(
-            "--backend kernel needs the kernel's BTF to find its io_uring BPF loop, and kernel {r} has {why}; use --backend user"
-        ))),
+        Ok(false) => Err(KernelError::NoBpfOps { release: r }),
+        Err(why) => Err(KernelError::NoBtf { release: r, why }),
     }
 }
 
