@@ -23,7 +23,7 @@
 //! of program N start at [`Loaded::starts`]`[N]`: verifier messages are
 //! renumbered with them.
 
-use super::KernelError;
+use super::{KernelError, ObjectProblem};
 use libbpf_sys as sys;
 use std::ffi::{CStr, CString, c_char, c_int, c_long, c_void};
 use std::os::fd::RawFd;
@@ -473,7 +473,7 @@ fn set_var(
     unsafe {
         let id = sys::btf__find_by_name_kind(btf, sec.as_ptr(), sys::BTF_KIND_DATASEC);
         if id < 0 {
-            return Err(KernelError::Object("the loop object has no .rodata".into()));
+            return Err(KernelError::Object(ObjectProblem::NoRodata));
         }
         let t = sys::btf__type_by_id(btf, id as u32);
         let vlen = ((*t).info & 0xffff) as usize;
@@ -485,19 +485,18 @@ fn set_var(
             if n.to_bytes() == name.as_bytes() {
                 let (off, size) = (off as usize, size as usize);
                 if value.len() > size || off + value.len() > data.len() {
-                    return Err(KernelError::Object(format!(
-                        "{name}: {} bytes do not fit its {size}",
-                        value.len()
-                    )));
+                    return Err(KernelError::Object(ObjectProblem::VarSize {
+                        name: name.to_string(),
+                        len: value.len(),
+                        size,
+                    }));
                 }
                 data[off..off + value.len()].copy_from_slice(value);
                 return Ok(());
             }
         }
     }
-    Err(KernelError::Object(format!(
-        "the loop object has no {name}"
-    )))
+    Err(KernelError::Object(ObjectProblem::NoVar(name.to_string())))
 }
 
 fn u64s(v: &[u64], n: usize) -> Vec<u8> {
@@ -593,9 +592,7 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             &hopts,
         );
         if handler < 0 {
-            return Err(KernelError::Object(format!(
-                "libbpf_register_prog_handler: {handler}"
-            )));
+            return Err(KernelError::Object(ObjectProblem::RegisterHandler(handler)));
         }
         struct Unreg(c_int);
         impl Drop for Unreg {
@@ -612,20 +609,17 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         // A developer's rebuilt loop, without rebuilding ringside.
         let object = match std::env::var_os("RINGSIDE_KERNEL_LOOP_OBJECT") {
             Some(path) => std::fs::read(&path).map_err(|e| {
-                KernelError::Object(format!(
-                    "RINGSIDE_KERNEL_LOOP_OBJECT={}: {e}",
-                    path.to_string_lossy()
-                ))
+                KernelError::Object(ObjectProblem::ObjectFile {
+                    path: path.to_string_lossy().into_owned(),
+                    message: e.to_string(),
+                })
             })?,
             None => LOOP_OBJECT.to_vec(),
         };
         let obj =
             sys::bpf_object__open_mem(object.as_ptr() as *const c_void, object.len() as _, &oopts);
         if obj.is_null() {
-            return Err(KernelError::Object(format!(
-                "bpf_object__open_mem: errno {}",
-                errno()
-            )));
+            return Err(KernelError::Object(ObjectProblem::Open(errno())));
         }
         let mut loaded = Loaded {
             obj,
@@ -652,15 +646,15 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             map = sys::bpf_object__next_map(obj, map);
         }
         let (Some(rodata), Some(ops)) = (rodata, ops) else {
-            return Err(KernelError::Object(
-                "the loop object lacks .rodata or ringside_ops".into(),
-            ));
+            return Err(KernelError::Object(ObjectProblem::NoOpsOrRodata));
         };
         let mut size: usize = 0;
         let data =
             sys::bpf_map__initial_value(rodata, &mut size as *mut usize as *mut _) as *mut u8;
         if data.is_null() {
-            return Err(KernelError::Object("no .rodata initial value".into()));
+            return Err(KernelError::Object(ObjectProblem::NoInitialValue(
+                ".rodata",
+            )));
         }
         let data = std::slice::from_raw_parts_mut(data, size);
         let n32 = |v: u32| v.to_le_bytes().to_vec();
@@ -686,7 +680,9 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let mut osize: usize = 0;
         let ov = sys::bpf_map__initial_value(ops, &mut osize as *mut usize as *mut _) as *mut u8;
         if ov.is_null() || osize < 12 {
-            return Err(KernelError::Object("no ringside_ops initial value".into()));
+            return Err(KernelError::Object(ObjectProblem::NoInitialValue(
+                "ringside_ops",
+            )));
         }
         std::ptr::copy_nonoverlapping((ring_fd as u32).to_le_bytes().as_ptr(), ov.add(8), 4);
 
@@ -694,7 +690,7 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let mut log = vec![0u8; 8 << 20];
         let prog = sys::bpf_object__next_program(obj, std::ptr::null_mut());
         if prog.is_null() {
-            return Err(KernelError::Object("the loop object has no program".into()));
+            return Err(KernelError::Object(ObjectProblem::NoProgram));
         }
         sys::bpf_program__set_log_buf(prog, log.as_mut_ptr() as *mut c_char, log.len() as _);
         let r = sys::bpf_object__load(obj);
@@ -705,11 +701,10 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]).into_owned();
             if text.trim().is_empty() {
-                return Err(KernelError::Object(format!(
-                    "bpf_object__load: {} (libbpf: {})",
-                    std::io::Error::from_raw_os_error(-r),
-                    libbpf_said()
-                )));
+                return Err(KernelError::Object(ObjectProblem::Load {
+                    errno: -r,
+                    libbpf: libbpf_said(),
+                }));
             }
             let (at, renumbered) = renumber(&text, progs, &prep.starts);
             // The whole log, renumbered, where the user asked for it.
@@ -729,9 +724,7 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let ev = CString::new("events").expect("no nul");
         let evm = sys::bpf_object__find_map_by_name(obj, ev.as_ptr());
         if evm.is_null() {
-            return Err(KernelError::Object(
-                "the loop object has no events map".into(),
-            ));
+            return Err(KernelError::Object(ObjectProblem::NoEventsMap));
         }
         loaded.events_fd = sys::bpf_map__fd(evm);
         let link = sys::bpf_map__attach_struct_ops(ops);
