@@ -13,6 +13,7 @@ use ringside_engine::decision::{
     Reexecution, Registrations, reexecute,
 };
 use ringside_engine::event::{Event, ProgramInfo, RingInfo};
+use ringside_engine::program::elf::LoadError;
 use ringside_engine::program::interp::TraceStep;
 use ringside_engine::program::maps::{BPF_ANY, Map};
 use ringside_engine::program::vm::ExecMode;
@@ -79,7 +80,7 @@ pub struct ProgSlot {
     /// Its id in the replay registry, when it loaded.
     pub id: Option<ProgId>,
     /// Why it did not load.
-    pub error: Option<String>,
+    pub error: Option<LoadRecordedError>,
 }
 
 /// Engine setup seen so far: rings (epochs) and programs, re-loaded.
@@ -122,7 +123,7 @@ impl Setup {
     }
 
     /// Re-load a recorded program; the error says why it cannot be replayed.
-    pub fn load(&mut self, index: u64, info: &ProgramInfo) -> Result<(), String> {
+    pub fn load(&mut self, index: u64, info: &ProgramInfo) -> Result<(), LoadRecordedError> {
         let epoch = self.epoch();
         let r = load_recorded(&mut self.registry, info);
         let slot = ProgSlot {
@@ -136,18 +137,88 @@ impl Setup {
     }
 }
 
+/// Why a recorded program may not run here ([`load_recorded`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoadRecordedError {
+    /// The object is not the one the recording says it is.
+    #[error(
+        "program {name} (id {prog}): its object image hashes to {hash:#018x}, the recording says {recorded:#018x}"
+    )]
+    Hash {
+        /// Program name.
+        name: String,
+        /// Recorded id.
+        prog: u32,
+        /// The image's hash.
+        hash: u64,
+        /// The recorded hash.
+        recorded: u64,
+    },
+    /// Recorded as trusted (never verified), and the verifier refuses it.
+    #[error(
+        "program {name} (id {prog}) was loaded as trusted and does not pass the verifier ({error}): programs from a recording run only when verified"
+    )]
+    Unverified {
+        /// Program name.
+        name: String,
+        /// Recorded id.
+        prog: u32,
+        /// What the loader says.
+        error: Box<LoadError>,
+    },
+    /// The loader (or the verifier) refuses it.
+    #[error("program {name} (id {prog}) does not load here: {error}")]
+    Load {
+        /// Program name.
+        name: String,
+        /// Recorded id.
+        prog: u32,
+        /// What the loader says.
+        error: Box<LoadError>,
+    },
+    /// Its object does not have it.
+    #[error("program {name} missing from its object")]
+    Missing {
+        /// Program name.
+        name: String,
+    },
+    /// It verifies, with other figures than recorded.
+    #[error(
+        "program {name} (id {prog}) verifies differently here: {insns} instructions, longest path {max_path} (recorded {recorded_insns}, {recorded_max_path}; a recording made before ringside ran programs with the kernel's semantics counts rbpf's rewrites)"
+    )]
+    VerifiesDifferently {
+        /// Program name.
+        name: String,
+        /// Recorded id.
+        prog: u32,
+        /// Instruction slots here.
+        insns: usize,
+        /// Longest path here.
+        max_path: u32,
+        /// Recorded instruction slots.
+        recorded_insns: u32,
+        /// Recorded longest path.
+        recorded_max_path: u32,
+    },
+}
+
 /// Load a program a recording (or any other event source) declares into
 /// `registry`, as replay, check, export and the step debugger all do: always
 /// through the verifier (a recording is untrusted input: `trusted` in it is
 /// a fact about how it was recorded, not a permission here), and only if it
 /// is the program the recording says it is. The error says why not.
-pub fn load_recorded(registry: &mut Registry, info: &ProgramInfo) -> Result<ProgId, String> {
+pub fn load_recorded(
+    registry: &mut Registry,
+    info: &ProgramInfo,
+) -> Result<ProgId, LoadRecordedError> {
     let hash = fnv1a64(&info.object);
     if hash != info.object_hash {
-        return Err(format!(
-            "program {} (id {}): its object image hashes to {hash:#018x}, the recording says {:#018x}",
-            info.name, info.prog, info.object_hash
-        ));
+        return Err(LoadRecordedError::Hash {
+            name: info.name.clone(),
+            prog: info.prog,
+            hash,
+            recorded: info.object_hash,
+        });
     }
     let opts = LoadOptions {
         trusted: false,
@@ -155,32 +226,41 @@ pub fn load_recorded(registry: &mut Registry, info: &ProgramInfo) -> Result<Prog
         ..LoadOptions::default()
     };
     let obj = match registry.load_programs(&info.file, &info.object, &[&info.name], &opts) {
-        Err(e) if info.trusted => {
-            return Err(format!(
-                "program {} (id {}) was loaded as trusted and does not pass the verifier ({e}): programs from a recording run only when verified",
-                info.name, info.prog
-            ));
+        Err(error) if info.trusted => {
+            return Err(LoadRecordedError::Unverified {
+                name: info.name.clone(),
+                prog: info.prog,
+                error: Box::new(error),
+            });
         }
-        Err(e) => {
-            return Err(format!(
-                "program {} (id {}) does not load here: {e}",
-                info.name, info.prog
-            ));
+        Err(error) => {
+            return Err(LoadRecordedError::Load {
+                name: info.name.clone(),
+                prog: info.prog,
+                error: Box::new(error),
+            });
         }
         Ok(obj) => obj,
     };
+    let missing = || LoadRecordedError::Missing {
+        name: info.name.clone(),
+    };
     let Some(id) = obj.programs.first().map(|p| p.1) else {
-        return Err(format!("program {} missing from its object", info.name));
+        return Err(missing());
     };
     match registry.program(id) {
         Some(p) if p.report.insns as u32 != info.insns || p.report.max_path != info.max_path => {
-            Err(format!(
-                "program {} (id {}) verifies differently here: {} instructions, longest path {} (recorded {}, {}; a recording made before ringside ran programs with the kernel's semantics counts rbpf's rewrites)",
-                info.name, info.prog, p.report.insns, p.report.max_path, info.insns, info.max_path
-            ))
+            Err(LoadRecordedError::VerifiesDifferently {
+                name: info.name.clone(),
+                prog: info.prog,
+                insns: p.report.insns,
+                max_path: p.report.max_path,
+                recorded_insns: info.insns,
+                recorded_max_path: info.max_path,
+            })
         }
         Some(_) => Ok(id),
-        None => Err(format!("program {} missing from its object", info.name)),
+        None => Err(missing()),
     }
 }
 
@@ -288,44 +368,102 @@ fn locate(
     }
 }
 
+/// Why a decision's recorded map inputs do not fit its program's maps
+/// ([`validate_inputs`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputsError {
+    /// A map the program does not have.
+    #[error("touched map {map} but the program has {maps} maps")]
+    NoSuchMap {
+        /// The recorded map number.
+        map: u32,
+        /// Maps the program has.
+        maps: usize,
+    },
+    /// A key of the wrong size.
+    #[error("map `{map}`: recorded key of {len} bytes, its keys have {key_size}")]
+    KeySize {
+        /// The map.
+        map: String,
+        /// Recorded bytes.
+        len: usize,
+        /// The map's key size.
+        key_size: u32,
+    },
+    /// A value of the wrong size.
+    #[error("map `{map}`: recorded value of {len} bytes, its values have {value_size}")]
+    ValueSize {
+        /// The map.
+        map: String,
+        /// Recorded bytes.
+        len: usize,
+        /// The map's value size.
+        value_size: u32,
+    },
+    /// More entries than the map holds.
+    #[error("map `{map}`: {entries} entries recorded, it holds at most {max_entries}")]
+    Entries {
+        /// The map.
+        map: String,
+        /// Recorded entries.
+        entries: u32,
+        /// The map's capacity.
+        max_entries: u32,
+    },
+}
+
 /// Check that a decision's recorded map inputs fit the program's maps
 /// (re-execution rebuilds the maps from them).
-pub fn validate_inputs(prog: &LoadedProgram, rec: &DecisionRecord) -> Result<(), String> {
+pub fn validate_inputs(prog: &LoadedProgram, rec: &DecisionRecord) -> Result<(), InputsError> {
     for t in &rec.touched {
         let Some(def) = prog.map_defs.get(t.map as usize) else {
-            return Err(format!(
-                "touched map {} but the program has {} maps",
-                t.map,
-                prog.map_defs.len()
-            ));
+            return Err(InputsError::NoSuchMap {
+                map: t.map,
+                maps: prog.map_defs.len(),
+            });
         };
         if t.key.len() != def.key_size as usize {
-            return Err(format!(
-                "map `{}`: recorded key of {} bytes, its keys have {}",
-                def.name,
-                t.key.len(),
-                def.key_size
-            ));
+            return Err(InputsError::KeySize {
+                map: def.name.clone(),
+                len: t.key.len(),
+                key_size: def.key_size,
+            });
         }
-        if t.before
+        if let Some(v) = t
+            .before
             .as_ref()
-            .is_some_and(|v| v.len() != def.value_size as usize)
+            .filter(|v| v.len() != def.value_size as usize)
         {
-            return Err(format!(
-                "map `{}`: recorded value of {} bytes, its values have {}",
-                def.name,
-                t.before.as_ref().map_or(0, Vec::len),
-                def.value_size
-            ));
+            return Err(InputsError::ValueSize {
+                map: def.name.clone(),
+                len: v.len(),
+                value_size: def.value_size,
+            });
         }
         if t.len_before > def.max_entries {
-            return Err(format!(
-                "map `{}`: {} entries recorded, it holds at most {}",
-                def.name, t.len_before, def.max_entries
-            ));
+            return Err(InputsError::Entries {
+                map: def.name.clone(),
+                entries: t.len_before,
+                max_entries: def.max_entries,
+            });
         }
     }
     Ok(())
+}
+
+/// How a decision's re-execution differs from its record ([`compare_decision`]);
+/// the checker places it in the recording as a [`Divergence`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: recorded {recorded}, replayed {replayed}")]
+pub struct Mismatch {
+    /// What differs.
+    pub what: String,
+    /// The recorded value.
+    pub recorded: String,
+    /// The replayed value.
+    pub replayed: String,
+    /// The instruction where it shows, when known.
+    pub pc: Option<usize>,
 }
 
 /// Compare one recorded decision with its re-execution.
@@ -334,14 +472,14 @@ pub fn compare_decision(
     rec: &DecisionRecord,
     regs: &Registrations,
     budgets: &Budgets,
-) -> Result<Reexecution, (String, String, String, Option<usize>)> {
+) -> Result<Reexecution, Mismatch> {
     if let Err(e) = validate_inputs(prog, rec) {
-        return Err((
-            "malformed decision inputs".into(),
-            "(the recorded map entries)".into(),
-            e,
-            None,
-        ));
+        return Err(Mismatch {
+            what: "malformed decision inputs".into(),
+            recorded: "(the recorded map entries)".into(),
+            replayed: e.to_string(),
+            pc: None,
+        });
     }
     let r = match reexecute(prog, rec, regs, budgets, None) {
         Ok(r) => r,
@@ -359,27 +497,28 @@ pub fn compare_decision(
                     input_mismatch: None,
                 });
             }
-            let pc = e
-                .strip_prefix("insn ")
-                .and_then(|s| s.split(':').next())
-                .and_then(|s| s.parse().ok());
-            return Err((
-                "re-execution stopped the program".into(),
-                js(&rec.result),
-                e,
-                pc,
-            ));
+            return Err(Mismatch {
+                what: "re-execution stopped the program".into(),
+                recorded: js(&rec.result),
+                replayed: e.to_string(),
+                pc: e.pc(),
+            });
         }
     };
-    let diff = |what: String, a: String, b: String, at: At| {
+    let diff = |what: String, recorded: String, replayed: String, at: At| {
         let pc = locate(prog, rec, regs, budgets, at, &r);
-        Err((what, a, b, pc))
+        Err(Mismatch {
+            what,
+            recorded,
+            replayed,
+            pc,
+        })
     };
     if let Some(m) = &r.input_mismatch {
         return diff(
             "the recorded inputs do not match what the program asks for".into(),
             "(the recorded ktime values and buffer bytes)".into(),
-            m.clone(),
+            m.to_string(),
             At::Unknown,
         );
     }
@@ -574,7 +713,7 @@ impl Checker {
                         Some(format!("{} (id {})", info.name, info.prog)),
                         "program load".into(),
                         "loaded".into(),
-                        m,
+                        m.to_string(),
                     ));
                 }
                 // Shapes from the object itself (validated by the loader),
@@ -687,7 +826,9 @@ impl Checker {
             return Err(mk(
                 "program".into(),
                 "loaded".into(),
-                slot.error.clone().unwrap_or_else(|| "not loaded".into()),
+                slot.error
+                    .as_ref()
+                    .map_or_else(|| "not loaded".into(), ToString::to_string),
                 None,
                 None,
             ));
@@ -756,8 +897,8 @@ impl Checker {
             }
         }
         let (regs, budgets) = self.setup.config(epoch);
-        if let Err((what, a, b, pc)) = compare_decision(prog, d, &regs, &budgets) {
-            return Err(mk(what, a, b, pc, Some(prog.code())));
+        if let Err(m) = compare_decision(prog, d, &regs, &budgets) {
+            return Err(mk(m.what, m.recorded, m.replayed, m.pc, Some(prog.code())));
         }
         // Apply the (now verified) writes.
         if self.shadow.off.is_none() {

@@ -54,7 +54,7 @@ pub enum ExportError {
     Read(#[from] ReadError),
     /// A program in it may not run here (see [`crate::check::load_recorded`]).
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(crate::replay::Refusal),
 }
 
 /// Write every item as one JSON object per line; stops at the first read
@@ -76,7 +76,10 @@ pub fn jsonl<R: Read>(
                     && let Err(why) = crate::check::load_recorded(&mut scratch, info)
                 {
                     out.flush()?;
-                    return Ok(Err(ExportError::Refused(why)));
+                    return Ok(Err(ExportError::Refused(crate::replay::Refusal {
+                        first: why,
+                        more: 0,
+                    })));
                 }
                 let json = match (&mut ids, &e.item) {
                     (Some(ids), Item::Probe(p)) => {

@@ -26,7 +26,7 @@ pub use check::{CheckReport, Divergence, check_file};
 pub use format::{FORMAT_VERSION, Header};
 pub use item::Item;
 pub use reader::{Entry, ErrorKind, ReadError, ReadOptions, Reader, Stop};
-pub use replay::{DecisionTrace, Replay, trace_decision};
+pub use replay::{DecisionTrace, Refusal, Replay, TraceError, trace_decision};
 pub use writer::{RecordStats, Recorder, RecorderHandle, RecorderOptions, Writer};
 
 /// Read a whole recording into memory: its items in order, and how

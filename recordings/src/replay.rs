@@ -2,11 +2,11 @@
 //! loaded (re-loaded here), and decisions re-executed and traced
 //! instruction by instruction. What the replay UI is built on.
 
-use crate::check::{self, CheckReport, Checker, Setup};
+use crate::check::{self, CheckReport, Checker, InputsError, LoadRecordedError, Setup};
 use crate::format::Header;
 use crate::item::Item;
 use crate::reader::{Entry, ErrorKind, ReadError, ReadOptions, Reader, Stop, SyncPoint};
-use ringside_engine::decision::{DecisionRecord, Reexecution, reexecute};
+use ringside_engine::decision::{DecisionRecord, ReexecError, Reexecution, reexecute};
 use ringside_engine::event::{Event, ProgramInfo};
 use ringside_engine::program::LoadedProgram;
 use ringside_engine::program::interp::TraceStep;
@@ -53,7 +53,92 @@ pub struct DecisionTrace {
     /// pc, instruction, registers and memory touched after each instruction.
     pub steps: Vec<TraceStep>,
     /// What the re-execution did (or why it stopped).
-    pub reexecution: Result<Reexecution, String>,
+    pub reexecution: Result<Reexecution, ReexecError>,
+}
+
+/// Why a decision could not be traced ([`Replay::trace_at`],
+/// [`trace_decision`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The recording could not be read there.
+    #[error("{0}")]
+    Read(ReadError),
+    /// No item at this index.
+    #[error("{file}: no item {index}")]
+    NoItem {
+        /// The recording.
+        file: String,
+        /// The item index.
+        index: u64,
+    },
+    /// The item is a probe event or a loss record.
+    #[error("{file}: item {index} is not an engine event")]
+    NotEngine {
+        /// The recording.
+        file: String,
+        /// The item index.
+        index: u64,
+    },
+    /// The item is another engine event.
+    #[error("{file}: item {index} is not a decision")]
+    NotDecision {
+        /// The recording.
+        file: String,
+        /// The item index.
+        index: u64,
+    },
+    /// No decision with this number.
+    #[error("no decision {seq} in {}", path.display())]
+    NoDecision {
+        /// The decision number.
+        seq: u64,
+        /// The recording.
+        path: PathBuf,
+    },
+    /// The decision's program was not loaded in its epoch.
+    #[error("decision {decision}: program {prog} was never loaded")]
+    NeverLoaded {
+        /// The decision number.
+        decision: u64,
+        /// The recorded program id.
+        prog: u32,
+    },
+    /// The decision's program may not run here.
+    #[error("{0}")]
+    Refused(LoadRecordedError),
+    /// The decision's program did not load (and no reason was kept).
+    #[error("program {prog} did not load")]
+    NotLoaded {
+        /// The recorded program id.
+        prog: u32,
+    },
+    /// The decision's recorded inputs do not fit its program.
+    #[error("decision {decision}: {error}")]
+    Inputs {
+        /// The decision number.
+        decision: u64,
+        /// What does not fit.
+        error: InputsError,
+    },
+    /// The re-execution stopped the program.
+    #[error("decision {decision}: {error}")]
+    Reexec {
+        /// The decision number.
+        decision: u64,
+        /// Why it stopped.
+        error: ReexecError,
+    },
+}
+
+/// Why a recording is refused whole ([`Replay::refusal`]): the first
+/// program that may not run here, and how many more there are.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{first}{}", if *more > 0 { format!(" (and {more} more programs)") } else { String::new() })]
+pub struct Refusal {
+    /// The first refused program.
+    pub first: LoadRecordedError,
+    /// Programs refused after it.
+    pub more: usize,
 }
 
 enum Src {
@@ -211,7 +296,13 @@ impl Replay {
 
     /// Programs the recording loaded: what it says, and the program re-loaded
     /// here (None with the reason when it does not load).
-    pub fn programs(&self) -> Vec<(&ProgramInfo, Option<&LoadedProgram>, Option<&str>)> {
+    pub fn programs(
+        &self,
+    ) -> Vec<(
+        &ProgramInfo,
+        Option<&LoadedProgram>,
+        Option<&LoadRecordedError>,
+    )> {
         let mut v: Vec<_> = self
             .setup
             .programs
@@ -222,7 +313,7 @@ impl Replay {
                     (
                         &s.info,
                         s.id.and_then(|id| self.setup.registry.program(id)),
-                        s.error.as_deref(),
+                        s.error.as_ref(),
                     ),
                 )
             })
@@ -234,17 +325,16 @@ impl Replay {
     /// Why the first program that may not run here was refused (see
     /// [`crate::check::load_recorded`]): replay and export refuse such a
     /// recording whole.
-    pub fn refusal(&self) -> Option<String> {
-        let refused: Vec<&str> = self
+    pub fn refusal(&self) -> Option<Refusal> {
+        let refused: Vec<&LoadRecordedError> = self
             .programs()
             .into_iter()
             .filter_map(|(_, _, e)| e)
             .collect();
-        let first = refused.first()?;
-        Some(if refused.len() > 1 {
-            format!("{first} (and {} more programs)", refused.len() - 1)
-        } else {
-            first.to_string()
+        let first = (*refused.first()?).clone();
+        Some(Refusal {
+            first,
+            more: refused.len() - 1,
         })
     }
 
@@ -303,31 +393,43 @@ impl Replay {
     }
 
     /// The decision at item `index`, re-executed and traced.
-    pub fn trace_at(&self, index: u64) -> Result<DecisionTrace, String> {
+    pub fn trace_at(&self, index: u64) -> Result<DecisionTrace, TraceError> {
+        let file = || self.name.clone();
         let e = self
             .get(index)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{}: no item {index}", self.name))?;
+            .map_err(TraceError::Read)?
+            .ok_or_else(|| TraceError::NoItem {
+                file: file(),
+                index,
+            })?;
         let Item::Engine(r) = &e.item else {
-            return Err(format!(
-                "{}: item {index} is not an engine event",
-                self.name
-            ));
+            return Err(TraceError::NotEngine {
+                file: file(),
+                index,
+            });
         };
         let Event::Decision(d) = &r.event else {
-            return Err(format!("{}: item {index} is not a decision", self.name));
+            return Err(TraceError::NotDecision {
+                file: file(),
+                index,
+            });
         };
         let epoch = self.setup.epoch_at(index);
         let (slot, prog) = self
             .setup
             .program(epoch, d.prog)
-            .ok_or_else(|| format!("decision {}: program {} was never loaded", d.seq, d.prog))?;
-        let prog = prog.ok_or_else(|| {
-            slot.error
-                .clone()
-                .unwrap_or_else(|| format!("program {} did not load", d.prog))
+            .ok_or(TraceError::NeverLoaded {
+                decision: d.seq,
+                prog: d.prog,
+            })?;
+        let prog = prog.ok_or_else(|| match &slot.error {
+            Some(e) => TraceError::Refused(e.clone()),
+            None => TraceError::NotLoaded { prog: d.prog },
         })?;
-        check::validate_inputs(prog, d).map_err(|e| format!("decision {}: {e}", d.seq))?;
+        check::validate_inputs(prog, d).map_err(|error| TraceError::Inputs {
+            decision: d.seq,
+            error,
+        })?;
         let (regs, budgets) = self.setup.config(epoch);
         let mut steps = Vec::new();
         let reexecution = {
@@ -388,11 +490,17 @@ impl Iterator for Items {
 /// The instruction-level trace of decision `seq` (pc, instruction,
 /// registers and memory touched after each instruction), re-executed from
 /// the recording with the engine's own helper semantics.
-pub fn trace_decision(replay: &Replay, seq: u64) -> Result<Vec<TraceStep>, String> {
+pub fn trace_decision(replay: &Replay, seq: u64) -> Result<Vec<TraceStep>, TraceError> {
     let index = replay
         .decision_index(seq)
-        .ok_or_else(|| format!("no decision {seq} in {}", replay.path.display()))?;
+        .ok_or_else(|| TraceError::NoDecision {
+            seq,
+            path: replay.path.clone(),
+        })?;
     let t = replay.trace_at(index)?;
-    t.reexecution.map_err(|e| format!("decision {seq}: {e}"))?;
+    t.reexecution.map_err(|error| TraceError::Reexec {
+        decision: seq,
+        error,
+    })?;
     Ok(t.steps)
 }

@@ -166,7 +166,9 @@ impl Tracer {
         // the same gate as replay, check and export.
         let id = match loaded {
             Some(i) => reg.programs()[i].id,
-            None => ringside_recordings::check::load_recorded(reg, &info)?,
+            None => {
+                ringside_recordings::check::load_recorded(reg, &info).map_err(|e| e.to_string())?
+            }
         };
         let prog = reg.program(id).ok_or("program did not load")?;
         let mut steps = Vec::new();
@@ -179,7 +181,7 @@ impl Tracer {
         );
         let (ret, problem) = match r {
             Ok(x) => {
-                let mut p = x.input_mismatch.clone();
+                let mut p = x.input_mismatch.as_ref().map(ToString::to_string);
                 if x.ret != rec.ret {
                     p = Some(format!(
                         "re-execution returned {} but the engine's run returned {}",
@@ -188,7 +190,7 @@ impl Tracer {
                 }
                 (Some(x.ret), p)
             }
-            Err(e) => (None, Some(e)),
+            Err(e) => (None, Some(e.to_string())),
         };
         Ok(Trace {
             epoch,

@@ -89,7 +89,7 @@ fn tuned_ring(entries: u32, cq: u32) -> std::io::Result<(BenchRing, Tuning)> {
     let (enter, registered) = Enter::new(&ring);
     match registered {
         Ok(()) => tuning.registered_fd = true,
-        Err(why) => tuning.missing.push(why),
+        Err(why) => tuning.missing.push(why.to_string()),
     }
     Ok((BenchRing { enter, ring }, tuning))
 }

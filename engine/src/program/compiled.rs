@@ -70,14 +70,145 @@ pub struct CompileError {
     /// as a whole, which no instruction of a checked program should cause).
     pub insn: usize,
     /// Why.
-    pub reason: String,
+    pub reason: CompileProblem,
 }
 
-fn refuse<T>(insn: usize, reason: impl Into<String>) -> Result<T, CompileError> {
-    Err(CompileError {
-        insn,
-        reason: reason.into(),
-    })
+/// What the compiler refuses, one variant per cause.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileProblem {
+    /// The code is not whole instructions.
+    #[error("the code is {bytes} bytes, not a whole number of 8-byte instructions")]
+    Length {
+        /// Its length.
+        bytes: usize,
+    },
+    /// No instructions.
+    #[error("empty program")]
+    Empty,
+    /// More than [`MAX_INSNS`] instruction slots.
+    #[error(
+        "the program is {insns} instructions long; at most {MAX_INSNS} are compiled (it runs under the interpreter)"
+    )]
+    TooLong {
+        /// Its instruction slots.
+        insns: usize,
+    },
+    /// An encoding [`isa::check_encoding`] refuses.
+    #[error("{0}")]
+    Encoding(isa::EncodingError),
+    /// A write to r10.
+    #[error("r10 (the frame pointer) is read-only")]
+    FramePointer,
+    /// A bpf-to-bpf call.
+    #[error("bpf-to-bpf calls are not supported (make the function static __always_inline)")]
+    BpfCall,
+    /// A call with another pseudo source.
+    #[error("call with src {0} is not supported")]
+    CallSrc(u8),
+    /// A call of a helper the engine does not have.
+    #[error("call to unknown helper {0} ({0:#x})")]
+    UnknownHelper(u32),
+    /// A jump out of the program.
+    #[error("jump to insn {target}, outside the program")]
+    JumpOutside {
+        /// Where it goes.
+        target: i64,
+    },
+    /// A jump to the second half of an `lddw`.
+    #[error("jump into the middle of the lddw at insn {lddw}")]
+    JumpIntoLddw {
+        /// The `lddw`.
+        lddw: i64,
+    },
+    /// A path that does not end in `exit`.
+    #[error("execution can run past the end of the program (every path must end in exit)")]
+    RunsPastEnd,
+    /// A loop.
+    #[error(
+        "loop: insn {from} can reach itself again through insn {through} (compiled code runs loop-free programs only)"
+    )]
+    Loop {
+        /// The instruction that jumps back.
+        from: usize,
+        /// Where it jumps to.
+        through: usize,
+    },
+    /// The host's code generator could not be built.
+    #[error("{0}")]
+    Host(HostError),
+    /// Cranelift failed on the function.
+    #[error("cranelift: {stage}: {message}")]
+    Cranelift {
+        /// What we asked of it: `declare`, `compile`, `finalize`.
+        stage: &'static str,
+        /// Its message.
+        message: String,
+    },
+    /// A bug of the compiler's own, caught.
+    #[error("internal error: {0}")]
+    Internal(Internal),
+}
+
+/// Compiler bugs that are reported (the program runs under the interpreter)
+/// rather than panicking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Internal {
+    /// A jump target without a block.
+    #[error("no block for a jump target")]
+    NoBlock,
+    /// Instruction 0 without a block.
+    #[error("no block for insn 0")]
+    NoFirstBlock,
+    /// An ALU operation the checks should have refused.
+    #[error("ALU operation {0:#x}")]
+    AluOp(u8),
+    /// A jump operation the checks should have refused.
+    #[error("jump operation {0:#x}")]
+    JumpOp(u8),
+    /// A call whose helper was not looked up.
+    #[error("call without a helper entry")]
+    NoHelperEntry,
+    /// An instruction after a block's end that starts none.
+    #[error("instruction outside any block")]
+    OutsideBlock,
+    /// The last block falls through.
+    #[error("the last block has no end")]
+    NoLastEnd,
+    /// Cranelift panicked.
+    #[error("the code generator panicked")]
+    Panicked,
+}
+
+/// Why the host's code generator could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// Cranelift refused one of our settings.
+    #[error("cranelift setting {key}={value}: {message}")]
+    Setting {
+        /// The setting.
+        key: &'static str,
+        /// Its value.
+        value: &'static str,
+        /// Cranelift's message.
+        message: String,
+    },
+    /// Cranelift has no backend for this host.
+    #[error("this host is not supported by cranelift: {0}")]
+    Unsupported(String),
+    /// Building the ISA failed.
+    #[error("cranelift: {0}")]
+    Isa(String),
+    /// Pointers are not 64 bits.
+    #[error("compiled code needs a 64-bit host")]
+    Not64Bit,
+}
+
+fn refuse<T>(insn: usize, reason: CompileProblem) -> Result<T, CompileError> {
+    Err(CompileError { insn, reason })
+}
+
+fn internal<T>(insn: usize, bug: Internal) -> Result<T, CompileError> {
+    refuse(insn, CompileProblem::Internal(bug))
 }
 
 /// The compiled function: `r0 = f(ctx, stack_top, frame)`.
@@ -125,8 +256,8 @@ impl std::fmt::Debug for Compiled {
 
 /// The host's code generator, built once: detecting the CPU's features and
 /// building the ISA need not be repeated for every program.
-fn host_isa() -> Result<OwnedTargetIsa, String> {
-    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+fn host_isa() -> Result<OwnedTargetIsa, HostError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, HostError>> = OnceLock::new();
     ISA.get_or_init(|| {
         let mut flags = settings::builder();
         for (k, v) in [
@@ -143,17 +274,19 @@ fn host_isa() -> Result<OwnedTargetIsa, String> {
             // compile time only, once per program.
             ("enable_verifier", "true"),
         ] {
-            flags
-                .set(k, v)
-                .map_err(|e| format!("cranelift setting {k}={v}: {e}"))?;
+            flags.set(k, v).map_err(|e| HostError::Setting {
+                key: k,
+                value: v,
+                message: e.to_string(),
+            })?;
         }
-        let builder = cranelift_native::builder()
-            .map_err(|e| format!("this host is not supported by cranelift: {e}"))?;
+        let builder =
+            cranelift_native::builder().map_err(|e| HostError::Unsupported(e.to_string()))?;
         let isa = builder
             .finish(settings::Flags::new(flags))
-            .map_err(|e| format!("cranelift: {e}"))?;
+            .map_err(|e| HostError::Isa(e.to_string()))?;
         if isa.pointer_type() != types::I64 {
-            return Err("compiled code needs a 64-bit host".into());
+            return Err(HostError::Not64Bit);
         }
         Ok(isa)
     })
@@ -190,25 +323,14 @@ fn successors(ins: &Insn, i: usize) -> ([usize; 2], usize) {
 /// Check everything the translation relies on.
 fn plan(code: &[u8], helpers: &dyn Fn(u32) -> Option<HelperEntry>) -> Result<Plan, CompileError> {
     if !code.len().is_multiple_of(8) {
-        return refuse(
-            code.len() / 8,
-            format!(
-                "the code is {} bytes, not a whole number of 8-byte instructions",
-                code.len()
-            ),
-        );
+        return refuse(code.len() / 8, CompileProblem::Length { bytes: code.len() });
     }
     let n = code.len() / 8;
     if n == 0 {
-        return refuse(0, "empty program");
+        return refuse(0, CompileProblem::Empty);
     }
     if n > MAX_INSNS {
-        return refuse(
-            MAX_INSNS,
-            format!(
-                "the program is {n} instructions long; at most {MAX_INSNS} are compiled (it runs under the interpreter)"
-            ),
-        );
+        return refuse(MAX_INSNS, CompileProblem::TooLong { insns: n });
     }
     let insns: Vec<Insn> = (0..n).map(|i| Insn::decode(code, i)).collect();
 
@@ -220,31 +342,30 @@ fn plan(code: &[u8], helpers: &dyn Fn(u32) -> Option<HelperEntry>) -> Result<Pla
     while i < n {
         let ins = &insns[i];
         starts[i] = true;
-        isa::check_encoding(ins, insns.get(i + 1))
-            .map_err(|reason| CompileError { insn: i, reason })?;
+        isa::check_encoding(ins, insns.get(i + 1)).map_err(|e| CompileError {
+            insn: i,
+            reason: CompileProblem::Encoding(e),
+        })?;
         if ins.dst == 10
             && matches!(
                 ins.class(),
                 class::LD | class::LDX | class::ALU | class::ALU64
             )
         {
-            return refuse(i, "r10 (the frame pointer) is read-only");
+            return refuse(i, CompileProblem::FramePointer);
         }
         if ins.opc == isa::CALL {
             match ins.src {
                 0 => {}
                 1 => {
-                    return refuse(
-                        i,
-                        "bpf-to-bpf calls are not supported (make the function static __always_inline)",
-                    );
+                    return refuse(i, CompileProblem::BpfCall);
                 }
-                s => return refuse(i, format!("call with src {s} is not supported")),
+                s => return refuse(i, CompileProblem::CallSrc(s)),
             }
             let id = ins.imm as u32;
             match helpers(id) {
                 Some(e) => entries[i] = Some(e),
-                None => return refuse(i, format!("call to unknown helper {id} ({id:#x})")),
+                None => return refuse(i, CompileProblem::UnknownHelper(id)),
             }
         }
         i += if ins.class() == class::LD { 2 } else { 1 };
@@ -257,13 +378,10 @@ fn plan(code: &[u8], helpers: &dyn Fn(u32) -> Option<HelperEntry>) -> Result<Pla
         }
         let t = i as i64 + 1 + ins.off as i64;
         if t < 0 || t >= n as i64 {
-            return refuse(i, format!("jump to insn {t}, outside the program"));
+            return refuse(i, CompileProblem::JumpOutside { target: t });
         }
         if !starts[t as usize] {
-            return refuse(
-                i,
-                format!("jump into the middle of the lddw at insn {}", t - 1),
-            );
+            return refuse(i, CompileProblem::JumpIntoLddw { lddw: t - 1 });
         }
     }
 
@@ -289,10 +407,7 @@ fn plan(code: &[u8], helpers: &dyn Fn(u32) -> Option<HelperEntry>) -> Result<Pla
         top.1 += 1;
         let t = succ[k];
         if t >= n {
-            return refuse(
-                i,
-                "execution can run past the end of the program (every path must end in exit)",
-            );
+            return refuse(i, CompileProblem::RunsPastEnd);
         }
         if ins.is_cond_jump() || ins.opc == isa::JA {
             leader[t] = true;
@@ -308,9 +423,10 @@ fn plan(code: &[u8], helpers: &dyn Fn(u32) -> Option<HelperEntry>) -> Result<Pla
             ON_PATH => {
                 return refuse(
                     i,
-                    format!(
-                        "loop: insn {i} can reach itself again through insn {t} (compiled code runs loop-free programs only)"
-                    ),
+                    CompileProblem::Loop {
+                        from: i,
+                        through: t,
+                    },
                 );
             }
             _ => {}
@@ -362,7 +478,7 @@ impl Emitter<'_, '_> {
     fn block(&self, i: usize) -> Result<Block, CompileError> {
         match self.blocks.get(i).copied().flatten() {
             Some(b) => Ok(b),
-            None => refuse(i, "internal error: no block for a jump target"),
+            None => internal(i, Internal::NoBlock),
         }
     }
 
@@ -442,7 +558,7 @@ impl Emitter<'_, '_> {
                 }
             }
             op => {
-                return refuse(0, format!("internal error: ALU operation {op:#x}"));
+                return internal(0, Internal::AluOp(op));
             }
         };
         let r = if ty == types::I64 {
@@ -535,7 +651,7 @@ impl Emitter<'_, '_> {
                 c = konst(&mut self.b, ty, 0);
                 IntCC::NotEqual
             }
-            op => return refuse(i, format!("internal error: jump operation {op:#x}")),
+            op => return internal(i, Internal::JumpOp(op)),
         };
         let cond = self.b.ins().icmp(cc, a, c);
         self.b.ins().brif(cond, taken, &[], next, &[]);
@@ -544,7 +660,7 @@ impl Emitter<'_, '_> {
 
     fn call(&mut self, i: usize, entry: Option<HelperEntry>) -> Result<(), CompileError> {
         let Some(entry) = entry else {
-            return refuse(i, "internal error: call without a helper entry");
+            return internal(i, Internal::NoHelperEntry);
         };
         let callee = konst(&mut self.b, types::I64, entry as usize as u64);
         let mut args = [self.frame; 6];
@@ -633,7 +749,7 @@ fn translate(
         .collect();
     let first = blocks[0].ok_or(CompileError {
         insn: 0,
-        reason: "internal error: no block for insn 0".into(),
+        reason: CompileProblem::Internal(Internal::NoFirstBlock),
     })?;
     b.ins().jump(first, &[]);
 
@@ -657,12 +773,12 @@ fn translate(
             e.b.switch_to_block(block);
         } else if ended {
             // Only a leader follows an instruction that ends a block.
-            return refuse(i, "internal error: instruction outside any block");
+            return internal(i, Internal::OutsideBlock);
         }
         ended = e.insn(i, plan)?;
     }
     if !ended {
-        return refuse(n - 1, "internal error: the last block has no end");
+        return internal(n - 1, Internal::NoLastEnd);
     }
     e.b.seal_all_blocks();
     e.b.finalize(config);
@@ -681,7 +797,7 @@ impl Compiled {
         // should one fire anyway (a bug, ours or Cranelift's), the program
         // runs under the interpreter rather than taking the process down.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&plan)))
-            .unwrap_or_else(|_| refuse(0, "internal error: the code generator panicked"))
+            .unwrap_or_else(|_| internal(0, Internal::Panicked))
     }
 
     /// Bytes of machine code.
@@ -708,15 +824,21 @@ impl Compiled {
     }
 }
 
-fn cranelift_error(what: &str, e: impl std::fmt::Display) -> CompileError {
+fn cranelift_error(stage: &'static str, e: impl std::fmt::Display) -> CompileError {
     CompileError {
         insn: 0,
-        reason: format!("cranelift: {what}: {e}"),
+        reason: CompileProblem::Cranelift {
+            stage,
+            message: e.to_string(),
+        },
     }
 }
 
 fn build(plan: &Plan) -> Result<Compiled, CompileError> {
-    let isa = host_isa().map_err(|reason| CompileError { insn: 0, reason })?;
+    let isa = host_isa().map_err(|e| CompileError {
+        insn: 0,
+        reason: CompileProblem::Host(e),
+    })?;
     let mut module = JITModule::new(JITBuilder::with_isa(
         isa,
         cranelift_module::default_libcall_names(),

@@ -9,7 +9,7 @@
 //! Anything unexpected is a [`LoadError`] naming the file, section, and the
 //! instruction or byte offset, never a panic: objects are untrusted input.
 
-use crate::program::maps::MapDef;
+use crate::program::maps::{MapDef, MapDefError};
 use object::{
     Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex,
 };
@@ -50,8 +50,167 @@ pub struct LoadError {
     pub insn: Option<usize>,
     /// Byte offset in the file.
     pub offset: Option<u64>,
-    /// What is wrong.
-    pub reason: String,
+    /// What is wrong (boxed: errors travel in `Result`s, kept small).
+    pub reason: Box<LoadProblem>,
+}
+
+/// What is wrong with an object (or a program in it), one variant per
+/// cause. Where it is (file, section, instruction, offset) is the
+/// [`LoadError`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadProblem {
+    /// No ELF magic.
+    #[error("not an ELF file (bad magic)")]
+    BadMagic,
+    /// The ELF parser refuses it (its message).
+    #[error("malformed ELF: {0}")]
+    Malformed(String),
+    /// A 32-bit ELF.
+    #[error("not a 64-bit ELF object (build with clang -target bpf)")]
+    Not64Bit,
+    /// Another machine's object.
+    #[error("wrong machine {0} (expected {EM_BPF}, EM_BPF: build with clang -target bpf)")]
+    Machine(u16),
+    /// A big-endian object.
+    #[error("big-endian BPF object (build with -target bpf or bpfel)")]
+    BigEndian,
+    /// Not a `.o`.
+    #[error("not a relocatable object (expected the .o from clang -c)")]
+    NotRelocatable,
+    /// A section's contents cannot be read (the ELF parser's message).
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+    /// A map definition that does not fit the `maps` section.
+    #[error(
+        "map `{name}`: definition at byte {at} is {size} bytes, needs {MAP_DEF_SIZE} inside a {section_len}-byte section"
+    )]
+    MapDefSize {
+        /// The map's symbol.
+        name: String,
+        /// Its byte in the section.
+        at: u64,
+        /// Its symbol's size.
+        size: u64,
+        /// The section's size.
+        section_len: usize,
+    },
+    /// A map definition out of range.
+    #[error("{0}")]
+    MapDef(MapDefError),
+    /// More than [`MAX_MAPS`] maps.
+    #[error("map `{name}`: more than {MAX_MAPS} maps in one object")]
+    TooManyMaps {
+        /// The map past the limit.
+        name: String,
+    },
+    /// The object's maps would take more than [`MAX_OBJECT_MAP_BYTES`].
+    #[error(
+        "map `{name}`: the object's maps would hold {total} bytes of values, more than the {MAX_OBJECT_MAP_BYTES} one object may take"
+    )]
+    ObjectMapBytes {
+        /// The map that crosses the limit.
+        name: String,
+        /// Bytes of values with it.
+        total: u64,
+    },
+    /// A program section cannot be read (the ELF parser's message).
+    #[error("unreadable (truncated file?): {0}")]
+    ProgramUnreadable(String),
+    /// `ringside/` with nothing after it.
+    #[error("program section without a name")]
+    Unnamed,
+    /// Code that is not whole instructions (or none).
+    #[error("{0} bytes is not a whole number of 8-byte instructions")]
+    CodeLength(usize),
+    /// A relocation between instructions.
+    #[error("relocation at byte {0} is not on an instruction")]
+    RelocOffset(u64),
+    /// A relocation of another format.
+    #[error("relocation without an ELF type")]
+    RelocNoType,
+    /// A relocation against no symbol.
+    #[error("relocation without a symbol")]
+    RelocNoSymbol,
+    /// A relocation against a symbol the object does not have.
+    #[error("relocation names a bad symbol: {0}")]
+    RelocBadSymbol(String),
+    /// A 64-bit relocation not at an `lddw`.
+    #[error("relocation against `{symbol}` is not on an lddw instruction")]
+    RelocNotLddw {
+        /// The symbol.
+        symbol: String,
+    },
+    /// A relocation into `maps` that is no map's start.
+    #[error("relocation against `{symbol}`+{addend} names no map definition")]
+    RelocNoMap {
+        /// The symbol.
+        symbol: String,
+        /// The addend.
+        addend: u64,
+    },
+    /// A relocation past the end of a rodata section.
+    #[error("relocation points past the end of `{section}`")]
+    RelocPastRodata {
+        /// The section.
+        section: String,
+    },
+    /// A global variable (`.data`, `.bss`).
+    #[error("global variable `{symbol}` in `{section}` is not supported: keep state in a map")]
+    GlobalVariable {
+        /// The variable.
+        symbol: String,
+        /// Its section.
+        section: String,
+    },
+    /// A relocation against a section the loader does not take.
+    #[error("relocation against `{symbol}` in section `{section}` is not supported")]
+    RelocSection {
+        /// The symbol.
+        symbol: String,
+        /// Its section.
+        section: String,
+    },
+    /// A call of a function (bpf-to-bpf).
+    #[error(
+        "call to function `{symbol}`: bpf-to-bpf calls are not supported (make it `static __always_inline`)"
+    )]
+    FunctionCall {
+        /// The function.
+        symbol: String,
+    },
+    /// A relocation type the loader does not know.
+    #[error("unknown relocation type {r_type} against `{symbol}`")]
+    RelocKind {
+        /// `r_type`.
+        r_type: u32,
+        /// The symbol.
+        symbol: String,
+    },
+    /// No `ringside/<name>` section.
+    #[error(
+        "no program sections (a program is a function in a section named `{PROG_SECTION_PREFIX}<name>`)"
+    )]
+    NoPrograms,
+    /// The program asked for is not in the object.
+    #[error("missing section (the object has: {})", have.join(", "))]
+    MissingSection {
+        /// The program sections it has.
+        have: Vec<String>,
+    },
+    /// The registry's maps would take more than
+    /// [`crate::program::MAX_REGISTRY_MAP_BYTES`].
+    #[error(
+        "its maps would bring the values of every loaded map to {total} bytes, more than the {} allowed",
+        crate::program::MAX_REGISTRY_MAP_BYTES
+    )]
+    RegistryMapBytes {
+        /// Bytes of values with this object's.
+        total: u64,
+    },
+    /// The verifier refuses the program (its reason; the instruction is the
+    /// [`LoadError`]'s).
+    #[error("{0}")]
+    Verify(String),
 }
 
 impl fmt::Display for LoadError {
@@ -155,13 +314,13 @@ impl ElfObject {
             .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| {
-                let have: Vec<_> = self.programs.iter().map(|p| p.section.as_str()).collect();
+                let have = self.programs.iter().map(|p| p.section.clone()).collect();
                 LoadError {
                     file: self.file.clone(),
                     section: Some(format!("{PROG_SECTION_PREFIX}{name}")),
                     insn: None,
                     offset: None,
-                    reason: format!("missing section (the object has: {})", have.join(", ")),
+                    reason: Box::new(LoadProblem::MissingSection { have }),
                 }
             })
     }
@@ -172,16 +331,16 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, reason: impl Into<String>) -> LoadError {
+    fn err(&self, reason: LoadProblem) -> LoadError {
         LoadError {
             file: self.file.to_string(),
             section: None,
             insn: None,
             offset: None,
-            reason: reason.into(),
+            reason: Box::new(reason),
         }
     }
-    fn sec_err(&self, section: &str, offset: Option<u64>, reason: impl Into<String>) -> LoadError {
+    fn sec_err(&self, section: &str, offset: Option<u64>, reason: LoadProblem) -> LoadError {
         LoadError {
             section: Some(section.to_string()),
             offset,
@@ -196,12 +355,13 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
         return Err(LoadError {
             offset: Some(0),
-            ..cx.err("not an ELF file (bad magic)")
+            ..cx.err(LoadProblem::BadMagic)
         });
     }
-    let obj = object::File::parse(bytes).map_err(|e| cx.err(format!("malformed ELF: {e}")))?;
+    let obj =
+        object::File::parse(bytes).map_err(|e| cx.err(LoadProblem::Malformed(e.to_string())))?;
     let object::File::Elf64(elf) = &obj else {
-        return Err(cx.err("not a 64-bit ELF object (build with clang -target bpf)"));
+        return Err(cx.err(LoadProblem::Not64Bit));
     };
     let header = elf.elf_header();
     let endian = elf.endian();
@@ -209,16 +369,14 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
     if machine != EM_BPF {
         return Err(LoadError {
             offset: Some(18),
-            ..cx.err(format!(
-                "wrong machine {machine} (expected {EM_BPF}, EM_BPF: build with clang -target bpf)"
-            ))
+            ..cx.err(LoadProblem::Machine(machine))
         });
     }
     if !obj.is_little_endian() {
-        return Err(cx.err("big-endian BPF object (build with -target bpf or bpfel)"));
+        return Err(cx.err(LoadProblem::BigEndian));
     }
     if obj.kind() != object::ObjectKind::Relocatable {
-        return Err(cx.err("not a relocatable object (expected the .o from clang -c)"));
+        return Err(cx.err(LoadProblem::NotRelocatable));
     }
 
     // Maps: the symbols of the `maps` section, in address order.
@@ -228,7 +386,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
     if let Some(sec) = &maps_section {
         let data = sec
             .data()
-            .map_err(|e| cx.sec_err(MAPS_SECTION, None, format!("unreadable: {e}")))?;
+            .map_err(|e| cx.sec_err(MAPS_SECTION, None, LoadProblem::Unreadable(e.to_string())))?;
         let (sec_off, _) = sec.file_range().unwrap_or((0, 0));
         let mut syms: Vec<_> = obj
             .symbols()
@@ -253,23 +411,26 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                 return Err(cx.sec_err(
                     MAPS_SECTION,
                     Some(sec_off + at),
-                    format!(
-                        "map `{name}`: definition at byte {at} is {size} bytes, needs {MAP_DEF_SIZE} inside a {}-byte section",
-                        data.len()
-                    ),
+                    LoadProblem::MapDefSize {
+                        name,
+                        at,
+                        size,
+                        section_len: data.len(),
+                    },
                 ));
             }
             let f = |i: u64| {
                 let o = (at + 4 * i) as usize;
                 u32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes"))
             };
-            let def = MapDef::validate(&name, f(0), f(1), f(2), f(3), f(4))
-                .map_err(|r| cx.sec_err(MAPS_SECTION, Some(sec_off + at), r))?;
+            let def = MapDef::validate(&name, f(0), f(1), f(2), f(3), f(4)).map_err(|e| {
+                cx.sec_err(MAPS_SECTION, Some(sec_off + at), LoadProblem::MapDef(e))
+            })?;
             if maps.len() == MAX_MAPS {
                 return Err(cx.sec_err(
                     MAPS_SECTION,
                     Some(sec_off + at),
-                    format!("map `{name}`: more than {MAX_MAPS} maps in one object"),
+                    LoadProblem::TooManyMaps { name },
                 ));
             }
             let total: u64 = maps.iter().map(MapDef::arena_bytes).sum::<u64>() + def.arena_bytes();
@@ -277,9 +438,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                 return Err(cx.sec_err(
                     MAPS_SECTION,
                     Some(sec_off + at),
-                    format!(
-                        "map `{name}`: the object's maps would hold {total} bytes of values, more than the {MAX_OBJECT_MAP_BYTES} one object may take"
-                    ),
+                    LoadProblem::ObjectMapBytes { name, total },
                 ));
             }
             maps.push(def);
@@ -295,7 +454,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
         if name == ".rodata" || name.starts_with(".rodata.") {
             let data = sec
                 .data()
-                .map_err(|e| cx.sec_err(name, None, format!("unreadable: {e}")))?;
+                .map_err(|e| cx.sec_err(name, None, LoadProblem::Unreadable(e.to_string())))?;
             rodata_index.push((sec.index(), rodata.len()));
             rodata.push(Rodata {
                 name: name.to_string(),
@@ -317,52 +476,43 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                 cx.sec_err(
                     sec_name,
                     Some(file_offset),
-                    format!("unreadable (truncated file?): {e}"),
+                    LoadProblem::ProgramUnreadable(e.to_string()),
                 )
             })?
             .to_vec();
         if prog_name.is_empty() {
-            return Err(cx.sec_err(
-                sec_name,
-                Some(file_offset),
-                "program section without a name",
-            ));
+            return Err(cx.sec_err(sec_name, Some(file_offset), LoadProblem::Unnamed));
         }
         if code.is_empty() || code.len() % INSN_SIZE != 0 {
             return Err(cx.sec_err(
                 sec_name,
                 Some(file_offset),
-                format!(
-                    "{} bytes is not a whole number of 8-byte instructions",
-                    code.len()
-                ),
+                LoadProblem::CodeLength(code.len()),
             ));
         }
         let mut code = code;
         let mut relocs = Vec::new();
         for (at, rel) in sec.relocations() {
             let insn = (at / INSN_SIZE as u64) as usize;
-            let ierr = |reason: String| LoadError {
+            let ierr = |reason: LoadProblem| LoadError {
                 file: file.to_string(),
                 section: Some(sec_name.to_string()),
                 insn: Some(insn),
                 offset: Some(file_offset + at),
-                reason,
+                reason: Box::new(reason),
             };
             if at % INSN_SIZE as u64 != 0 || at as usize >= code.len() {
-                return Err(ierr(format!(
-                    "relocation at byte {at} is not on an instruction"
-                )));
+                return Err(ierr(LoadProblem::RelocOffset(at)));
             }
             let RelocationFlags::Elf { r_type } = rel.flags() else {
-                return Err(ierr("relocation without an ELF type".into()));
+                return Err(ierr(LoadProblem::RelocNoType));
             };
             let RelocationTarget::Symbol(sym_idx) = rel.target() else {
-                return Err(ierr("relocation without a symbol".into()));
+                return Err(ierr(LoadProblem::RelocNoSymbol));
             };
             let sym = obj
                 .symbol_by_index(sym_idx)
-                .map_err(|e| ierr(format!("relocation names a bad symbol: {e}")))?;
+                .map_err(|e| ierr(LoadProblem::RelocBadSymbol(e.to_string())))?;
             let sym_name = sym.name().unwrap_or("?");
             let sym_section = sym
                 .section_index()
@@ -375,9 +525,9 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                 R_BPF_64_64 => {
                     if code[at as usize] != LD_DW_IMM || (at as usize + 2 * INSN_SIZE) > code.len()
                     {
-                        return Err(ierr(format!(
-                            "relocation against `{sym_name}` is not on an lddw instruction"
-                        )));
+                        return Err(ierr(LoadProblem::RelocNotLddw {
+                            symbol: sym_name.to_string(),
+                        }));
                     }
                     let imm_at = at as usize + 4;
                     let addend =
@@ -385,9 +535,10 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                     let target = if sym_section_name == MAPS_SECTION {
                         let off = sym.address() + addend;
                         let idx = map_offsets.iter().position(|&o| o == off).ok_or_else(|| {
-                            ierr(format!(
-                                "relocation against `{sym_name}`+{addend} names no map definition"
-                            ))
+                            ierr(LoadProblem::RelocNoMap {
+                                symbol: sym_name.to_string(),
+                                addend,
+                            })
                         })?;
                         RelocTarget::Map(idx)
                     } else if let Some(&(_, region)) = rodata_index
@@ -396,10 +547,9 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                     {
                         let off = sym.address() + addend;
                         if off >= rodata[region].bytes.len() as u64 {
-                            return Err(ierr(format!(
-                                "relocation points past the end of `{}`",
-                                rodata[region].name
-                            )));
+                            return Err(ierr(LoadProblem::RelocPastRodata {
+                                section: rodata[region].name.clone(),
+                            }));
                         }
                         RelocTarget::Rodata {
                             region,
@@ -408,13 +558,15 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                     } else if sym_section_name.starts_with(".data")
                         || sym_section_name.starts_with(".bss")
                     {
-                        return Err(ierr(format!(
-                            "global variable `{sym_name}` in `{sym_section_name}` is not supported: keep state in a map"
-                        )));
+                        return Err(ierr(LoadProblem::GlobalVariable {
+                            symbol: sym_name.to_string(),
+                            section: sym_section_name.to_string(),
+                        }));
                     } else {
-                        return Err(ierr(format!(
-                            "relocation against `{sym_name}` in section `{sym_section_name}` is not supported"
-                        )));
+                        return Err(ierr(LoadProblem::RelocSection {
+                            symbol: sym_name.to_string(),
+                            section: sym_section_name.to_string(),
+                        }));
                     };
                     // The value is patched in when the program is instantiated.
                     code[imm_at..imm_at + 4].fill(0);
@@ -422,14 +574,15 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                     relocs.push(Reloc { insn, target });
                 }
                 R_BPF_64_32 => {
-                    return Err(ierr(format!(
-                        "call to function `{sym_name}`: bpf-to-bpf calls are not supported (make it `static __always_inline`)"
-                    )));
+                    return Err(ierr(LoadProblem::FunctionCall {
+                        symbol: sym_name.to_string(),
+                    }));
                 }
                 t => {
-                    return Err(ierr(format!(
-                        "unknown relocation type {t} against `{sym_name}`"
-                    )));
+                    return Err(ierr(LoadProblem::RelocKind {
+                        r_type: t,
+                        symbol: sym_name.to_string(),
+                    }));
                 }
             }
         }
@@ -442,9 +595,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
         });
     }
     if programs.is_empty() {
-        return Err(cx.err(format!(
-            "no program sections (a program is a function in a section named `{PROG_SECTION_PREFIX}<name>`)"
-        )));
+        return Err(cx.err(LoadProblem::NoPrograms));
     }
     Ok(ElfObject {
         file: file.to_string(),

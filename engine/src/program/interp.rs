@@ -92,6 +92,18 @@ pub enum InterpError {
     },
 }
 
+impl InterpError {
+    /// The instruction it stopped at (none for the instruction limit).
+    pub fn pc(&self) -> Option<usize> {
+        match self {
+            InterpError::OutOfBounds { pc, .. }
+            | InterpError::BadInsn { pc, .. }
+            | InterpError::FellOff { pc } => Some(*pc),
+            InterpError::InsnLimit { .. } => None,
+        }
+    }
+}
+
 impl std::fmt::Display for InterpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -292,113 +292,230 @@ pub fn jump_taken(ins: &Insn, dst: u64, src: u64) -> Option<bool> {
     })
 }
 
-/// Why an instruction's encoding is not one ringside runs.
+/// Why an instruction's encoding is not one ringside runs (see
+/// [`check_encoding`]). The instruction's index is the caller's to add
+/// (the verifier and the compiler print it as `insn N: `).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EncodingError {
+    /// A register field names no register.
+    #[error("bad register number (dst r{dst}, src r{src})")]
+    Register {
+        /// The dst field.
+        dst: u8,
+        /// The src field.
+        src: u8,
+    },
+    /// An `lddw` in the last slot.
+    #[error("lddw is missing its second half")]
+    LddwMissingHalf,
+    /// The second slot of an `lddw` has non-zero fields.
+    #[error("malformed second half of lddw")]
+    LddwBadHalf,
+    /// `div`/`mod` by an immediate zero.
+    #[error("division by the constant zero")]
+    DivByZero,
+    /// A shift by an immediate at or past the operation's width.
+    #[error("shift by {imm} is out of range for a {width}-bit shift")]
+    ShiftRange {
+        /// The shift count.
+        imm: i32,
+        /// 32 or 64.
+        width: i32,
+    },
+    /// What is wrong with the instruction's opcode and the fields it uses.
+    #[error("opcode {opcode:#04x}: {problem}")]
+    Opcode {
+        /// The opcode byte.
+        opcode: u8,
+        /// What is wrong.
+        problem: OpcodeProblem,
+    },
+}
+
+/// What [`EncodingError::Opcode`] found wrong with an opcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpcodeProblem {
+    /// A `BPF_LD` mode other than `lddw`.
+    #[error("legacy packet access (LD_ABS/LD_IND) and other LD modes are not supported")]
+    LdMode,
+    /// An `lddw` with a pseudo source other than plain or map/rodata.
+    #[error("lddw with src {0} (only plain and map/rodata loads are supported)")]
+    LddwSrc(u8),
+    /// An `lddw` with an offset.
+    #[error("lddw with a non-zero offset")]
+    LddwOffset,
+    /// A load mode other than `BPF_MEM`.
+    #[error("not a supported load (only BPF_MEM loads; no sign-extending loads)")]
+    LoadMode,
+    /// A load with an immediate.
+    #[error("load with a non-zero immediate")]
+    LoadImm,
+    /// An atomic instruction.
+    #[error("atomic instructions are not supported")]
+    Atomic,
+    /// A store mode other than `BPF_MEM`.
+    #[error("not a supported store")]
+    StoreMode,
+    /// `BPF_ST` with a source register.
+    #[error("store of an immediate with a source register")]
+    StoreImmSrc,
+    /// `BPF_STX` with an immediate.
+    #[error("store of a register with a non-zero immediate")]
+    StoreRegImm,
+    /// An ALU operation past `END`.
+    #[error("unknown ALU operation")]
+    AluOp,
+    /// An ALU instruction with an offset (the newer signed forms).
+    #[error(
+        "ALU instruction with offset {0} (signed division, sign-extending moves: not supported)"
+    )]
+    AluOffset(i16),
+    /// `ALU64 END` (bswap).
+    #[error("unconditional byte swap (ALU64 END) is not supported")]
+    Bswap64,
+    /// A byte swap with a source register.
+    #[error("byte swap with a source register")]
+    BswapSrc,
+    /// A byte swap of a width other than 16, 32 or 64.
+    #[error("byte swap of {0} bits")]
+    BswapWidth(i32),
+    /// `neg` with an operand.
+    #[error("neg takes no operand")]
+    NegOperand,
+    /// A register operand with an immediate.
+    #[error("register operand with a non-zero immediate")]
+    RegImm,
+    /// An immediate operand with a source register.
+    #[error("immediate operand with a source register")]
+    ImmSrc,
+    /// `exit` with non-zero fields.
+    #[error("malformed exit")]
+    Exit,
+    /// `call` with non-zero fields.
+    #[error("malformed call")]
+    Call,
+    /// `JMP32 JA`.
+    #[error("gotol (JMP32 JA) is not supported")]
+    Gotol,
+    /// `ja` with non-zero fields.
+    #[error("malformed goto")]
+    Goto,
+    /// A register compare with an immediate.
+    #[error("register compare with a non-zero immediate")]
+    CmpRegImm,
+    /// An immediate compare with a source register.
+    #[error("immediate compare with a source register")]
+    CmpImmSrc,
+    /// A jump operation that does not exist.
+    #[error("unknown jump operation")]
+    JumpOp,
+}
+
+/// Whether an instruction's encoding is one ringside runs, and if not why.
 ///
 /// The check is strict, as the kernel's is: reserved fields must be zero, so
 /// that no two backends can read one instruction two ways.
-pub fn check_encoding(ins: &Insn, next: Option<&Insn>) -> Result<(), String> {
-    let bad = |what: &str| Err(format!("opcode {:#04x}: {what}", ins.opc));
+pub fn check_encoding(ins: &Insn, next: Option<&Insn>) -> Result<(), EncodingError> {
+    use OpcodeProblem as P;
+    let bad = |problem: OpcodeProblem| {
+        Err(EncodingError::Opcode {
+            opcode: ins.opc,
+            problem,
+        })
+    };
     if ins.dst > 10 || ins.src > 10 {
-        return Err(format!(
-            "bad register number (dst r{}, src r{})",
-            ins.dst, ins.src
-        ));
+        return Err(EncodingError::Register {
+            dst: ins.dst,
+            src: ins.src,
+        });
     }
     match ins.class() {
         class::LD => {
             if ins.opc != LDDW {
-                return bad(
-                    "legacy packet access (LD_ABS/LD_IND) and other LD modes are not supported",
-                );
+                return bad(P::LdMode);
             }
             if ins.src > 1 {
-                return bad(&format!(
-                    "lddw with src {} (only plain and map/rodata loads are supported)",
-                    ins.src
-                ));
+                return bad(P::LddwSrc(ins.src));
             }
             if ins.off != 0 {
-                return bad("lddw with a non-zero offset");
+                return bad(P::LddwOffset);
             }
             match next {
-                None => Err("lddw is missing its second half".into()),
+                None => Err(EncodingError::LddwMissingHalf),
                 Some(hi) if hi.opc != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0 => {
-                    Err("malformed second half of lddw".into())
+                    Err(EncodingError::LddwBadHalf)
                 }
                 Some(_) => Ok(()),
             }
         }
         class::LDX => {
             if ins.opc & 0xe0 != MODE_MEM {
-                return bad("not a supported load (only BPF_MEM loads; no sign-extending loads)");
+                return bad(P::LoadMode);
             }
             if ins.imm != 0 {
-                return bad("load with a non-zero immediate");
+                return bad(P::LoadImm);
             }
             Ok(())
         }
         class::ST | class::STX => {
             if ins.opc & 0xe0 == 0xc0 {
-                return bad("atomic instructions are not supported");
+                return bad(P::Atomic);
             }
             if ins.opc & 0xe0 != MODE_MEM {
-                return bad("not a supported store");
+                return bad(P::StoreMode);
             }
             if ins.class() == class::ST && ins.src != 0 {
-                return bad("store of an immediate with a source register");
+                return bad(P::StoreImmSrc);
             }
             if ins.class() == class::STX && ins.imm != 0 {
-                return bad("store of a register with a non-zero immediate");
+                return bad(P::StoreRegImm);
             }
             Ok(())
         }
         class::ALU | class::ALU64 => {
             let op = ins.op();
             if op > alu::END {
-                return bad("unknown ALU operation");
+                return bad(P::AluOp);
             }
             if ins.off != 0 {
-                return bad(&format!(
-                    "ALU instruction with offset {} (signed division, sign-extending moves: not supported)",
-                    ins.off
-                ));
+                return bad(P::AluOffset(ins.off));
             }
             if op == alu::END {
                 if ins.class() == class::ALU64 {
-                    return bad("unconditional byte swap (ALU64 END) is not supported");
+                    return bad(P::Bswap64);
                 }
                 if ins.src != 0 {
-                    return bad("byte swap with a source register");
+                    return bad(P::BswapSrc);
                 }
                 if !matches!(ins.imm, 16 | 32 | 64) {
-                    return bad(&format!("byte swap of {} bits", ins.imm));
+                    return bad(P::BswapWidth(ins.imm));
                 }
                 return Ok(());
             }
             if op == alu::NEG {
                 if ins.is_reg() || ins.src != 0 || ins.imm != 0 {
-                    return bad("neg takes no operand");
+                    return bad(P::NegOperand);
                 }
                 return Ok(());
             }
             if ins.is_reg() && ins.imm != 0 {
-                return bad("register operand with a non-zero immediate");
+                return bad(P::RegImm);
             }
             if !ins.is_reg() && ins.src != 0 {
-                return bad("immediate operand with a source register");
+                return bad(P::ImmSrc);
             }
             if !ins.is_reg() && matches!(op, alu::DIV | alu::MOD) && ins.imm == 0 {
-                return Err("division by the constant zero".into());
+                return Err(EncodingError::DivByZero);
             }
             let width = if ins.class() == class::ALU64 { 64 } else { 32 };
             if !ins.is_reg()
                 && matches!(op, alu::LSH | alu::RSH | alu::ARSH)
                 && !(0..width).contains(&ins.imm)
             {
-                return Err(format!(
-                    "shift by {} is out of range for a {width}-bit shift",
-                    ins.imm
-                ));
+                return Err(EncodingError::ShiftRange {
+                    imm: ins.imm,
+                    width,
+                });
             }
             Ok(())
         }
@@ -412,22 +529,22 @@ pub fn check_encoding(ins: &Insn, next: Option<&Insn>) -> Result<(), String> {
                         || ins.off != 0
                         || ins.imm != 0
                     {
-                        return bad("malformed exit");
+                        return bad(P::Exit);
                     }
                     Ok(())
                 }
                 jmp::CALL => {
                     if ins.opc != CALL || ins.dst != 0 || ins.off != 0 {
-                        return bad("malformed call");
+                        return bad(P::Call);
                     }
                     Ok(())
                 }
                 jmp::JA => {
                     if ins.class() == class::JMP32 {
-                        return bad("gotol (JMP32 JA) is not supported");
+                        return bad(P::Gotol);
                     }
                     if ins.opc != JA || ins.dst != 0 || ins.src != 0 || ins.imm != 0 {
-                        return bad("malformed goto");
+                        return bad(P::Goto);
                     }
                     Ok(())
                 }
@@ -443,14 +560,14 @@ pub fn check_encoding(ins: &Insn, next: Option<&Insn>) -> Result<(), String> {
                 | jmp::JSLT
                 | jmp::JSLE => {
                     if ins.is_reg() && ins.imm != 0 {
-                        return bad("register compare with a non-zero immediate");
+                        return bad(P::CmpRegImm);
                     }
                     if !ins.is_reg() && ins.src != 0 {
-                        return bad("immediate compare with a source register");
+                        return bad(P::CmpImmSrc);
                     }
                     Ok(())
                 }
-                _ => bad("unknown jump operation"),
+                _ => bad(P::JumpOp),
             }
         }
     }

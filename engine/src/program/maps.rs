@@ -61,35 +61,29 @@ impl MapDef {
         value_size: u32,
         max_entries: u32,
         flags: u32,
-    ) -> Result<MapDef, String> {
+    ) -> Result<MapDef, MapDefError> {
+        let refuse = |problem| {
+            Err(MapDefError {
+                name: name.to_string(),
+                problem,
+            })
+        };
         let kind = match map_type {
             MAP_TYPE_HASH => MapKind::Hash,
             MAP_TYPE_ARRAY => MapKind::Array,
-            t => {
-                return Err(format!(
-                    "map `{name}`: type {t} is not supported (1 = hash, 2 = array)"
-                ));
-            }
+            t => return refuse(MapDefProblem::Type(t)),
         };
         if kind == MapKind::Array && key_size != 4 {
-            return Err(format!(
-                "map `{name}`: key_size {key_size} out of range (an array map's key is 4 bytes)"
-            ));
+            return refuse(MapDefProblem::ArrayKeySize(key_size));
         }
         if key_size == 0 || key_size > MAX_KEY_SIZE {
-            return Err(format!(
-                "map `{name}`: key_size {key_size} out of range (1..={MAX_KEY_SIZE})"
-            ));
+            return refuse(MapDefProblem::KeySize(key_size));
         }
         if value_size == 0 || value_size > MAX_VALUE_SIZE {
-            return Err(format!(
-                "map `{name}`: value_size {value_size} out of range (1..={MAX_VALUE_SIZE})"
-            ));
+            return refuse(MapDefProblem::ValueSize(value_size));
         }
         if max_entries == 0 || max_entries > MAX_ENTRIES {
-            return Err(format!(
-                "map `{name}`: max_entries {max_entries} out of range (1..={MAX_ENTRIES})"
-            ));
+            return refuse(MapDefProblem::MaxEntries(max_entries));
         }
         let def = MapDef {
             name: name.to_string(),
@@ -100,10 +94,7 @@ impl MapDef {
             flags,
         };
         if def.arena_bytes() > MAX_ARENA_BYTES {
-            return Err(format!(
-                "map `{name}`: {} bytes of values is more than the {MAX_ARENA_BYTES} a map may take",
-                def.arena_bytes()
-            ));
+            return refuse(MapDefProblem::Arena(def.arena_bytes()));
         }
         Ok(def)
     }
@@ -117,6 +108,39 @@ impl MapDef {
     pub fn arena_bytes(&self) -> u64 {
         self.slot_size() as u64 * self.max_entries as u64
     }
+}
+
+/// A map definition [`MapDef::validate`] refuses: the map and the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("map `{name}`: {problem}")]
+pub struct MapDefError {
+    /// The map's symbol name.
+    pub name: String,
+    /// Which field is out of range.
+    pub problem: MapDefProblem,
+}
+
+/// Which field of a map definition is out of range, and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MapDefProblem {
+    /// `type`: neither hash nor array.
+    #[error("type {0} is not supported (1 = hash, 2 = array)")]
+    Type(u32),
+    /// `key_size` of an array map: not 4.
+    #[error("key_size {0} out of range (an array map's key is 4 bytes)")]
+    ArrayKeySize(u32),
+    /// `key_size`: 0 or more than [`MAX_KEY_SIZE`].
+    #[error("key_size {0} out of range (1..={MAX_KEY_SIZE})")]
+    KeySize(u32),
+    /// `value_size`: 0 or more than [`MAX_VALUE_SIZE`].
+    #[error("value_size {0} out of range (1..={MAX_VALUE_SIZE})")]
+    ValueSize(u32),
+    /// `max_entries`: 0 or more than [`MAX_ENTRIES`].
+    #[error("max_entries {0} out of range (1..={MAX_ENTRIES})")]
+    MaxEntries(u32),
+    /// The values take more than [`MAX_ARENA_BYTES`].
+    #[error("{0} bytes of values is more than the {MAX_ARENA_BYTES} a map may take")]
+    Arena(u64),
 }
 
 /// Why a map operation failed; maps to the kernel's errno.
@@ -428,12 +452,12 @@ mod tests {
     #[test]
     fn definitions_out_of_range_are_named() {
         let e = MapDef::validate("big", MAP_TYPE_HASH, 4, 0, 1, 0).unwrap_err();
-        assert!(e.contains("value_size 0"), "{e}");
+        assert!(e.to_string().contains("value_size 0"), "{e}");
         let e = MapDef::validate("arr", MAP_TYPE_ARRAY, 8, 8, 1, 0).unwrap_err();
-        assert!(e.contains("key_size 8"), "{e}");
+        assert!(e.to_string().contains("key_size 8"), "{e}");
         let e = MapDef::validate("t", 9, 4, 8, 1, 0).unwrap_err();
-        assert!(e.contains("type 9"), "{e}");
+        assert!(e.to_string().contains("type 9"), "{e}");
         let e = MapDef::validate("huge", MAP_TYPE_ARRAY, 4, 65536, 1 << 20, 0).unwrap_err();
-        assert!(e.contains("more than"), "{e}");
+        assert!(e.to_string().contains("more than"), "{e}");
     }
 }

@@ -14,7 +14,7 @@ pub mod mem;
 pub mod verifier;
 pub mod vm;
 
-use elf::{ElfObject, LoadError, RelocTarget};
+use elf::{ElfObject, LoadError, LoadProblem, RelocTarget};
 use maps::{Map, MapDef};
 use mem::{AddrSpace, FIRST_STATIC_ID, Region, RegionKind};
 use serde::{Deserialize, Serialize};
@@ -229,10 +229,9 @@ impl Registry {
                 section: Some(elf::MAPS_SECTION.into()),
                 insn: None,
                 offset: None,
-                reason: format!(
-                    "its maps would bring the values of every loaded map to {} bytes, more than the {MAX_REGISTRY_MAP_BYTES} allowed",
-                    have + adding
-                ),
+                reason: Box::new(LoadProblem::RegistryMapBytes {
+                    total: have + adding,
+                }),
             });
         }
         let rodata_sizes: Vec<usize> = obj.rodata.iter().map(|r| r.bytes.len()).collect();
@@ -242,12 +241,12 @@ impl Registry {
             if only.is_some_and(|o| !o.contains(&original.name.as_str())) {
                 continue;
             }
-            let at = |insn: usize, reason: String| LoadError {
+            let at = |insn: usize, reason: LoadProblem| LoadError {
                 file: obj.file.clone(),
                 section: Some(original.section.clone()),
                 insn: Some(insn),
                 offset: Some(original.file_offset + (insn as u64) * 8),
-                reason,
+                reason: Box::new(reason),
             };
             let image = original.clone();
             let input = VerifyInput {
@@ -261,7 +260,7 @@ impl Registry {
             } else {
                 verifier::verify(&input)
             }
-            .map_err(|e| at(e.insn, e.reason))?;
+            .map_err(|e| at(e.insn, LoadProblem::Verify(e.reason)))?;
             verified.push((image, report));
         }
 

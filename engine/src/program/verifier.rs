@@ -254,8 +254,10 @@ impl<'a> Verifier<'a> {
         while i < n {
             let ins = self.insn(i);
             let next = (i + 1 < n).then(|| self.insn(i + 1));
-            isa::check_encoding(&ins, next.as_ref())
-                .map_err(|reason| VerifyError { insn: i, reason })?;
+            isa::check_encoding(&ins, next.as_ref()).map_err(|e| VerifyError {
+                insn: i,
+                reason: e.to_string(),
+            })?;
             // Nothing writes the frame pointer: the backends keep it fixed.
             let writes_dst = matches!(ins.class(), CLS_LD | CLS_LDX | CLS_ALU | CLS_ALU64);
             if writes_dst && ins.dst == 10 {

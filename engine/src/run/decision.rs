@@ -12,7 +12,7 @@ pub use ringside_schema::decision::*;
 use super::helpers::Env;
 pub use super::helpers::format_printk;
 use super::reexecute::rerun;
-pub use super::reexecute::{Reexecution, maps_for_replay, reexecute};
+pub use super::reexecute::{InputMismatch, ReexecError, Reexecution, maps_for_replay, reexecute};
 
 use crate::abi::{RsCtx, Verdict};
 use crate::program::LoadedProgram;

@@ -16,7 +16,7 @@ struct Recorded<'a> {
     calls: &'a [HelperCall],
     ktime_at: usize,
     read_at: usize,
-    mismatch: Option<String>,
+    mismatch: Option<InputMismatch>,
 }
 
 impl InputSource for Recorded<'_> {
@@ -34,9 +34,7 @@ impl InputSource for Recorded<'_> {
                 }
             }
             None => {
-                self.mismatch.get_or_insert(
-                    "the program asked for more ktime values than were recorded".into(),
-                );
+                self.mismatch.get_or_insert(InputMismatch::MoreKtime);
                 0
             }
         }
@@ -57,19 +55,21 @@ impl InputSource for Recorded<'_> {
                 } = &self.calls[i].detail
                 {
                     if *buf_index != buf || *o != off || data.len() != dst.len() {
-                        self.mismatch.get_or_insert(format!(
-                            "rs_read_buf({buf}, {off}, {}) where the recording has ({buf_index}, {o}, {})",
-                            dst.len(),
-                            data.len()
-                        ));
+                        self.mismatch.get_or_insert(InputMismatch::ReadBuf {
+                            buf,
+                            off,
+                            len: dst.len(),
+                            recorded_buf: *buf_index,
+                            recorded_off: *o,
+                            recorded_len: data.len(),
+                        });
                     }
                     let n = data.len().min(dst.len());
                     dst[..n].copy_from_slice(&data[..n]);
                 }
             }
             None => {
-                self.mismatch
-                    .get_or_insert("the program read more buffer bytes than were recorded".into());
+                self.mismatch.get_or_insert(InputMismatch::MoreReadBytes);
             }
         }
     }
@@ -91,7 +91,56 @@ pub struct Reexecution {
     /// Budget broken, if any.
     pub violation: Option<BudgetViolation>,
     /// An input the recording did not have.
-    pub input_mismatch: Option<String>,
+    pub input_mismatch: Option<InputMismatch>,
+}
+
+/// An input the re-run asked for that the recording does not have (the
+/// first one; the re-run goes on with zeroes).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputMismatch {
+    /// More `rs_ktime` calls than recorded values.
+    #[error("the program asked for more ktime values than were recorded")]
+    MoreKtime,
+    /// An `rs_read_buf` call other than the recorded one.
+    #[error(
+        "rs_read_buf({buf}, {off}, {len}) where the recording has ({recorded_buf}, {recorded_off}, {recorded_len})"
+    )]
+    ReadBuf {
+        /// Buffer asked for.
+        buf: u16,
+        /// Offset asked for.
+        off: u64,
+        /// Bytes asked for.
+        len: usize,
+        /// The recorded call's buffer.
+        recorded_buf: u16,
+        /// Its offset.
+        recorded_off: u64,
+        /// Its bytes.
+        recorded_len: usize,
+    },
+    /// More successful `rs_read_buf` calls than recorded.
+    #[error("the program read more buffer bytes than were recorded")]
+    MoreReadBytes,
+}
+
+/// Why a recorded decision could not be re-executed to its end.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReexecError {
+    /// The interpreter stopped the program (out of bounds, an instruction
+    /// it does not run, past the end; the instruction limit when the
+    /// decision had no budget).
+    #[error("{0}")]
+    Interp(InterpError),
+}
+
+impl ReexecError {
+    /// The instruction the program stopped at, when there is one.
+    pub fn pc(&self) -> Option<usize> {
+        match self {
+            ReexecError::Interp(e) => e.pc(),
+        }
+    }
 }
 
 /// Build the maps a recorded decision saw: its touched entries (and, for hash
@@ -148,7 +197,7 @@ pub fn reexecute(
     regs: &Registrations,
     budgets: &Budgets,
     trace: Option<&mut dyn FnMut(&TraceStep)>,
-) -> Result<Reexecution, String> {
+) -> Result<Reexecution, ReexecError> {
     rerun(prog, rec, regs, budgets, trace, true)
 }
 
@@ -161,7 +210,7 @@ pub(crate) fn rerun(
     budgets: &Budgets,
     trace: Option<&mut dyn FnMut(&TraceStep)>,
     record: bool,
-) -> Result<Reexecution, String> {
+) -> Result<Reexecution, ReexecError> {
     let defs = &prog.map_defs;
     let mut maps = maps_for_replay(defs, &rec.touched);
     // The program's address space over the rebuilt maps: their arenas in
@@ -216,7 +265,7 @@ pub(crate) fn rerun(
             },
             Some(insn_violation(limit)),
         ),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(ReexecError::Interp(e)),
     };
     env.collect_direct_writes();
     let Env {

@@ -194,6 +194,15 @@ pub fn build_tuned(entries: u32, cq_entries: u32) -> io::Result<(IoUring, Tuning
     Err(last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)))
 }
 
+/// Why [`Enter::new`] enters through the plain fd: registering the ring's
+/// fd failed.
+#[derive(Debug, thiserror::Error)]
+#[error("no registered ring fd (Linux 5.18+): {error}")]
+pub struct NoRegisteredFd {
+    /// What `IORING_REGISTER_RING_FDS` returned.
+    pub error: io::Error,
+}
+
 /// io_uring_enter on one ring, through its registered fd when the kernel
 /// took it. Unregisters on drop: a registered fd holds the ring open.
 #[derive(Debug)]
@@ -222,7 +231,7 @@ impl Enter {
     /// ring fds are per thread, as the engine is); without the feature, or
     /// when the thread's 16 slots are taken, enters use the plain fd and
     /// `Err` says why.
-    pub fn new(uring: &IoUring) -> (Enter, Result<(), String>) {
+    pub fn new(uring: &IoUring) -> (Enter, Result<(), NoRegisteredFd>) {
         let fd = uring.as_raw_fd();
         let mut up = RsrcUpdate {
             offset: u32::MAX,
@@ -254,7 +263,7 @@ impl Enter {
                     fd,
                     registered: None,
                 },
-                Err(format!("no registered ring fd (Linux 5.18+): {e}")),
+                Err(NoRegisteredFd { error: e }),
             )
         }
     }
@@ -406,7 +415,7 @@ impl Ring {
         let (enter, registered) = Enter::new(&uring);
         match registered {
             Ok(()) => tuning.registered_fd = true,
-            Err(why) => tuning.missing.push(why),
+            Err(why) => tuning.missing.push(why.to_string()),
         }
         if !files.is_empty() {
             uring.submitter().register_files(files)?;

@@ -288,7 +288,7 @@ fn every_hostile_program_gets_its_verdict() {
         match (&c.verdict, loaded) {
             (No(insn, reason), Err(e)) => {
                 let ok_insn = insn.is_none_or(|i| e.insn == Some(i));
-                if !ok_insn || !e.reason.contains(reason) {
+                if !ok_insn || !e.reason.to_string().contains(reason) {
                     failures.push(format!(
                         "{} [{}]: rejected as `{e}`, expected insn {insn:?} and `{reason}`",
                         c.name, c.class

@@ -17,7 +17,7 @@ mod plan;
 pub mod spec;
 
 pub use files::{FileKind, FileProblem};
-pub use plan::{CheckOptions, Plan};
+pub use plan::{CheckOptions, FieldError, Figure, Plan, TotalExceeded};
 
 use content::ContentReader;
 use plan::{ChainTemplate, FileSource};

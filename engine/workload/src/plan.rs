@@ -5,7 +5,7 @@
 use super::content::Content;
 use super::files::{self, FileKind};
 use super::limits::{self, bytes};
-use super::spec::{Locator, MapEntrySpec, Spec, SpecError, StepSpecToml};
+use super::spec::{Locator, MapEntrySpec, Spec, SpecError, SpecProblem, StepSpecToml};
 use super::{WorkloadError, resolve};
 use ringside_engine::abi::{NO_BUF, OP_BPF, RsSqe, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
@@ -208,20 +208,45 @@ impl Total {
         Total { sum: 0, max, what }
     }
 
-    /// Add `n` (described as `figure`); the message when the total is crossed.
-    fn add(&mut self, n: u64, figure: impl Fn(u64) -> String) -> Result<(), String> {
+    /// Add `n` (its maximum worded as `figure`); the error when the total
+    /// is crossed.
+    fn add(&mut self, n: u64, figure: Figure) -> Result<(), TotalExceeded> {
         match self.sum.checked_add(n) {
             Some(s) if s <= self.max => {
                 self.sum = s;
                 Ok(())
             }
-            _ => Err(format!(
-                "{} in all would be more than the {} a spec may have",
-                self.what,
-                figure(self.max)
-            )),
+            _ => Err(TotalExceeded {
+                what: self.what,
+                max: self.max,
+                figure,
+            }),
         }
     }
+}
+
+/// How a [`TotalExceeded`] words its maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    /// A count: `1,000,000`.
+    Count,
+    /// Bytes: `1 GiB`.
+    Bytes,
+}
+
+/// A spec-wide total (bytes of files, copies of chains, ...) crossed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what} in all would be more than the {} a spec may have", match figure {
+    Figure::Count => count(*max),
+    Figure::Bytes => bytes(*max),
+})]
+pub struct TotalExceeded {
+    /// What is totalled.
+    pub what: &'static str,
+    /// The most a spec may have.
+    pub max: u64,
+    /// How the maximum is worded.
+    pub figure: Figure,
 }
 
 fn count(n: u64) -> String {
@@ -253,6 +278,7 @@ pub fn check(
     copts: &CheckOptions,
 ) -> Result<Plan, WorkloadError> {
     let err = |offset: usize, m: String| -> WorkloadError { loc.error(offset, m).into() };
+    let fail = |offset: usize, p: SpecProblem| -> WorkloadError { loc.error(offset, p).into() };
     let mut names: HashMap<String, u32> = HashMap::new();
     let mut add_name = |n: &Spanned<String>| -> Result<(), WorkloadError> {
         if names.len() >= limits::MAX_FILES {
@@ -327,7 +353,7 @@ pub fn check(
                 }
                 let content_at = f.content.as_ref().map_or(at(size), at);
                 let content = Content::parse(f.content.as_ref().map_or("pattern", |c| c.get_ref()))
-                    .map_err(|m| err(content_at, m))?;
+                    .map_err(|m| fail(content_at, m.into()))?;
                 let n = *size.get_ref();
                 let len = content.len(n);
                 if len > limits::MAX_FILE_SIZE {
@@ -344,7 +370,9 @@ pub fn check(
                         ),
                     ));
                 }
-                temp_total.add(len, bytes).map_err(|m| err(at(size), m))?;
+                temp_total
+                    .add(len, Figure::Bytes)
+                    .map_err(|m| fail(at(size), m.into()))?;
                 FileSource::Temp { content, size: n }
             }
             _ => {
@@ -380,12 +408,12 @@ pub fn check(
                         ));
                     }
                     written
-                        .add(total, bytes)
-                        .map_err(|m| err(at(&w.total), m))?;
+                        .add(total, Figure::Bytes)
+                        .map_err(|m| fail(at(&w.total), m.into()))?;
                     let content_at = w.content.as_ref().map_or(at(&w.total), at);
                     let content =
                         Content::parse(w.content.as_ref().map_or("pattern", |c| c.get_ref()))
-                            .map_err(|m| err(content_at, m))?;
+                            .map_err(|m| fail(content_at, m.into()))?;
                     if content.len(total) > total {
                         // A btree decides its own size.
                         return Err(err(
@@ -451,8 +479,8 @@ pub fn check(
             ));
         }
         buffer_total
-            .add(size, bytes)
-            .map_err(|m| err(at(&b.size), m))?;
+            .add(size, Figure::Bytes)
+            .map_err(|m| fail(at(&b.size), m.into()))?;
         if buffer_names
             .insert(b.name.get_ref().clone(), (buffers.len() as u16, size))
             .is_some()
@@ -477,7 +505,7 @@ pub fn check(
     }
 
     // Programs.
-    let (programs, objects) = check_programs(spec, base, copts, &err)?;
+    let (programs, objects) = check_programs(spec, base, copts, &err, &fail)?;
     let prog_names: HashMap<&str, usize> = programs
         .iter()
         .enumerate()
@@ -581,11 +609,11 @@ pub fn check(
             ));
         }
         chains_total
-            .add(repeat, count)
-            .map_err(|m| err(repeat_at, m))?;
+            .add(repeat, Figure::Count)
+            .map_err(|m| fail(repeat_at, m.into()))?;
         steps_total
-            .add(nsteps * repeat, count)
-            .map_err(|m| err(repeat_at, m))?;
+            .add(nsteps * repeat, Figure::Count)
+            .map_err(|m| fail(repeat_at, m.into()))?;
         let last = repeat - 1;
         let user_data = value(&c.user_data, 0);
         if user_data.checked_add(last).is_none() {
@@ -753,6 +781,7 @@ fn check_programs(
     base: &Path,
     copts: &CheckOptions,
     err: &impl Fn(usize, String) -> WorkloadError,
+    fail: &impl Fn(usize, SpecProblem) -> WorkloadError,
 ) -> Result<Programs, WorkloadError> {
     let mut programs: Vec<PlannedProgram> = Vec::new();
     let mut objects = Vec::new();
@@ -792,18 +821,18 @@ fn check_programs(
             };
         if let Some(b) = &bytes {
             object_total
-                .add(b.len() as u64, limits::bytes)
-                .map_err(|m| err(obj_at, m))?;
+                .add(b.len() as u64, Figure::Bytes)
+                .map_err(|m| fail(obj_at, m.into()))?;
         }
         let parsed = match &bytes {
-            Some(b) => Some(elf::parse(&label, b).map_err(|e| err(obj_at, e.to_string()))?),
+            Some(b) => Some(elf::parse(&label, b).map_err(|e| fail(obj_at, e.into()))?),
             None => None,
         };
         let section = match (&p.section, &parsed) {
             (Some(s), Some(parsed)) => {
                 parsed
                     .program(s.get_ref())
-                    .map_err(|e| err(at(s), e.to_string()))?;
+                    .map_err(|e| fail(at(s), e.into()))?;
                 s.get_ref().clone()
             }
             (Some(s), None) => s.get_ref().clone(),
@@ -826,8 +855,8 @@ fn check_programs(
                 .iter()
                 .fold(0u64, |s, m: &MapDef| s.saturating_add(m.arena_bytes()));
             map_total
-                .add(arenas, limits::bytes)
-                .map_err(|m| err(obj_at, m))?;
+                .add(arenas, Figure::Bytes)
+                .map_err(|m| fail(obj_at, m.into()))?;
         }
         let exec = match &p.exec {
             None => ExecMode::Compiled,
@@ -856,7 +885,7 @@ fn check_programs(
         {
             Registry::new()
                 .load_programs(&label, b, &[&section], &opts)
-                .map_err(|e| err(obj_at, e.to_string()))?;
+                .map_err(|e| fail(obj_at, e.into()))?;
         }
         let name = p
             .name
@@ -1021,26 +1050,57 @@ fn encode_entry(
     Ok((k, v, at(&e.key)))
 }
 
+/// A TYPE:VALUE field of a map entry that encodes to no bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// Not TYPE:VALUE.
+    #[error("`{0}`: expected TYPE:VALUE (u8, u16, u32, u64, i32, i64, file, hex)")]
+    Shape(String),
+    /// An integer type with a value that is no number.
+    #[error("`{0}` is not a number")]
+    NotNumber(String),
+    /// A number too large (or negative) for its type.
+    #[error("{value} does not fit in {bytes} bytes")]
+    Fit {
+        /// The number.
+        value: i128,
+        /// Bytes of its type.
+        bytes: usize,
+    },
+    /// `file:NAME` naming no file or stream of the spec.
+    #[error("no file or stream named `{0}`")]
+    NoName(String),
+    /// `hex:` with other than pairs of hex digits.
+    #[error("`{0}` is not hex (pairs of 0-9a-f)")]
+    NotHex(String),
+    /// `hex:` with a pair that is no byte.
+    #[error("`{0}` is not hex")]
+    NotHexByte(String),
+    /// A type there is not.
+    #[error("unknown field type `{0}`")]
+    Type(String),
+}
+
 fn encode_value(
     loc: &Locator,
     v: &toml::Spanned<toml::Value>,
     size: u32,
     names: &HashMap<String, u32>,
 ) -> Result<Vec<u8>, SpecError> {
-    fn field(s: &str, names: &HashMap<String, u32>) -> Result<Vec<u8>, String> {
-        let (ty, val) = s.split_once(':').ok_or_else(|| {
-            format!("`{s}`: expected TYPE:VALUE (u8, u16, u32, u64, i32, i64, file, hex)")
-        })?;
-        let num = |v: &str| -> Result<i128, String> {
+    fn field(s: &str, names: &HashMap<String, u32>) -> Result<Vec<u8>, FieldError> {
+        let (ty, val) = s
+            .split_once(':')
+            .ok_or_else(|| FieldError::Shape(s.to_string()))?;
+        let num = |v: &str| -> Result<i128, FieldError> {
             let v = v.trim();
             let r = if let Some(h) = v.strip_prefix("0x") {
                 i128::from_str_radix(h, 16)
             } else {
                 v.parse::<i128>()
             };
-            r.map_err(|_| format!("`{v}` is not a number"))
+            r.map_err(|_| FieldError::NotNumber(v.to_string()))
         };
-        let fit = |n: i128, bytes: usize, signed: bool| -> Result<Vec<u8>, String> {
+        let fit = |n: i128, bytes: usize, signed: bool| -> Result<Vec<u8>, FieldError> {
             let bits = bytes * 8;
             let (lo, hi) = if signed {
                 (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
@@ -1048,7 +1108,7 @@ fn encode_value(
                 (0, (1i128 << bits) - 1)
             };
             if n < lo || n > hi {
-                return Err(format!("{n} does not fit in {bytes} bytes"));
+                return Err(FieldError::Fit { value: n, bytes });
             }
             Ok((n as u128).to_le_bytes()[..bytes].to_vec())
         };
@@ -1062,19 +1122,19 @@ fn encode_value(
             "file" => names
                 .get(val)
                 .map(|i| i.to_le_bytes().to_vec())
-                .ok_or_else(|| format!("no file or stream named `{val}`")),
+                .ok_or_else(|| FieldError::NoName(val.to_string())),
             // Pairs of ASCII hex digits only: slicing anything else by byte
             // pairs could split a character.
             "hex" if val.len() % 2 != 0 || !val.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Err(format!("`{val}` is not hex (pairs of 0-9a-f)"))
+                Err(FieldError::NotHex(val.to_string()))
             }
             "hex" => (0..val.len() / 2)
                 .map(|i| {
                     u8::from_str_radix(&val[2 * i..2 * i + 2], 16)
-                        .map_err(|_| format!("`{val}` is not hex"))
+                        .map_err(|_| FieldError::NotHexByte(val.to_string()))
                 })
                 .collect(),
-            other => Err(format!("unknown field type `{other}`")),
+            other => Err(FieldError::Type(other.to_string())),
         }
     }
     let bytes = match v.get_ref() {
@@ -1085,14 +1145,14 @@ fn encode_value(
             }
             (n as u128).to_le_bytes()[..size as usize].to_vec()
         }
-        toml::Value::String(s) => field(s, names).map_err(|m| loc.at(v, m))?,
+        toml::Value::String(s) => field(s, names).map_err(|e| loc.at(v, e))?,
         toml::Value::Array(a) => {
             let mut out = Vec::new();
             for f in a {
                 let toml::Value::String(s) = f else {
                     return Err(loc.at(v, "array items must be TYPE:VALUE strings"));
                 };
-                out.extend(field(s, names).map_err(|m| loc.at(v, m))?);
+                out.extend(field(s, names).map_err(|e| loc.at(v, e))?);
             }
             out
         }

@@ -19,7 +19,7 @@ pub struct SpecError {
     /// 1-based column.
     pub column: usize,
     /// What is wrong.
-    pub message: String,
+    pub problem: SpecProblem,
 }
 
 impl fmt::Display for SpecError {
@@ -27,8 +27,66 @@ impl fmt::Display for SpecError {
         write!(
             f,
             "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
+            self.file, self.line, self.column, self.problem
         )
+    }
+}
+
+/// What is wrong at a [`SpecError`]'s place: the typed causes other parts
+/// of the crate find, and the worded checks of the spec's values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecProblem {
+    /// A check of a value of the spec (TOML syntax, ranges, names; worded
+    /// where it is made, in `plan.rs`).
+    #[error("{0}")]
+    Check(String),
+    /// A `content` spec.
+    #[error("{0}")]
+    Content(crate::content::ContentError),
+    /// A TYPE:VALUE field of a map entry.
+    #[error("{0}")]
+    Field(crate::plan::FieldError),
+    /// A spec-wide total crossed.
+    #[error("{0}")]
+    Total(crate::plan::TotalExceeded),
+    /// A program object that does not load.
+    #[error("{0}")]
+    Object(Box<ringside_engine::program::elf::LoadError>),
+}
+
+impl From<String> for SpecProblem {
+    fn from(s: String) -> Self {
+        SpecProblem::Check(s)
+    }
+}
+
+impl From<&str> for SpecProblem {
+    fn from(s: &str) -> Self {
+        SpecProblem::Check(s.to_string())
+    }
+}
+
+impl From<crate::content::ContentError> for SpecProblem {
+    fn from(e: crate::content::ContentError) -> Self {
+        SpecProblem::Content(e)
+    }
+}
+
+impl From<crate::plan::FieldError> for SpecProblem {
+    fn from(e: crate::plan::FieldError) -> Self {
+        SpecProblem::Field(e)
+    }
+}
+
+impl From<crate::plan::TotalExceeded> for SpecProblem {
+    fn from(e: crate::plan::TotalExceeded) -> Self {
+        SpecProblem::Total(e)
+    }
+}
+
+impl From<ringside_engine::program::elf::LoadError> for SpecProblem {
+    fn from(e: ringside_engine::program::elf::LoadError) -> Self {
+        SpecProblem::Object(Box::new(e))
     }
 }
 
@@ -53,20 +111,20 @@ impl Locator {
     }
 
     /// An error at byte `offset`.
-    pub fn error(&self, offset: usize, message: impl Into<String>) -> SpecError {
+    pub fn error(&self, offset: usize, problem: impl Into<SpecProblem>) -> SpecError {
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let column = offset - self.line_starts[line - 1] + 1;
         SpecError {
             file: self.file.clone(),
             line,
             column,
-            message: message.into(),
+            problem: problem.into(),
         }
     }
 
     /// An error at a spanned value.
-    pub fn at<T>(&self, v: &Spanned<T>, message: impl Into<String>) -> SpecError {
-        self.error(v.span().start, message)
+    pub fn at<T>(&self, v: &Spanned<T>, problem: impl Into<SpecProblem>) -> SpecError {
+        self.error(v.span().start, problem)
     }
 }
 

@@ -544,7 +544,7 @@ fn refused(prog: &[u8], insn: usize, reason: &str) {
         Err(e) => {
             assert_eq!(e.insn, insn, "wrong insn for `{}`", e.reason);
             assert!(
-                e.reason.contains(reason),
+                e.reason.to_string().contains(reason),
                 "reason `{}` does not contain `{reason}`",
                 e.reason
             );
@@ -671,7 +671,10 @@ fn never_panics_on_arbitrary_code() {
         // Whatever it is: a refusal or code, never a panic (nor one the
         // backstop in Compiled::new caught, nor another internal error).
         if let Err(e) = Compiled::new(&bytes, &helpers) {
-            assert!(!e.reason.contains("internal error"), "{e}: {bytes:02x?}");
+            assert!(
+                !e.reason.to_string().contains("internal error"),
+                "{e}: {bytes:02x?}"
+            );
         }
     }
 }

@@ -23,7 +23,7 @@
 //! of program N start at [`Loaded::starts`]`[N]`: verifier messages are
 //! renumbered with them.
 
-use super::KernelError;
+use super::{KernelError, ObjectProblem};
 use libbpf_sys as sys;
 use std::ffi::{CStr, CString, c_char, c_int, c_long, c_void};
 use std::os::fd::RawFd;
@@ -154,8 +154,46 @@ struct Prep<'a> {
     func_info: Vec<u8>,
     line_info: Vec<u8>,
     starts: Vec<usize>,
-    error: Option<String>,
+    error: Option<LinkError>,
 }
+
+/// Why the user's programs could not be linked into the loop (in libbpf's
+/// prepare callback).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// libbpf handed over no instructions.
+    #[error("libbpf gave no instructions")]
+    NoInsns,
+    /// The loop object has no func_info to extend.
+    #[error("the loop object has no func_info (built without -g?)")]
+    NoFuncInfo,
+    /// A func_info record names a type the BTF lacks.
+    #[error("func_info type {0} is not in the BTF")]
+    FuncInfoType(u32),
+    /// A function of the loop's that linking calls is not in it.
+    #[error("the loop has no {0}")]
+    NoFunction(&'static str),
+    /// A program's relocation is not at an `lddw`.
+    #[error("program {program}: relocation at instruction {insn} is not an lddw")]
+    NotLddw {
+        /// The program.
+        program: String,
+        /// The instruction.
+        insn: usize,
+    },
+    /// The stub has no line_info to copy for the new functions.
+    #[error("the stub has no line_info")]
+    NoStubLineInfo,
+    /// libbpf did not take the linked instructions.
+    #[error("bpf_program__set_insns: {0}")]
+    SetInsns(i32),
+}
+
+/// Why the kernel's BTF could not be read (so whether it has the loop's
+/// ops is unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)")]
+pub struct NoKernelBtf;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
     let mut b = [0u8; 8];
@@ -210,7 +248,7 @@ impl Prep<'_> {
         &mut self,
         prog: *mut sys::bpf_program,
         opts: &mut sys::bpf_prog_load_opts,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
         // SAFETY: libbpf's own program, its instructions valid until load.
         let (ptr, cnt) = unsafe {
             (
@@ -219,13 +257,13 @@ impl Prep<'_> {
             )
         };
         if ptr.is_null() {
-            return Err("libbpf gave no instructions".into());
+            return Err(LinkError::NoInsns);
         }
         // SAFETY: cnt instructions of 8 bytes at ptr.
         let old = unsafe { std::slice::from_raw_parts(ptr as *const [u8; 8], cnt as usize) };
         let rec = opts.func_info_rec_size as usize;
         if opts.func_info.is_null() || rec < 8 {
-            return Err("the loop object has no func_info (built without -g?)".into());
+            return Err(LinkError::NoFuncInfo);
         }
         // SAFETY: func_info_cnt records of rec bytes, as libbpf built them.
         let fi = unsafe {
@@ -242,7 +280,7 @@ impl Prep<'_> {
             let name = unsafe {
                 let t = sys::btf__type_by_id(self.btf, tid);
                 if t.is_null() {
-                    return Err(format!("func_info type {tid} is not in the BTF"));
+                    return Err(LinkError::FuncInfoType(tid));
                 }
                 let n = sys::btf__name_by_offset(self.btf, (*t).name_off);
                 if n.is_null() {
@@ -260,7 +298,7 @@ impl Prep<'_> {
                 .map(|f| (f.1 as usize, f.2))
         };
         let (stub, stub_tid) =
-            find("rs_dispatch_stub").ok_or("the loop has no rs_dispatch_stub")?;
+            find("rs_dispatch_stub").ok_or(LinkError::NoFunction("rs_dispatch_stub"))?;
 
         let mut insns: Vec<[u8; 8]> = old.to_vec();
         // Calls of the stub go to the dispatcher.
@@ -315,10 +353,10 @@ impl Prep<'_> {
             let mut code = code;
             for &(i, t) in &p.relocs {
                 if i + 1 >= code.len() || code[i][0] != LDDW {
-                    return Err(format!(
-                        "program {}: relocation at instruction {i} is not an lddw",
-                        p.name
-                    ));
+                    return Err(LinkError::NotLddw {
+                        program: p.name.clone(),
+                        insn: i,
+                    });
                 }
                 match t {
                     Target::Map(fd) => {
@@ -340,7 +378,7 @@ impl Prep<'_> {
                 let Some(f) = implementation(imm(b)) else {
                     continue;
                 };
-                let (target, _) = find(f).ok_or_else(|| format!("the loop has no {f}"))?;
+                let (target, _) = find(f).ok_or(LinkError::NoFunction(f))?;
                 set_src(b, PSEUDO_CALL);
                 set_imm(b, (target as i64 - (start + i + 1) as i64) as i32);
             }
@@ -370,7 +408,7 @@ impl Prep<'_> {
             let model = li
                 .chunks(lrec)
                 .find(|r| u32::from_le_bytes(r[0..4].try_into().expect("4")) as usize == stub)
-                .ok_or("the stub has no line_info")?
+                .ok_or(LinkError::NoStubLineInfo)?
                 .to_vec();
             for off in std::iter::once(disp).chain(starts.iter().copied()) {
                 let mut r = model.clone();
@@ -391,7 +429,7 @@ impl Prep<'_> {
             )
         };
         if r != 0 {
-            return Err(format!("bpf_program__set_insns: {r}"));
+            return Err(LinkError::SetInsns(r));
         }
         opts.func_info = self.func_info.as_ptr() as *const c_void;
         opts.func_info_cnt = (self.func_info.len() / rec) as u32;
@@ -435,7 +473,7 @@ fn set_var(
     unsafe {
         let id = sys::btf__find_by_name_kind(btf, sec.as_ptr(), sys::BTF_KIND_DATASEC);
         if id < 0 {
-            return Err(KernelError::Object("the loop object has no .rodata".into()));
+            return Err(KernelError::Object(ObjectProblem::NoRodata));
         }
         let t = sys::btf__type_by_id(btf, id as u32);
         let vlen = ((*t).info & 0xffff) as usize;
@@ -447,19 +485,18 @@ fn set_var(
             if n.to_bytes() == name.as_bytes() {
                 let (off, size) = (off as usize, size as usize);
                 if value.len() > size || off + value.len() > data.len() {
-                    return Err(KernelError::Object(format!(
-                        "{name}: {} bytes do not fit its {size}",
-                        value.len()
-                    )));
+                    return Err(KernelError::Object(ObjectProblem::VarSize {
+                        name: name.to_string(),
+                        len: value.len(),
+                        size,
+                    }));
                 }
                 data[off..off + value.len()].copy_from_slice(value);
                 return Ok(());
             }
         }
     }
-    Err(KernelError::Object(format!(
-        "the loop object has no {name}"
-    )))
+    Err(KernelError::Object(ObjectProblem::NoVar(name.to_string())))
 }
 
 fn u64s(v: &[u64], n: usize) -> Vec<u8> {
@@ -555,9 +592,7 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             &hopts,
         );
         if handler < 0 {
-            return Err(KernelError::Object(format!(
-                "libbpf_register_prog_handler: {handler}"
-            )));
+            return Err(KernelError::Object(ObjectProblem::RegisterHandler(handler)));
         }
         struct Unreg(c_int);
         impl Drop for Unreg {
@@ -574,20 +609,17 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         // A developer's rebuilt loop, without rebuilding ringside.
         let object = match std::env::var_os("RINGSIDE_KERNEL_LOOP_OBJECT") {
             Some(path) => std::fs::read(&path).map_err(|e| {
-                KernelError::Object(format!(
-                    "RINGSIDE_KERNEL_LOOP_OBJECT={}: {e}",
-                    path.to_string_lossy()
-                ))
+                KernelError::Object(ObjectProblem::ObjectFile {
+                    path: path.to_string_lossy().into_owned(),
+                    message: e.to_string(),
+                })
             })?,
             None => LOOP_OBJECT.to_vec(),
         };
         let obj =
             sys::bpf_object__open_mem(object.as_ptr() as *const c_void, object.len() as _, &oopts);
         if obj.is_null() {
-            return Err(KernelError::Object(format!(
-                "bpf_object__open_mem: errno {}",
-                errno()
-            )));
+            return Err(KernelError::Object(ObjectProblem::Open(errno())));
         }
         let mut loaded = Loaded {
             obj,
@@ -614,15 +646,15 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             map = sys::bpf_object__next_map(obj, map);
         }
         let (Some(rodata), Some(ops)) = (rodata, ops) else {
-            return Err(KernelError::Object(
-                "the loop object lacks .rodata or ringside_ops".into(),
-            ));
+            return Err(KernelError::Object(ObjectProblem::NoOpsOrRodata));
         };
         let mut size: usize = 0;
         let data =
             sys::bpf_map__initial_value(rodata, &mut size as *mut usize as *mut _) as *mut u8;
         if data.is_null() {
-            return Err(KernelError::Object("no .rodata initial value".into()));
+            return Err(KernelError::Object(ObjectProblem::NoInitialValue(
+                ".rodata",
+            )));
         }
         let data = std::slice::from_raw_parts_mut(data, size);
         let n32 = |v: u32| v.to_le_bytes().to_vec();
@@ -648,7 +680,9 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let mut osize: usize = 0;
         let ov = sys::bpf_map__initial_value(ops, &mut osize as *mut usize as *mut _) as *mut u8;
         if ov.is_null() || osize < 12 {
-            return Err(KernelError::Object("no ringside_ops initial value".into()));
+            return Err(KernelError::Object(ObjectProblem::NoInitialValue(
+                "ringside_ops",
+            )));
         }
         std::ptr::copy_nonoverlapping((ring_fd as u32).to_le_bytes().as_ptr(), ov.add(8), 4);
 
@@ -656,24 +690,21 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let mut log = vec![0u8; 8 << 20];
         let prog = sys::bpf_object__next_program(obj, std::ptr::null_mut());
         if prog.is_null() {
-            return Err(KernelError::Object("the loop object has no program".into()));
+            return Err(KernelError::Object(ObjectProblem::NoProgram));
         }
         sys::bpf_program__set_log_buf(prog, log.as_mut_ptr() as *mut c_char, log.len() as _);
         let r = sys::bpf_object__load(obj);
         if r != 0 {
             if let Some(e) = prep.error.take() {
-                return Err(KernelError::Object(format!(
-                    "linking the programs into the loop: {e}"
-                )));
+                return Err(KernelError::Link(e));
             }
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]).into_owned();
             if text.trim().is_empty() {
-                return Err(KernelError::Object(format!(
-                    "bpf_object__load: {} (libbpf: {})",
-                    std::io::Error::from_raw_os_error(-r),
-                    libbpf_said()
-                )));
+                return Err(KernelError::Object(ObjectProblem::Load {
+                    errno: -r,
+                    libbpf: libbpf_said(),
+                }));
             }
             let (at, renumbered) = renumber(&text, progs, &prep.starts);
             // The whole log, renumbered, where the user asked for it.
@@ -693,9 +724,7 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
         let ev = CString::new("events").expect("no nul");
         let evm = sys::bpf_object__find_map_by_name(obj, ev.as_ptr());
         if evm.is_null() {
-            return Err(KernelError::Object(
-                "the loop object has no events map".into(),
-            ));
+            return Err(KernelError::Object(ObjectProblem::NoEventsMap));
         }
         loaded.events_fd = sys::bpf_map__fd(evm);
         let link = sys::bpf_map__attach_struct_ops(ops);
@@ -875,13 +904,13 @@ impl Drop for RingBuf {
 }
 
 /// Whether the running kernel has `struct io_uring_bpf_ops` in its BTF.
-pub fn kernel_has_ops() -> Result<bool, String> {
+pub fn kernel_has_ops() -> Result<bool, NoKernelBtf> {
     // SAFETY: libbpf reads /sys/kernel/btf/vmlinux; the btf is freed.
     unsafe {
         sys::libbpf_set_print(None);
         let btf = sys::btf__load_vmlinux_btf();
         if btf.is_null() {
-            return Err("no kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)".into());
+            return Err(NoKernelBtf);
         }
         let n = CString::new("io_uring_bpf_ops").expect("no nul");
         let id = sys::btf__find_by_name_kind(btf, n.as_ptr(), sys::BTF_KIND_STRUCT);

@@ -45,12 +45,27 @@ pub use ringside_schema::exec::Backend;
 /// Errors of the kernel backend.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    /// The running kernel lacks what the backend needs: one sentence.
-    #[error("{0}")]
-    Missing(String),
+    /// The running kernel has no io_uring BPF loop (struct io_uring_bpf_ops).
+    #[error(
+        "--backend kernel needs Linux 7.1+'s io_uring BPF loop (struct io_uring_bpf_ops, CONFIG_IO_URING_BPF_OPS), which kernel {release} does not have; use --backend user"
+    )]
+    NoBpfOps {
+        /// `uname -r`.
+        release: String,
+    },
+    /// The running kernel's BTF, where the loop's ops would be, is missing.
+    #[error(
+        "--backend kernel needs the kernel's BTF to find its io_uring BPF loop, and kernel {release} has {why}; use --backend user"
+    )]
+    NoBtf {
+        /// `uname -r`.
+        release: String,
+        /// What is missing.
+        why: link::NoKernelBtf,
+    },
     /// Something the kernel backend does not do (yet); docs/kernel-backend.md.
     #[error("the kernel backend does not support {0}")]
-    Unsupported(String),
+    Unsupported(Unsupported),
     /// The kernel's verifier refused the linked loop.
     #[error("the kernel's verifier refused {}: {message}", match (program, insn) {
         (Some(p), Some(i)) => format!("program {p} at its instruction {i}"),
@@ -66,7 +81,10 @@ pub enum KernelError {
     },
     /// The loop object could not be prepared.
     #[error("ringside's kernel loop: {0}")]
-    Object(String),
+    Object(ObjectProblem),
+    /// The user's programs could not be linked into the loop.
+    #[error("ringside's kernel loop: linking the programs into the loop: {0}")]
+    Link(link::LinkError),
     /// Attaching the ops to the ring failed.
     #[error("attaching ringside's loop to the ring: {}", std::io::Error::from_raw_os_error(*errno))]
     Attach {
@@ -91,7 +109,168 @@ pub enum KernelError {
     },
     /// The loop stopped itself.
     #[error("ringside's kernel loop stopped: {0}")]
-    Loop(String),
+    Loop(LoopStop),
+}
+
+/// What the kernel backend does not do (yet), with the figures.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    /// More registered buffers than the loop takes.
+    #[error("{count} registered buffers (at most {})", abi::MAX_BUFS)]
+    Buffers {
+        /// Buffers asked for.
+        count: usize,
+    },
+    /// Loading programs once chains run (the loop is linked with them).
+    #[error("loading programs while chains run")]
+    LoadWhileRunning,
+    /// More programs than the loop dispatches.
+    #[error("more than {} programs", abi::MAX_PROGS)]
+    Programs,
+    /// A program that may run past the instruction budget (the kernel
+    /// cannot count instructions).
+    #[error(
+        "program {program}: its longest path ({max_path} instructions) may exceed the instruction budget ({budget}), and the kernel cannot count instructions; raise insns_per_decision or run it with --backend user"
+    )]
+    LongestPath {
+        /// The program.
+        program: String,
+        /// Its longest path.
+        max_path: u32,
+        /// `insns_per_decision`.
+        budget: u64,
+    },
+    /// A chain with bpf steps.
+    #[error("bpf steps (a step that runs a program instead of IO)")]
+    BpfSteps,
+    /// A chain longer than the loop's window.
+    #[error(
+        "chains of more than {} steps ({steps} given): the loop holds {} unfinished steps per chain",
+        abi::WIN,
+        abi::WIN
+    )]
+    ChainSteps {
+        /// Steps given.
+        steps: usize,
+    },
+    /// More chains at once than the loop holds.
+    #[error("more than {} chains at once", abi::MAX_CHAINS)]
+    Chains,
+}
+
+/// What is wrong with the loop object, or with what it is linked with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectProblem {
+    /// The ring's geometry is not what was asked.
+    #[error("a ring of {sq_entries}/{cq_entries} entries reports {sq}/{cq}")]
+    RingSize {
+        /// SQ entries asked for.
+        sq_entries: u32,
+        /// CQ entries asked for.
+        cq_entries: u32,
+        /// SQ entries it has.
+        sq: u32,
+        /// CQ entries it has.
+        cq: u32,
+    },
+    /// A program's map reference names no map of it.
+    #[error("program {program}: no map {local}")]
+    ProgramMap {
+        /// The program.
+        program: String,
+        /// The object-local map number.
+        local: usize,
+    },
+    /// A program's rodata reference names no rodata of it.
+    #[error("program {program}: no rodata {region}")]
+    ProgramRodata {
+        /// The program.
+        program: String,
+        /// The rodata region.
+        region: usize,
+    },
+    /// A map id the registry does not have.
+    #[error("no map {0}")]
+    NoMap(u32),
+    /// The loop object has no `.rodata` DATASEC in its BTF.
+    #[error("the loop object has no .rodata")]
+    NoRodata,
+    /// A value too large for its rodata variable.
+    #[error("{name}: {len} bytes do not fit its {size}")]
+    VarSize {
+        /// The variable.
+        name: String,
+        /// Bytes given.
+        len: usize,
+        /// Its size.
+        size: usize,
+    },
+    /// A rodata variable the loop object lacks.
+    #[error("the loop object has no {0}")]
+    NoVar(String),
+    /// libbpf did not take ringside's section handler.
+    #[error("libbpf_register_prog_handler: {0}")]
+    RegisterHandler(i32),
+    /// `RINGSIDE_KERNEL_LOOP_OBJECT` could not be read.
+    #[error("RINGSIDE_KERNEL_LOOP_OBJECT={path}: {message}")]
+    ObjectFile {
+        /// The path.
+        path: String,
+        /// The read error's message.
+        message: String,
+    },
+    /// libbpf could not open the object.
+    #[error("bpf_object__open_mem: errno {0}")]
+    Open(i32),
+    /// The object lacks its rodata or its ops map.
+    #[error("the loop object lacks .rodata or ringside_ops")]
+    NoOpsOrRodata,
+    /// A map of the object has no initial value to set.
+    #[error("no {0} initial value")]
+    NoInitialValue(&'static str),
+    /// The object has no program.
+    #[error("the loop object has no program")]
+    NoProgram,
+    /// libbpf could not load the object (no verifier log).
+    #[error("bpf_object__load: {} (libbpf: {libbpf})", std::io::Error::from_raw_os_error(*errno))]
+    Load {
+        /// errno.
+        errno: i32,
+        /// libbpf's last lines.
+        libbpf: String,
+    },
+    /// The object has no events ring buffer.
+    #[error("the loop object has no events map")]
+    NoEventsMap,
+}
+
+/// Why the kernel loop stopped itself.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoopStop {
+    /// Requests outlived the shutdown.
+    #[error("shutdown: {inflight} requests still in the kernel after 30 s")]
+    Shutdown {
+        /// Requests still in flight.
+        inflight: u32,
+    },
+    /// A region of the ring was missing or too small (`KERR_REGION`).
+    #[error("a region of the ring was missing or too small")]
+    Region,
+    /// Submitting failed (`KERR_SUBMIT`).
+    #[error("bpf_io_uring_submit_sqes returned {0}")]
+    Submit(i32),
+    /// One step staged more than it may (`KERR_STAGE`).
+    #[error("more requests in one step than it stages")]
+    Stage,
+    /// More requests in flight than slots (`KERR_SLOTS`).
+    #[error("more than {} requests in flight", abi::MAX_SLOTS)]
+    Slots,
+    /// The application's completion ring overflowed (`KERR_COMP`).
+    #[error("the application's completion ring overflowed")]
+    Completions,
+    /// An error code this version does not know.
+    #[error("error {0}")]
+    Other(u32),
 }
 
 fn release() -> String {
@@ -106,12 +285,8 @@ pub fn probe() -> Result<(), KernelError> {
     let r = release();
     match link::kernel_has_ops() {
         Ok(true) => Ok(()),
-        Ok(false) => Err(KernelError::Missing(format!(
-            "--backend kernel needs Linux 7.1+'s io_uring BPF loop (struct io_uring_bpf_ops, CONFIG_IO_URING_BPF_OPS), which kernel {r} does not have; use --backend user"
-        ))),
-        Err(why) => Err(KernelError::Missing(format!(
-            "--backend kernel needs the kernel's BTF to find its io_uring BPF loop, and kernel {r} has {why}; use --backend user"
-        ))),
+        Ok(false) => Err(KernelError::NoBpfOps { release: r }),
+        Err(why) => Err(KernelError::NoBtf { release: r, why }),
     }
 }
 
@@ -248,11 +423,9 @@ impl KernelLoop {
         nfiles: u32,
     ) -> Result<KernelLoop, KernelError> {
         if buffers.len() > abi::MAX_BUFS {
-            return Err(KernelError::Unsupported(format!(
-                "{} registered buffers (at most {})",
-                buffers.len(),
-                abi::MAX_BUFS
-            )));
+            return Err(KernelError::Unsupported(Unsupported::Buffers {
+                count: buffers.len(),
+            }));
         }
         let region = Region::new();
         // SAFETY: the region is ours and zeroed.
@@ -316,9 +489,12 @@ impl KernelLoop {
                 source,
             })?;
         if sq != sq_entries || cq != cq_entries {
-            return Err(KernelError::Object(format!(
-                "a ring of {sq_entries}/{cq_entries} entries reports {sq}/{cq}"
-            )));
+            return Err(KernelError::Object(ObjectProblem::RingSize {
+                sq_entries,
+                cq_entries,
+                sq,
+                cq,
+            }));
         }
         let cfg = link::LoopConfig {
             sq_mask: sq_entries - 1,
@@ -388,26 +564,22 @@ impl KernelLoop {
     /// Link every program of `registry` into the loop and attach it.
     fn link(&mut self, registry: &Registry, budgets: &Budgets) -> Result<(), KernelError> {
         if self.active > 0 {
-            return Err(KernelError::Unsupported(
-                "loading programs while chains run".into(),
-            ));
+            return Err(KernelError::Unsupported(Unsupported::LoadWhileRunning));
         }
         self.loaded = None;
         self.rb = None;
         let mut progs = Vec::new();
         self.linked.clear();
         if registry.programs().len() > abi::MAX_PROGS {
-            return Err(KernelError::Unsupported(format!(
-                "more than {} programs",
-                abi::MAX_PROGS
-            )));
+            return Err(KernelError::Unsupported(Unsupported::Programs));
         }
         for p in registry.programs() {
             if decision::needs_count(p, budgets) {
-                return Err(KernelError::Unsupported(format!(
-                    "program {}: its longest path ({} instructions) may exceed the instruction budget ({}), and the kernel cannot count instructions; raise insns_per_decision or run it with --backend user",
-                    p.name, p.report.max_path, budgets.insns_per_decision
-                )));
+                return Err(KernelError::Unsupported(Unsupported::LongestPath {
+                    program: p.name.clone(),
+                    max_path: p.report.max_path,
+                    budget: budgets.insns_per_decision,
+                }));
             }
             let mut relocs = Vec::new();
             let mut rodata_fds: HashMap<usize, RawFd> = HashMap::new();
@@ -415,7 +587,10 @@ impl KernelLoop {
                 let t = match r.target {
                     RelocTarget::Map(local) => {
                         let id = *p.maps.get(local).ok_or_else(|| {
-                            KernelError::Object(format!("program {}: no map {local}", p.name))
+                            KernelError::Object(ObjectProblem::ProgramMap {
+                                program: p.name.clone(),
+                                local,
+                            })
                         })?;
                         link::Target::Map(self.kernel_map(registry, id)?)
                     }
@@ -424,10 +599,10 @@ impl KernelLoop {
                             Some(&fd) => fd,
                             None => {
                                 let bytes = rodata_bytes(p, region).ok_or_else(|| {
-                                    KernelError::Object(format!(
-                                        "program {}: no rodata {region}",
-                                        p.name
-                                    ))
+                                    KernelError::Object(ObjectProblem::ProgramRodata {
+                                        program: p.name.clone(),
+                                        region,
+                                    })
                                 })?;
                                 let fd = self.rodata_map(&p.name, &bytes)?;
                                 rodata_fds.insert(region, fd);
@@ -458,7 +633,7 @@ impl KernelLoop {
         }
         let m = registry
             .map(id)
-            .ok_or_else(|| KernelError::Object(format!("no map {}", id.0)))?;
+            .ok_or(KernelError::Object(ObjectProblem::NoMap(id.0)))?;
         let d = m.def();
         let fd = link::create_map(
             &d.name,
@@ -579,17 +754,12 @@ impl KernelLoop {
         budgets: &Budgets,
     ) -> Result<(), KernelError> {
         if spec.steps.iter().any(|s| s.kind == StepKind::Bpf) {
-            return Err(KernelError::Unsupported(
-                "bpf steps (a step that runs a program instead of IO)".into(),
-            ));
+            return Err(KernelError::Unsupported(Unsupported::BpfSteps));
         }
         if spec.steps.len() > abi::WIN {
-            return Err(KernelError::Unsupported(format!(
-                "chains of more than {} steps ({} given): the loop holds {} unfinished steps per chain",
-                abi::WIN,
-                spec.steps.len(),
-                abi::WIN
-            )));
+            return Err(KernelError::Unsupported(Unsupported::ChainSteps {
+                steps: spec.steps.len(),
+            }));
         }
         if self.loaded.is_none() || self.linked.len() != registry.programs().len() {
             self.link(registry, budgets)?;
@@ -605,10 +775,7 @@ impl KernelLoop {
             .map(|s| (s.sqe, slot_of(s.program)))
             .collect();
         let Some(cs) = self.free.pop() else {
-            return Err(KernelError::Unsupported(format!(
-                "more than {} chains at once",
-                abi::MAX_CHAINS
-            )));
+            return Err(KernelError::Unsupported(Unsupported::Chains));
         };
         let mem = self.mem();
         let c = &mut mem.chains[cs as usize];
@@ -678,10 +845,9 @@ impl KernelLoop {
                 return Ok(());
             }
             if start.elapsed() > Duration::from_secs(30) {
-                return Err(KernelError::Loop(format!(
-                    "shutdown: {} requests still in the kernel after 30 s",
-                    h.inflight
-                )));
+                return Err(KernelError::Loop(LoopStop::Shutdown {
+                    inflight: h.inflight,
+                }));
             }
         }
     }
@@ -758,12 +924,12 @@ impl KernelLoop {
         let h = self.mem().hdr;
         if h.error != 0 {
             return Err(KernelError::Loop(match h.error {
-                abi::KERR_REGION => "a region of the ring was missing or too small".to_string(),
-                abi::KERR_SUBMIT => format!("bpf_io_uring_submit_sqes returned {}", h.err_arg),
-                abi::KERR_STAGE => "more requests in one step than it stages".to_string(),
-                abi::KERR_SLOTS => format!("more than {} requests in flight", abi::MAX_SLOTS),
-                abi::KERR_COMP => "the application's completion ring overflowed".to_string(),
-                e => format!("error {e}"),
+                abi::KERR_REGION => LoopStop::Region,
+                abi::KERR_SUBMIT => LoopStop::Submit(h.err_arg),
+                abi::KERR_STAGE => LoopStop::Stage,
+                abi::KERR_SLOTS => LoopStop::Slots,
+                abi::KERR_COMP => LoopStop::Completions,
+                e => LoopStop::Other(e),
             }));
         }
         Ok((h.completed - before) as usize)
