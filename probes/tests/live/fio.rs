@@ -14,6 +14,30 @@ fn children_of(pid: u32) -> Vec<u32> {
     v
 }
 
+/// fio forks one process per job: waits for the one that owns a ring,
+/// stops it (SIGSTOP) and returns its pid.
+fn stopped_fio_job(main: &Child) -> u32 {
+    let t = Instant::now();
+    let job = loop {
+        let found = children_of(main.id()).into_iter().find(|&c| {
+            ringside_probes::discover(c)
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        });
+        if let Some(j) = found {
+            break j;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "fio job never made a ring"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SAFETY: plain kill(2) on fio's job, our grandchild.
+    unsafe { libc::kill(job as i32, libc::SIGSTOP) };
+    job
+}
+
 /// fio (forked job process) traced by the pid of the job that owns the ring.
 #[test]
 fn fio_io_uring_traced_by_pid() {
@@ -29,28 +53,10 @@ fn fio_io_uring_traced_by_pid() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    // fio forks one process per job; find the one that owns a ring.
-    let t = Instant::now();
-    let job = loop {
-        let found = children_of(main.id()).into_iter().find(|&c| {
-            ringside_probes::discover(c)
-                .map(|r| !r.is_empty())
-                .unwrap_or(false)
-        });
-        if let Some(j) = found {
-            break j;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "fio job never made a ring"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
     // Stopped while the probes load: loading takes longer than the whole
     // job in a TCG guest. fio counts a fixed amount of I/O (no
     // --time_based), so the time stopped costs it nothing.
-    // SAFETY: plain kill(2) on fio's job, our grandchild.
-    unsafe { libc::kill(job as i32, libc::SIGSTOP) };
+    let job = stopped_fio_job(&main);
     let h = start_headless(HeadlessOptions {
         attach: AttachOptions {
             pids: vec![job],
@@ -187,27 +193,10 @@ fn fio_parent_pid_traces_its_existing_job() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    let job = loop {
-        let found = children_of(main.id()).into_iter().find(|&c| {
-            ringside_probes::discover(c)
-                .map(|r| !r.is_empty())
-                .unwrap_or(false)
-        });
-        if let Some(j) = found {
-            break j;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "fio job never made a ring"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
     // Stopped while the probes load (as in fio_io_uring_traced_by_pid):
     // fio counts a fixed amount of I/O, so we see all of it but what it
     // did before the stop.
-    // SAFETY: plain kill(2) on fio's job, our grandchild.
-    unsafe { libc::kill(job as i32, libc::SIGSTOP) };
+    let job = stopped_fio_job(&main);
     let before = ringside_probes::discover(job).unwrap()[0]
         .info
         .sq_tail
