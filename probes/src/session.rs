@@ -120,6 +120,8 @@ pub struct Probes {
     ctx_off_job: Option<std::thread::JoinHandle<Result<u32, crate::btf::BtfError>>>,
     /// The lookup was started (only rings found at attach need it).
     ctx_off_asked: bool,
+    /// The offset is in `rs_ctx_off`: the BPF side reads flags from now on.
+    ctx_off_set: bool,
     /// Why setup flags of rings created before attach stay unknown.
     ctx_off_error: Option<crate::btf::BtfError>,
     /// Rings whose setup read from the ring was handed out as a `ring`
@@ -378,6 +380,7 @@ impl Probes {
             last_ring_scan: Instant::now(),
             ctx_off_job: None,
             ctx_off_asked: false,
+            ctx_off_set: false,
             ctx_off_error: None,
             setups_noted: HashSet::new(),
         }
@@ -459,18 +462,23 @@ impl Probes {
                 })
             });
             match found {
-                Ok(off) => {
-                    if let Err(e) = self.ctx_off.set(0, off + 1, 0) {
+                Ok(off) => match self.ctx_off.set(0, off + 1, 0) {
+                    Ok(()) => self.ctx_off_set = true,
+                    Err(e) => {
                         self.ctx_off_error = Some(crate::btf::BtfError::Read {
                             path: "the rs_ctx_off map".into(),
                             reason: e.to_string(),
-                        });
+                        })
                     }
-                }
+                },
                 Err(e) => self.ctx_off_error = Some(e),
             }
         }
-        if let Ok(c) = self.counters() {
+        // Read only once the BPF side can read flags: until then (and in
+        // sessions that never need them) no ring has any.
+        if self.ctx_off_set
+            && let Ok(c) = self.counters()
+        {
             for r in c.rings {
                 let Some(seen) = r.setup else { continue };
                 if r.ring.0 == 0
