@@ -46,8 +46,7 @@ fn fio_io_uring_traced_by_pid() {
     }
     let fio = tool("fio");
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fio.dat");
-    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let file = fio_data(dir.path());
     let mut main = Command::new(&fio)
         .args(fio_cmd(&file, None, None))
         .stdout(Stdio::null())
@@ -106,8 +105,7 @@ fn fio_followed_through_fork() {
     }
     let fio = tool("fio");
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fio.dat");
-    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let file = fio_data(dir.path());
     let report = dir.path().join("fio.json");
     let script = format!(
         "read go; exec {} {}",
@@ -185,8 +183,7 @@ fn fio_parent_pid_traces_its_existing_job() {
     }
     let fio = tool("fio");
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fio.dat");
-    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let file = fio_data(dir.path());
     let report = dir.path().join("fio.json");
     let mut main = Command::new(&fio)
         .args(fio_cmd(&file, None, Some(&report)))

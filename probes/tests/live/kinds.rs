@@ -52,8 +52,7 @@ fn sqpoll_idle_task_work_is_filtered_in_the_kernel() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fio.dat");
-    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let file = fio_data(dir.path());
     let report = dir.path().join("fio.json");
     let mut fio = fio_thread(&file, &["--sqthread_poll=1"], &report);
     let mut p = Probes::attach(AttachOptions {
@@ -135,8 +134,7 @@ fn kind_mask_chooses_what_is_delivered() {
     }
     use ringside_probes::KindSet;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fio.dat");
-    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    let file = fio_data(dir.path());
     let report = dir.path().join("fio.json");
     let mut fio = fio_thread(&file, &["--sqthread_poll=1"], &report);
     let kinds: KindSet = "submit_req,task_work_run_idle".parse().unwrap();

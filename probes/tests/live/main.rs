@@ -275,6 +275,13 @@ fn fio_total_reads(json: &Path) -> u64 {
         .sum()
 }
 
+/// The 4 MiB file fio reads, in `dir`.
+fn fio_data(dir: &Path) -> PathBuf {
+    let file = dir.join("fio.dat");
+    std::fs::write(&file, vec![1u8; 4 << 20]).unwrap();
+    file
+}
+
 mod chain;
 mod fio;
 mod kinds;
