@@ -143,11 +143,11 @@ struct rs_map_def SEC("maps") rs_lost = {
 	.max_entries = 1,
 };
 
-/* Counts of one ring (key: its ctx pointer; 0 for events that are not
- * about a ring: task_work_run, new_task), per CPU, taken where every event
- * passes: after the tgid and ring filters, before the kind mask and the
- * ring buffer. Userspace sums the CPUs (Probes::counters). Keep in sync
- * with src/counters.rs. */
+/* Counts of one ring (key: struct rs_ring_key below; ctx 0 for events
+ * that are not about a ring: task_work_run, new_task), per CPU, taken
+ * where every event passes: after the tgid and ring filters, before the
+ * kind mask and the ring buffer. Userspace sums the CPUs
+ * (Probes::counters). Keep in sync with src/counters.rs. */
 struct rs_counts {
 	__u64 n[RS_NSLOTS]; /* by kind; n[RS_TASK_WORK_IDLE]: count-0 task_work_run */
 	__u64 lost;         /* of those, dropped: the ring buffer was full */
@@ -172,15 +172,37 @@ struct rs_map_def SEC("maps") rs_ctx_off = {
 	.max_entries = 1,
 };
 
+/* What rs_counts is keyed by: a ring is its ctx pointer and its
+ * generation, because the kernel hands a freed ring's address to the next
+ * ring it creates, and the new ring's counts must not add to the old one's.
+ * Keep in sync with src/counters.rs. */
+struct rs_ring_key {
+	__u64 ctx; /* 0: not about a ring (task_work_run, new_task) */
+	__u32 gen; /* 0: created before attach; n: the n-th create at ctx since */
+	__u32 _pad;
+};
+
+/* Rings created since attach, by ctx: the generation of the ring now at
+ * that address (how many creates it saw). Written only by create events;
+ * a ring no create named (it is older than the session) has no entry and
+ * is generation 0. */
+struct rs_map_def SEC("maps") rs_gen = {
+	.type = BPF_MAP_TYPE_HASH,
+	.key_size = sizeof(__u64),
+	.value_size = sizeof(__u32),
+	.max_entries = 16384,
+};
+
 struct rs_map_def SEC("maps") rs_counts = {
 	.type = BPF_MAP_TYPE_PERCPU_HASH,
-	.key_size = sizeof(__u64),
+	.key_size = sizeof(struct rs_ring_key),
 	.value_size = sizeof(struct rs_counts),
 	.max_entries = 4096,
 };
 
-/* Key that takes the counts of rings beyond the map's capacity (never a
- * kernel pointer); userspace inserts it before attaching. */
+/* Ctx of the key (generation 0) that takes the counts of rings beyond the
+ * map's capacity (never a kernel pointer); userspace inserts it before
+ * attaching. */
 #define RS_OTHER_RINGS 0xffffffffffffffffull
 
 /* A field of the raw tracepoint record at the offset and with the size
@@ -214,19 +236,34 @@ static __always_inline void count_lost(void)
 		*n += 1; /* per-CPU slot: no atomic needed */
 }
 
-static __always_inline struct rs_counts *counts_of(__u64 key)
+static __always_inline struct rs_counts *counts_of(struct rs_ring_key *key)
 {
-	struct rs_counts *c = bpf_map_lookup_elem(&rs_counts, &key);
+	struct rs_counts *c = bpf_map_lookup_elem(&rs_counts, key);
 	if (c)
 		return c;
 	struct rs_counts zero;
 	__builtin_memset(&zero, 0, sizeof(zero));
-	bpf_map_update_elem(&rs_counts, &key, &zero, BPF_NOEXIST);
-	c = bpf_map_lookup_elem(&rs_counts, &key);
+	bpf_map_update_elem(&rs_counts, key, &zero, BPF_NOEXIST);
+	c = bpf_map_lookup_elem(&rs_counts, key);
 	if (c)
 		return c;
-	key = RS_OTHER_RINGS; /* the map is full */
-	return bpf_map_lookup_elem(&rs_counts, &key);
+	key->ctx = RS_OTHER_RINGS; /* the map is full */
+	key->gen = 0;
+	return bpf_map_lookup_elem(&rs_counts, key);
+}
+
+/* The generation of the ring at ctx; a create starts the next one. A
+ * create that finds rs_gen full stays generation 0 (it is counted with a
+ * ring older than the session that had the same address, if one did). */
+static __always_inline __u32 gen_of(__u64 ctx, int create)
+{
+	__u32 *g = bpf_map_lookup_elem(&rs_gen, &ctx);
+	if (!create)
+		return g ? *g : 0;
+	__u32 next = g ? *g + 1 : 1;
+	if (bpf_map_update_elem(&rs_gen, &ctx, &next, BPF_ANY))
+		return 0;
+	return next;
 }
 
 static __always_inline int emit(void *tp, const int kind)
@@ -275,16 +312,19 @@ static __always_inline int emit(void *tp, const int kind)
 	/* Count it, enabled or not: the counters say what happened, the
 	 * mask only what is delivered. */
 	int slot = kind;
-	__u64 key = ring;
+	struct rs_ring_key key = {.ctx = ring, .gen = 0, ._pad = 0};
 	if (kind == RS_CREATE)
-		key = rd(buf, kind, 1);
+		key.ctx = rd(buf, kind, 1);
 	if (kind == RS_TASK_WORK_RUN) {
-		key = 0; /* a task ctx, not a ring */
+		key.ctx = 0; /* a task ctx, not a ring */
 		if (rd(buf, kind, 1) == 0)
 			slot = RS_TASK_WORK_IDLE;
 	}
+	if (key.ctx)
+		key.gen = gen_of(key.ctx, kind == RS_CREATE);
+	__u32 gen = key.gen;
 	/* Per-CPU values: no atomics needed. */
-	struct rs_counts *cnt = counts_of(key);
+	struct rs_counts *cnt = counts_of(&key);
 	if (cnt) {
 		cnt->n[slot & (RS_NSLOTS - 1)] += 1;
 		if (kind == RS_COMPLETE && rd(buf, kind, 1) != 0 &&
@@ -328,12 +368,13 @@ static __always_inline int emit(void *tp, const int kind)
 	e->ctx = ring;
 
 	switch (kind) {
-	case RS_CREATE: /* fd, ctx, sq_entries, cq_entries, flags */
+	case RS_CREATE: /* fd, ctx, sq_entries, cq_entries, flags; b: generation */
 		e->ctx = rd(buf, kind, 1);
 		e->res = (__s32)rd(buf, kind, 0);
 		e->c = rd(buf, kind, 2);
 		e->d = rd(buf, kind, 3);
 		e->a = rd(buf, kind, 4);
+		e->b = gen;
 		break;
 	case RS_SUBMIT_REQ: /* ctx, req, user_data, opcode, flags, sq_thread */
 		e->req = rd(buf, kind, 1);
@@ -457,7 +498,8 @@ int rs_newtask(void *tp)
 
 	/* Emitted whatever the kind mask says: userspace learns the traced
 	 * set from it (and leaves it out of its output when masked). */
-	struct rs_counts *cnt = counts_of(0);
+	struct rs_ring_key key = {.ctx = 0, .gen = 0, ._pad = 0};
+	struct rs_counts *cnt = counts_of(&key);
 	if (cnt)
 		cnt->n[kind] += 1;
 	struct rs_event *e = bpf_ringbuf_reserve(&rs_events, sizeof(*e), 0);

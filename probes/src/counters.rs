@@ -11,6 +11,12 @@
 //!
 //! Events that are not about a ring (`task_work_run`, whose pointer is a
 //! task context, and `new_task`) are counted under ring `0x0`.
+//!
+//! A ring is its ctx pointer *and* its generation ([`RingCounts::generation`]):
+//! the kernel gives a freed ring's address to the next ring it creates,
+//! and that ring starts from zero. Generation 0 is a ring created before
+//! the session attached; a `create` event starts the next generation at
+//! its address and carries it ([`crate::ProbeEvent::Create`]'s `generation`).
 
 use crate::event::{Ptr, wire};
 use crate::kinds::{NAMES, TASK_WORK_IDLE};
@@ -22,6 +28,29 @@ pub const SLOTS: usize = 16;
 /// Key under which the BPF side counts rings beyond its map's capacity
 /// (4096 rings): never a kernel pointer, nor a pointer id.
 pub const OTHER_RINGS: u64 = u64::MAX;
+
+/// `struct rs_ring_key` of probes.bpf.c: what the counts are keyed by.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct RawKey {
+    pub ctx: u64,
+    pub generation: u32,
+    /// Zero: the BPF side hashes the key's bytes.
+    pub pad: u32,
+}
+
+impl RawKey {
+    pub(crate) fn new(ctx: u64, generation: u32) -> RawKey {
+        RawKey {
+            ctx,
+            generation,
+            pad: 0,
+        }
+    }
+}
+
+// SAFETY: plain integers, explicit padding, any bit pattern is valid.
+unsafe impl aya::Pod for RawKey {}
 
 /// `struct rs_counts` of probes.bpf.c, one CPU's copy.
 #[repr(C)]
@@ -106,7 +135,7 @@ impl Counts {
         self.lost += r.lost;
     }
 
-    fn add_counts(&mut self, c: &Counts) {
+    pub(crate) fn add_counts(&mut self, c: &Counts) {
         for (a, b) in self.by_kind.iter_mut().zip(c.by_kind.iter()) {
             *a += b;
         }
@@ -130,6 +159,12 @@ pub struct RingCounts {
     /// about a ring, `0xffffffffffffffff` ([`OTHER_RINGS`]) for rings
     /// beyond the BPF map's capacity (4096).
     pub ring: Ptr,
+    /// Which ring at that address: 0 for one created before attach, n for
+    /// the n-th `create` at this address since (the `generation` of that create
+    /// event). Older generations are rings that were freed: their counts
+    /// are final.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
     /// Its counts.
     pub counts: Counts,
     /// Its setup as the BPF side read it from the ring at a submit.
@@ -168,8 +203,8 @@ pub struct Counters {
     /// CLOCK_MONOTONIC ns when it was read: the clock of the events'
     /// `ts_ns`, so rates can be computed between two snapshots.
     pub ts_ns: u64,
-    /// Per ring, in ring pointer order (`0x0` first when present,
-    /// [`OTHER_RINGS`] last).
+    /// Per ring, in ring pointer then generation order (`0x0` first when
+    /// present, [`OTHER_RINGS`] last).
     pub rings: Vec<RingCounts>,
     /// Every ring added up (ring `0x0` included).
     pub total: Counts,
@@ -186,7 +221,7 @@ pub struct Counters {
 impl Counters {
     /// Builds a snapshot from per-ring counts (sorted here).
     pub fn new(ts_ns: u64, mut rings: Vec<RingCounts>, lost: u64) -> Counters {
-        rings.sort_by_key(|r| r.ring.0);
+        rings.sort_by_key(|r| (r.ring.0, r.generation));
         let mut total = Counts::default();
         for r in &rings {
             total.add_counts(&r.counts);
@@ -200,13 +235,17 @@ impl Counters {
         }
     }
 
-    /// The counts of one ring.
-    pub fn ring(&self, ring: Ptr) -> Option<&Counts> {
+    /// The counts of one ring: the one at `ring` of generation `generation`.
+    pub fn ring(&self, ring: Ptr, generation: u32) -> Option<&Counts> {
         self.rings
             .iter()
-            .find(|r| r.ring == ring)
+            .find(|r| r.ring == ring && r.generation == generation)
             .map(|r| &r.counts)
     }
+}
+
+fn is_zero(g: &u32) -> bool {
+    *g == 0
 }
 
 /// CLOCK_MONOTONIC in ns (what `bpf_ktime_get_ns` reads).
@@ -226,6 +265,8 @@ mod tests {
 
     #[test]
     fn raw_layout_matches_c_struct() {
+        // struct rs_ring_key: u64 ctx; u32 gen; u32 _pad;
+        assert_eq!(std::mem::size_of::<RawKey>(), 16);
         // struct rs_counts: u64 n[16]; u64 lost; u64 finished; u64 setup;
         assert_eq!(std::mem::size_of::<RawCounts>(), 19 * 8);
         let r = RawCounts::default();
@@ -292,18 +333,30 @@ mod tests {
                 RingCounts {
                     setup: None,
                     ring: Ptr(0xffff_0002),
+                    generation: 1,
+                    counts: late,
+                },
+                RingCounts {
+                    setup: None,
+                    ring: Ptr(0xffff_0002),
+                    generation: 0,
                     counts: c,
                 },
                 RingCounts {
                     setup: None,
                     ring: Ptr(0),
+                    generation: 0,
                     counts: late,
                 },
             ],
             2,
         );
         assert_eq!(s.rings[0].ring, Ptr(0));
-        assert_eq!(s.total.finished, c.finished + 3);
-        assert_eq!(s.ring(Ptr(0xffff_0002)).unwrap().submitted(), 20);
+        assert_eq!(s.total.finished, c.finished + 6);
+        // A ring created at a freed ring's address counts from zero.
+        assert_eq!(s.ring(Ptr(0xffff_0002), 0).unwrap().submitted(), 20);
+        assert_eq!(s.ring(Ptr(0xffff_0002), 1).unwrap().submitted(), 0);
+        assert_eq!((s.rings[1].generation, s.rings[2].generation), (0, 1));
+        assert_eq!(s.ring(Ptr(0xffff_0002), 2), None);
     }
 }

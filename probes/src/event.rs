@@ -73,6 +73,10 @@ impl<'de> Deserialize<'de> for Ptr {
     }
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 /// Kernel pointers replaced by small stable ids, one per distinct pointer
 /// in order of first sight (`0x1`, `0x2`, ...; null stays null), so a
 /// recording or an export shows which events are about the same ring or
@@ -278,6 +282,13 @@ pub enum ProbeEvent {
         cq_entries: u32,
         /// `IORING_SETUP_*` flags.
         flags: u32,
+        /// Which ring this is of those created at this address since the
+        /// probes attached (1 for the first): the kernel reuses a freed
+        /// ring's address, and counts are kept per generation
+        /// ([`crate::counters::RingCounts::generation`]). 0 in files from before
+        /// ringside counted generations.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u32,
     },
     /// `io_uring_submit_req`: a request was taken from the SQ (or issued
     /// by the SQPOLL thread, `sq_thread`).
@@ -718,6 +729,7 @@ pub mod wire {
                 sq_entries: c,
                 cq_entries: d,
                 flags: a as u32,
+                generation: bb as u32,
             },
             KIND_SUBMIT_REQ => ProbeEvent::SubmitReq {
                 hdr,
@@ -831,6 +843,7 @@ pub mod wire {
                 sq_entries,
                 cq_entries,
                 flags,
+                generation,
                 ..
             } => {
                 ring = r.0;
@@ -838,6 +851,7 @@ pub mod wire {
                 c = sq_entries;
                 d = cq_entries;
                 a = flags as u64;
+                bb = generation as u64;
                 KIND_CREATE
             }
             ProbeEvent::SubmitReq {

@@ -1,7 +1,7 @@
 //! The probe session: load the BPF object, attach it to the io_uring
 //! tracepoints, filter by tgid in the kernel, and read typed events.
 
-use crate::counters::{Counters, Counts, OTHER_RINGS, RawCounts, RingCounts, SetupSeen};
+use crate::counters::{Counters, Counts, OTHER_RINGS, RawCounts, RawKey, RingCounts, SetupSeen};
 use crate::discover::{CreateInfo, RingSetup, RingWhen};
 use crate::error::ProbeError;
 use crate::event::{ProbeEvent, Ptr, wire};
@@ -12,7 +12,7 @@ use aya::maps::{
 };
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -92,8 +92,8 @@ pub struct Probes {
     tgids: BpfHashMap<MapData, u32, u8>,
     rings: BpfHashMap<MapData, u64, u8>,
     lost: PerCpuArray<MapData, u64>,
-    counts: PerCpuHashMap<MapData, u64, RawCounts>,
-    ctx_off: Array<MapData, u32>,
+    counts: PerCpuHashMap<MapData, RawKey, RawCounts>,
+    ctx_off_map: Array<MapData, u32>,
     ebpf: Ebpf,
     pids: BTreeSet<u32>,
     kinds: KindSet,
@@ -115,18 +115,53 @@ pub struct Probes {
     /// What create events said, per (pid, fd).
     created: HashMap<(u32, i32), CreateInfo>,
     last_ring_scan: Instant,
-    /// The BTF lookup of `io_ring_ctx.flags` ([`crate::btf`]), running in
-    /// the background until a ring scan takes its result.
-    ctx_off_job: Option<std::thread::JoinHandle<Result<u32, crate::btf::BtfError>>>,
-    /// The lookup was started (only rings found at attach need it).
-    ctx_off_asked: bool,
-    /// The offset is in `rs_ctx_off`: the BPF side reads flags from now on.
-    ctx_off_set: bool,
-    /// Why setup flags of rings created before attach stay unknown.
-    ctx_off_error: Option<crate::btf::BtfError>,
+    /// Where the offset of `io_ring_ctx.flags` stands.
+    ctx_off: CtxOff,
     /// Rings whose setup read from the ring was handed out as a `ring`
     /// record.
     setups_noted: HashSet<u64>,
+    /// Final counts of rings that were freed (an older generation at an
+    /// address that has a newer one), taken out of the BPF map so it has
+    /// room for the rings that are alive; at most [`RETIRED_KEPT`], the
+    /// rest summed in `retired_other`.
+    retired: BTreeMap<RawKey, (Counts, Option<SetupSeen>)>,
+    retired_other: Counts,
+}
+
+/// Freed rings whose counts a session keeps one by one (about 200 bytes
+/// each); beyond, they are summed under [`OTHER_RINGS`].
+pub const RETIRED_KEPT: usize = 16384;
+
+/// Where the lookup of `io_ring_ctx.flags`' offset stands: needed only
+/// once a ring older than the session is seen ([`crate::btf`]).
+enum CtxOff {
+    /// No ring older than the session yet.
+    NotNeeded,
+    /// The BTF lookup runs in the background until a ring scan takes its
+    /// result.
+    Looking(std::thread::JoinHandle<Result<u32, crate::btf::BtfError>>),
+    /// The offset is in `rs_ctx_off`: the BPF side reads flags from now on.
+    Set,
+    /// Setup flags of rings created before attach stay unknown.
+    Unavailable(SetupFlagsError),
+}
+
+/// Why the setup flags of rings created before attach cannot be read from
+/// the rings ([`Probes::setup_flags_unavailable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupFlagsError {
+    /// The kernel's BTF does not say where `io_ring_ctx.flags` is.
+    #[error(transparent)]
+    Btf(#[from] crate::btf::BtfError),
+    /// The BTF lookup's thread panicked.
+    #[error("the lookup of io_ring_ctx.flags in {path} panicked", path = crate::btf::VMLINUX_BTF)]
+    Panicked,
+    /// The offset was found but the BPF map that hands it over refused it.
+    #[error("cannot write the offset of io_ring_ctx.flags to the rs_ctx_off map: {reason}")]
+    Map {
+        /// The map error.
+        reason: String,
+    },
 }
 
 /// How often the session re-reads the traced processes' fdinfo for
@@ -290,14 +325,16 @@ impl Probes {
             BpfHashMap::try_from(take(&mut ebpf, "rs_rings")?).map_err(bpf_err)?;
         let lost: PerCpuArray<MapData, u64> =
             PerCpuArray::try_from(take(&mut ebpf, "rs_lost")?).map_err(bpf_err)?;
-        let mut counts: PerCpuHashMap<MapData, u64, RawCounts> =
+        let mut counts: PerCpuHashMap<MapData, RawKey, RawCounts> =
             PerCpuHashMap::try_from(take(&mut ebpf, "rs_counts")?).map_err(bpf_err)?;
-        let ctx_off: Array<MapData, u32> =
+        let ctx_off_map: Array<MapData, u32> =
             Array::try_from(take(&mut ebpf, "rs_ctx_off")?).map_err(bpf_err)?;
         // Where the BPF side counts rings once its map is full.
         let ncpus = aya::util::nr_cpus().map_err(|(what, e)| bpf_err(format!("{what}: {e}")))?;
         let zeros = PerCpuValues::try_from(vec![RawCounts::default(); ncpus]).map_err(bpf_err)?;
-        counts.insert(OTHER_RINGS, zeros, 0).map_err(bpf_err)?;
+        counts
+            .insert(RawKey::new(OTHER_RINGS, 0), zeros, 0)
+            .map_err(bpf_err)?;
 
         // The ring filter narrows what passes: set it before attaching.
         if let Some(r) = opts.ring {
@@ -358,7 +395,7 @@ impl Probes {
             rings,
             lost,
             counts,
-            ctx_off,
+            ctx_off_map,
             ebpf,
             pids,
             kinds: opts.kinds,
@@ -378,11 +415,10 @@ impl Probes {
             ring_setups: HashMap::new(),
             created: HashMap::new(),
             last_ring_scan: Instant::now(),
-            ctx_off_job: None,
-            ctx_off_asked: false,
-            ctx_off_set: false,
-            ctx_off_error: None,
+            ctx_off: CtxOff::NotNeeded,
             setups_noted: HashSet::new(),
+            retired: BTreeMap::new(),
+            retired_other: Counts::default(),
         }
         .with_attach_rings())
     }
@@ -412,11 +448,10 @@ impl Probes {
         info: Option<&crate::discover::Fdinfo>,
         force: bool,
     ) {
-        if when == RingWhen::Attach && !self.ctx_off_asked {
+        if when == RingWhen::Attach && matches!(self.ctx_off, CtxOff::NotNeeded) {
             // A ring older than the session: its flags will have to be
             // read from the ring, at the offset BTF gives.
-            self.ctx_off_asked = true;
-            self.ctx_off_job = Some(std::thread::spawn(
+            self.ctx_off = CtxOff::Looking(std::thread::spawn(
                 crate::btf::running_kernel_ctx_flags_offset,
             ));
         }
@@ -452,38 +487,32 @@ impl Probes {
     /// the BPF side just read from the ring (those created before attach:
     /// the others had a create event).
     fn scan_rings(&mut self) {
-        if self.ctx_off_job.as_ref().is_some_and(|j| j.is_finished())
-            && let Some(job) = self.ctx_off_job.take()
-        {
-            let found = job.join().unwrap_or_else(|_| {
-                Err(crate::btf::BtfError::Parse {
-                    path: crate::btf::VMLINUX_BTF.into(),
-                    reason: "the parser panicked".into(),
-                })
-            });
-            match found {
-                Ok(off) => match self.ctx_off.set(0, off + 1, 0) {
-                    Ok(()) => self.ctx_off_set = true,
-                    Err(e) => {
-                        self.ctx_off_error = Some(crate::btf::BtfError::Read {
-                            path: "the rs_ctx_off map".into(),
-                            reason: e.to_string(),
-                        })
-                    }
+        if matches!(&self.ctx_off, CtxOff::Looking(job) if job.is_finished()) {
+            let CtxOff::Looking(job) = std::mem::replace(&mut self.ctx_off, CtxOff::Set) else {
+                unreachable!("matched above")
+            };
+            self.ctx_off = match job.join() {
+                Err(_) => CtxOff::Unavailable(SetupFlagsError::Panicked),
+                Ok(Err(e)) => CtxOff::Unavailable(e.into()),
+                Ok(Ok(off)) => match self.ctx_off_map.set(0, off + 1, 0) {
+                    Ok(()) => CtxOff::Set,
+                    Err(e) => CtxOff::Unavailable(SetupFlagsError::Map {
+                        reason: e.to_string(),
+                    }),
                 },
-                Err(e) => self.ctx_off_error = Some(e),
-            }
+            };
         }
         // Read only once the BPF side can read flags: until then (and in
-        // sessions that never need them) no ring has any.
-        if self.ctx_off_set
+        // sessions that never need them) no ring has any. Rings of a later
+        // generation had a create event, which said their flags.
+        if matches!(self.ctx_off, CtxOff::Set)
             && let Ok(c) = self.counters()
         {
             for r in c.rings {
                 let Some(seen) = r.setup else { continue };
                 if r.ring.0 == 0
                     || r.ring.0 == OTHER_RINGS
-                    || self.created.values().any(|c| c.ring == r.ring)
+                    || r.generation != 0
                     || !self.setups_noted.insert(r.ring.0)
                 {
                     continue;
@@ -571,25 +600,58 @@ impl Probes {
     /// delivered, events lost to a full ring buffer, and events a
     /// consumer's own queue drops. One map read per ring: cheap at a few
     /// Hz, not per event.
-    pub fn counters(&self) -> Result<Counters, ProbeError> {
+    ///
+    /// Counts of freed rings (a generation older than the newest at its
+    /// address) are final: they move from the BPF map to the session, so
+    /// the map keeps room for live rings.
+    pub fn counters(&mut self) -> Result<Counters, ProbeError> {
         let ts_ns = crate::counters::monotonic_ns();
-        let mut rings = Vec::new();
+        let mut live = BTreeMap::new();
         for item in self.counts.iter() {
-            let (ring, cpus) = item.map_err(bpf_err)?;
+            let (key, cpus) = item.map_err(bpf_err)?;
             let counts = Counts::from_cpus(cpus.iter());
-            if ring == OTHER_RINGS && counts == Counts::default() {
-                continue;
-            }
             // The other-rings slot mixes rings; 0 is not a ring.
-            let setup = if ring == OTHER_RINGS || ring == 0 {
+            let setup = if key.ctx == OTHER_RINGS || key.ctx == 0 {
                 None
             } else {
                 SetupSeen::from_cpus(cpus.iter())
             };
+            live.insert(key, (counts, setup));
+        }
+        // Keys sort by (ctx, gen): a key followed by one with the same ctx
+        // is a ring that was freed.
+        let freed: Vec<RawKey> = live
+            .keys()
+            .zip(live.keys().skip(1))
+            .filter(|(a, b)| a.ctx == b.ctx && a.ctx != 0 && a.ctx != OTHER_RINGS)
+            .map(|(a, _)| *a)
+            .collect();
+        for key in freed {
+            match self.counts.remove(&key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(bpf_err(e)),
+            }
+            let v = live.remove(&key).expect("listed above");
+            if self.retired.len() < RETIRED_KEPT {
+                self.retired.insert(key, v);
+            } else {
+                self.retired_other.add_counts(&v.0);
+            }
+        }
+        let mut rings = Vec::with_capacity(live.len() + self.retired.len());
+        for (key, (counts, setup)) in live.iter().chain(self.retired.iter()) {
+            let mut counts = *counts;
+            if key.ctx == OTHER_RINGS {
+                counts.add_counts(&self.retired_other);
+                if counts == Counts::default() {
+                    continue;
+                }
+            }
             rings.push(RingCounts {
-                ring: Ptr(ring),
+                ring: Ptr(key.ctx),
+                generation: key.generation,
                 counts,
-                setup,
+                setup: *setup,
             });
         }
         let mut c = Counters::new(ts_ns, rings, self.lost()?);
@@ -600,8 +662,11 @@ impl Probes {
     /// Why the setup flags of rings created before attach cannot be read
     /// from the rings (no kernel BTF, an unknown layout); `None` while the
     /// lookup runs or once it succeeded.
-    pub fn setup_flags_unavailable(&self) -> Option<&crate::btf::BtfError> {
-        self.ctx_off_error.as_ref()
+    pub fn setup_flags_unavailable(&self) -> Option<&SetupFlagsError> {
+        match &self.ctx_off {
+            CtxOff::Unavailable(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// Tracepoints attached.
@@ -709,6 +774,7 @@ impl Probes {
                     sq_entries,
                     cq_entries,
                     flags,
+                    ..
                 } if fd >= 0 && self.kinds.contains_bit(crate::kinds::RING) => Some((
                     hdr.tgid,
                     fd,

@@ -364,6 +364,8 @@ fn expected(kind: u8, f: &Format, hdr: Header) -> ProbeEvent {
             sq_entries: v("sq_entries") as u32,
             cq_entries: v("cq_entries") as u32,
             flags: v("flags") as u32,
+            // rs_gen is not modelled here: the live tests check it.
+            generation: 0,
         },
         wire::KIND_SUBMIT_REQ => ProbeEvent::SubmitReq {
             hdr,

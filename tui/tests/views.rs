@@ -50,6 +50,7 @@ fn probe_items() -> Vec<Item> {
             sq_entries: 8,
             cq_entries: 16,
             flags: 0,
+            generation: 1,
         },
         ProbeEvent::SubmitReq {
             hdr: hdr(t0 + 1000),
@@ -663,6 +664,7 @@ fn ring_setup_items() -> Vec<Item> {
             sq_entries: 128,
             cq_entries: 256,
             flags: sf::SINGLE_ISSUER | sf::DEFER_TASKRUN,
+            generation: 1,
         },
         ProbeEvent::Ring(Box::new(new)),
     ];

@@ -397,6 +397,7 @@ fn directory_ties_rings_to_fds() {
             sq_entries: 4,
             cq_entries: 8,
             flags: 0,
+            generation: 1,
         })
         .unwrap();
     assert_eq!((id.fd, id.source), (Some(9), RingSource::CreateEvent));

@@ -21,6 +21,7 @@ fn samples() -> Vec<ProbeEvent> {
             sq_entries: 8,
             cq_entries: 16,
             flags: 2,
+            generation: 3,
         },
         ProbeEvent::SubmitReq {
             hdr: h,

@@ -157,3 +157,90 @@ fn flags_of_a_ring_created_before_attach() {
         sf::names(flags)
     );
 }
+
+/// The kernel gives a freed ring's ctx address to a ring created after it.
+/// Each create starts a new generation at its address, and counters are
+/// per generation: the second ring's counts start from zero, the first
+/// ring's stay what it did (they are final; the session keeps them after
+/// taking them out of the BPF map).
+#[test]
+fn a_ring_at_a_freed_rings_address_counts_from_zero() {
+    use std::collections::HashMap;
+    if !live("a_ring_at_a_freed_rings_address_counts_from_zero") {
+        return;
+    }
+    let me = std::process::id();
+    let mut probes = Probes::attach(AttachOptions {
+        pids: vec![me],
+        ..Default::default()
+    })
+    .expect("attach to ourselves");
+    // Per address, (generation, NOPs submitted) of each ring created there.
+    let mut made: HashMap<Ptr, Vec<(u32, u64)>> = HashMap::new();
+    let mut reused = None;
+    for round in 0..60u64 {
+        let nops = 3 + round % 7;
+        let mut ring = io_uring::IoUring::new(8).unwrap();
+        for _ in 0..nops {
+            let nop = io_uring::opcode::Nop::new().build();
+            // SAFETY: a NOP references no memory.
+            unsafe { ring.submission().push(&nop).unwrap() };
+            ring.submit_and_wait(1).unwrap();
+            ring.completion().for_each(drop);
+        }
+        drop(ring);
+        let mut created = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while created.is_none() && Instant::now() < deadline {
+            probes
+                .poll(Duration::from_millis(50), |ev| {
+                    if let ProbeEvent::Create {
+                        hdr,
+                        ring,
+                        generation,
+                        ..
+                    } = ev
+                        && hdr.tgid == me
+                    {
+                        created = Some((ring, generation));
+                    }
+                })
+                .unwrap();
+        }
+        let (ptr, generation) = created.expect("a create event for each ring");
+        let v = made.entry(ptr).or_default();
+        assert_eq!(
+            generation as usize,
+            v.len() + 1,
+            "the n-th ring at {ptr} is generation n: {v:?}"
+        );
+        v.push((generation, nops));
+        if v.len() >= 2 {
+            reused = Some(ptr);
+            break;
+        }
+        // The ctx is freed by a work item after the last reference goes.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let Some(ptr) = reused else {
+        eprintln!(
+            "SKIP a_ring_at_a_freed_rings_address_counts_from_zero: 60 rings got 60 addresses ({} distinct); nothing to check",
+            made.len()
+        );
+        return;
+    };
+    // Twice: the first read moves the freed ring's counts out of the map.
+    for read in 0..2 {
+        let c = probes.counters().unwrap();
+        for &(generation, nops) in &made[&ptr] {
+            let n = c.ring(ptr, generation).unwrap_or_else(|| {
+                panic!("read {read}: no counts for {ptr} generation {generation}: {c:?}")
+            });
+            assert_eq!(
+                (n.submitted(), n.finished),
+                (nops, nops),
+                "read {read}: {ptr} generation {generation} did {nops} NOPs"
+            );
+        }
+    }
+}

@@ -58,6 +58,9 @@ impl Model {
                 })
             {
                 r.ctx = Some(id.ring.0);
+                if let ProbeEvent::Create { generation, .. } = ev {
+                    r.generation = *generation;
+                }
                 r.sq_entries = r.sq_entries.or(id.sq_entries);
                 r.cq_entries = r.cq_entries.or(id.cq_entries);
                 r.setup_flags = r.setup_flags.or(id.setup_flags);
@@ -82,8 +85,12 @@ impl Model {
                 }
             }
             row.setup_flags = id.setup_flags;
-            if let ProbeEvent::Create { hdr, .. } = ev {
+            if let ProbeEvent::Create {
+                hdr, generation, ..
+            } = ev
+            {
                 row.owner_tid = Some(hdr.tid);
+                row.generation = *generation;
             }
             self.rings.push(row);
             let closed = self

@@ -13,6 +13,10 @@ pub struct RingRow {
     pub epoch: Option<u32>,
     /// Kernel ctx pointer, for probed rings.
     pub ctx: Option<u64>,
+    /// Which ring at `ctx` (the kernel reuses a freed ring's address): 0
+    /// for one older than the session, else its create event's
+    /// generation. Picks its counters.
+    pub generation: u32,
     /// Process.
     pub pid: u32,
     /// Ring fd, when known.
@@ -94,6 +98,7 @@ impl RingRow {
             source,
             epoch: None,
             ctx: None,
+            generation: 0,
             pid,
             fd: None,
             sq_entries: None,
@@ -164,7 +169,10 @@ impl Model {
     /// rates come from them (rates stop once the traced processes exited).
     pub fn apply_counters(&mut self, c: &ringside_probes::counters::Counters) {
         for r in self.rings.iter_mut().filter(|r| r.source == "probes") {
-            let Some(n) = r.ctx.and_then(|p| c.ring(ringside_probes::Ptr(p))) else {
+            let Some(n) = r
+                .ctx
+                .and_then(|p| c.ring(ringside_probes::Ptr(p), r.generation))
+            else {
                 continue;
             };
             let per_sec = |now: u64, then: u64, dt: u64| {
