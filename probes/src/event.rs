@@ -9,7 +9,8 @@
 //! number because it is the application's own value. Adding fields or kinds
 //! is a compatible change; renaming or removing them is not.
 
-pub use crate::discover::RingSetup;
+mod ring;
+pub use ring::{RegisteredBuffer, RegisteredFile, RingSetup, RingWhen};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! Terminal hygiene: raw mode and the alternate screen on, and off again on
 //! every exit path (return, error, Ctrl-C, SIGTERM, SIGHUP, panic; the
-//! signals set the stop flag of `live::stop_flag`, and the draw loop, which
+//! signals set the stop flag of `cmd::stop_flag`, and the draw loop, which
 //! never waits on the terminal itself, sees it and returns).
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};

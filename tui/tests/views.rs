@@ -737,10 +737,10 @@ fn replay_of_an_attach_recording_opens_in_attach_kernel_rows() {
     let attach = write("a.rsrec", "attach --pid 4242");
     let demo = write("d.rsrec", "demo");
     assert_eq!(
-        ringside_tui::source::replay::kernel_rows_for(&attach),
+        ringside_tui::app::kernel_rows_for(&attach),
         Some(KernelRows::All)
     );
-    assert_eq!(ringside_tui::source::replay::kernel_rows_for(&demo), None);
+    assert_eq!(ringside_tui::app::kernel_rows_for(&demo), None);
     // And the replayed items make the same rows as live did.
     let (items, _) = ringside_tui::source::replay::load(&attach).unwrap();
     let mut m = Model::new(100_000);

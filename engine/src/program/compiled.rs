@@ -40,8 +40,8 @@
 //! implicit traps other than division), its IR verifier checks every function
 //! we build, and the ISA backends are shared with Wasmtime and fuzzed there.
 
+use crate::program::host::{HelperEntry, HostFrame};
 use crate::program::isa::{self, Insn, alu, class, jmp};
-use crate::program::vm::{HelperEntry, HostFrame};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     AbiParam, Block, InstBuilder, MemFlagsData, Signature, Type, UserFuncName, Value, types,

@@ -10,9 +10,9 @@
 //! and, when asked, yields after each instruction the pc, the instruction,
 //! the registers and the memory it touched (the step debugger).
 
+use crate::program::host::HelperHost;
 use crate::program::isa::{self, Insn, alu, class};
 use crate::program::mem::{AddrSpace, Addressing, Place, Region, RegionKind, STACK_SIZE};
-use crate::program::vm::HelperHost;
 use serde::{Deserialize, Serialize};
 
 /// A memory access an instruction made.

@@ -7,6 +7,7 @@
 pub mod compiled;
 pub mod disasm;
 pub mod elf;
+pub mod host;
 pub mod interp;
 pub mod isa;
 pub mod maps;

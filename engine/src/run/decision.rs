@@ -9,8 +9,10 @@
 
 pub use ringside_schema::decision::*;
 
+use super::budget::insn_limit;
+pub use super::budget::{insn_violation, needs_count};
 use super::helpers::Env;
-pub use super::helpers::format_printk;
+pub use super::helpers::{InputSource, format_printk};
 use super::reexecute::rerun;
 pub use super::reexecute::{InputMismatch, ReexecError, Reexecution, maps_for_replay, reexecute};
 
@@ -20,15 +22,6 @@ use crate::program::interp::InterpError;
 use crate::program::maps::Map;
 use crate::program::vm::{ExecMode, RunError};
 use std::time::Instant;
-
-/// Sources of a decision's nondeterministic inputs.
-pub trait InputSource {
-    /// `bpf_ktime_get_ns`.
-    fn ktime_ns(&mut self) -> u64;
-    /// Copy `dst.len()` bytes of registered buffer `buf` at `off` (already
-    /// range-checked against the registration).
-    fn read_buf(&mut self, buf: u16, off: u64, dst: &mut [u8]);
-}
 
 /// What the engine asks of one decision.
 pub struct DecisionRequest<'a> {
@@ -180,20 +173,6 @@ pub fn execute_into(
     }
 }
 
-/// Whether decisions of `prog` must count their instructions under
-/// `budgets` (its longest path may exceed the instruction budget).
-pub fn needs_count(prog: &LoadedProgram, budgets: &Budgets) -> bool {
-    prog.report.max_path as u64 > budgets.insns_per_decision
-}
-
-/// The instruction limit a decision of `prog` runs with: the budget, when
-/// its longest path can exceed it (such a run goes through the interpreter,
-/// which counts); none otherwise (nothing to count: the verifier bounded
-/// every path).
-pub(crate) fn insn_limit(prog: &LoadedProgram, budgets: &Budgets) -> Option<u64> {
-    needs_count(prog, budgets).then_some(budgets.insns_per_decision)
-}
-
 /// Working buffers of unrecorded decisions, reused from one to the next.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -260,15 +239,5 @@ fn result_of(ret: Result<u64, RunError>, violation: Option<BudgetViolation>) -> 
             Some(verdict) => DecisionResult::Verdict { verdict },
             None => DecisionResult::BadReturn { ret: r },
         },
-    }
-}
-
-/// The instruction budget `limit`, broken: the run was stopped as it was
-/// about to execute instruction `limit + 1`.
-pub fn insn_violation(limit: u64) -> BudgetViolation {
-    BudgetViolation {
-        kind: BudgetKind::Instructions,
-        limit,
-        value: limit + 1,
     }
 }

@@ -3,13 +3,21 @@
 //! semantics: live decisions ([`super::decision`]) and re-executed ones
 //! ([`super::reexecute`]) both run through it.
 
-use super::decision::InputSource;
 use crate::abi::{self, RsSqe, Where, helper_id, op};
 use crate::program::maps::Map;
 use crate::program::mem::AddrSpace;
 use crate::program::vm::HelperHost;
 use crate::program::{LoadedProgram, MapId};
 use ringside_schema::decision::*;
+
+/// Sources of a decision's nondeterministic inputs.
+pub trait InputSource {
+    /// `bpf_ktime_get_ns`.
+    fn ktime_ns(&mut self) -> u64;
+    /// Copy `dst.len()` bytes of registered buffer `buf` at `off` (already
+    /// range-checked against the registration).
+    fn read_buf(&mut self, buf: u16, off: u64, dst: &mut [u8]);
+}
 
 /// The environment a program runs in: helper semantics over a chain view.
 pub(crate) struct Env<'a> {

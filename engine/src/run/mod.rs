@@ -7,6 +7,7 @@
 //! [`chain`] keeps the chains, [`ring`] the io_uring, [`reexecute`] runs a
 //! recorded decision again from its record alone.
 
+mod budget;
 pub mod chain;
 pub mod decision;
 pub mod engine;

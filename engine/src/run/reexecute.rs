@@ -3,8 +3,9 @@
 //! under the interpreter, with the same helpers. What the step debugger
 //! traces and `ringside check` compares.
 
-use super::decision::{InputSource, insn_limit, insn_violation};
+use super::budget::{insn_limit, insn_violation};
 use super::helpers::Env;
+use super::helpers::InputSource;
 use crate::program::LoadedProgram;
 use crate::program::interp::{self, InterpError, TraceStep};
 use crate::program::maps::{Map, MapDef, MapKind};

@@ -10,14 +10,16 @@
 //! a time) and reports. `[run] timeout_s` counts from the start of setup.
 
 pub mod content;
+pub mod error;
 pub mod files;
 pub mod fuzzing;
 pub mod limits;
 mod plan;
 pub mod spec;
 
+pub use error::{FieldError, Figure, TotalExceeded};
 pub use files::{FileKind, FileProblem};
-pub use plan::{CheckOptions, FieldError, Figure, Plan, TotalExceeded};
+pub use plan::{CheckOptions, Plan};
 
 use content::ContentReader;
 use plan::{ChainTemplate, FileSource};

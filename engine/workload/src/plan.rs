@@ -3,9 +3,10 @@
 //! nothing created. What comes out is a [`Plan`], which setup then follows.
 
 use super::content::Content;
+use super::error::{FieldError, Figure, SpecError, SpecProblem, TotalExceeded, count};
 use super::files::{self, FileKind};
 use super::limits::{self, bytes};
-use super::spec::{Locator, MapEntrySpec, Spec, SpecError, SpecProblem, StepSpecToml};
+use super::spec::{Locator, MapEntrySpec, Spec, StepSpecToml};
 use super::{WorkloadError, resolve};
 use ringside_engine::abi::{NO_BUF, OP_BPF, RsSqe, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
@@ -223,43 +224,6 @@ impl Total {
             }),
         }
     }
-}
-
-/// How a [`TotalExceeded`] words its maximum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Figure {
-    /// A count: `1,000,000`.
-    Count,
-    /// Bytes: `1 GiB`.
-    Bytes,
-}
-
-/// A spec-wide total (bytes of files, copies of chains, ...) crossed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{what} in all would be more than the {} a spec may have", match figure {
-    Figure::Count => count(*max),
-    Figure::Bytes => bytes(*max),
-})]
-pub struct TotalExceeded {
-    /// What is totalled.
-    pub what: &'static str,
-    /// The most a spec may have.
-    pub max: u64,
-    /// How the maximum is worded.
-    pub figure: Figure,
-}
-
-fn count(n: u64) -> String {
-    // 1000000 -> 1,000,000
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn at<T>(v: &Spanned<T>) -> usize {
@@ -1048,37 +1012,6 @@ fn encode_entry(
     let k = encode_value(loc, &e.key, def.key_size, names)?;
     let v = encode_value(loc, &e.value, def.value_size, names)?;
     Ok((k, v, at(&e.key)))
-}
-
-/// A TYPE:VALUE field of a map entry that encodes to no bytes.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FieldError {
-    /// Not TYPE:VALUE.
-    #[error("`{0}`: expected TYPE:VALUE (u8, u16, u32, u64, i32, i64, file, hex)")]
-    Shape(String),
-    /// An integer type with a value that is no number.
-    #[error("`{0}` is not a number")]
-    NotNumber(String),
-    /// A number too large (or negative) for its type.
-    #[error("{value} does not fit in {bytes} bytes")]
-    Fit {
-        /// The number.
-        value: i128,
-        /// Bytes of its type.
-        bytes: usize,
-    },
-    /// `file:NAME` naming no file or stream of the spec.
-    #[error("no file or stream named `{0}`")]
-    NoName(String),
-    /// `hex:` with other than pairs of hex digits.
-    #[error("`{0}` is not hex (pairs of 0-9a-f)")]
-    NotHex(String),
-    /// `hex:` with a pair that is no byte.
-    #[error("`{0}` is not hex")]
-    NotHexByte(String),
-    /// A type there is not.
-    #[error("unknown field type `{0}`")]
-    Type(String),
 }
 
 fn encode_value(

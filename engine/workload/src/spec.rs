@@ -5,92 +5,9 @@
 //! `file:line:column` just like a syntax error.
 
 use serde::Deserialize;
-use std::fmt;
 use toml::Spanned;
 
-/// A spec problem, with where it is. Its text says everything (it has no
-/// `source()`), so it prints once however it is printed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpecError {
-    /// File name.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong.
-    pub problem: SpecProblem,
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.problem
-        )
-    }
-}
-
-/// What is wrong at a [`SpecError`]'s place: the typed causes other parts
-/// of the crate find, and the worded checks of the spec's values.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SpecProblem {
-    /// A check of a value of the spec (TOML syntax, ranges, names; worded
-    /// where it is made, in `plan.rs`).
-    #[error("{0}")]
-    Check(String),
-    /// A `content` spec.
-    #[error("{0}")]
-    Content(crate::content::ContentError),
-    /// A TYPE:VALUE field of a map entry.
-    #[error("{0}")]
-    Field(crate::plan::FieldError),
-    /// A spec-wide total crossed.
-    #[error("{0}")]
-    Total(crate::plan::TotalExceeded),
-    /// A program object that does not load.
-    #[error("{0}")]
-    Object(Box<ringside_engine::program::elf::LoadError>),
-}
-
-impl From<String> for SpecProblem {
-    fn from(s: String) -> Self {
-        SpecProblem::Check(s)
-    }
-}
-
-impl From<&str> for SpecProblem {
-    fn from(s: &str) -> Self {
-        SpecProblem::Check(s.to_string())
-    }
-}
-
-impl From<crate::content::ContentError> for SpecProblem {
-    fn from(e: crate::content::ContentError) -> Self {
-        SpecProblem::Content(e)
-    }
-}
-
-impl From<crate::plan::FieldError> for SpecProblem {
-    fn from(e: crate::plan::FieldError) -> Self {
-        SpecProblem::Field(e)
-    }
-}
-
-impl From<crate::plan::TotalExceeded> for SpecProblem {
-    fn from(e: crate::plan::TotalExceeded) -> Self {
-        SpecProblem::Total(e)
-    }
-}
-
-impl From<ringside_engine::program::elf::LoadError> for SpecProblem {
-    fn from(e: ringside_engine::program::elf::LoadError) -> Self {
-        SpecProblem::Object(Box::new(e))
-    }
-}
-
-impl std::error::Error for SpecError {}
+pub use crate::error::{SpecError, SpecProblem};
 
 /// Turns byte offsets into line:column.
 #[derive(Clone, Debug)]

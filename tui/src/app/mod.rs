@@ -1,31 +1,38 @@
-//! The application: the model, each view's state, keys and commands, and
-//! the one draw loop ([`run`], generic over ratatui's `Backend`, so tests
-//! drive the same loop and views with a `TestBackend`).
+//! The application: the model, each view's state, keys and commands. The
+//! draw loop that feeds it and draws it is [`crate::run`]; the views read
+//! it ([`crate::ui`]) and this module knows nothing of them.
 
 mod commands;
 mod filter;
 mod frame;
 mod keys;
-mod run;
 
 pub use commands::parse_seek;
 pub use filter::ChainFilter;
 pub use keys::HELP;
-pub use run::{Rates, run};
 
 use crate::model::{Model, NodeState, RowKey};
 use crate::source::{ControlKind, Controller, Ctl, Msg, ReplayPos, RingFill, Status};
 use crate::stepper::{Trace, Tracer};
-use crossbeam_channel::Receiver;
 use crossterm::event::{Event as CEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::Backend;
 use ringside_engine::abi::op;
 use ringside_engine::debug::{Breakpoint, Command};
 use ringside_recordings::Item;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The kernel rows a replay of `path` starts with: those of the live mode
+/// it was recorded from. An `attach` recording (kernel probes only) shows
+/// chains and single requests, as `attach` did; anything else keeps the
+/// default. `None` when the header cannot be read (the tape reports why).
+pub fn kernel_rows_for(path: &std::path::Path) -> Option<KernelRows> {
+    let r = ringside_recordings::Reader::open(path).ok()?;
+    r.header()
+        .source
+        .starts_with("attach --pid")
+        .then_some(KernelRows::All)
+}
 
 /// The views.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

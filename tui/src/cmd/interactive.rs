@@ -1,7 +1,9 @@
 //! Live modes: demo and run.
 
 use crate::cli::LiveOpts;
+use crate::cmd::attach::{attach_options, check_rings};
 use crate::cmd::headless;
+use crate::cmd::stop_flag;
 use anyhow::Context;
 use ringside_engine::event::Overflow;
 use ringside_workload::{self as workload, PrepareOptions, Prepared};
@@ -9,30 +11,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-
-/// Ctrl-C, SIGTERM and SIGHUP (the terminal went away) set this; live
-/// loops poll it and shut down cleanly, which also restores the terminal.
-pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
-    // Under nohup SIGHUP is ignored on purpose: keep it so.
-    if !ignored(signal_hook::consts::SIGHUP) {
-        signals.push(signal_hook::consts::SIGHUP);
-    }
-    for sig in signals {
-        signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
-    }
-    Ok(flag)
-}
-
-/// Whether `sig` is ignored (SIG_IGN) in this process now.
-fn ignored(sig: libc::c_int) -> bool {
-    // SAFETY: sigaction with no new action only reads the current one.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
-    }
-}
 
 /// `ringside demo`
 pub fn demo(opts: &LiveOpts) -> anyhow::Result<ExitCode> {
@@ -125,35 +103,6 @@ fn drive(
     )
 }
 
-/// What `attach --pid` (and `record attach --pid`) traces: the pid, its
-/// children unless `--no-follow-forks`, the kinds of `--events` /
-/// `--no-events`.
-pub fn attach_options(
-    a: &crate::cli::AttachArgs,
-    pid: u32,
-    opts: &LiveOpts,
-) -> ringside_probes::AttachOptions {
-    ringside_probes::AttachOptions {
-        pids: vec![pid],
-        follow_forks: !a.no_follow_forks,
-        kinds: opts.kinds(),
-        ..Default::default()
-    }
-}
-
-/// Refuses a pid without rings (nor children with rings, when they are
-/// followed) unless `--wait-for-rings`: the same check in every mode.
-pub fn check_rings(
-    a: &crate::cli::AttachArgs,
-    pid: u32,
-) -> Result<(), ringside_probes::ProbeError> {
-    let tree = ringside_probes::discover::discover_tree(pid, !a.no_follow_forks)?;
-    if !a.wait_for_rings && tree.iter().all(|(_, fds)| fds.is_empty()) {
-        return Err(ringside_probes::ProbeError::NoRings { pid });
-    }
-    Ok(())
-}
-
 /// `ringside attach --pid PID`
 pub fn attach_pid(
     a: &crate::cli::AttachArgs,
@@ -193,8 +142,9 @@ pub fn attach_pid(
 
 // ------------------------------------------------------------------ the UI
 
-use ringside_tui::app::{App, Mode, Rates};
+use ringside_tui::app::{App, Mode};
 use ringside_tui::model::Model;
+use ringside_tui::run::Rates;
 use ringside_tui::source::{self, Controller, EngineControl, Feed, Status, WorkloadSource};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -242,7 +192,7 @@ fn ui_loop(
         }
         ringside_tui::term::read_event(t)
     };
-    let r = ringside_tui::app::run(
+    let r = ringside_tui::run::run(
         &mut guard.terminal,
         &mut app,
         &rx,
@@ -470,7 +420,7 @@ pub fn replay(file: &Path, history: usize, paused: bool) -> anyhow::Result<ExitC
             rates: rates(&opts),
             deadline: None,
             recording: None,
-            kernel_rows: ringside_tui::source::replay::kernel_rows_for(file),
+            kernel_rows: ringside_tui::app::kernel_rows_for(file),
         },
     );
     stop.store(true, Ordering::Relaxed);

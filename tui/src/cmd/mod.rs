@@ -2,13 +2,41 @@
 //! command line, the sources and the terminal (the work is in the library
 //! crates).
 
+pub mod attach;
 pub mod headless;
 pub mod interactive;
 pub mod record;
 pub mod recording;
 
 use crate::cli::{self, Cli, Command};
+use anyhow::Context;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal went away) set this; live
+/// loops poll it and shut down cleanly, which also restores the terminal.
+pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    // Under nohup SIGHUP is ignored on purpose: keep it so.
+    if !ignored(signal_hook::consts::SIGHUP) {
+        signals.push(signal_hook::consts::SIGHUP);
+    }
+    for sig in signals {
+        signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
+    }
+    Ok(flag)
+}
+
+/// Whether `sig` is ignored (SIG_IGN) in this process now.
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: sigaction with no new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
 
 /// A closed stdout (`| head`) ends the output quietly.
 fn quiet_pipe(r: std::io::Result<ExitCode>) -> anyhow::Result<ExitCode> {

@@ -97,7 +97,7 @@ pub fn record(
             output,
             pid,
             args,
-            crate::cmd::interactive::attach_options(args, pid, opts),
+            crate::cmd::attach::attach_options(args, pid, opts),
             header(format!("attach --pid {pid}"), keep, kinds),
         ),
     }
@@ -171,7 +171,7 @@ fn record_engine(
     want_probes: bool,
     kinds: ringside_probes::KindSet,
 ) -> anyhow::Result<ExitCode> {
-    let stop = crate::cmd::interactive::stop_flag()?;
+    let stop = crate::cmd::stop_flag()?;
     let source = header.source.clone();
     // Probes on this process, so the engine's own ring shows at the kernel level too.
     let probes = if !want_probes {
@@ -289,8 +289,8 @@ fn record_attach(
     let run = || -> Result<ExitCode, anyhow::Error> {
         ringside_probes::session::check_privileges()?;
         ringside_probes::session::check_io_uring_enabled()?;
-        let stop = crate::cmd::interactive::stop_flag()?;
-        crate::cmd::interactive::check_rings(args, pid)?;
+        let stop = crate::cmd::stop_flag()?;
+        crate::cmd::attach::check_rings(args, pid)?;
         let tree = ringside_probes::discover::discover_tree(pid, attach.follow_forks)?;
         let fds: Vec<_> = tree.into_iter().flat_map(|(_, f)| f).collect();
         if fds.is_empty() {

@@ -509,18 +509,6 @@ pub fn spawn_tape(
     (ReplayControl { tx }, h)
 }
 
-/// The kernel rows a replay of `path` starts with: those of the live mode
-/// it was recorded from. An `attach` recording (kernel probes only) shows
-/// chains and single requests, as `attach` did; anything else keeps the
-/// default. `None` when the header cannot be read (the tape reports why).
-pub fn kernel_rows_for(path: &Path) -> Option<crate::app::KernelRows> {
-    let r = ringside_recordings::Reader::open(path).ok()?;
-    r.header()
-        .source
-        .starts_with("attach --pid")
-        .then_some(crate::app::KernelRows::All)
-}
-
 /// Open `path` for replay: a ringside recording read on demand, or JSON
 /// Lines loaded into memory. Notes (damage skipped) go to the status line.
 pub fn open(path: &Path, feed: &Feed) -> anyhow::Result<TapeMaker> {

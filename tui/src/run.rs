@@ -1,6 +1,17 @@
-//! The one draw loop.
+//! The one draw loop: messages from the sources into the [`App`], keys
+//! into the App, the App onto the terminal ([`crate::ui::draw`]). Generic
+//! over ratatui's `Backend`, so tests drive the same loop and views with a
+//! `TestBackend`. It lives above `app` and `ui` so that neither needs the
+//! other's way up.
 
-use super::*;
+use crate::app::App;
+use crate::source::Msg;
+use crossbeam_channel::Receiver;
+use crossterm::event::Event as CEvent;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Draw loop rates.
 #[derive(Clone, Copy, Debug)]
