@@ -20,6 +20,7 @@ pub mod fuzzing;
 pub mod item;
 pub mod reader;
 pub mod replay;
+pub mod session;
 pub mod writer;
 
 pub use check::{CheckReport, Divergence, check_file};

@@ -6,6 +6,7 @@ use crate::check::{self, CheckReport, Checker, InputsError, LoadRecordedError, S
 use crate::format::Header;
 use crate::item::Item;
 use crate::reader::{Entry, ErrorKind, ReadError, ReadOptions, Reader, Stop, SyncPoint};
+use crate::session::Clock;
 use ringside_engine::decision::{DecisionRecord, ReexecError, Reexecution, reexecute};
 use ringside_engine::event::{Event, ProgramInfo};
 use ringside_engine::program::LoadedProgram;
@@ -141,12 +142,6 @@ pub struct Refusal {
     pub more: usize,
 }
 
-enum Src {
-    Engine(u64),
-    Probe(u64),
-    Same,
-}
-
 impl Replay {
     /// Open and index a recording (stops at the first damage; see
     /// [`Replay::open_with`] to go on past damaged records).
@@ -163,49 +158,41 @@ impl Replay {
         };
         let mut reader = Reader::open_with(&path, opts)?;
         let header = reader.header().clone();
-        let mut raw: Vec<Src> = Vec::new();
         let mut setup = Setup::default();
         let mut decisions = Vec::new();
-        for e in reader.by_ref() {
+        // One pass: each item is stamped with the clock records read
+        // before it (each engine's comes before its first event).
+        let mut clock = Clock::anchored(header.mono_start_ns);
+        let mut origin = None;
+        let mut times: Vec<u64> = Vec::new();
+        let mut tmax: Vec<u64> = Vec::new();
+        while let Some(e) = reader.next() {
             let Ok(e) = e else { continue };
-            while (raw.len() as u64) < e.index {
-                raw.push(Src::Same);
-            }
-            raw.push(match &e.item {
-                Item::Engine(r) => {
-                    match &r.event {
-                        Event::RingSetup(info) => setup.rings.push((e.index, info.clone())),
-                        Event::ProgramLoaded(info) => {
-                            let _ = setup.load(e.index, info);
-                        }
-                        Event::Decision(d) => decisions.push((d.seq, e.index)),
-                        _ => {}
-                    }
-                    Src::Engine(r.t_ns)
+            if reader.clock() != origin {
+                origin = reader.clock();
+                if let Some(o) = origin {
+                    clock.engine_origin(o);
                 }
-                Item::Probe(p) => Src::Probe(p.header().ts_ns),
-                Item::Lost { .. } => Src::Same,
-            });
+            }
+            // Items lost to damage take the time of the one before.
+            while (times.len() as u64) < e.index {
+                times.push(clock.now());
+                tmax.push(clock.now());
+            }
+            if let Item::Engine(r) = &e.item {
+                match &r.event {
+                    Event::RingSetup(info) => setup.rings.push((e.index, info.clone())),
+                    Event::ProgramLoaded(info) => {
+                        let _ = setup.load(e.index, info);
+                    }
+                    Event::Decision(d) => decisions.push((d.seq, e.index)),
+                    _ => {}
+                }
+            }
+            times.push(clock.stamp(&e.item));
+            tmax.push(clock.now());
         }
         let clock = reader.clock();
-        let start = header.mono_start_ns;
-        let mut times = Vec::with_capacity(raw.len());
-        let mut tmax = Vec::with_capacity(raw.len());
-        let (mut last, mut max) = (0u64, 0u64);
-        for s in &raw {
-            let t = match *s {
-                Src::Engine(t) => match clock {
-                    Some(o) => (o + t).saturating_sub(start),
-                    None => t,
-                },
-                Src::Probe(ts) => ts.saturating_sub(start),
-                Src::Same => last,
-            };
-            last = t;
-            max = max.max(t);
-            times.push(t);
-            tmax.push(max);
-        }
         let stop = reader.stop().cloned().unwrap_or(Stop::Error(ReadError {
             file: reader.file().to_string(),
             offset: 0,
@@ -217,7 +204,7 @@ impl Replay {
             path,
             header,
             syncs: reader.syncs().to_vec(),
-            len: raw.len() as u64,
+            len: times.len() as u64,
             stop,
             errors: reader.errors().to_vec(),
             times,

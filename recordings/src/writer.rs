@@ -520,8 +520,8 @@ pub fn spawn_engine_forwarder(
                         count,
                     });
                 }
-                rec.push(Item::Engine(ev));
-                n += 1;
+                // Before the event: a reader stamps each item with the
+                // clock records before it (the first one included).
                 if origin < written_origin
                     && (written_origin == u64::MAX
                         || last_clock.elapsed() >= Duration::from_millis(50))
@@ -530,6 +530,8 @@ pub fn spawn_engine_forwarder(
                     written_origin = origin;
                     last_clock = Instant::now();
                 }
+                rec.push(Item::Engine(ev));
+                n += 1;
             }
             if let Some(count) = sub.newly_dropped(&mut seen_drops) {
                 rec.push(Item::Lost {

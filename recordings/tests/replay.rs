@@ -257,3 +257,66 @@ fn recorder_flushes_while_running() {
     assert!(e.message.contains("without an end record"), "{e}");
     rec.finish().unwrap();
 }
+
+/// Two engines in one file (a UI recording of two demo rounds): each
+/// engine's `t_ns` starts at 0, and each has its own clock record. Every
+/// item is placed with the clock record before it, so the second engine's
+/// events come after the first's, and probe events sit between them where
+/// they happened.
+#[test]
+fn each_engine_is_placed_by_its_own_clock_record() {
+    use ringside_probes::{Header as PHeader, ProbeEvent, Ptr};
+    let demo = common::demo_items();
+    let setup = demo
+        .iter()
+        .find(|it| matches!(it, Item::Engine(r) if matches!(r.event, Event::RingSetup(_))))
+        .cloned()
+        .expect("the demo sets up a ring");
+    let at = |item: &Item, t_ns: u64| match item {
+        Item::Engine(r) => Item::Engine(Arc::new(EventRecord {
+            t_ns,
+            ..(**r).clone()
+        })),
+        other => other.clone(),
+    };
+    let shutdown = Item::Engine(Arc::new(EventRecord {
+        seq: 1,
+        t_ns: 0,
+        event: Event::Shutdown {
+            chains: 0,
+            inflight: 0,
+        },
+    }));
+    let probe = |ts_ns: u64| {
+        Item::Probe(ProbeEvent::TaskWorkRun {
+            hdr: PHeader {
+                ts_ns,
+                ..PHeader::default()
+            },
+            tctx: Ptr(1),
+            count: 1,
+        })
+    };
+    let mut header = Header::keeping_pointers("test");
+    let start = 5_000_000_000u64;
+    header.mono_start_ns = start;
+    let mut w = ringside_recordings::Writer::new(Vec::new(), &header).unwrap();
+    w.write_clock(start + 1_000).unwrap();
+    w.write_item(&at(&setup, 0)).unwrap();
+    w.write_item(&at(&shutdown, 500)).unwrap();
+    w.write_item(&probe(start + 4_000)).unwrap();
+    w.write_clock(start + 10_000).unwrap();
+    w.write_item(&at(&setup, 0)).unwrap();
+    w.write_item(&at(&shutdown, 5)).unwrap();
+    w.finish(0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.rsrec");
+    std::fs::write(&path, w.into_inner()).unwrap();
+    let replay = Replay::open(&path).unwrap();
+    let times: Vec<u64> = (0..replay.len())
+        .map(|i| replay.time_of(i).unwrap())
+        .collect();
+    assert_eq!(times, [1_000, 1_500, 4_000, 10_000, 10_005]);
+    assert_eq!(replay.duration_ns(), 10_005);
+    assert_eq!(replay.index_at_time(4_001), 3);
+}

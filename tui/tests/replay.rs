@@ -97,6 +97,10 @@ fn replay_seeks_steps_back_and_stops_at_breakpoints() {
     // Seek forward to the end: everything folded, as a live session would.
     s.send(Ctl::SeekItem(s.total as u64));
     s.at(s.total as u64);
+    // One clock: the UI's newest time is the recording's duration as the
+    // recordings crate (and so export and `:seek`) counts it.
+    let replay = ringside_recordings::Replay::open(RECORDING).unwrap();
+    assert_eq!(s.app.state.now_ns, replay.duration_ns());
     let decisions = s.app.state.totals.decisions;
     let chains = s.app.state.totals.chains;
     assert!(

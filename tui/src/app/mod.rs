@@ -371,6 +371,7 @@ impl App {
     pub fn handle_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Item(item) => self.state.apply(item),
+            Msg::ItemAt(item, t) => self.state.apply_at(item, t),
             Msg::Status(s) => match s {
                 Status::Notice(n) => self.state.note(n),
                 Status::ProbesOff(why) => {

@@ -19,7 +19,6 @@ mod kernel;
 mod maps;
 mod rings;
 mod stats;
-mod timeline;
 
 pub use cancels::*;
 pub use chains::*;
@@ -28,7 +27,6 @@ pub use kernel::*;
 pub use maps::*;
 pub use rings::*;
 pub use stats::*;
-pub use timeline::*;
 
 use foldhash::{HashMap, HashMapExt};
 use ringside_engine::event::{ProgramInfo, RingInfo};
@@ -47,7 +45,7 @@ pub struct Model {
     /// Current engine instance (0 before any).
     pub epoch: u32,
     /// Session time.
-    pub timeline: Timeline,
+    pub clock: ringside_recordings::session::Clock,
     /// Timeline time of the newest item.
     pub now_ns: u64,
     /// Rings.
@@ -111,7 +109,7 @@ impl Model {
             history_cap: history,
             totals: Totals::default(),
             epoch: 0,
-            timeline: Timeline::default(),
+            clock: ringside_recordings::session::Clock::unanchored(),
             now_ns: 0,
             rings: Vec::new(),
             ring_info: BTreeMap::new(),
@@ -154,13 +152,24 @@ impl Model {
         }
     }
 
-    /// Fold one item.
+    /// Fold one item, placed on the session's clock here.
     pub fn apply(&mut self, item: Item) {
+        let t = self.clock.stamp(&item);
+        self.fold(item, t);
+    }
+
+    /// Fold one item that its source placed at `t` on the session's clock
+    /// (a replay: its recording's times).
+    pub fn apply_at(&mut self, item: Item, t: u64) {
+        self.clock.observe(&item, t);
+        self.fold(item, t);
+    }
+
+    fn fold(&mut self, item: Item, t: u64) {
         self.totals.items += 1;
-        let t = self.timeline.stamp(&item);
-        self.epoch = self.timeline.epoch;
+        self.epoch = self.clock.epoch();
         self.totals.epochs = self.epoch;
-        self.now_ns = self.timeline.now;
+        self.now_ns = self.clock.now();
         match &item {
             Item::Engine(rec) => {
                 self.totals.engine_events += 1;

@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 pub enum Msg {
     /// Something that happened.
     Item(Item),
+    /// Something that happened at this session time (ns since the
+    /// session started; a replay's items carry their recording's times,
+    /// the same [`ringside_recordings::session::Clock`] export uses).
+    ItemAt(Item, u64),
     /// News about the source itself.
     Status(Status),
 }
@@ -144,6 +148,12 @@ impl Feed {
     /// dropping never loses anything from the recording).
     pub fn record_into(&mut self, rec: ringside_recordings::RecorderHandle) {
         self.recorder = Some(rec);
+    }
+
+    /// Send an item already placed on the session's clock; false when
+    /// the UI is gone.
+    pub fn item_at(&self, item: Item, t: u64) -> bool {
+        self.send(Msg::ItemAt(item, t))
     }
 
     /// Send an item; false when the UI is gone.

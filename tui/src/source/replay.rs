@@ -7,12 +7,12 @@
 //! seek and step back: going back resets the model and plays the items
 //! from the start up to the target, as fast as the UI folds them.
 
-use crate::model::Timeline;
 use crate::source::{ControlKind, Controller, Ctl, Feed, ReplayPos, Status};
 use crossbeam_channel::{Receiver, Sender};
 use ringside_engine::debug::{Breakpoint, Command};
 use ringside_engine::event::{Event, EventRecord};
 use ringside_recordings::Item;
+use ringside_recordings::session::Clock;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,8 +135,9 @@ pub trait Tape {
     }
     /// Position the tape so that `next` returns item `at`.
     fn rewind(&mut self, at: usize) -> Result<(), String>;
-    /// The next item (None at the end).
-    fn next_item(&mut self) -> Option<Item>;
+    /// The next item (None at the end), with its session time when the
+    /// tape knows it (a recording's clock; [`Clock`] stamps the others).
+    fn next_item(&mut self) -> Option<(Item, Option<u64>)>;
     /// Item indexes of the decisions, ascending.
     fn decisions(&self) -> Vec<usize>;
 }
@@ -162,10 +163,10 @@ impl Tape for VecTape {
         self.pos = at.min(self.items.len());
         Ok(())
     }
-    fn next_item(&mut self) -> Option<Item> {
+    fn next_item(&mut self) -> Option<(Item, Option<u64>)> {
         let it = self.items.get(self.pos).cloned();
         self.pos += usize::from(it.is_some());
-        it
+        it.map(|i| (i, None))
     }
     fn decisions(&self) -> Vec<usize> {
         self.items
@@ -240,13 +241,13 @@ impl Tape for FileTape {
         );
         Ok(())
     }
-    fn next_item(&mut self) -> Option<Item> {
+    fn next_item(&mut self) -> Option<(Item, Option<u64>)> {
         if self.items.is_none() {
             self.rewind(0).ok()?;
         }
         loop {
             match self.items.as_mut()?.next()? {
-                Ok(e) => return Some(e.item),
+                Ok(e) => return Some((e.item, self.replay.time_of(e.index))),
                 Err(_) => continue, // damage: reported when opened
             }
         }
@@ -266,7 +267,8 @@ struct Player {
     decisions: Vec<usize>,
     /// The next item, fetched ahead, with its session time.
     pending: Option<(Item, u64)>,
-    timeline: Timeline,
+    /// Places items the tape has no time for (JSON Lines).
+    clock: Clock,
     last_t: u64,
     last_decision: Option<u64>,
     feed: Feed,
@@ -292,8 +294,8 @@ impl Player {
     /// The next item and its time, without taking it.
     fn peek(&mut self) -> Option<u64> {
         if self.pending.is_none() {
-            let it = self.tape.next_item()?;
-            let t = self.timeline.stamp(&it);
+            let (it, t) = self.tape.next_item()?;
+            let t = t.unwrap_or_else(|| self.clock.stamp(&it));
             self.pending = Some((it, t));
         }
         self.pending.as_ref().map(|p| p.1)
@@ -316,7 +318,7 @@ impl Player {
             },
             _ => None,
         };
-        if !self.feed.item(item) {
+        if !self.feed.item_at(item, t) {
             return false;
         }
         if let Some(d) = decision {
@@ -349,7 +351,7 @@ impl Player {
         }
         self.pos = 0;
         self.pending = None;
-        self.timeline = Timeline::default();
+        self.clock = Clock::unanchored();
         self.last_t = 0;
         self.last_decision = None;
         true
@@ -491,7 +493,7 @@ pub fn spawn_tape(
                 decisions: tape.decisions(),
                 tape,
                 pending: None,
-                timeline: Timeline::default(),
+                clock: Clock::unanchored(),
                 last_t: 0,
                 last_decision: None,
                 feed,

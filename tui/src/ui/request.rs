@@ -133,7 +133,7 @@ pub(super) fn draw_node_detail(f: &mut Frame, app: &App, key: Option<RowKey>, ar
                     }),
                 ]));
                 let mut t = String::new();
-                let base = app.state.timeline.probe_base.unwrap_or(0);
+                let base = app.state.clock.probe_base().unwrap_or(0);
                 if let Some(s) = r.submitted_ns {
                     let _ = write!(t, "submitted {}", fmt_t(s.saturating_sub(base)));
                 }
