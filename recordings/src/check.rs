@@ -7,17 +7,16 @@
 
 use crate::item::Item;
 use crate::reader::{Entry, ReadError, ReadOptions, Reader, Stop};
+pub use crate::session::{LoadRecordedError, ProgSlot, Programs, load_recorded};
 use ringside_engine::abi::{Verdict, helper_id};
 use ringside_engine::decision::{
     Action, BudgetKind, BudgetViolation, Budgets, CallDetail, DecisionRecord, DecisionResult,
     Reexecution, Registrations, reexecute,
 };
 use ringside_engine::event::{Event, ProgramInfo, RingInfo};
-use ringside_engine::program::elf::LoadError;
+use ringside_engine::program::LoadedProgram;
 use ringside_engine::program::interp::TraceStep;
 use ringside_engine::program::maps::{BPF_ANY, Map};
-use ringside_engine::program::vm::ExecMode;
-use ringside_engine::program::{LoadOptions, LoadedProgram, ProgId, Registry, fnv1a64};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -72,26 +71,13 @@ impl std::fmt::Display for Divergence {
     }
 }
 
-/// A program as the recording declared it, re-loaded here.
-#[derive(Debug)]
-pub struct ProgSlot {
-    /// What the recording says.
-    pub info: ProgramInfo,
-    /// Its id in the replay registry, when it loaded.
-    pub id: Option<ProgId>,
-    /// Why it did not load.
-    pub error: Option<LoadRecordedError>,
-}
-
 /// Engine setup seen so far: rings (epochs) and programs, re-loaded.
 #[derive(Debug, Default)]
 pub struct Setup {
     /// (item index, ring) of each ring setup; epoch n is `rings[n-1]`.
     pub rings: Vec<(u64, RingInfo)>,
-    /// Programs by (epoch, recorded id).
-    pub programs: HashMap<(u32, u32), ProgSlot>,
-    /// The replay's registry.
-    pub registry: Registry,
+    /// Programs by (epoch, recorded id), re-loaded.
+    pub programs: Programs,
 }
 
 impl Setup {
@@ -118,149 +104,15 @@ impl Setup {
 
     /// A loaded program of an epoch.
     pub fn program(&self, epoch: u32, prog: u32) -> Option<(&ProgSlot, Option<&LoadedProgram>)> {
-        let slot = self.programs.get(&(epoch, prog))?;
-        Some((slot, slot.id.and_then(|id| self.registry.program(id))))
+        self.programs.get(epoch, prog)
     }
 
-    /// Re-load a recorded program; the error says why it cannot be replayed.
-    pub fn load(&mut self, index: u64, info: &ProgramInfo) -> Result<(), LoadRecordedError> {
-        let epoch = self.epoch();
-        let r = load_recorded(&mut self.registry, info);
-        let slot = ProgSlot {
-            info: info.clone(),
-            id: r.as_ref().ok().copied(),
-            error: r.as_ref().err().cloned(),
-        };
-        let _ = index;
-        self.programs.insert((epoch, info.prog), slot);
-        r.map(|_| ())
-    }
-}
-
-/// Why a recorded program may not run here ([`load_recorded`]).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LoadRecordedError {
-    /// The object is not the one the recording says it is.
-    #[error(
-        "program {name} (id {prog}): its object image hashes to {hash:#018x}, the recording says {recorded:#018x}"
-    )]
-    Hash {
-        /// Program name.
-        name: String,
-        /// Recorded id.
-        prog: u32,
-        /// The image's hash.
-        hash: u64,
-        /// The recorded hash.
-        recorded: u64,
-    },
-    /// Recorded as trusted (never verified), and the verifier refuses it.
-    #[error(
-        "program {name} (id {prog}) was loaded as trusted and does not pass the verifier ({error}): programs from a recording run only when verified"
-    )]
-    Unverified {
-        /// Program name.
-        name: String,
-        /// Recorded id.
-        prog: u32,
-        /// What the loader says.
-        error: Box<LoadError>,
-    },
-    /// The loader (or the verifier) refuses it.
-    #[error("program {name} (id {prog}) does not load here: {error}")]
-    Load {
-        /// Program name.
-        name: String,
-        /// Recorded id.
-        prog: u32,
-        /// What the loader says.
-        error: Box<LoadError>,
-    },
-    /// Its object does not have it.
-    #[error("program {name} missing from its object")]
-    Missing {
-        /// Program name.
-        name: String,
-    },
-    /// It verifies, with other figures than recorded.
-    #[error(
-        "program {name} (id {prog}) verifies differently here: {insns} instructions, longest path {max_path} (recorded {recorded_insns}, {recorded_max_path}; a recording made before ringside ran programs with the kernel's semantics counts rbpf's rewrites)"
-    )]
-    VerifiesDifferently {
-        /// Program name.
-        name: String,
-        /// Recorded id.
-        prog: u32,
-        /// Instruction slots here.
-        insns: usize,
-        /// Longest path here.
-        max_path: u32,
-        /// Recorded instruction slots.
-        recorded_insns: u32,
-        /// Recorded longest path.
-        recorded_max_path: u32,
-    },
-}
-
-/// Load a program a recording (or any other event source) declares into
-/// `registry`, as replay, check, export and the step debugger all do: always
-/// through the verifier (a recording is untrusted input: `trusted` in it is
-/// a fact about how it was recorded, not a permission here), and only if it
-/// is the program the recording says it is. The error says why not.
-pub fn load_recorded(
-    registry: &mut Registry,
-    info: &ProgramInfo,
-) -> Result<ProgId, LoadRecordedError> {
-    let hash = fnv1a64(&info.object);
-    if hash != info.object_hash {
-        return Err(LoadRecordedError::Hash {
-            name: info.name.clone(),
-            prog: info.prog,
-            hash,
-            recorded: info.object_hash,
-        });
-    }
-    let opts = LoadOptions {
-        trusted: false,
-        exec: ExecMode::Interpreter,
-        ..LoadOptions::default()
-    };
-    let obj = match registry.load_programs(&info.file, &info.object, &[&info.name], &opts) {
-        Err(error) if info.trusted => {
-            return Err(LoadRecordedError::Unverified {
-                name: info.name.clone(),
-                prog: info.prog,
-                error: Box::new(error),
-            });
-        }
-        Err(error) => {
-            return Err(LoadRecordedError::Load {
-                name: info.name.clone(),
-                prog: info.prog,
-                error: Box::new(error),
-            });
-        }
-        Ok(obj) => obj,
-    };
-    let missing = || LoadRecordedError::Missing {
-        name: info.name.clone(),
-    };
-    let Some(id) = obj.programs.first().map(|p| p.1) else {
-        return Err(missing());
-    };
-    match registry.program(id) {
-        Some(p) if p.report.insns as u32 != info.insns || p.report.max_path != info.max_path => {
-            Err(LoadRecordedError::VerifiesDifferently {
-                name: info.name.clone(),
-                prog: info.prog,
-                insns: p.report.insns,
-                max_path: p.report.max_path,
-                recorded_insns: info.insns,
-                recorded_max_path: info.max_path,
-            })
-        }
-        Some(_) => Ok(id),
-        None => Err(missing()),
+    /// Re-load a recorded program (of the epoch of the last ring setup);
+    /// the error says why it cannot be replayed.
+    pub fn load(&mut self, info: &ProgramInfo) -> Result<(), LoadRecordedError> {
+        self.programs
+            .load(self.rings.len() as u32, info)
+            .map(|_| ())
     }
 }
 
@@ -707,7 +559,7 @@ impl Checker {
                 self.completions.clear();
             }
             Event::ProgramLoaded(info) => {
-                if let Err(m) = self.setup.load(e.index, info) {
+                if let Err(m) = self.setup.load(info) {
                     return Err(div(
                         None,
                         Some(format!("{} (id {})", info.name, info.prog)),

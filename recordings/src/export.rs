@@ -52,7 +52,7 @@ pub enum ExportError {
     /// The file is damaged.
     #[error(transparent)]
     Read(#[from] ReadError),
-    /// A program in it may not run here (see [`crate::check::load_recorded`]).
+    /// A program in it may not run here (see [`crate::session::load_recorded`]).
     #[error("refused: {0}")]
     Refused(crate::replay::Refusal),
 }
@@ -73,7 +73,7 @@ pub fn jsonl<R: Read>(
             Ok(e) => {
                 if let Item::Engine(r) = &e.item
                     && let Event::ProgramLoaded(info) = &r.event
-                    && let Err(why) = crate::check::load_recorded(&mut scratch, info)
+                    && let Err(why) = crate::session::load_recorded(&mut scratch, info)
                 {
                     out.flush()?;
                     return Ok(Err(ExportError::Refused(crate::replay::Refusal {

@@ -183,7 +183,7 @@ impl Replay {
                 match &r.event {
                     Event::RingSetup(info) => setup.rings.push((e.index, info.clone())),
                     Event::ProgramLoaded(info) => {
-                        let _ = setup.load(e.index, info);
+                        let _ = setup.load(info);
                     }
                     Event::Decision(d) => decisions.push((d.seq, e.index)),
                     _ => {}
@@ -299,7 +299,7 @@ impl Replay {
                     *k,
                     (
                         &s.info,
-                        s.id.and_then(|id| self.setup.registry.program(id)),
+                        self.setup.programs.get(k.0, k.1).and_then(|(_, p)| p),
                         s.error.as_ref(),
                     ),
                 )
@@ -310,7 +310,7 @@ impl Replay {
     }
 
     /// Why the first program that may not run here was refused (see
-    /// [`crate::check::load_recorded`]): replay and export refuse such a
+    /// [`crate::session::load_recorded`]): replay and export refuse such a
     /// recording whole.
     pub fn refusal(&self) -> Option<Refusal> {
         let refused: Vec<&LoadRecordedError> = self

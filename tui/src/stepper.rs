@@ -1,15 +1,16 @@
 //! Inside a decision: disassembly, and instruction-by-instruction traces.
 //!
 //! The trace comes from the engine library itself: the program's object
-//! (from its `ProgramLoaded` event) is loaded into a [`Registry`] in this
-//! process and the recorded decision is re-executed under the engine's
+//! (from its `ProgramLoaded` event) is loaded again in this process
+//! ([`Programs`]) and the recorded decision is re-executed under the engine's
 //! tracing interpreter ([`reexecute`]). Nothing here decides anything.
 
 use crate::model::Model;
 use ringside_engine::decision::reexecute;
 use ringside_engine::event::ProgramInfo;
+use ringside_engine::program::disasm;
 use ringside_engine::program::interp::TraceStep;
-use ringside_engine::program::{Registry, disasm};
+use ringside_recordings::session::Programs;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -111,11 +112,13 @@ impl Trace {
     }
 }
 
-/// Loads programs into this process's registry, once per program.
+/// Loads programs into this process (once per program, through the
+/// recordings crate's [`Programs`], the gate replay and check use) and
+/// traces decisions with them.
 #[derive(Default)]
 pub struct Tracer {
-    /// One registry per engine instance: (registry, name -> index).
-    registries: HashMap<u32, Registry>,
+    /// Programs loaded for traces, by (engine instance, program id).
+    programs: Programs,
     disasm: HashMap<(u32, u32), Arc<Disasm>>,
 }
 
@@ -153,24 +156,26 @@ impl Tracer {
         let disasm = self
             .disasm(state, epoch, rec.prog)
             .unwrap_or_else(|| Arc::new(Disasm::default()));
-        if self.registries.len() > 4 {
-            let oldest = *self.registries.keys().min().unwrap_or(&0);
-            self.registries.remove(&oldest);
+        // Live sessions run for hours: keep the programs of a few recent
+        // traces, not of every engine ever seen.
+        if self.programs.len() > 64 {
+            self.programs = Programs::default();
         }
-        let reg = self.registries.entry(epoch).or_default();
-        let loaded = reg
-            .programs()
-            .iter()
-            .position(|p| p.name == info.name && p.object_hash == info.object_hash);
         // Verified here whatever the event says (it may come from a file):
         // the same gate as replay, check and export.
-        let id = match loaded {
-            Some(i) => reg.programs()[i].id,
-            None => {
-                ringside_recordings::check::load_recorded(reg, &info).map_err(|e| e.to_string())?
+        if self.programs.get(epoch, rec.prog).is_none() {
+            let _ = self.programs.load(epoch, &info);
+        }
+        let prog = match self.programs.get(epoch, rec.prog) {
+            Some((_, Some(p))) => p,
+            Some((slot, None)) => {
+                return Err(slot
+                    .error
+                    .as_ref()
+                    .map_or("program did not load".into(), ToString::to_string));
             }
+            None => return Err("program did not load".into()),
         };
-        let prog = reg.program(id).ok_or("program did not load")?;
         let mut steps = Vec::new();
         let r = reexecute(
             prog,
