@@ -386,6 +386,13 @@ pub enum BenchWhat {
         /// Chains for the read_exact rows.
         #[arg(long, default_value_t = 20_000)]
         chains: u64,
+        /// `kernel`: only the tables with kernel backend rows (NOP chains,
+        /// read_exact), next to the userspace engine, kernel links and the
+        /// hand-written loop; one sentence and exit 1 on a kernel without
+        /// the io_uring BPF loop. Without it every table, with kernel rows
+        /// where the kernel has the loop.
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
     },
 }
 

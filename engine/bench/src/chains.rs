@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use io_uring::{opcode, types};
+use ringside_engine::Backend;
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
 use ringside_engine::decision::Budgets;
@@ -115,10 +116,17 @@ impl ChainRow {
 /// Rounds of each read_exact chain table (see `chain_table`).
 const ROUNDS: usize = 3;
 
-fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Result<ChainRow> {
+fn engine_chains(
+    n: u64,
+    c: usize,
+    exec: ExecMode,
+    backend: Backend,
+    shape: Shape,
+) -> std::io::Result<ChainRow> {
     let (readers, _feed) = pipes(c, shape)?;
     let read = shape.read;
     let config = EngineConfig {
+        backend,
         entries: 256,
         files: readers
             .iter()
@@ -170,10 +178,10 @@ fn engine_chains(n: u64, c: usize, exec: ExecMode, shape: Shape) -> std::io::Res
     }
     let s = e.stats();
     Ok(ChainRow {
-        name: if exec == ExecMode::Compiled {
-            "engine + read_exact (compiled)"
-        } else {
-            "engine + read_exact (interpreter)"
+        name: match (backend, exec) {
+            (Backend::Kernel, _) => "engine + read_exact (--backend kernel: inside io_uring_enter)",
+            (_, ExecMode::Compiled) => "engine + read_exact (compiled)",
+            _ => "engine + read_exact (interpreter)",
         },
         chains: n,
         secs: start.elapsed().as_secs_f64(),
@@ -308,27 +316,46 @@ pub(crate) fn chain_table(
         shape.pipe_size() / 1024
     )?;
     writeln!(out)?;
+    // The kernel backend's row where the kernel has the io_uring BPF loop;
+    // elsewhere a line says why it is missing.
+    let kernel = match ringside_engine::kernel::probe() {
+        Ok(()) => true,
+        Err(e) => {
+            writeln!(out, "No kernel backend row: {e}")?;
+            writeln!(out)?;
+            false
+        }
+    };
     // A feeder thread fills the pipes. Left to the scheduler, it and the
     // ring thread sometimes share a CPU and a row falls to 0.4x of its usual
     // rate; pinned to CPUs of their own, rounds of every variant in turn,
     // and each variant's median round.
     let pinned = pin_to(0);
-    let mut rounds: [Vec<ChainRow>; 4] = Default::default();
+    let mut rounds: [Vec<ChainRow>; 5] = Default::default();
+    let user = Backend::User;
     let result = (|| {
         for _ in 0..ROUNDS {
-            rounds[0].push(engine_chains(n, c, ExecMode::Interpreter, shape)?);
-            rounds[1].push(engine_chains(n, c, ExecMode::Compiled, shape)?);
+            rounds[0].push(engine_chains(n, c, ExecMode::Interpreter, user, shape)?);
+            rounds[1].push(engine_chains(n, c, ExecMode::Compiled, user, shape)?);
             rounds[2].push(hand_written(n, c, shape)?);
             rounds[3].push(naive(n, c, shape)?);
+            if kernel {
+                let k = Backend::Kernel;
+                rounds[4].push(engine_chains(n, c, ExecMode::Compiled, k, shape)?);
+            }
         }
         Ok::<(), std::io::Error>(())
     })();
     unpin(pinned);
     result?;
-    let rows = rounds.map(|mut v| {
-        v.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-        v.swap_remove(v.len() / 2)
-    });
+    let rows: Vec<ChainRow> = rounds
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .map(|mut v| {
+            v.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+            v.swap_remove(v.len() / 2)
+        })
+        .collect();
     let hand = rows[2].rate();
     let hand_cpu = rows[2].cpu_ns as f64 / rows[2].chains as f64;
     writeln!(

@@ -25,6 +25,8 @@ pub struct Options {
     pub chains: u64,
     /// Chains in flight at once (each on its own pipe) in the concurrent rows.
     pub concurrency: usize,
+    /// Only the tables that have kernel backend rows (`--backend kernel`).
+    pub kernel_only: bool,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             decisions: 200_000,
             chains: 20_000,
             concurrency: 64,
+            kernel_only: false,
         }
     }
 }
@@ -65,7 +68,9 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> std::io::Result<()> {
         common::tuning()?.describe()
     )?;
     writeln!(out)?;
-    decisions::decision_costs(out, opts.decisions)?;
+    if !opts.kernel_only {
+        decisions::decision_costs(out, opts.decisions)?;
+    }
     // The shape (64 KiB reads: copying dominates), then small reads,
     // where per-request overhead (and so the naive way's) shows.
     if opts.chains > 0 {
@@ -84,7 +89,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> std::io::Result<()> {
             nops::nop_table(out, opts.nops, chains)?;
         }
     }
-    if opts.lookups > 0 {
+    if opts.lookups > 0 && !opts.kernel_only {
         for c in [1, 32] {
             btree::btree_table(out, opts.lookups, c)?;
         }

@@ -54,10 +54,19 @@ fn unreadable(e: &dyn std::fmt::Display) -> ExitCode {
 }
 
 /// `ringside bench engine`: the tables of docs/bench.md.
-fn bench_engine(nops: u64, chains: u64) -> anyhow::Result<ExitCode> {
+fn bench_engine(
+    nops: u64,
+    chains: u64,
+    backend: Option<cli::BackendArg>,
+) -> anyhow::Result<ExitCode> {
+    let kernel_only = backend == Some(cli::BackendArg::Kernel);
+    if kernel_only {
+        ringside_engine::kernel::probe()?;
+    }
     let opts = ringside_bench::Options {
         nops,
         chains,
+        kernel_only,
         ..Default::default()
     };
     ringside_bench::run(&opts, &mut std::io::stdout())?;
@@ -95,8 +104,13 @@ pub fn run(cli: Cli) -> ExitCode {
             paused,
         }) => interactive::replay(&file, history, paused),
         Some(Command::Bench {
-            what: cli::BenchWhat::Engine { nops, chains },
-        }) => bench_engine(nops, chains),
+            what:
+                cli::BenchWhat::Engine {
+                    nops,
+                    chains,
+                    backend,
+                },
+        }) => bench_engine(nops, chains, backend),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
