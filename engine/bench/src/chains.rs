@@ -137,7 +137,6 @@ fn engine_chains(
             steps_per_chain: u32::MAX,
             ..Budgets::default()
         },
-        ..EngineConfig::default()
     };
     let (mut e, prog) = bench_engine(config, "read_exact", exec)?;
     let chain = |slot: usize| ChainSpec {
