@@ -168,6 +168,20 @@ struct LoopOpts {
     kernel_rows: Option<ringside_tui::app::KernelRows>,
 }
 
+impl LoopOpts {
+    /// A live session's: `opts`' history and rates, recorded where
+    /// `opts` says, until `deadline`.
+    fn live(opts: &LiveOpts, deadline: Option<std::time::Instant>) -> LoopOpts {
+        LoopOpts {
+            history: opts.history,
+            rates: rates(opts),
+            deadline,
+            recording: recording_name(opts),
+            kernel_rows: None,
+        }
+    }
+}
+
 /// Run the draw loop until q, Ctrl-C, SIGTERM or the end of a timed session.
 fn ui_loop(
     mode: Mode,
@@ -267,13 +281,7 @@ fn ui_workload(
         rx,
         dropped,
         stop.clone(),
-        LoopOpts {
-            history: opts.history,
-            rates: rates(opts),
-            deadline: None,
-            recording: recording_name(opts),
-            kernel_rows: None,
-        },
+        LoopOpts::live(opts, None),
     );
     // Let a stopped engine go, then shut everything down.
     stop.store(true, Ordering::Relaxed);
@@ -324,13 +332,7 @@ fn ui_probes(a: &crate::cli::AttachArgs, pid: u32, opts: &LiveOpts) -> anyhow::R
         rx,
         dropped,
         stop.clone(),
-        LoopOpts {
-            history: opts.history,
-            rates: rates(opts),
-            deadline,
-            recording: recording_name(opts),
-            kernel_rows: None,
-        },
+        LoopOpts::live(opts, deadline),
     );
     stop.store(true, Ordering::Relaxed);
     let _ = probes.join();
@@ -380,13 +382,7 @@ pub fn attach_socket(
         rx,
         dropped,
         stop.clone(),
-        LoopOpts {
-            history: opts.history,
-            rates: rates(opts),
-            deadline,
-            recording: recording_name(opts),
-            kernel_rows: None,
-        },
+        LoopOpts::live(opts, deadline),
     );
     // Leave the application running freely.
     let _ = ctl2.send(source::Ctl::Debug(ringside_engine::debug::Command::Detach));
