@@ -210,7 +210,7 @@ pub enum LoadProblem {
     /// The verifier refuses the program (its reason; the instruction is the
     /// [`LoadError`]'s).
     #[error("{0}")]
-    Verify(String),
+    Verify(crate::program::verifier::Rejection),
 }
 
 impl fmt::Display for LoadError {

@@ -27,10 +27,13 @@ use std::fmt;
 mod branch;
 mod cfg;
 mod domain;
+mod rejection;
 
 use branch::{MaybeRange, mirror, refine_range};
 pub use cfg::{insn_starts, successors, topological_order};
-use domain::{Region, State, Val, ptr_add, signed_range, slot_index};
+pub use domain::Region;
+use domain::{State, Val, ptr_add, signed_range, slot_index};
+pub use rejection::{Access, Rejection, Value};
 
 /// Default limit on instructions in one program.
 pub const DEFAULT_MAX_INSNS: usize = 4096;
@@ -43,7 +46,7 @@ pub struct VerifyError {
     /// Instruction index.
     pub insn: usize,
     /// Why the program is rejected.
-    pub reason: String,
+    pub reason: Rejection,
 }
 
 impl fmt::Display for VerifyError {
@@ -180,11 +183,8 @@ struct Verifier<'a> {
     order: Vec<usize>,
 }
 
-fn err<T>(insn: usize, reason: impl Into<String>) -> Result<T, VerifyError> {
-    Err(VerifyError {
-        insn,
-        reason: reason.into(),
-    })
+fn err<T>(insn: usize, reason: Rejection) -> Result<T, VerifyError> {
+    Err(VerifyError { insn, reason })
 }
 
 /// Verify a program; on success, what was proved.
@@ -202,15 +202,15 @@ fn check(input: &VerifyInput<'_>, prove_memory: bool) -> Result<VerifyReport, Ve
     let code = input.image.code.as_slice();
     let n = code.len() / 8;
     if n == 0 {
-        return err(0, "empty program");
+        return err(0, Rejection::Empty);
     }
     if n > input.limits.max_insns {
         return err(
             input.limits.max_insns,
-            format!(
-                "program is {n} instructions long, the limit is {}",
-                input.limits.max_insns
-            ),
+            Rejection::TooLong {
+                len: n,
+                limit: input.limits.max_insns,
+            },
         );
     }
     let mut v = Verifier {
@@ -256,23 +256,17 @@ impl<'a> Verifier<'a> {
             let next = (i + 1 < n).then(|| self.insn(i + 1));
             isa::check_encoding(&ins, next.as_ref()).map_err(|e| VerifyError {
                 insn: i,
-                reason: e.to_string(),
+                reason: Rejection::Encoding(e),
             })?;
             // Nothing writes the frame pointer: the backends keep it fixed.
             let writes_dst = matches!(ins.class(), CLS_LD | CLS_LDX | CLS_ALU | CLS_ALU64);
             if writes_dst && ins.dst == 10 {
-                return err(i, "r10 (the frame pointer) is read-only");
+                return err(i, Rejection::FramePointer);
             }
             match ins.class() {
                 CLS_LD => {
                     if ins.src != 0 && self.input.image.reloc_at(i).is_none() {
-                        return err(
-                            i,
-                            format!(
-                                "lddw with src {} (pseudo map load) without a relocation",
-                                ins.src
-                            ),
-                        );
+                        return err(i, Rejection::LddwWithoutReloc { src: ins.src });
                     }
                     i += 2;
                     continue;
@@ -283,53 +277,31 @@ impl<'a> Verifier<'a> {
                         0 => {
                             let id = ins.imm as u32;
                             if signature(id).is_none() {
-                                return err(i, format!("call to unknown helper {id} ({id:#x})"));
+                                return err(i, Rejection::UnknownHelper { id });
                             }
                             self.report.helpers.insert(id);
                         }
                         1 => {
                             let target = i as i64 + 1 + ins.imm as i64;
                             if target <= i as i64 {
-                                return err(
-                                    i,
-                                    format!(
-                                        "recursion: call back to insn {target} (programs must terminate)"
-                                    ),
-                                );
+                                return err(i, Rejection::Recursion { target });
                             }
-                            return err(
-                                i,
-                                format!(
-                                    "bpf-to-bpf call to insn {target} is not supported (make the function static __always_inline)"
-                                ),
-                            );
+                            return err(i, Rejection::BpfCall { target });
                         }
                         s => {
-                            return err(
-                                i,
-                                format!("call with src {s} (kfuncs and others) is not supported"),
-                            );
+                            return err(i, Rejection::CallSrc { src: s });
                         }
                     },
                     _ => {
                         let target = i as i64 + 1 + ins.off as i64;
                         if target < 0 {
-                            return err(
-                                i,
-                                format!("jump to insn {target}, before the start of the program"),
-                            );
+                            return err(i, Rejection::JumpBeforeStart { target });
                         }
                         if target >= n as i64 {
-                            return err(
-                                i,
-                                format!("jump to insn {target}, past the end of the program"),
-                            );
+                            return err(i, Rejection::JumpPastEnd { target });
                         }
                         if lddw_second[target as usize] {
-                            return err(
-                                i,
-                                format!("jump into the middle of lddw at insn {}", target - 1),
-                            );
+                            return err(i, Rejection::JumpIntoLddw { lddw: target - 1 });
                         }
                     }
                 },
@@ -374,7 +346,7 @@ impl<'a> Verifier<'a> {
             for st in std::mem::take(&mut pending[i]) {
                 for (target, s) in self.step(i, st)? {
                     if target >= self.n {
-                        return err(i, "execution can run past the end of the program");
+                        return err(i, Rejection::RunsPastEnd);
                     }
                     let list = &mut pending[target];
                     if list.contains(&s) {
@@ -395,8 +367,8 @@ impl<'a> Verifier<'a> {
     fn read_reg(&self, i: usize, st: &State, r: u8) -> Result<Val, VerifyError> {
         let v = st.regs[r as usize].clone();
         match v {
-            Val::Uninit => err(i, format!("r{r} is read before it is written")),
-            Val::Conflict => err(i, format!("r{r} is {}", v.describe())),
+            Val::Uninit => err(i, Rejection::Uninit { reg: r }),
+            Val::Conflict => err(i, Rejection::Conflict { reg: r }),
             _ => Ok(v),
         }
     }
@@ -410,10 +382,10 @@ impl<'a> Verifier<'a> {
                         if m >= self.input.maps.len() {
                             return err(
                                 i,
-                                format!(
-                                    "lddw names map {m}, the object has {}",
-                                    self.input.maps.len()
-                                ),
+                                Rejection::LddwMap {
+                                    map: m,
+                                    maps: self.input.maps.len(),
+                                },
                             );
                         }
                         Val::MapHandle(m)
@@ -475,21 +447,20 @@ impl<'a> Verifier<'a> {
         reg: u8,
         write: bool,
     ) -> Result<(Region, i64, i64), VerifyError> {
-        let what = if write { "write" } else { "read" };
+        let access = if write { Access::Write } else { Access::Read };
         let (region, lo, hi) = match base {
             Val::Ptr { region, lo, hi } => (*region, lo + off, hi + off),
             Val::ValueOrNull { .. } => {
-                return err(
-                    i,
-                    format!(
-                        "{what} through r{reg}, a map value pointer that may be null (check it against 0 first)"
-                    ),
-                );
+                return err(i, Rejection::MaybeNull { access, reg });
             }
             other => {
                 return err(
                     i,
-                    format!("{what} through r{reg}, which is {}", other.describe()),
+                    Rejection::NotPointer {
+                        access,
+                        reg,
+                        value: Value(other.clone()),
+                    },
                 );
             }
         };
@@ -503,26 +474,23 @@ impl<'a> Verifier<'a> {
             ),
         };
         if lo < start || hi + size > end {
-            let at = if lo == hi {
-                format!("offset {lo}")
-            } else {
-                format!("offsets [{lo}, {hi}]")
-            };
-            let verb = if write { "writes" } else { "reads" };
             return err(
                 i,
-                format!(
-                    "{verb} {size} bytes at {at} of the {}, outside its {} bytes",
-                    region.name(),
-                    end - start
-                ),
+                Rejection::OutOfBounds {
+                    access,
+                    size,
+                    lo,
+                    hi,
+                    region,
+                    len: end - start,
+                },
             );
         }
         if write && region == Region::Ctx {
-            return err(i, format!("writes the read-only context (offset {lo})"));
+            return err(i, Rejection::WriteCtx { offset: lo });
         }
         if write && matches!(region, Region::Rodata(_)) {
-            return err(i, "writes read-only data");
+            return err(i, Rejection::WriteRodata);
         }
         if region == Region::Stack {
             self.report.stack_depth = self.report.stack_depth.max((-lo) as u32);
@@ -557,13 +525,10 @@ impl<'a> Verifier<'a> {
         for b in lo..hi + size {
             let s = &st.stack[slot_index(b)];
             if s.init & (1 << (b.rem_euclid(8))) == 0 {
-                return err(i, format!("reads uninitialised stack byte at offset {b}"));
+                return err(i, Rejection::UninitStack { offset: b });
             }
             if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
-                return err(
-                    i,
-                    format!("reads part of a spilled pointer at stack offset {b}"),
-                );
+                return err(i, Rejection::ReadSpilledPointer { offset: b });
             }
         }
         Ok(bounded)
@@ -583,21 +548,12 @@ impl<'a> Verifier<'a> {
         let (region, lo, hi) = self.access(i, base, off, size, reg, true)?;
         if region != Region::Stack {
             if val.is_pointer() {
-                return err(
-                    i,
-                    format!(
-                        "stores a pointer into the {} (pointers may not leave the program)",
-                        region.name()
-                    ),
-                );
+                return err(i, Rejection::StorePointer { region });
             }
             return Ok(());
         }
         if val.is_pointer() && !(size == 8 && lo == hi && lo % 8 == 0) {
-            return err(
-                i,
-                "a pointer may be spilled to the stack only with an aligned 8-byte store at a constant offset",
-            );
+            return err(i, Rejection::UnalignedSpill);
         }
         if lo != hi {
             // Variable offset: any slot in range may change; none is known
@@ -608,10 +564,9 @@ impl<'a> Verifier<'a> {
                 if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
                     return err(
                         i,
-                        format!(
-                            "a store at a variable stack offset may overwrite part of the pointer spilled at offset {}",
-                            b - b.rem_euclid(8)
-                        ),
+                        Rejection::VariableStoreOverSpill {
+                            slot: b - b.rem_euclid(8),
+                        },
                     );
                 }
                 s.spill = None;
@@ -629,10 +584,9 @@ impl<'a> Verifier<'a> {
             if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
                 return err(
                     i,
-                    format!(
-                        "overwrites part of the pointer spilled at stack offset {} (the rest of it would become readable)",
-                        b - b.rem_euclid(8)
-                    ),
+                    Rejection::PartialSpillOverwrite {
+                        slot: b - b.rem_euclid(8),
+                    },
                 );
             }
             s.spill = None;
@@ -666,7 +620,10 @@ impl<'a> Verifier<'a> {
                 }
                 other => err(
                     i,
-                    format!("byte swap of r{}, which is {}", ins.dst, other.describe()),
+                    Rejection::ByteSwapPointer {
+                        reg: ins.dst,
+                        value: Value(other),
+                    },
                 ),
             };
         }
@@ -688,7 +645,10 @@ impl<'a> Verifier<'a> {
                     other => {
                         return err(
                             i,
-                            format!("32-bit move of r{} which is {}", ins.src, other.describe()),
+                            Rejection::Mov32Pointer {
+                                reg: ins.src,
+                                value: Value(other),
+                            },
                         );
                     }
                 }
@@ -701,12 +661,11 @@ impl<'a> Verifier<'a> {
             if !is64 {
                 return err(
                     i,
-                    format!(
-                        "32-bit arithmetic on a pointer (r{} is {}, operand is {})",
-                        ins.dst,
-                        dst_val.describe(),
-                        src_val.describe()
-                    ),
+                    Rejection::Alu32Pointer {
+                        reg: ins.dst,
+                        dst: Value(dst_val),
+                        src: Value(src_val),
+                    },
                 );
             }
             let r = match (op, &dst_val, &src_val) {
@@ -728,25 +687,18 @@ impl<'a> Verifier<'a> {
                 _ => {
                     return err(
                         i,
-                        format!(
-                            "pointer arithmetic other than adding a scalar: r{} is {}, the operand is {}",
-                            ins.dst,
-                            dst_val.describe(),
-                            src_val.describe()
-                        ),
+                        Rejection::PointerArithmetic {
+                            reg: ins.dst,
+                            dst: Value(dst_val.clone()),
+                            src: Value(src_val.clone()),
+                        },
                     );
                 }
             };
             match r {
                 Some(v) => st.regs[d] = v,
                 None => {
-                    return err(
-                        i,
-                        format!(
-                            "pointer offset out of range after arithmetic on r{}",
-                            ins.dst
-                        ),
-                    );
+                    return err(i, Rejection::PointerOffsetRange { reg: ins.dst });
                 }
             }
             return Ok(());
@@ -832,13 +784,10 @@ impl<'a> Verifier<'a> {
             JMP_EXIT => {
                 match self.read_reg(i, &st, 0) {
                     Ok(v) if v.is_pointer() => {
-                        return err(
-                            i,
-                            format!("returns r0 which is {} (return a decision)", v.describe()),
-                        );
+                        return err(i, Rejection::ReturnsPointer { value: Value(v) });
                     }
                     Ok(_) => {}
-                    Err(_) => return err(i, "exit without setting r0 (the decision)"),
+                    Err(_) => return err(i, Rejection::ExitWithoutR0),
                 }
                 return Ok(vec![]);
             }
@@ -888,12 +837,11 @@ impl<'a> Verifier<'a> {
             if !same_region || is32 {
                 return err(
                     i,
-                    format!(
-                        "compares r{} ({}) with {} (only null checks of map values are allowed on pointers)",
-                        ins.dst,
-                        dv.describe(),
-                        sv.describe()
-                    ),
+                    Rejection::ComparePointer {
+                        reg: ins.dst,
+                        dst: Value(dv),
+                        src: Value(sv),
+                    },
                 );
             }
             return Ok(vec![(i + 1, st.clone()), (target, st)]);
@@ -951,25 +899,27 @@ impl<'a> Verifier<'a> {
         if size > STACK_SIZE as u64 * 128 {
             return err(
                 i,
-                format!("argument {} (r{reg}) size {size} is too large", argn + 1),
+                Rejection::ArgSizeTooLarge {
+                    arg: argn + 1,
+                    reg,
+                    size,
+                },
             );
         }
         let (region, lo, hi) = self
             .access(i, val, 0, size as i64, reg, write)
             .map_err(|e| VerifyError {
                 insn: e.insn,
-                reason: format!("helper argument {} (r{reg}): {}", argn + 1, e.reason),
+                reason: Rejection::HelperArg {
+                    arg: argn + 1,
+                    reg,
+                    inner: Box::new(e.reason),
+                },
             })?;
         if region == Region::Stack {
             if write {
                 if lo != hi {
-                    return err(
-                        i,
-                        format!(
-                            "helper argument {} (r{reg}): stack buffer at a variable offset",
-                            argn + 1
-                        ),
-                    );
+                    return err(i, Rejection::ArgVariableStackBuffer { arg: argn + 1, reg });
                 }
                 for b in lo..lo + size as i64 {
                     let s = &mut st.stack[slot_index(b)];
@@ -980,10 +930,11 @@ impl<'a> Verifier<'a> {
                     {
                         return err(
                             i,
-                            format!(
-                                "helper argument {} (r{reg}) may overwrite part of the pointer spilled at stack offset {slot}",
-                                argn + 1
-                            ),
+                            Rejection::ArgOverwritesSpill {
+                                arg: argn + 1,
+                                reg,
+                                slot,
+                            },
                         );
                     }
                     s.spill = None;
@@ -997,19 +948,21 @@ impl<'a> Verifier<'a> {
                     if s.init & (1 << b.rem_euclid(8)) == 0 {
                         return err(
                             i,
-                            format!(
-                                "helper argument {} (r{reg}) reads uninitialised stack byte at offset {b}",
-                                argn + 1
-                            ),
+                            Rejection::ArgUninitStack {
+                                arg: argn + 1,
+                                reg,
+                                offset: b,
+                            },
                         );
                     }
                     if s.spill.as_ref().is_some_and(Val::may_hold_pointer) {
                         return err(
                             i,
-                            format!(
-                                "helper argument {} (r{reg}) would read a spilled pointer at stack offset {b}",
-                                argn + 1
-                            ),
+                            Rejection::ArgReadsSpill {
+                                arg: argn + 1,
+                                reg,
+                                offset: b,
+                            },
                         );
                     }
                 }
@@ -1020,13 +973,16 @@ impl<'a> Verifier<'a> {
 
     fn call(&mut self, i: usize, st: &mut State, id: u32) -> Result<(), VerifyError> {
         let (args, ret) = signature(id).expect("checked in check_structure");
-        let name = helper_id::name(id).unwrap_or("helper");
         let vals: Vec<Val> = (0..args.len())
             .map(|a| {
                 self.read_reg(i, st, (a + 1) as u8)
                     .map_err(|e| VerifyError {
                         insn: i,
-                        reason: format!("{name}: argument {}: {}", a + 1, e.reason),
+                        reason: Rejection::ArgRead {
+                            helper: id,
+                            arg: a + 1,
+                            inner: Box::new(e.reason),
+                        },
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -1046,10 +1002,11 @@ impl<'a> Verifier<'a> {
                     ) {
                         return err(
                             i,
-                            format!(
-                                "{name}: argument {reg} (r{reg}) must be the context pointer, it is {}",
-                                v.describe()
-                            ),
+                            Rejection::ArgNotCtx {
+                                helper: id,
+                                arg: reg,
+                                value: Value(v.clone()),
+                            },
                         );
                     }
                 }
@@ -1058,10 +1015,11 @@ impl<'a> Verifier<'a> {
                     _ => {
                         return err(
                             i,
-                            format!(
-                                "{name}: argument {reg} (r{reg}) must be a map, it is {}",
-                                v.describe()
-                            ),
+                            Rejection::ArgNotMap {
+                                helper: id,
+                                arg: reg,
+                                value: Value(v.clone()),
+                            },
                         );
                     }
                 },
@@ -1069,10 +1027,11 @@ impl<'a> Verifier<'a> {
                     if v.is_pointer() {
                         return err(
                             i,
-                            format!(
-                                "{name}: argument {reg} (r{reg}) is {} where a number is expected (pointers may not leave the program)",
-                                v.describe()
-                            ),
+                            Rejection::ArgPointerAsNumber {
+                                helper: id,
+                                arg: reg,
+                                value: Value(v.clone()),
+                            },
                         );
                     }
                 }
@@ -1081,10 +1040,11 @@ impl<'a> Verifier<'a> {
                     _ => {
                         return err(
                             i,
-                            format!(
-                                "{name}: argument {reg} (r{reg}) is a size and must have a known bound, it is {}",
-                                v.describe()
-                            ),
+                            Rejection::ArgUnboundedSize {
+                                helper: id,
+                                arg: reg,
+                                value: Value(v.clone()),
+                            },
                         );
                     }
                 },
@@ -1100,7 +1060,10 @@ impl<'a> Verifier<'a> {
                     self.mem_arg(i, st, a, &v, size, size, false)
                         .map_err(|e| VerifyError {
                             insn: e.insn,
-                            reason: format!("{name}: {}", e.reason),
+                            reason: Rejection::Helper {
+                                helper: id,
+                                inner: Box::new(e.reason),
+                            },
                         })?;
                 }
                 Arg::ReadMem { size_arg } | Arg::WriteMem { size_arg } => {
@@ -1109,22 +1072,22 @@ impl<'a> Verifier<'a> {
                         other => {
                             return err(
                                 i,
-                                format!(
-                                    "{name}: size argument {} is {}",
-                                    size_arg + 1,
-                                    other.describe()
-                                ),
+                                Rejection::SizeArgNotScalar {
+                                    helper: id,
+                                    arg: size_arg + 1,
+                                    value: Value(other.clone()),
+                                },
                             );
                         }
                     };
                     if size > (1 << 20) {
                         return err(
                             i,
-                            format!(
-                                "{name}: size argument {} (r{}) must have a known bound, it is up to {size}",
-                                size_arg + 1,
-                                size_arg + 1
-                            ),
+                            Rejection::SizeArgTooLarge {
+                                helper: id,
+                                arg: size_arg + 1,
+                                max: size,
+                            },
                         );
                     }
                     let v = v.clone();
@@ -1132,7 +1095,10 @@ impl<'a> Verifier<'a> {
                     self.mem_arg(i, st, a, &v, size, min_size, write)
                         .map_err(|e| VerifyError {
                             insn: e.insn,
-                            reason: format!("{name}: {}", e.reason),
+                            reason: Rejection::Helper {
+                                helper: id,
+                                inner: Box::new(e.reason),
+                            },
                         })?;
                 }
             }

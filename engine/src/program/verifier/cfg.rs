@@ -48,7 +48,7 @@ pub fn topological_order(code: &[u8]) -> Result<Vec<usize>, VerifyError> {
     const BLACK: u8 = 2;
     let n = code.len() / 8;
     if n == 0 {
-        return err(0, "empty program");
+        return err(0, Rejection::Empty);
     }
     let mut color = vec![WHITE; n];
     let mut post = Vec::with_capacity(n);
@@ -61,10 +61,7 @@ pub fn topological_order(code: &[u8]) -> Result<Vec<usize>, VerifyError> {
             let t = succ[*k];
             *k += 1;
             if t >= n {
-                return err(
-                    i,
-                    "execution can fall off the end of the program (every path must end in exit)",
-                );
+                return err(i, Rejection::FallsOffEnd);
             }
             match color[t] {
                 WHITE => {
@@ -72,12 +69,7 @@ pub fn topological_order(code: &[u8]) -> Result<Vec<usize>, VerifyError> {
                     stack.push((t, 0));
                 }
                 GREY => {
-                    return err(
-                        i,
-                        format!(
-                            "loop: jump from insn {i} back to insn {t}; the program may not terminate (loops are not allowed, unroll them)"
-                        ),
-                    );
+                    return err(i, Rejection::Loop { from: i, to: t });
                 }
                 _ => {}
             }

@@ -5,22 +5,27 @@
 
 use super::*;
 
-/// Memory regions a pointer can point into.
+/// Memory regions a pointer can point into (printed as `context`, `stack`,
+/// `map value (map 0)`, `rodata 0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Region {
+pub enum Region {
+    /// The program's read-only context.
     Ctx,
+    /// The program's stack.
     Stack,
+    /// A value of the object's map number `n`.
     MapValue(usize),
+    /// The object's rodata region number `n`.
     Rodata(usize),
 }
 
-impl Region {
-    pub(super) fn name(&self) -> String {
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Region::Ctx => "context".into(),
-            Region::Stack => "stack".into(),
-            Region::MapValue(m) => format!("map value (map {m})"),
-            Region::Rodata(r) => format!("rodata {r}"),
+            Region::Ctx => f.write_str("context"),
+            Region::Stack => f.write_str("stack"),
+            Region::MapValue(m) => write!(f, "map value (map {m})"),
+            Region::Rodata(r) => write!(f, "rodata {r}"),
         }
     }
 }
@@ -72,10 +77,10 @@ impl Val {
             Val::Scalar { min, max } if min == max => format!("the scalar {min}"),
             Val::Scalar { min, max } => format!("a scalar in [{min}, {max}]"),
             Val::Ptr { region, lo, hi } if lo == hi => {
-                format!("a {} pointer at offset {lo}", region.name())
+                format!("a {region} pointer at offset {lo}")
             }
             Val::Ptr { region, lo, hi } => {
-                format!("a {} pointer at offset [{lo}, {hi}]", region.name())
+                format!("a {region} pointer at offset [{lo}, {hi}]")
             }
             Val::ValueOrNull { map, .. } => format!("a map {map} value pointer that may be null"),
             Val::MapHandle(m) => format!("a handle to map {m}"),
