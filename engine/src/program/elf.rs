@@ -27,8 +27,7 @@ pub const MAX_MAPS: usize = 64;
 pub const MAX_OBJECT_MAP_BYTES: u64 = 512 << 20;
 /// Bytes of `struct rs_map_def` (five u32 fields).
 pub const MAP_DEF_SIZE: u64 = 20;
-/// Size of one BPF instruction.
-pub const INSN_SIZE: usize = 8;
+pub use crate::program::image::{INSN_SIZE, ProgramImage, Reloc, RelocTarget};
 /// `lddw` opcode.
 const LD_DW_IMM: u8 = 0x18;
 /// `R_BPF_64_64`: 64-bit immediate of an `lddw`.
@@ -231,29 +230,6 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// What a relocated `lddw` loads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RelocTarget {
-    /// A handle to the object's map number `n`.
-    Map(usize),
-    /// The address of byte `offset` of rodata region `region`.
-    Rodata {
-        /// Index into [`ElfObject::rodata`].
-        region: usize,
-        /// Byte offset inside the region.
-        offset: u32,
-    },
-}
-
-/// A relocated `lddw`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reloc {
-    /// Index of the `lddw` instruction.
-    pub insn: usize,
-    /// What it loads.
-    pub target: RelocTarget,
-}
-
 /// A read-only data section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rodata {
@@ -261,36 +237,6 @@ pub struct Rodata {
     pub name: String,
     /// Contents.
     pub bytes: Vec<u8>,
-}
-
-/// One program: the code of a `ringside/<name>` section.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProgramImage {
-    /// `<name>` of the section.
-    pub name: String,
-    /// Full section name.
-    pub section: String,
-    /// Instructions, little endian, 8 bytes each (relocated `lddw`s hold 0).
-    pub code: Vec<u8>,
-    /// Relocated `lddw`s.
-    pub relocs: Vec<Reloc>,
-    /// Offset of the section in the file, for error messages.
-    pub file_offset: u64,
-}
-
-impl ProgramImage {
-    /// Number of instruction slots (an `lddw` takes two).
-    pub fn insn_count(&self) -> usize {
-        self.code.len() / INSN_SIZE
-    }
-
-    /// The relocation of instruction `insn`, if any.
-    pub fn reloc_at(&self, insn: usize) -> Option<RelocTarget> {
-        self.relocs
-            .iter()
-            .find(|r| r.insn == insn)
-            .map(|r| r.target)
-    }
 }
 
 /// A parsed object file.

@@ -8,6 +8,7 @@ pub mod compiled;
 pub mod disasm;
 pub mod elf;
 pub mod host;
+pub mod image;
 pub mod interp;
 pub mod isa;
 pub mod maps;

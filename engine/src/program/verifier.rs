@@ -18,7 +18,7 @@
 //! scalars, not returned), which keeps decisions deterministic for replay.
 
 use crate::abi::{self, helper_id};
-use crate::program::elf::{ProgramImage, RelocTarget};
+use crate::program::image::{ProgramImage, RelocTarget};
 use crate::program::isa;
 use crate::program::maps::MapDef;
 use std::collections::BTreeSet;
