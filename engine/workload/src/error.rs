@@ -3,13 +3,14 @@
 //! module so that the parser (`spec`) and the checker (`plan`) both use
 //! them without using each other.
 
+use crate::check::Check;
 use crate::content::ContentError;
-use crate::limits::bytes;
+use crate::limits::{bytes, count};
 use std::fmt;
 
 /// A spec problem, with where it is. Its text says everything (it has no
 /// `source()`), so it prints once however it is printed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct SpecError {
     /// File name.
     pub file: String,
@@ -32,13 +33,12 @@ impl fmt::Display for SpecError {
 }
 
 /// What is wrong at a [`SpecError`]'s place: the typed causes other parts
-/// of the crate find, and the worded checks of the spec's values.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// of the crate find, and the checks of the spec's values.
+#[derive(Debug, thiserror::Error)]
 pub enum SpecProblem {
-    /// A check of a value of the spec (TOML syntax, ranges, names; worded
-    /// where it is made, in `plan.rs`).
+    /// A check of a value of the spec (TOML syntax, ranges, names).
     #[error("{0}")]
-    Check(String),
+    Check(Check),
     /// A `content` spec.
     #[error("{0}")]
     Content(ContentError),
@@ -53,15 +53,9 @@ pub enum SpecProblem {
     Object(Box<ringside_engine::program::elf::LoadError>),
 }
 
-impl From<String> for SpecProblem {
-    fn from(s: String) -> Self {
-        SpecProblem::Check(s)
-    }
-}
-
-impl From<&str> for SpecProblem {
-    fn from(s: &str) -> Self {
-        SpecProblem::Check(s.to_string())
+impl From<Check> for SpecProblem {
+    fn from(c: Check) -> Self {
+        SpecProblem::Check(c)
     }
 }
 
@@ -100,7 +94,8 @@ pub enum FieldError {
     /// An integer type with a value that is no number.
     #[error("`{0}` is not a number")]
     NotNumber(String),
-    /// A number too large (or negative) for its type.
+    /// A number too large (or negative) for its type (or, given as an
+    /// integer, for the map's key or value).
     #[error("{value} does not fit in {bytes} bytes")]
     Fit {
         /// The number.
@@ -144,18 +139,4 @@ pub struct TotalExceeded {
     pub max: u64,
     /// How the maximum is worded.
     pub figure: Figure,
-}
-
-/// `1000000` as `1,000,000`.
-pub(crate) fn count(n: u64) -> String {
-    // 1000000 -> 1,000,000
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

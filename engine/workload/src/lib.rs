@@ -9,6 +9,7 @@
 //! the run starts the writers, feeds the chains (up to `run.concurrency` at
 //! a time) and reports. `[run] timeout_s` counts from the start of setup.
 
+pub mod check;
 pub mod content;
 pub mod error;
 pub mod files;
@@ -21,6 +22,7 @@ pub use error::{FieldError, Figure, TotalExceeded};
 pub use files::{FileKind, FileProblem};
 pub use plan::{CheckOptions, Plan};
 
+use check::Check;
 use content::ContentReader;
 use plan::{ChainTemplate, FileSource};
 use ringside_engine::engine::{Engine, EngineConfig, EngineError, ShutdownReport, Stats};
@@ -542,15 +544,19 @@ fn create(
             } => {
                 let wait = files::Wait { deadline, stop };
                 files::open_existing(path, *kind, *writable, wait).map_err(|e| {
-                    let waiting = || {
-                        loc.error(
-                            *at,
-                            format!("waiting for a writer to open the FIFO {}", path.display()),
-                        )
-                    };
+                    let waiting = || loc.error(*at, Check::FifoWait { path: path.clone() });
                     match e {
-                        files::OpenFailure::Problem(p) => {
-                            WorkloadError::Spec(loc.error(*at, format!("{}: {p}", path.display())))
+                        files::OpenFailure::Problem(problem) => {
+                            let path = path.clone();
+                            let suggest = None;
+                            WorkloadError::Spec(loc.error(
+                                *at,
+                                Check::File {
+                                    path,
+                                    problem: Box::new(problem),
+                                    suggest,
+                                },
+                            ))
                         }
                         files::OpenFailure::TimedOut => WorkloadError::TimedOut {
                             at: waiting(),
@@ -635,8 +641,8 @@ fn create(
         backend,
     })
     .map_err(|e| match e {
-        e @ EngineError::Entries { .. } => {
-            WorkloadError::Spec(loc.error(plan.entries_at, e.to_string()))
+        EngineError::Entries { entries } => {
+            WorkloadError::Spec(loc.error(plan.entries_at, Check::Entries { entries }))
         }
         other => other.into(),
     })?;
@@ -645,26 +651,24 @@ fn create(
     let mut programs = HashMap::new();
     for p in &plan.programs {
         let Some(bytes) = &p.bytes else {
-            return Err(loc
-                .error(
-                    p.at,
-                    "the program object was not read (checked without the filesystem)",
-                )
-                .into());
+            return Err(loc.error(p.at, Check::NotRead).into());
         };
         let obj = engine
             .load_object_programs(&p.label, bytes, &[&p.section], &p.opts)
-            .map_err(|e| WorkloadError::Spec(loc.error(p.at, e.to_string())))?;
+            .map_err(|e| {
+                WorkloadError::Spec(match e {
+                    EngineError::Load(e) => loc.error(p.at, e),
+                    other => loc.error(p.at, Check::Engine(Box::new(other))),
+                })
+            })?;
         let Some(&(_, id)) = obj.programs.first() else {
-            return Err(loc
-                .error(p.at, format!("the object has no program `{}`", p.section))
-                .into());
+            let section = p.section.clone();
+            return Err(loc.error(p.at, Check::NoSection { section }).into());
         };
         prog_ids.push(id);
         if programs.insert(p.name.clone(), id).is_some() {
-            return Err(loc
-                .error(p.name_at, format!("program `{}` is defined twice", p.name))
-                .into());
+            let name = p.name.clone();
+            return Err(loc.error(p.name_at, Check::ProgramTwice { name }).into());
         }
     }
     if let Some(p) = plan.ring_program {
@@ -675,17 +679,17 @@ fn create(
             return Err(loc
                 .error(
                     m.map_at,
-                    format!(
-                        "program `{}` has no map `{}`",
-                        plan.programs[m.prog].name, m.map
-                    ),
+                    Check::NoMap {
+                        program: plan.programs[m.prog].name.clone(),
+                        map: m.map.clone(),
+                    },
                 )
                 .into());
         };
         for (k, v, at) in &m.entries {
             engine
                 .map_update(map, k, v, 0)
-                .map_err(|err| loc.error(*at, err.to_string()))?;
+                .map_err(|err| loc.error(*at, Check::Engine(Box::new(err))))?;
         }
     }
     Ok(Prepared {

@@ -79,6 +79,20 @@ pub fn bytes(n: u64) -> String {
     format!("{n} bytes")
 }
 
+/// `1000000` as `1,000,000`.
+pub(crate) fn count(n: u64) -> String {
+    // 1000000 -> 1,000,000
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,15 +2,17 @@
 //! ([`super::limits`]), every sum computed with checked arithmetic, and
 //! nothing created. What comes out is a [`Plan`], which setup then follows.
 
+use super::check::Check;
 use super::content::Content;
-use super::error::{FieldError, Figure, SpecError, SpecProblem, TotalExceeded, count};
+use super::error::{FieldError, Figure, SpecError, SpecProblem, TotalExceeded};
 use super::files::{self, FileKind};
-use super::limits::{self, bytes};
+use super::limits;
 use super::spec::{Locator, MapEntrySpec, Spec, StepSpecToml};
 use super::{WorkloadError, resolve};
 use ringside_engine::abi::{NO_BUF, OP_BPF, RsSqe, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
 use ringside_engine::decision::Budgets;
+use ringside_engine::engine::KernelLinkProblem;
 use ringside_engine::event::{LinkMode, Notify, StepKind};
 use ringside_engine::program::elf::{self, ElfObject};
 use ringside_engine::program::maps::MapDef;
@@ -241,22 +243,22 @@ pub fn check(
     base: &Path,
     copts: &CheckOptions,
 ) -> Result<Plan, WorkloadError> {
-    let err = |offset: usize, m: String| -> WorkloadError { loc.error(offset, m).into() };
+    let err = |offset: usize, c: Check| -> WorkloadError { loc.error(offset, c).into() };
     let fail = |offset: usize, p: SpecProblem| -> WorkloadError { loc.error(offset, p).into() };
     let mut names: HashMap<String, u32> = HashMap::new();
     let mut add_name = |n: &Spanned<String>| -> Result<(), WorkloadError> {
         if names.len() >= limits::MAX_FILES {
             return Err(err(
                 at(n),
-                format!(
-                    "more than {} files, pipes and socket pairs",
-                    limits::MAX_FILES
-                ),
+                Check::TooManyNames {
+                    max: limits::MAX_FILES,
+                },
             ));
         }
         let idx = names.len() as u32;
         if names.insert(n.get_ref().clone(), idx).is_some() {
-            return Err(err(at(n), format!("`{}` is defined twice", n.get_ref())));
+            let name = n.get_ref().clone();
+            return Err(err(at(n), Check::DefinedTwice { name }));
         }
         Ok(())
     };
@@ -271,34 +273,36 @@ pub fn check(
             Some(k) => FileKind::parse(k.get_ref()).ok_or_else(|| {
                 err(
                     at(k),
-                    format!("kind `{}`: expected file, fifo, char or block", k.get_ref()),
+                    Check::FileKind {
+                        kind: k.get_ref().clone(),
+                    },
                 )
             })?,
         };
         let source = match (&f.path, &f.size) {
             (Some(p), None) => {
                 if let Some(c) = &f.content {
-                    return Err(err(
-                        at(c),
-                        "`content` is for a new file (`size`), not an existing one".into(),
-                    ));
+                    return Err(err(at(c), Check::ContentOfExisting));
                 }
                 let path = resolve(base, p.get_ref());
                 if copts.filesystem {
-                    let meta = std::fs::metadata(&path)
-                        .map_err(|e| err(at(p), format!("cannot open {}: {e}", path.display())))?;
-                    files::check_kind(&meta, kind).map_err(|e| {
-                        let hint = if matches!(e, files::FileProblem::NotRegular { .. })
-                            && FileKind::of(meta.file_type()).is_ok()
-                        {
-                            format!(
-                                "; say `kind = \"{}\"` if that is what you mean",
-                                FileKind::of(meta.file_type()).map_or("", FileKind::key)
-                            )
-                        } else {
-                            String::new()
-                        };
-                        err(at(p), format!("{}: {e}{hint}", path.display()))
+                    let meta = std::fs::metadata(&path).map_err(|error| {
+                        let path = path.clone();
+                        err(at(p), Check::CannotOpen { path, error })
+                    })?;
+                    files::check_kind(&meta, kind).map_err(|problem| {
+                        let suggest = FileKind::of(meta.file_type())
+                            .ok()
+                            .filter(|_| matches!(problem, files::FileProblem::NotRegular { .. }));
+                        let path = path.clone();
+                        err(
+                            at(p),
+                            Check::File {
+                                path,
+                                problem: Box::new(problem),
+                                suggest,
+                            },
+                        )
                     })?;
                 }
                 FileSource::Existing {
@@ -310,10 +314,7 @@ pub fn check(
             }
             (None, Some(size)) => {
                 if let Some(k) = &f.kind {
-                    return Err(err(
-                        at(k),
-                        "`kind` is for an existing file (`path`), not a new one".into(),
-                    ));
+                    return Err(err(at(k), Check::KindOfNew));
                 }
                 let content_at = f.content.as_ref().map_or(at(size), at);
                 let content = Content::parse(f.content.as_ref().map_or("pattern", |c| c.get_ref()))
@@ -328,10 +329,10 @@ pub fn check(
                     };
                     return Err(err(
                         where_,
-                        format!(
-                            "a file of {len} bytes is more than the {} a temporary file may have",
-                            bytes(limits::MAX_FILE_SIZE)
-                        ),
+                        Check::FileTooLarge {
+                            len,
+                            max: limits::MAX_FILE_SIZE,
+                        },
                     ));
                 }
                 temp_total
@@ -340,10 +341,7 @@ pub fn check(
                 FileSource::Temp { content, size: n }
             }
             _ => {
-                return Err(err(
-                    at(&f.name),
-                    "a [[file]] needs either `path` (an existing file) or `size` (a new temporary file)".into(),
-                ));
+                return Err(err(at(&f.name), Check::PathOrSize));
             }
         };
         files.push(PlannedFile {
@@ -365,10 +363,10 @@ pub fn check(
                     if total > limits::MAX_WRITER_TOTAL {
                         return Err(err(
                             at(&w.total),
-                            format!(
-                                "total = {total}: more than the {} a writer may write",
-                                bytes(limits::MAX_WRITER_TOTAL)
-                            ),
+                            Check::WriterTotal {
+                                total,
+                                max: limits::MAX_WRITER_TOTAL,
+                            },
                         ));
                     }
                     written
@@ -382,10 +380,10 @@ pub fn check(
                         // A btree decides its own size.
                         return Err(err(
                             content_at,
-                            format!(
-                                "this content makes {} bytes, more than the writer's total ({total})",
-                                content.len(total)
-                            ),
+                            Check::ContentOverTotal {
+                                len: content.len(total),
+                                total,
+                            },
                         ));
                     }
                     let pause = |v: &Option<Spanned<u64>>| -> Result<Duration, WorkloadError> {
@@ -393,10 +391,10 @@ pub fn check(
                         if ms > limits::MAX_WRITER_PAUSE_MS {
                             return Err(err(
                                 v.as_ref().map_or(0, at),
-                                format!(
-                                    "{ms} ms: more than the {} ms (an hour) a writer may pause",
-                                    limits::MAX_WRITER_PAUSE_MS
-                                ),
+                                Check::WriterPause {
+                                    ms,
+                                    max: limits::MAX_WRITER_PAUSE_MS,
+                                },
                             ));
                         }
                         Ok(Duration::from_millis(ms))
@@ -430,16 +428,18 @@ pub fn check(
         if buffers.len() >= limits::MAX_BUFFERS {
             return Err(err(
                 at(&b.name),
-                format!("more than {} buffers", limits::MAX_BUFFERS),
+                Check::TooManyBuffers {
+                    max: limits::MAX_BUFFERS,
+                },
             ));
         }
         if size == 0 || size > limits::MAX_BUFFER_SIZE {
             return Err(err(
                 at(&b.size),
-                format!(
-                    "buffer size {size} out of range (1..={})",
-                    bytes(limits::MAX_BUFFER_SIZE)
-                ),
+                Check::BufferSize {
+                    size,
+                    max: limits::MAX_BUFFER_SIZE,
+                },
             ));
         }
         buffer_total
@@ -449,10 +449,8 @@ pub fn check(
             .insert(b.name.get_ref().clone(), (buffers.len() as u16, size))
             .is_some()
         {
-            return Err(err(
-                at(&b.name),
-                format!("buffer `{}` is defined twice", b.name.get_ref()),
-            ));
+            let name = b.name.get_ref().clone();
+            return Err(err(at(&b.name), Check::BufferTwice { name }));
         }
         buffers.push(size);
     }
@@ -462,10 +460,7 @@ pub fn check(
     let entries = *spec.ring.entries.get_ref();
     let entries_at = at(&spec.ring.entries);
     if entries == 0 || !entries.is_power_of_two() || entries > 32768 {
-        return Err(err(
-            entries_at,
-            format!("entries = {entries}: must be a power of two in 1..=32768"),
-        ));
+        return Err(err(entries_at, Check::Entries { entries }));
     }
 
     // Programs.
@@ -480,16 +475,10 @@ pub fn check(
             .get(n.get_ref().as_str())
             .copied()
             .ok_or_else(|| {
-                let mut have: Vec<_> = prog_names.keys().copied().collect();
+                let mut have: Vec<String> = prog_names.keys().map(|k| k.to_string()).collect();
                 have.sort();
-                err(
-                    at(n),
-                    format!(
-                        "no program named `{}` (have: {})",
-                        n.get_ref(),
-                        have.join(", ")
-                    ),
-                )
+                let name = n.get_ref().clone();
+                err(at(n), Check::NoProgram { name, have })
             })
     };
     let ring_program = spec.ring.program.as_ref().map(prog).transpose()?;
@@ -503,10 +492,9 @@ pub fn check(
         if preloads > limits::MAX_MAP_ENTRIES {
             return Err(err(
                 at(&m.map),
-                format!(
-                    "more than {} pre-loaded map entries in all",
-                    count(limits::MAX_MAP_ENTRIES as u64)
-                ),
+                Check::TooManyPreloads {
+                    max: limits::MAX_MAP_ENTRIES,
+                },
             ));
         }
         let mut entries = Vec::new();
@@ -516,11 +504,10 @@ pub fn check(
             let Some(def) = obj.maps.iter().find(|d| d.name == *m.map.get_ref()) else {
                 return Err(err(
                     at(&m.map),
-                    format!(
-                        "program `{}` has no map `{}`",
-                        m.program.get_ref(),
-                        m.map.get_ref()
-                    ),
+                    Check::NoMap {
+                        program: m.program.get_ref().clone(),
+                        map: m.map.get_ref().clone(),
+                    },
                 ));
             };
             for e in &m.entries {
@@ -544,32 +531,30 @@ pub fn check(
         let steps_at = at(&c.steps);
         let nsteps = c.steps.get_ref().len() as u64;
         if nsteps == 0 {
-            return Err(err(steps_at, "a chain needs at least one step".into()));
+            return Err(err(steps_at, Check::NoSteps));
         }
         if nsteps > steps_limit as u64 {
             return Err(err(
                 steps_at,
-                format!(
-                    "{nsteps} steps: more than the {steps_limit} a chain may have ([budgets] steps_per_chain, at most {})",
-                    limits::MAX_STEPS_PER_CHAIN
-                ),
+                Check::TooManySteps {
+                    steps: nsteps,
+                    limit: steps_limit,
+                    max: limits::MAX_STEPS_PER_CHAIN,
+                },
             ));
         }
         let repeat_at = c.repeat.as_ref().map_or(steps_at, at);
         let repeat = value(&c.repeat, 1);
         if repeat == 0 {
-            return Err(err(
-                repeat_at,
-                "repeat = 0: a chain runs at least once (leave `repeat` out for one copy)".into(),
-            ));
+            return Err(err(repeat_at, Check::RepeatZero));
         }
         if repeat > limits::MAX_REPEAT {
             return Err(err(
                 repeat_at,
-                format!(
-                    "repeat = {repeat}: more than the {} copies a chain may have",
-                    count(limits::MAX_REPEAT)
-                ),
+                Check::TooManyCopies {
+                    repeat,
+                    max: limits::MAX_REPEAT,
+                },
             ));
         }
         chains_total
@@ -583,7 +568,7 @@ pub fn check(
         if user_data.checked_add(last).is_none() {
             return Err(err(
                 c.user_data.as_ref().map_or(repeat_at, at),
-                format!("user_data {user_data} + {last} (the last repetition) overflows 64 bits"),
+                Check::UserDataOverflow { user_data, last },
             ));
         }
         let off_stride = value(&c.repeat_off_stride, 0);
@@ -595,7 +580,9 @@ pub fn check(
             Some(other) => {
                 return Err(err(
                     c.notify.as_ref().map_or(0, at),
-                    format!("notify `{other}`: expected all, final or none"),
+                    Check::Notify {
+                        notify: other.to_string(),
+                    },
                 ));
             }
         };
@@ -607,7 +594,9 @@ pub fn check(
             Some(other) => {
                 return Err(err(
                     c.link.as_ref().map_or(0, at),
-                    format!("link `{other}`: expected auto, engine, kernel or kernel-hard"),
+                    Check::Link {
+                        link: other.to_string(),
+                    },
                 ));
             }
         };
@@ -638,18 +627,19 @@ pub fn check(
         if kernel {
             let link_at = c.link.as_ref().map_or(steps_at, at);
             if has_programs {
-                return Err(err(link_at, "a kernel-linked chain cannot have programs (use link = \"engine\" or \"auto\")".into()));
+                let problem = KernelLinkProblem::Programs;
+                return Err(err(link_at, Check::KernelLink(problem)));
             }
             if steps.iter().any(|s| s.kind == StepKind::Bpf) {
-                return Err(err(link_at, "bpf steps need an engine-driven chain".into()));
+                let problem = KernelLinkProblem::BpfSteps;
+                return Err(err(link_at, Check::KernelLink(problem)));
             }
             if nsteps > entries as u64 {
-                return Err(err(
-                    steps_at,
-                    format!(
-                        "a kernel link of {nsteps} steps does not fit a ring of {entries} entries"
-                    ),
-                ));
+                let problem = KernelLinkProblem::TooLong {
+                    steps: nsteps as usize,
+                    entries,
+                };
+                return Err(err(steps_at, Check::KernelLink(problem)));
             }
         }
         chains.push(ChainTemplate {
@@ -672,10 +662,10 @@ pub fn check(
             if !(0.0..=limits::MAX_TIMEOUT_S).contains(&s) {
                 return Err(err(
                     at(t),
-                    format!(
-                        "timeout_s = {s}: expected 0 (none) up to {} (a year)",
-                        limits::MAX_TIMEOUT_S
-                    ),
+                    Check::Timeout {
+                        seconds: s,
+                        max: limits::MAX_TIMEOUT_S,
+                    },
                 ));
             }
             (s > 0.0).then(|| Duration::from_secs_f64(s))
@@ -699,21 +689,22 @@ pub fn check(
 
 fn check_budgets(
     spec: &Spec,
-    err: &impl Fn(usize, String) -> WorkloadError,
+    err: &impl Fn(usize, Check) -> WorkloadError,
 ) -> Result<Budgets, WorkloadError> {
     let mut budgets = Budgets::default();
     let Some(b) = &spec.budgets else {
         return Ok(budgets);
     };
-    fn capped<T: Copy + PartialOrd + std::fmt::Display>(
+    fn capped<T: Copy + PartialOrd + Into<u64>>(
         v: &Spanned<T>,
         max: T,
-        key: &str,
-        err: &impl Fn(usize, String) -> WorkloadError,
+        key: &'static str,
+        err: &impl Fn(usize, Check) -> WorkloadError,
     ) -> Result<T, WorkloadError> {
         let n = *v.get_ref();
         if n > max {
-            return Err(err(at(v), format!("{key} = {n}: at most {max}")));
+            let (value, max) = (n.into(), max.into());
+            return Err(err(at(v), Check::Budget { key, value, max }));
         }
         Ok(n)
     }
@@ -744,7 +735,7 @@ fn check_programs(
     spec: &Spec,
     base: &Path,
     copts: &CheckOptions,
-    err: &impl Fn(usize, String) -> WorkloadError,
+    err: &impl Fn(usize, Check) -> WorkloadError,
     fail: &impl Fn(usize, SpecProblem) -> WorkloadError,
 ) -> Result<Programs, WorkloadError> {
     let mut programs: Vec<PlannedProgram> = Vec::new();
@@ -756,7 +747,9 @@ fn check_programs(
         if programs.len() >= limits::MAX_PROGRAMS {
             return Err(err(
                 obj_at,
-                format!("more than {} programs", limits::MAX_PROGRAMS),
+                Check::TooManyPrograms {
+                    max: limits::MAX_PROGRAMS,
+                },
             ));
         }
         let (label, bytes): (String, Option<Vec<u8>>) =
@@ -767,16 +760,19 @@ fn check_programs(
                     let path = resolve(base, p.object.get_ref());
                     let bytes = files::read_bounded(&path, limits::MAX_PROGRAM_OBJECT).map_err(
                         |e| match e {
-                            files::FileProblem::Io(e) => err(
+                            files::FileProblem::Io(error) => err(
                                 obj_at,
-                                format!(
-                                    "`{}` is neither a built-in program nor a readable file: {e}",
-                                    p.object.get_ref()
-                                ),
+                                Check::NoObject {
+                                    object: p.object.get_ref().clone(),
+                                    error,
+                                },
                             ),
-                            other => err(
+                            problem => err(
                                 obj_at,
-                                format!("program object {}: {other}", path.display()),
+                                Check::ObjectFile {
+                                    path: path.clone(),
+                                    problem: Box::new(problem),
+                                },
                             ),
                         },
                     )?;
@@ -802,14 +798,8 @@ fn check_programs(
             (Some(s), None) => s.get_ref().clone(),
             (None, Some(parsed)) if parsed.programs.len() == 1 => parsed.programs[0].name.clone(),
             (None, Some(parsed)) => {
-                let have: Vec<_> = parsed.programs.iter().map(|p| p.name.as_str()).collect();
-                return Err(err(
-                    obj_at,
-                    format!(
-                        "the object has several programs ({}): say which with `section`",
-                        have.join(", ")
-                    ),
-                ));
+                let have = parsed.programs.iter().map(|p| p.name.clone()).collect();
+                return Err(err(obj_at, Check::SeveralPrograms { have }));
             }
             (None, None) => p.object.get_ref().clone(),
         };
@@ -830,7 +820,9 @@ fn check_programs(
                 other => {
                     return Err(err(
                         at(e),
-                        format!("exec `{other}`: expected compiled or interpreter"),
+                        Check::Exec {
+                            exec: other.to_string(),
+                        },
                     ));
                 }
             },
@@ -858,7 +850,7 @@ fn check_programs(
             .unwrap_or(section.clone());
         let name_at = p.name.as_ref().map_or(obj_at, at);
         if programs.iter().any(|q| q.name == name) {
-            return Err(err(name_at, format!("program `{name}` is defined twice")));
+            return Err(err(name_at, Check::ProgramTwice { name }));
         }
         programs.push(PlannedProgram {
             label,
@@ -895,10 +887,9 @@ fn check_step(
         return Err(loc
             .at(
                 &s.op,
-                format!(
-                    "unknown op `{}` (nop, read, write, read_fixed, write_fixed, recv, send, fsync, timeout, bpf)",
-                    s.op.get_ref()
-                ),
+                Check::UnknownOp {
+                    op: s.op.get_ref().clone(),
+                },
             )
             .into());
     };
@@ -911,12 +902,19 @@ fn check_step(
         Some(f) => *cx.names.get(f.get_ref()).ok_or_else(|| {
             loc.at(
                 f,
-                format!("no file, pipe or socketpair named `{}`", f.get_ref()),
+                Check::NoFile {
+                    name: f.get_ref().clone(),
+                },
             )
         })? as i32,
         None if op::needs_file(opcode) => {
             return Err(loc
-                .at(&s.op, format!("`{}` needs a `file`", s.op.get_ref()))
+                .at(
+                    &s.op,
+                    Check::NeedsFile {
+                        op: s.op.get_ref().clone(),
+                    },
+                )
                 .into());
         }
         None => -1,
@@ -932,21 +930,21 @@ fn check_step(
             .ok_or_else(|| {
                 loc.at(
                     st,
-                    format!(
-                        "{start} + {} x {} (the last repetition) overflows 64 bits",
-                        st.get_ref(),
-                        cx.last
-                    ),
+                    Check::StrideOverflow {
+                        start,
+                        stride: *st.get_ref(),
+                        last: cx.last,
+                    },
                 )
             })
     };
     stride_of(cx.off_stride, s.off)?;
     let buf_index = match &s.buffer {
         Some(b) => {
-            let (i, size) = *cx
-                .buffers
-                .get(b.get_ref())
-                .ok_or_else(|| loc.at(b, format!("no buffer named `{}`", b.get_ref())))?;
+            let (i, size) = *cx.buffers.get(b.get_ref()).ok_or_else(|| {
+                let name = b.get_ref().clone();
+                loc.at(b, Check::NoBuffer { name })
+            })?;
             let last_off = stride_of(cx.buf_stride, s.buf_off)?;
             if last_off
                 .checked_add(s.len as u64)
@@ -955,16 +953,13 @@ fn check_step(
                 return Err(loc
                     .at(
                         b,
-                        format!(
-                            "buf_off {last_off} + len {} is outside buffer `{}` ({size} bytes){}",
-                            s.len,
-                            b.get_ref(),
-                            if cx.last > 0 {
-                                " in the last repetition"
-                            } else {
-                                ""
-                            }
-                        ),
+                        Check::OutsideBuffer {
+                            off: last_off,
+                            len: s.len,
+                            buffer: b.get_ref().clone(),
+                            size,
+                            last_repetition: cx.last > 0,
+                        },
                     )
                     .into());
             }
@@ -972,14 +967,19 @@ fn check_step(
         }
         None if op::needs_buffer(opcode) => {
             return Err(loc
-                .at(&s.op, format!("`{}` needs a `buffer`", s.op.get_ref()))
+                .at(
+                    &s.op,
+                    Check::NeedsBuffer {
+                        op: s.op.get_ref().clone(),
+                    },
+                )
                 .into());
         }
         None => NO_BUF,
     };
     let program = s.program.as_ref().map(prog).transpose()?;
     if kind == StepKind::Bpf && program.is_none() {
-        return Err(loc.at(&s.op, "a bpf step needs a `program`").into());
+        return Err(loc.at(&s.op, Check::BpfNeedsProgram).into());
     }
     Ok(StepTemplate {
         kind,
@@ -1074,7 +1074,8 @@ fn encode_value(
         toml::Value::Integer(n) => {
             let n = *n as i128;
             if size > 16 || (size < 16 && (n < 0 || n >= 1i128 << (size * 8))) {
-                return Err(loc.at(v, format!("{n} does not fit in {size} bytes")));
+                let bytes = size as usize;
+                return Err(loc.at(v, FieldError::Fit { value: n, bytes }));
             }
             (n as u128).to_le_bytes()[..size as usize].to_vec()
         }
@@ -1083,24 +1084,19 @@ fn encode_value(
             let mut out = Vec::new();
             for f in a {
                 let toml::Value::String(s) = f else {
-                    return Err(loc.at(v, "array items must be TYPE:VALUE strings"));
+                    return Err(loc.at(v, Check::ArrayItem));
                 };
                 out.extend(field(s, names).map_err(|e| loc.at(v, e))?);
             }
             out
         }
         _ => {
-            return Err(loc.at(
-                v,
-                "expected an integer, a TYPE:VALUE string or an array of them",
-            ));
+            return Err(loc.at(v, Check::ValueShape));
         }
     };
     if bytes.len() != size as usize {
-        return Err(loc.at(
-            v,
-            format!("{} bytes where the map wants {size}", bytes.len()),
-        ));
+        let len = bytes.len();
+        return Err(loc.at(v, Check::ValueSize { len, size }));
     }
     Ok(bytes)
 }

@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::check::Check;
 pub use crate::error::{SpecError, SpecProblem};
 
 /// Turns byte offsets into line:column.
@@ -326,17 +327,17 @@ pub fn parse(file: &str, text: &str) -> Result<(Spec, Locator), SpecError> {
     if text.len() as u64 > max {
         return Err(Locator::new(file, "").error(
             0,
-            format!(
-                "the spec is {} bytes, more than the {} a spec may have",
-                text.len(),
-                super::limits::bytes(max)
-            ),
+            Check::SpecTooLarge {
+                len: text.len(),
+                max,
+            },
         ));
     }
     let loc = Locator::new(file, text);
     let spec: Spec = toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
-        loc.error(offset, e.message().trim().to_string())
+        let message = e.message().trim().to_string();
+        loc.error(offset, Check::Syntax { message })
     })?;
     Ok((spec, loc))
 }
