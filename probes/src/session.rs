@@ -157,11 +157,8 @@ pub enum SetupFlagsError {
     #[error("the lookup of io_ring_ctx.flags in {path} panicked", path = crate::btf::VMLINUX_BTF)]
     Panicked,
     /// The offset was found but the BPF map that hands it over refused it.
-    #[error("cannot write the offset of io_ring_ctx.flags to the rs_ctx_off map: {reason}")]
-    Map {
-        /// The map error.
-        reason: String,
-    },
+    #[error("cannot write the offset of io_ring_ctx.flags to the rs_ctx_off map: {0}")]
+    Map(#[source] aya::maps::MapError),
 }
 
 /// How often the session re-reads the traced processes' fdinfo for
@@ -496,9 +493,7 @@ impl Probes {
                 Ok(Err(e)) => CtxOff::Unavailable(e.into()),
                 Ok(Ok(off)) => match self.ctx_off_map.set(0, off + 1, 0) {
                     Ok(()) => CtxOff::Set,
-                    Err(e) => CtxOff::Unavailable(SetupFlagsError::Map {
-                        reason: e.to_string(),
-                    }),
+                    Err(e) => CtxOff::Unavailable(SetupFlagsError::Map(e)),
                 },
             };
         }

@@ -10,7 +10,7 @@ use ringside_engine::decision::reexecute;
 use ringside_engine::event::ProgramInfo;
 use ringside_engine::program::disasm;
 use ringside_engine::program::interp::TraceStep;
-use ringside_recordings::session::Programs;
+use ringside_recordings::session::{ProgSlot, Programs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -164,17 +164,13 @@ impl Tracer {
         // Verified here whatever the event says (it may come from a file):
         // the same gate as replay, check and export.
         if self.programs.get(epoch, rec.prog).is_none() {
+            // A refusal is kept in its slot, and said below.
             let _ = self.programs.load(epoch, &info);
         }
         let prog = match self.programs.get(epoch, rec.prog) {
             Some((_, Some(p))) => p,
-            Some((slot, None)) => {
-                return Err(slot
-                    .error
-                    .as_ref()
-                    .map_or("program did not load".into(), ToString::to_string));
-            }
-            None => return Err("program did not load".into()),
+            Some((ProgSlot { error: Some(e), .. }, None)) => return Err(e.to_string()),
+            _ => return Err("program did not load".into()),
         };
         let mut steps = Vec::new();
         let r = reexecute(

@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// Probes on `pid` (this test process), with the default options.
+fn attach_to(pid: u32) -> Probes {
+    Probes::attach(AttachOptions {
+        pids: vec![pid],
+        ..Default::default()
+    })
+    .expect("attach to ourselves")
+}
+
 /// A ring created while attached (SINGLE_ISSUER | DEFER_TASKRUN) gets a
 /// `ring` record with its ctx, owner thread and setup flags right after
 /// its create event; registering a file shows in a later record (the
@@ -15,11 +24,7 @@ fn ring_records_carry_setup_flags_and_registered_files() {
         return;
     }
     let me = std::process::id();
-    let mut probes = Probes::attach(AttachOptions {
-        pids: vec![me],
-        ..Default::default()
-    })
-    .expect("attach to ourselves");
+    let mut probes = attach_to(me);
     let ring: io_uring::IoUring = io_uring::IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
@@ -112,11 +117,7 @@ fn flags_of_a_ring_created_before_attach() {
         .setup_defer_taskrun()
         .build(8)
         .expect("a DEFER_TASKRUN ring (6.1+)");
-    let mut probes = Probes::attach(AttachOptions {
-        pids: vec![me],
-        ..Default::default()
-    })
-    .expect("attach to ourselves");
+    let mut probes = attach_to(me);
     const MARK: u64 = 0x5e7_f1a6;
     let mut ctx = None;
     let mut seen = None;
@@ -170,11 +171,7 @@ fn a_ring_at_a_freed_rings_address_counts_from_zero() {
         return;
     }
     let me = std::process::id();
-    let mut probes = Probes::attach(AttachOptions {
-        pids: vec![me],
-        ..Default::default()
-    })
-    .expect("attach to ourselves");
+    let mut probes = attach_to(me);
     // Per address, (generation, NOPs submitted) of each ring created there.
     let mut made: HashMap<Ptr, Vec<(u32, u64)>> = HashMap::new();
     let mut reused = None;

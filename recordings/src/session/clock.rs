@@ -88,10 +88,10 @@ impl Clock {
                 // Unanchored, probe and engine times are on two lines that
                 // nothing aligns: once there are engine events, theirs says
                 // where the session is.
-                if self.start.is_none() && self.engine_seen {
-                    return t;
+                if self.start.is_some() || !self.engine_seen {
+                    self.now = self.now.max(t);
                 }
-                t
+                return t;
             }
             Item::Lost { .. } => return self.now,
         };
