@@ -81,7 +81,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let short = events
-        .rx
         .try_iter()
         .filter(|e| matches!(&e.event, Event::Decision(d) if d.ctx.res >= 0 && (d.ctx.res as u32) < d.ctx.len))
         .count();

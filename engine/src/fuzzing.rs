@@ -5,7 +5,9 @@
 //! `socket_client` target.
 
 use crate::abi::RsCtx;
-use crate::decision::{self, Budgets, ChainView, DecisionRequest, InputSource, Registrations};
+use crate::decision::{
+    self, Budgets, ChainView, DecisionRequest, Detail, InputSource, Registrations,
+};
 use crate::program::elf::{self, ElfObject, ProgramImage, Reloc, RelocTarget};
 use crate::program::maps::{MAP_TYPE_ARRAY, MAP_TYPE_HASH, MapDef};
 use crate::program::vm::ExecMode;
@@ -103,7 +105,7 @@ pub fn verify_and_run(data: &[u8]) {
             },
             regs: &regs,
             budgets: &budgets,
-            record: true,
+            record: Some(Detail::Full),
             count_insns: true,
         };
         let rec = decision::execute(p, maps, req, &mut Zeroes);

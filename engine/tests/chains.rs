@@ -63,7 +63,7 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
     );
     let fin = done.iter().find(|c| c.kind == AppKind::Final).unwrap();
     assert_eq!(fin.res, 50);
-    let events: Vec<Event> = sub.rx.try_iter().map(|r| r.event.clone()).collect();
+    let events: Vec<Event> = sub.try_iter().map(|r| r.event.clone()).collect();
     assert!(events.iter().any(|ev| matches!(ev,
         Event::Cancelled { chain, step: 2, cause: CancelCause::KernelLink { failed_step: 1 }, issued: true, .. } if *chain == id)));
     assert!(events.iter().any(|ev| matches!(
@@ -101,7 +101,7 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
     while e.active_chains() > 0 {
         e.run(true).unwrap();
         if !wrote
-            && sub.rx.try_iter().any(|r| {
+            && sub.try_iter().any(|r| {
                 matches!(
                     r.event,
                     Event::Completed {

@@ -9,7 +9,7 @@
 use proptest::prelude::*;
 use ringside_engine::abi::{RsCtx, helper_id, op};
 use ringside_engine::decision::{
-    self, Budgets, ChainView, DecisionRecord, DecisionRequest, InputSource, Registrations,
+    self, Budgets, ChainView, DecisionRecord, DecisionRequest, Detail, InputSource, Registrations,
 };
 use ringside_engine::program::compiled::{Compiled, MAX_INSNS};
 use ringside_engine::program::elf::{ElfObject, ProgramImage};
@@ -135,7 +135,7 @@ fn decide(reg: &mut Registry, prog: ProgId, ctx: RsCtx, buffer: &[u8]) -> Decisi
         },
         regs: &regs,
         budgets: &budgets,
-        record: true,
+        record: Some(Detail::Full),
         // A count would re-run the compiled decision under the interpreter.
         count_insns: false,
     };

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use ringside_engine::abi::{RsCtx, op};
 use ringside_engine::decision::{
-    self, Budgets, ChainView, DecisionRecord, DecisionRequest, InputSource, Registrations,
+    self, Budgets, ChainView, DecisionRecord, DecisionRequest, Detail, InputSource, Registrations,
 };
 use ringside_engine::program::elf::{ElfObject, ProgramImage};
 use ringside_engine::program::vm::ExecMode;
@@ -58,7 +58,7 @@ fn run(reg: &mut Registry, prog: ProgId, ctx: RsCtx, buffer: &[u8]) -> DecisionR
         },
         regs: &regs,
         budgets: &budgets,
-        record: true,
+        record: Some(Detail::Full),
         count_insns: true,
     };
     decision::execute(

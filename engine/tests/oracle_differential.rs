@@ -304,7 +304,7 @@ fn run_ringside(body: &[Insn], regs: &[u64; 10], exec: ExecMode) -> Result<[u64;
             view: ChainView::default(),
             regs: &regs_,
             budgets: &budgets,
-            record: false,
+            record: None,
             count_insns: false,
         },
         &mut NoInputs,

@@ -135,7 +135,6 @@ fn read_exact_on_a_pipe_and_a_socket_gets_every_byte() {
         );
         assert_eq!(&e.buffer(0).unwrap()[..data.len()], &data[..]);
         let short = sub
-            .rx
             .try_iter()
             .filter(|r| matches!(&r.event, Event::Completed { res, .. } if *res > 0 && *res < 8192))
             .count();
@@ -241,7 +240,6 @@ fn copy_copies_a_file_with_write_lengths_from_read_results() {
     assert_eq!(std::fs::read(d2.path().join("f")).unwrap(), data);
     // The last write is exactly as long as the last read's result.
     let writes: Vec<u32> = sub
-        .rx
         .try_iter()
         .filter_map(|r| match &r.event {
             Event::Submitted { sqe, .. } if sqe.opcode == op::WRITE => Some(sqe.len),
@@ -351,7 +349,6 @@ fn retry_eagain_retries_until_data_and_gives_up_after_n_attempts() {
     assert!(matches!(done[1].1, Outcome::Failed { .. }));
     assert_eq!(done[1].2, -11);
     let attempts: Vec<(u64, u8)> = sub
-        .rx
         .try_iter()
         .filter_map(|r| match &r.event {
             Event::Submitted {

@@ -44,7 +44,7 @@ fn spec(steps: Vec<StepSpec>, program: Option<ProgId>, notify: Notify) -> ChainS
 }
 
 fn events(sub: &ringside_engine::event::Subscription) -> Vec<Arc<EventRecord>> {
-    sub.rx.try_iter().collect()
+    sub.try_iter().collect()
 }
 
 /// (step, user_data) of every submitted request, in order.

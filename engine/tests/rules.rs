@@ -173,7 +173,6 @@ fn rs_submit_validates_every_field_of_the_template() {
         );
         // The decision event shows the call and, on failure, why.
         let call = sub
-            .rx
             .try_iter()
             .filter_map(|r| match &r.event {
                 Event::Decision(d) => d.calls.iter().find(|c| c.helper == 0x1000).cloned(),
@@ -231,7 +230,7 @@ fn a_program_that_resubmits_forever_is_stopped_by_its_budget() {
         assert_eq!(res, -libc::E2BIG);
     }
     // The decision that broke the budget took no effect: no step was added by it.
-    let evs: Vec<_> = sub.rx.try_iter().collect();
+    let evs: Vec<_> = sub.try_iter().collect();
     let last_decision = evs.iter().rev().find_map(|r| match &r.event {
         Event::Decision(d) => Some(d.seq),
         _ => None,
@@ -395,7 +394,7 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
         "{:?}",
         report.chains.iter().find(|c| c.1 != Outcome::Cancelled)
     );
-    let evs: Vec<_> = sub.rx.try_iter().collect();
+    let evs: Vec<_> = sub.try_iter().collect();
     let finished = evs
         .iter()
         .filter(|r| matches!(r.event, Event::ChainFinished { .. }))

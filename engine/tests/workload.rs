@@ -65,7 +65,7 @@ fn the_demo_runs_every_pattern_program_next_to_kernel_links() {
     let stop = AtomicBool::new(false);
     let (report, engine) = p.run(&stop).unwrap();
     drop(engine);
-    let evs: Vec<_> = sub.rx.try_iter().collect();
+    let evs: Vec<_> = sub.try_iter().collect();
     let programs: std::collections::BTreeSet<String> = evs
         .iter()
         .filter_map(|r| match &r.event {

@@ -11,7 +11,7 @@ pub use crate::session::{LoadRecordedError, ProgSlot, Programs, load_recorded};
 use ringside_engine::abi::{Verdict, helper_id};
 use ringside_engine::decision::{
     Action, BudgetKind, BudgetViolation, Budgets, CallDetail, DecisionRecord, DecisionResult,
-    Reexecution, Registrations, reexecute,
+    Detail, HelperCall, Reexecution, Registrations, reexecute,
 };
 use ringside_engine::event::{Event, ProgramInfo, RingInfo};
 use ringside_engine::program::LoadedProgram;
@@ -374,8 +374,19 @@ pub fn compare_decision(
             At::Unknown,
         );
     }
-    for i in 0..rec.calls.len().max(r.calls.len()) {
-        match (rec.calls.get(i), r.calls.get(i)) {
+    // An inputs-only record holds only the calls whose results are inputs:
+    // compare those with the re-run's calls of the same helpers.
+    let inputs_only = rec.detail == Detail::Inputs;
+    let replayed: Vec<(usize, &HelperCall)> = r
+        .calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| rec.detail.keeps_call(c.helper))
+        .collect();
+    for i in 0..rec.calls.len().max(replayed.len()) {
+        // The re-run's own numbering, where the program's calls are counted.
+        let at = replayed.get(i).map_or(r.calls.len(), |c| c.0);
+        match (rec.calls.get(i), replayed.get(i).map(|c| c.1)) {
             (Some(a), Some(b)) if a == b => {}
             (Some(a), Some(b)) => {
                 let name = helper_name(a.helper);
@@ -391,15 +402,15 @@ pub fn compare_decision(
                     ("error", js(&a.error), js(&b.error))
                 };
                 return diff(
-                    format!("helper call #{i} ({name}): {field}"),
+                    format!("helper call #{at} ({name}): {field}"),
                     x,
                     y,
-                    At::Call(i),
+                    At::Call(at),
                 );
             }
             (Some(a), None) => {
                 return diff(
-                    format!("helper call #{i}: recorded, not made in the replay"),
+                    format!("helper call #{at}: recorded, not made in the replay"),
                     js(a),
                     "(no call)".into(),
                     At::Exit,
@@ -407,16 +418,22 @@ pub fn compare_decision(
             }
             (None, Some(b)) => {
                 return diff(
-                    format!("helper call #{i}: made in the replay, not recorded"),
+                    format!("helper call #{at}: made in the replay, not recorded"),
                     "(no call)".into(),
                     js(b),
-                    At::Call(i),
+                    At::Call(at),
                 );
             }
             (None, None) => {}
         }
     }
-    for i in 0..rec.map_writes.len().max(r.map_writes.len()) {
+    // An inputs-only record has no map writes: the re-run's are the writes.
+    let writes = if inputs_only {
+        0
+    } else {
+        rec.map_writes.len().max(r.map_writes.len())
+    };
+    for i in 0..writes {
         let (a, b) = (rec.map_writes.get(i), r.map_writes.get(i));
         if a != b {
             return diff(
@@ -651,7 +668,12 @@ impl Checker {
 
     fn decision(&mut self, e: &Entry, d: &DecisionRecord) -> Result<(), Box<Divergence>> {
         let epoch = self.setup.epoch();
-        let pname = format!("{} (id {})", d.prog_name, d.prog);
+        // An inputs-only record leaves the name to the program's load.
+        let name = match self.setup.program(epoch, d.prog) {
+            Some((slot, _)) if d.prog_name.is_empty() => slot.info.name.as_str(),
+            _ => d.prog_name.as_str(),
+        };
+        let pname = format!("{name} (id {})", d.prog);
         let mk = |what: String, a: String, b: String, pc: Option<usize>, code: Option<&[u8]>| {
             Box::new(Divergence {
                 index: e.index,
@@ -685,7 +707,7 @@ impl Checker {
                 None,
             ));
         };
-        if slot.info.name != d.prog_name {
+        if d.detail == Detail::Full && slot.info.name != d.prog_name {
             return Err(mk(
                 "program name".into(),
                 d.prog_name.clone(),
@@ -749,12 +771,13 @@ impl Checker {
             }
         }
         let (regs, budgets) = self.setup.config(epoch);
-        if let Err(m) = compare_decision(prog, d, &regs, &budgets) {
-            return Err(mk(m.what, m.recorded, m.replayed, m.pc, Some(prog.code())));
-        }
-        // Apply the (now verified) writes.
+        let r = match compare_decision(prog, d, &regs, &budgets) {
+            Ok(r) => r,
+            Err(m) => return Err(mk(m.what, m.recorded, m.replayed, m.pc, Some(prog.code()))),
+        };
+        // Apply the writes (verified against the record's when it has them).
         if self.shadow.off.is_none() {
-            for w in &d.map_writes {
+            for w in &r.map_writes {
                 let Some(mi) = slot.info.maps.iter().find(|m| m.local == w.map) else {
                     continue;
                 };

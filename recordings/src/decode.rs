@@ -7,7 +7,7 @@ use crate::item::Item;
 use ringside_engine::abi::{RsCtx, RsSqe, Verdict, Where};
 use ringside_engine::decision::{
     Action, BudgetKind, BudgetViolation, CallDetail, ChainView, DecisionRecord, DecisionResult,
-    HelperCall, MapTouch, MapWrite, PendingStep,
+    Detail, HelperCall, MapTouch, MapWrite, PendingStep,
 };
 use ringside_engine::event::{AppCompletion, AppKind, Event, EventRecord};
 use ringside_engine::program::vm::ExecMode;
@@ -17,7 +17,7 @@ use ringside_probes::event::wire;
 use std::sync::Arc;
 
 use crate::encode::{PROBE_FIELDS, PROBE_KIND_AT, Record, State, ring_have};
-use crate::format::rtype;
+use crate::format::{DETAIL_INPUTS, rtype};
 
 fn g_ring(d: &mut Dec) -> DResult<RingSetup> {
     let ts_ns = d.var("ring.ts_ns")?;
@@ -413,10 +413,17 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
     let insns = d.opt_var("decision.insns")?;
     let duration_ns = d.var("decision.duration_ns")?;
     let at = d.pos();
-    let exec = match d.u8("decision.exec")? {
+    // Bit 1 of the exec byte: an inputs-only record (format 3).
+    let byte = d.u8("decision.exec")?;
+    let exec = match byte & !DETAIL_INPUTS {
         0 => ExecMode::Interpreter,
         1 => ExecMode::Compiled,
         v => return Err(bad("decision.exec", at, format!("{v} is not an exec mode"))),
+    };
+    let detail = if byte & DETAIL_INPUTS != 0 {
+        Detail::Inputs
+    } else {
+        Detail::Full
     };
     Ok(DecisionRecord {
         seq,
@@ -443,6 +450,7 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
         insns,
         duration_ns,
         exec,
+        detail,
     })
 }
 

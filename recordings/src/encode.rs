@@ -15,7 +15,7 @@ use crate::item::Item;
 use ringside_engine::abi::{RsCtx, RsSqe, Verdict, Where};
 use ringside_engine::decision::{
     Action, BudgetKind, BudgetViolation, CallDetail, ChainView, DecisionRecord, DecisionResult,
-    HelperCall, MapTouch, MapWrite, PendingStep,
+    Detail, HelperCall, MapTouch, MapWrite, PendingStep,
 };
 use ringside_engine::event::{AppCompletion, AppKind, Event, EventRecord};
 use ringside_engine::program::vm::ExecMode;
@@ -23,7 +23,7 @@ use ringside_probes::ProbeEvent;
 use ringside_probes::discover::{RegisteredBuffer, RegisteredFile, RingSetup, RingWhen};
 use ringside_probes::event::wire;
 
-use crate::format::rtype;
+use crate::format::{DETAIL_INPUTS, rtype};
 
 /// Probe wire fields, in bitmap order: (offset, size) in the 80-byte wire record.
 pub(crate) const PROBE_FIELDS: [(usize, usize); 14] = [
@@ -309,6 +309,7 @@ fn decision(e: &mut Enc, st: &mut State, d: &DecisionRecord) {
         insns,
         duration_ns,
         exec,
+        detail: level,
     } = d;
     e.zz(seq.wrapping_sub(st.decision) as i64);
     st.decision = seq.wrapping_add(1);
@@ -413,10 +414,16 @@ fn decision(e: &mut Enc, st: &mut State, d: &DecisionRecord) {
     }
     e.opt_var(*insns);
     e.var(*duration_ns);
-    e.u8(match exec {
-        ExecMode::Interpreter => 0,
-        ExecMode::Compiled => 1,
-    });
+    let inputs = if *level == Detail::Inputs {
+        DETAIL_INPUTS
+    } else {
+        0
+    };
+    e.u8(inputs
+        | match exec {
+            ExecMode::Interpreter => 0,
+            ExecMode::Compiled => 1,
+        });
 }
 
 fn engine_prefix(e: &mut Enc, st: &mut State, r: &EventRecord) {

@@ -6,8 +6,14 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: [u8; 8] = *b"\x89RSREC\r\n";
 
 /// The format version this code writes and the newest it reads. 2 added
-/// the `ring` record (0x21); version 1 files read as they always did.
-pub const FORMAT_VERSION: u16 = 2;
+/// the `ring` record (0x21); 3 inputs-only decisions ([`DETAIL_INPUTS`]).
+/// Older files read as they always did.
+pub const FORMAT_VERSION: u16 = 3;
+
+/// Bit of a decision's `exec` byte that marks an inputs-only record
+/// (`Detail::Inputs`: helper calls, map writes and the instruction count
+/// are recomputed from the inputs by whoever shows or checks them).
+pub const DETAIL_INPUTS: u8 = 0x02;
 
 /// Largest record payload a reader accepts (a bigger length is damage).
 pub const MAX_PAYLOAD: u64 = 64 << 20;

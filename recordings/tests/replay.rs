@@ -108,12 +108,66 @@ fn tampered_decision_inputs_fail_check_at_exactly_that_decision() {
 }
 
 #[test]
+fn an_inputs_only_recording_checks_and_a_tampered_input_or_outcome_diverges() {
+    use ringside_engine::decision::Detail;
+    let items = common::demo_items_inputs_only();
+    let ds = decisions(&items);
+    assert!(ds.len() > 50);
+    let inputs_only = |it: &Item| matches!(it, Item::Engine(r) if matches!(&r.event, Event::Decision(d) if d.detail == Detail::Inputs && d.map_writes.is_empty() && d.insns.is_none()));
+    assert!(ds.iter().all(|&i| inputs_only(&items[i])));
+    // It survives the file (the format's detail bit), and checks.
+    let bytes = common::record(&items);
+    let (back, _) = read_all(&bytes[..], ReadOptions::default());
+    assert_eq!(
+        back.iter().filter(|e| inputs_only(&e.item)).count(),
+        ds.len()
+    );
+    let r = check_items(&items);
+    assert_eq!(r.divergence, None, "{r:?}");
+    assert_eq!(r.decisions as usize, ds.len());
+
+    // An input: the CQE result a decision saw.
+    let mut t = items.clone();
+    let i = ds[ds.len() / 2];
+    let seq = edit_decision(&mut t, i, |d| d.ctx.res = d.ctx.res.wrapping_add(1));
+    let d = check_items(&t)
+        .divergence
+        .expect("tampered ctx.res passed check");
+    assert_eq!((d.index, d.decision), (i as u64, Some(seq)), "{d}");
+
+    // An outcome: an action, which an inputs-only record keeps.
+    let mut t = items.clone();
+    let i = *ds
+        .iter()
+        .find(|&&k| matches!(&t[k], Item::Engine(r) if matches!(&r.event, Event::Decision(d) if !d.actions.is_empty())))
+        .unwrap();
+    let seq = edit_decision(&mut t, i, |d| d.actions.clear());
+    let d = check_items(&t)
+        .divergence
+        .expect("dropped action passed check");
+    assert_eq!((d.index, d.decision), (i as u64, Some(seq)), "{d}");
+    assert!(d.what.starts_with("action #0"), "{d}");
+
+    // A recorded ktime value or buffer bytes: the inputs the record keeps.
+    let mut t = items.clone();
+    let i = *ds
+        .iter()
+        .find(|&&k| matches!(&t[k], Item::Engine(r) if matches!(&r.event, Event::Decision(d) if !d.calls.is_empty())))
+        .expect("a decision with a recorded input call");
+    let seq = edit_decision(&mut t, i, |d| d.calls.clear());
+    let d = check_items(&t)
+        .divergence
+        .expect("dropped input passed check");
+    assert_eq!((d.index, d.decision), (i as u64, Some(seq)), "{d}");
+}
+
+#[test]
 fn compiled_decisions_replay_identically_under_the_tracing_interpreter() {
     let mut p = workload::prepare_demo(&PrepareOptions::default()).unwrap();
     let sub = p.engine().subscribe(1 << 20, Overflow::Block);
     let (_, engine) = p.run(&AtomicBool::new(false)).unwrap();
     drop(engine);
-    let items: Vec<Item> = sub.rx.try_iter().map(Item::Engine).collect();
+    let items: Vec<Item> = sub.try_iter().map(Item::Engine).collect();
     let compiled = items
         .iter()
         .filter(|it| matches!(it, Item::Engine(r) if matches!(&r.event, Event::Decision(d) if d.exec == ringside_engine::program::vm::ExecMode::Compiled)))

@@ -67,8 +67,8 @@ fn ring_records_round_trip_and_version_1_still_reads() {
     let bytes = common::record(&items);
     assert_eq!(
         u16::from_le_bytes([bytes[8], bytes[9]]),
-        2,
-        "format 2 files"
+        3,
+        "format 3 files (2 added ring records, 3 inputs-only decisions)"
     );
     let (entries, stop) = read_all(&bytes, ReadOptions::default());
     assert!(matches!(stop.unwrap(), Stop::End { .. }));

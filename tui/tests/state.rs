@@ -224,3 +224,40 @@ fn a_chain_event_by_event() {
     assert!(f.state.rings[0].closed);
     assert!(f.state.now_ns > f.seq * 1000 - 1000);
 }
+
+/// A watched engine sends decisions with their inputs only; the model runs
+/// each again and shows it whole: the same helper calls, map writes and
+/// instruction counts as the engine would record for a full listener.
+#[test]
+fn inputs_only_decisions_are_shown_whole() {
+    use ringside_engine::decision::Detail;
+    use ringside_engine::event::Overflow;
+    use ringside_workload::{PrepareOptions, prepare_demo};
+    let run = |detail: Detail| {
+        let mut p = prepare_demo(&PrepareOptions::default()).unwrap();
+        let sub = p.engine().subscribe_with(1 << 20, Overflow::Block, detail);
+        let (_, engine) = p.run(&std::sync::atomic::AtomicBool::new(false)).unwrap();
+        drop(engine);
+        let mut m = Model::new(1_000_000);
+        for r in sub.try_iter() {
+            m.apply(Item::Engine(r));
+        }
+        m
+    };
+    let m = run(Detail::Inputs);
+    assert_eq!(m.totals.incomplete, 0);
+    assert!(m.decisions.len() > 50);
+    let mut with_writes = 0;
+    for e in &m.decisions {
+        let d = e.decision();
+        assert_eq!(d.detail, Detail::Full, "decision #{}", d.seq);
+        assert!(d.insns.is_some() && !d.prog_name.is_empty());
+        with_writes += usize::from(!d.map_writes.is_empty());
+    }
+    assert!(with_writes > 0, "no decision wrote a map");
+    // The Stats view's figures match a session watched in full.
+    let full = run(Detail::Full);
+    let names = |m: &Model| m.cost_by_program.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&m), names(&full));
+    assert_eq!(m.decision_insns.count, full.decision_insns.count);
+}

@@ -10,7 +10,7 @@
 //! another thread).
 
 use ringside_bench::nops::{nop_engine, run_nop_chains};
-use ringside_engine::event::Overflow;
+use ringside_engine::event::{Detail, Overflow};
 use ringside_engine::program::vm::ExecMode;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (mut e, prog) = nop_engine(chains, exec)?;
     let listener = (args.get(3).map(String::as_str) == Some("listen")).then(|| {
-        let sub = e.subscribe(1 << 16, Overflow::Drop);
+        let sub = e.subscribe_with(1 << 16, Overflow::Drop, Detail::Inputs);
         std::thread::spawn(move || sub.iter().count())
     });
     let start = std::time::Instant::now();

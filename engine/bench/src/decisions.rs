@@ -3,7 +3,7 @@
 
 use ringside_engine::abi::{RsCtx, RsSqe, op};
 use ringside_engine::decision::{
-    self, Budgets, ChainView, DecisionRequest, InputSource, Registrations,
+    self, Budgets, ChainView, DecisionRequest, Detail, InputSource, Registrations,
 };
 use ringside_engine::program::vm::ExecMode;
 use ringside_engine::program::{LoadOptions, Registry};
@@ -240,7 +240,7 @@ pub(crate) fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()>
                     view: view.clone(),
                     regs: &regs,
                     budgets: &budgets,
-                    record: true,
+                    record: Some(Detail::Full),
                     count_insns: true,
                 };
                 insns = decision::execute(p, maps, req, &mut source)

@@ -9,7 +9,7 @@ use ringside_engine::abi::{RsCtx, op};
 use ringside_engine::chain::{ChainSpec, StepSpec};
 use ringside_engine::decision::Budgets;
 use ringside_engine::engine::{Engine, EngineConfig};
-use ringside_engine::event::{LinkMode, Notify, Overflow};
+use ringside_engine::event::{Detail, LinkMode, Notify, Overflow};
 use ringside_engine::program::mem::AddrSpace;
 use ringside_engine::program::vm::{ExecMode, HelperHost};
 use ringside_engine::program::{LoadOptions, ProgId, Registry};
@@ -81,7 +81,7 @@ fn engine_nops_on(
     // A listener like the UI: a bounded queue, drained by another thread,
     // that drops rather than slow the engine.
     let listener = listen.then(|| {
-        let sub = e.subscribe(1 << 16, Overflow::Drop);
+        let sub = e.subscribe_with(1 << 16, Overflow::Drop, Detail::Inputs);
         let dropped = sub.dropped.clone();
         (
             std::thread::spawn(move || sub.iter().count() as u64),

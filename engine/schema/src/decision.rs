@@ -3,7 +3,7 @@
 //! module, the one home of helper semantics); recordings store it; the UI
 //! and `ringside check` read it.
 
-use crate::abi::{RsCtx, RsSqe, Verdict, Where};
+use crate::abi::{RsCtx, RsSqe, Verdict, Where, helper_id};
 use crate::exec::ExecMode;
 use serde::{Deserialize, Serialize};
 
@@ -358,6 +358,52 @@ pub struct DecisionRecord {
     pub duration_ns: u64,
     /// Interpreter or JIT.
     pub exec: ExecMode,
+    /// What the record holds: everything, or only the inputs (the rest is
+    /// recomputed from them on demand).
+    #[serde(default, skip_serializing_if = "Detail::is_full")]
+    pub detail: Detail,
+}
+
+/// How much of a decision its record holds.
+///
+/// Watching must not slow the engine: a listener that only shows or stores
+/// decisions gets [`Detail::Inputs`] records, which hold what a re-run
+/// cannot recompute, and recomputes the rest where it is shown or checked
+/// (the engine's `decision::complete`). A script that reads helper calls
+/// from events asks for [`Detail::Full`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// Only the inputs: `ctx`, `view`, `touched` (the map entries as first
+    /// touched), and among `calls` only those whose result is an input
+    /// (`bpf_ktime_get_ns` and successful `rs_read_buf`, with their
+    /// values); plus the outcome (`ret`, `result`, `actions`). `prog_name`
+    /// is empty, `map_writes` empty, `insns` counted only when the budget
+    /// made the run count anyway.
+    Inputs,
+    /// Everything: every helper call with its arguments, the map writes,
+    /// the instruction count.
+    #[default]
+    Full,
+}
+
+impl Detail {
+    /// Whether a record of this detail keeps the calls of helper `id`:
+    /// an inputs-only one keeps only those whose results are inputs.
+    pub fn keeps_call(self, id: u32) -> bool {
+        match self {
+            Detail::Full => true,
+            Detail::Inputs => matches!(id, helper_id::KTIME_GET_NS | helper_id::RS_READ_BUF),
+        }
+    }
+
+    /// True for [`Detail::Full`] (serde: the field is left out then, so
+    /// events read as they did before inputs-only records existed).
+    pub fn is_full(&self) -> bool {
+        *self == Detail::Full
+    }
 }
 
 impl Default for DecisionRecord {
@@ -381,6 +427,7 @@ impl Default for DecisionRecord {
             insns: None,
             duration_ns: 0,
             exec: ExecMode::Interpreter,
+            detail: Detail::Full,
         }
     }
 }

@@ -5,11 +5,14 @@
 //! branch when nobody subscribes: events are built only inside
 //! [`EventBus::emit`]'s closure, after the subscriber check.
 
+pub use ringside_schema::decision::Detail;
 pub use ringside_schema::event::*;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a subscriber's queue does when full.
@@ -21,21 +24,39 @@ pub enum Overflow {
     Block,
 }
 
+/// Events go to subscribers in batches of at most this many: one channel
+/// operation and one allocation per batch instead of per event. Between
+/// two channel operations on one queue the reader's polling moves the
+/// queue's cache lines to the other CPU and back, which made the channel
+/// the dearest part of a watched step.
+const BATCH: usize = 256;
+
 struct Subscriber {
-    tx: Sender<Arc<EventRecord>>,
+    tx: Sender<Vec<EventRecord>>,
+    /// Batches the reader emptied, to be filled again: a fresh batch each
+    /// time costs its pages' first touch, a watched step's dearest part.
+    recycled: Receiver<Vec<EventRecord>>,
+    /// Events sent and not yet taken by the reader (the queue's bound is
+    /// in events, whatever the batches).
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     overflow: Overflow,
     dropped: Arc<AtomicU64>,
+    detail: Detail,
 }
 
 /// A subscription: the receiving end and its drop counter.
 ///
-/// Read it with [`Subscription::recv_timeout`] or [`Subscription::iter`]
-/// rather than blocking on `rx`: a receiver parked on the channel makes the
-/// engine pay a futex wake-up on every event it sends (about 1 us, more than
-/// the rest of a step), while these poll and leave the engine alone.
+/// Read it with [`Subscription::recv_timeout`], [`Subscription::iter`] or
+/// [`Subscription::try_iter`]: they poll and never park, because a reader
+/// parked on the channel makes the engine pay a futex wake-up on every
+/// batch it sends (about 1 us, more than the rest of a step).
 pub struct Subscription {
-    /// Events.
-    pub rx: Receiver<Arc<EventRecord>>,
+    rx: Receiver<Vec<EventRecord>>,
+    recycle: Sender<Vec<EventRecord>>,
+    queued: Arc<AtomicUsize>,
+    /// The batch being read.
+    batch: RefCell<VecDeque<EventRecord>>,
     /// Events dropped because the queue was full.
     pub dropped: Arc<AtomicU64>,
 }
@@ -45,12 +66,34 @@ pub struct Subscription {
 const POLL: Duration = Duration::from_millis(1);
 
 impl Subscription {
+    /// The next event if one is queued.
+    pub fn try_recv(&self) -> Result<Arc<EventRecord>, TryRecvError> {
+        let mut batch = self.batch.borrow_mut();
+        loop {
+            if let Some(rec) = batch.pop_front() {
+                return Ok(Arc::new(rec));
+            }
+            let next = self.rx.try_recv()?;
+            self.queued.fetch_sub(next.len(), Ordering::Relaxed);
+            let done = std::mem::replace(&mut *batch, VecDeque::from(next));
+            if done.capacity() >= BATCH {
+                // Empty: back to the engine (or dropped, when it has enough).
+                let _ = self.recycle.try_send(Vec::from(done));
+            }
+        }
+    }
+
+    /// Every event queued now, without waiting.
+    pub fn try_iter(&self) -> impl Iterator<Item = Arc<EventRecord>> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+
     /// The next event, waiting at most `timeout`; polls, never parks.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Arc<EventRecord>, RecvTimeoutError> {
         // The clock is read only once the queue is found empty.
         let mut deadline = None;
         loop {
-            match self.rx.try_recv() {
+            match self.try_recv() {
                 Ok(rec) => return Ok(rec),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {
@@ -89,8 +132,20 @@ impl Subscription {
 }
 
 /// Fan-out of events to subscribers.
+///
+/// Events wait in a batch until it is full, the engine ends a batch of
+/// completions ([`EventBus::end_batch`]), or the bus is dropped; an event
+/// emitted outside a batch goes out at once. A reader never waits longer
+/// for an event than the engine takes to handle one reaped batch.
 pub struct EventBus {
     subs: Vec<Subscriber>,
+    /// The most any subscriber asked decisions to hold.
+    detail: Detail,
+    /// Inside a batch ([`EventBus::begin_batch`]): the time every event of
+    /// the batch carries, read at its first use.
+    batch_now: Option<Option<u64>>,
+    /// Events not sent yet.
+    pending: Vec<EventRecord>,
     start: Instant,
     seq: u64,
 }
@@ -101,11 +156,20 @@ impl Default for EventBus {
     }
 }
 
+impl Drop for EventBus {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 impl EventBus {
     /// A bus with no subscribers; time starts now.
     pub fn new() -> EventBus {
         EventBus {
             subs: Vec::new(),
+            detail: Detail::Inputs,
+            batch_now: None,
+            pending: Vec::new(),
             start: Instant::now(),
             seq: 0,
         }
@@ -117,30 +181,82 @@ impl EventBus {
         !self.subs.is_empty()
     }
 
-    /// Add a subscriber with a bounded queue; `prelude` (earlier events it
-    /// should see first) goes into the queue before anything else.
+    /// What decision events must hold for every subscriber (meaningful
+    /// only while someone listens).
+    #[inline]
+    pub fn detail(&self) -> Detail {
+        self.detail
+    }
+
+    /// Add a subscriber with a queue of `capacity` events that wants
+    /// decisions with `detail`; `prelude` (earlier events it should see
+    /// first) goes into the queue before anything else.
     pub fn subscribe(
         &mut self,
         capacity: usize,
         overflow: Overflow,
+        detail: Detail,
         prelude: &[Arc<EventRecord>],
     ) -> Subscription {
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(prelude.len() + 1));
-        for r in prelude {
-            let _ = tx.try_send(r.clone());
+        // Whatever is pending was emitted before this subscriber came.
+        self.flush();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (recycle, recycled) = crossbeam_channel::bounded(4);
+        let queued = Arc::new(AtomicUsize::new(prelude.len()));
+        if !prelude.is_empty() {
+            let _ = tx.send(prelude.iter().map(|r| (**r).clone()).collect());
         }
         let dropped = Arc::new(AtomicU64::new(0));
         self.subs.push(Subscriber {
             tx,
+            recycled,
+            queued: queued.clone(),
+            capacity: capacity.max(prelude.len() + 1),
             overflow,
             dropped: dropped.clone(),
+            detail,
         });
-        Subscription { rx, dropped }
+        self.detail = self.detail.max(detail);
+        Subscription {
+            rx,
+            recycle,
+            queued,
+            batch: RefCell::new(VecDeque::new()),
+            dropped,
+        }
     }
 
-    /// Nanoseconds since the bus started.
-    pub fn now_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
+    /// Nanoseconds since the bus started; inside a batch, the time the
+    /// batch was first asked for.
+    pub fn now_ns(&mut self) -> u64 {
+        match &mut self.batch_now {
+            None => self.start.elapsed().as_nanos() as u64,
+            Some(cached) => *cached.get_or_insert_with(|| self.start.elapsed().as_nanos() as u64),
+        }
+    }
+
+    /// Start a batch: the events of one reaped batch of completions (and
+    /// the steps they issue) all happen at one time, read once, and go out
+    /// together. A clock read costs more than the rest of an event (25 ns
+    /// in a VM, and a watched step made six).
+    pub fn begin_batch(&mut self) {
+        self.batch_now = Some(None);
+    }
+
+    /// End the batch: what it emitted goes out, and events read the clock
+    /// again each.
+    pub fn end_batch(&mut self) {
+        self.batch_now = None;
+        self.flush();
+    }
+
+    /// Send what is pending now, and read the clock afresh for what comes
+    /// next (the engine is about to wait: a debugger's pause).
+    pub fn flush_now(&mut self) {
+        if let Some(cached) = &mut self.batch_now {
+            *cached = None;
+        }
+        self.flush();
     }
 
     /// Emit the event `f` builds, if anyone listens.
@@ -149,7 +265,12 @@ impl EventBus {
         if self.subs.is_empty() {
             return;
         }
-        self.emit_always(f());
+        let rec = EventRecord {
+            seq: self.seq,
+            t_ns: self.now_ns(),
+            event: f(),
+        };
+        self.push(rec);
     }
 
     /// Emit an event whether or not anyone listens, and return it (for
@@ -160,23 +281,83 @@ impl EventBus {
             t_ns: self.now_ns(),
             event,
         });
-        self.seq += 1;
-        self.send(&rec);
+        if self.subs.is_empty() {
+            self.seq += 1;
+        } else {
+            self.push((*rec).clone());
+        }
         rec
     }
 
-    fn send(&mut self, rec: &Arc<EventRecord>) {
-        self.subs.retain(|s| match s.overflow {
-            Overflow::Drop => match s.tx.try_send(rec.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    s.dropped.fetch_add(1, Ordering::Relaxed);
-                    true
+    fn push(&mut self, rec: EventRecord) {
+        self.seq += 1;
+        if self.pending.capacity() == 0 {
+            self.pending = self
+                .subs
+                .last()
+                .and_then(|s| s.recycled.try_recv().ok())
+                .unwrap_or_else(|| Vec::with_capacity(BATCH));
+        }
+        self.pending.push(rec);
+        if self.batch_now.is_none() || self.pending.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.pending);
+        let last = self.subs.len().saturating_sub(1);
+        let mut i = 0;
+        self.subs.retain(|s| {
+            let mine = i;
+            i += 1;
+            let n = batch.len();
+            loop {
+                let queued = s.queued.load(Ordering::Relaxed);
+                // An empty queue takes any batch (one may exceed a small bound).
+                if queued == 0 || queued + n <= s.capacity {
+                    break;
                 }
-                Err(TrySendError::Disconnected(_)) => false,
-            },
-            Overflow::Block => s.tx.send(rec.clone()).is_ok(),
+                match s.overflow {
+                    Overflow::Drop => {
+                        s.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                        return true;
+                    }
+                    // The reader polls: so does the writer.
+                    Overflow::Block => {
+                        if Arc::strong_count(&s.queued) == 1 {
+                            return false;
+                        }
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+            }
+            // The last subscriber takes the batch itself; the others a copy.
+            let out = if mine == last {
+                std::mem::take(&mut batch)
+            } else {
+                batch.clone()
+            };
+            s.queued.fetch_add(n, Ordering::Relaxed);
+            s.tx.send(out).is_ok()
         });
+        if self.subs.iter().all(|s| s.detail < self.detail) {
+            // The subscriber that wanted the most has gone.
+            self.detail = self
+                .subs
+                .iter()
+                .map(|s| s.detail)
+                .max()
+                .unwrap_or(Detail::Inputs);
+        }
+        // Reuse the batch's allocation when nobody took it.
+        if batch.capacity() > 0 {
+            batch.clear();
+            self.pending = batch;
+        }
     }
 }
 
@@ -187,7 +368,7 @@ mod tests {
     #[test]
     fn a_polling_reader_gets_every_event_then_times_out_then_sees_the_end() {
         let mut bus = EventBus::new();
-        let sub = bus.subscribe(4, Overflow::Block, &[]);
+        let sub = bus.subscribe(4, Overflow::Block, Detail::Full, &[]);
         let sender = std::thread::spawn(move || {
             for _ in 0..100 {
                 bus.emit(|| Event::Resumed);

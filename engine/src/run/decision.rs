@@ -35,9 +35,12 @@ pub struct DecisionRequest<'a> {
     pub regs: &'a Registrations,
     /// Budgets.
     pub budgets: &'a Budgets,
-    /// Record calls, touches and writes (someone is listening).
-    pub record: bool,
-    /// Count instructions even when the budget does not need it.
+    /// What to record (someone is listening): the inputs only, or
+    /// everything (calls, touches, writes); nothing when `None`.
+    pub record: Option<Detail>,
+    /// Count instructions even when the budget does not need it (only a
+    /// full record is counted: an inputs-only one is counted on demand,
+    /// by [`complete`]).
     pub count_insns: bool,
 }
 
@@ -68,11 +71,13 @@ pub fn execute_into(
 ) {
     let (chain, step) = (req.view.chain, req.view.step);
     let limit = insn_limit(prog, req.budgets);
+    let full = req.record == Some(Detail::Full);
     // Compiled code does not count instructions: a count someone asked for
     // needs a re-run under the interpreter, which needs the recorded inputs.
-    let count = req.count_insns && prog.exec_mode() == ExecMode::Compiled && limit.is_none();
+    let count =
+        full && req.count_insns && prog.exec_mode() == ExecMode::Compiled && limit.is_none();
     let wanted = req.record;
-    let record = wanted || count;
+    let record = if count { Some(Detail::Full) } else { wanted };
     let mut calls = std::mem::take(&mut out.calls);
     let mut actions = std::mem::take(&mut out.actions);
     let mut touched = std::mem::take(&mut out.touched);
@@ -90,7 +95,7 @@ pub fn execute_into(
         ..
     } = req;
     // The input view is only needed to replay a recorded decision.
-    out.view = if record {
+    out.view = if record.is_some() {
         view.clone()
     } else {
         ChainView::default()
@@ -122,14 +127,15 @@ pub fn execute_into(
         view: working,
         ..
     } = env;
-    if !record {
+    if record.is_none() {
         out.view = working;
     }
     out.seq = seq;
     out.prog = prog.id.0;
-    // Names are for people reading events; nobody reads an unrecorded one.
+    // Names are for people reading events; nobody reads an unrecorded one,
+    // and an inputs-only record gets its name where it is completed.
     out.prog_name.clear();
-    if record {
+    if wanted == Some(Detail::Full) {
         out.prog_name.push_str(&prog.name);
     }
     out.chain = chain;
@@ -140,17 +146,20 @@ pub fn execute_into(
     out.map_writes = writes;
     out.actions = actions;
     out.ret = ret.as_ref().map_or(0, |r| r.ret);
+    // The interpreter counts as it runs (a budget that needs counting):
+    // that count is kept even in an inputs-only record, as it is free.
     out.insns = ret
         .as_ref()
         .ok()
         .and_then(|r| r.insns)
-        .filter(|_| req.count_insns);
+        .filter(|_| req.count_insns || wanted == Some(Detail::Inputs));
     out.duration_ns = duration_ns;
     out.exec = if limit.is_some() {
         ExecMode::Interpreter
     } else {
         prog.exec_mode()
     };
+    out.detail = wanted.unwrap_or(Detail::Full);
     if count && ret.is_ok() {
         // Re-run under the counting interpreter with the recorded inputs.
         // Nothing of the re-run but its count is kept: it records nothing.
@@ -165,12 +174,96 @@ pub fn execute_into(
         }
     }
     out.result = result_of(ret.map(|r| r.ret), violation);
-    if !wanted {
+    if wanted.is_none() {
         // Recording was only for counting; nobody wants the details.
         out.calls.clear();
         out.touched.clear();
         out.map_writes.clear();
     }
+}
+
+/// Why an inputs-only record could not be completed ([`complete`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompleteError {
+    /// The re-run stopped the program where the engine's run did not.
+    #[error("decision #{seq}: re-running it from its inputs failed: {error}")]
+    Reexec {
+        /// Decision number.
+        seq: u64,
+        /// What stopped it.
+        error: ReexecError,
+    },
+    /// The record's inputs are not what the program asks for.
+    #[error("decision #{seq}: {mismatch}")]
+    Inputs {
+        /// Decision number.
+        seq: u64,
+        /// The first input that did not fit.
+        mismatch: InputMismatch,
+    },
+    /// The re-run decided otherwise than the engine did (a bug: a decision
+    /// is a function of its inputs).
+    #[error(
+        "decision #{seq}: re-run from its inputs it {what} {replayed}, the engine's run {recorded}"
+    )]
+    Diverged {
+        /// Decision number.
+        seq: u64,
+        /// What differs ("returned", "asked for").
+        what: &'static str,
+        /// The engine's value.
+        recorded: String,
+        /// The re-run's.
+        replayed: String,
+    },
+}
+
+/// Fill in what an inputs-only record ([`Detail::Inputs`]) leaves out, by
+/// running the decision again from its inputs under the interpreter: every
+/// helper call with its arguments, the map writes, the instruction count,
+/// the program's name. A full record is left as it is. Where a decision
+/// is shown or checked, this is what makes watching the engine cheap.
+pub fn complete(
+    prog: &LoadedProgram,
+    rec: &mut DecisionRecord,
+    regs: &Registrations,
+    budgets: &Budgets,
+) -> Result<(), CompleteError> {
+    if rec.detail == Detail::Full {
+        return Ok(());
+    }
+    let seq = rec.seq;
+    let r = rerun(prog, rec, regs, budgets, None, true)
+        .map_err(|error| CompleteError::Reexec { seq, error })?;
+    if let Some(mismatch) = r.input_mismatch {
+        return Err(CompleteError::Inputs { seq, mismatch });
+    }
+    let diverged = |what, recorded: String, replayed: String| CompleteError::Diverged {
+        seq,
+        what,
+        recorded,
+        replayed,
+    };
+    // A VM error's r0 means nothing; its actions are discarded anyway.
+    if !matches!(rec.result, DecisionResult::VmError { .. }) {
+        if r.ret != rec.ret {
+            return Err(diverged("returned", rec.ret.to_string(), r.ret.to_string()));
+        }
+        if r.actions != rec.actions {
+            return Err(diverged(
+                "asked for",
+                format!("{:?}", rec.actions),
+                format!("{:?}", r.actions),
+            ));
+        }
+    }
+    rec.calls = r.calls;
+    rec.map_writes = r.map_writes;
+    rec.insns = Some(r.insns);
+    rec.prog_name.clear();
+    rec.prog_name.push_str(&prog.name);
+    rec.detail = Detail::Full;
+    Ok(())
 }
 
 /// Working buffers of unrecorded decisions, reused from one to the next.
@@ -210,7 +303,7 @@ pub fn execute_unrecorded(
         budgets,
         view,
         source,
-        false,
+        None,
     );
     env.actions = actions;
     let mut ctx_bytes = ctx.to_bytes();

@@ -29,7 +29,8 @@ pub(crate) struct Env<'a> {
     pub(crate) budgets: &'a Budgets,
     pub(crate) view: ChainView,
     pub(crate) source: &'a mut dyn InputSource,
-    pub(crate) record: bool,
+    /// What the run records: nothing, its inputs, or everything.
+    pub(crate) record: Option<Detail>,
     pub(crate) calls: Vec<HelperCall>,
     pub(crate) actions: Vec<Action>,
     pub(crate) touched: Vec<MapTouch>,
@@ -51,7 +52,7 @@ impl<'a> Env<'a> {
         budgets: &'a Budgets,
         view: ChainView,
         source: &'a mut dyn InputSource,
-        record: bool,
+        record: Option<Detail>,
     ) -> Env<'a> {
         Env {
             prog,
@@ -102,7 +103,7 @@ impl Env<'_> {
     }
 
     fn touch(&mut self, local: u32, idx: usize, key: &[u8]) {
-        if !self.record || self.touched.iter().any(|t| t.map == local && t.key == key) {
+        if self.record.is_none() || self.touched.iter().any(|t| t.map == local && t.key == key) {
             return;
         }
         let m = &self.maps[idx];
@@ -381,12 +382,10 @@ impl HelperHost for Env<'_> {
                     );
                     return 0;
                 };
-                if self.record {
-                    self.touch(local, idx, key);
-                }
+                self.touch(local, idx, key);
                 match self.maps[idx].lookup_ptr(key) {
                     Ok(Some(addr)) => {
-                        if self.record {
+                        if self.full() {
                             let value = self.maps[idx].value_at(addr).to_vec();
                             self.watches
                                 .push((local, key.to_vec(), addr, value.clone()));
@@ -461,8 +460,8 @@ impl HelperHost for Env<'_> {
                 } else {
                     &[]
                 };
-                let before = if self.record {
-                    self.touch(local, idx, key);
+                self.touch(local, idx, key);
+                let before = if self.full() {
                     self.maps[idx].get(key).ok().flatten()
                 } else {
                     None
@@ -479,7 +478,7 @@ impl HelperHost for Env<'_> {
                     Ok(()) => 0,
                     Err(e) => e.errno(),
                 };
-                if self.record {
+                if self.full() {
                     let key = key.to_vec();
                     let detail = if id == helper_id::MAP_UPDATE_ELEM {
                         CallDetail::MapUpdate {
@@ -543,7 +542,7 @@ impl HelperHost for Env<'_> {
                     Ok(index) => *index,
                     Err((e, _)) => errno(*e),
                 };
-                if self.record {
+                if self.full() {
                     // The template as the program passed it (zeroes when its
                     // size was wrong): read again, only for the record.
                     let mut raw = [0u8; abi::SQE_SIZE];
@@ -689,7 +688,14 @@ impl HelperHost for Env<'_> {
 }
 
 impl Env<'_> {
+    /// True when everything is recorded (not only the inputs).
+    fn full(&self) -> bool {
+        self.record == Some(Detail::Full)
+    }
+
     /// Record a call (only when recording: the closures build its details).
+    /// An inputs-only record keeps only the calls whose result is an input
+    /// a re-run cannot recompute: ktime values and buffer bytes.
     fn log(
         &mut self,
         id: u32,
@@ -698,7 +704,7 @@ impl Env<'_> {
         detail: impl FnOnce() -> CallDetail,
         error: impl FnOnce() -> Option<String>,
     ) {
-        if !self.record {
+        if !self.record.is_some_and(|d| d.keeps_call(id)) {
             return;
         }
         let (ptrs, arity) = Self::ptr_args(id);

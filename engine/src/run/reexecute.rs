@@ -242,7 +242,7 @@ pub(crate) fn rerun(
         budgets,
         view,
         &mut source,
-        record,
+        record.then_some(Detail::Full),
     );
     let mut ctx = rec.ctx.to_bytes();
     // The budget's limit, as the live run had it; without one the

@@ -20,7 +20,7 @@ mod semantics;
 
 use ringside_engine::abi::RsCtx;
 use ringside_engine::decision::{
-    self, Budgets, ChainView, DecisionRecord, DecisionRequest, DecisionResult, InputSource,
+    self, Budgets, ChainView, DecisionRecord, DecisionRequest, DecisionResult, Detail, InputSource,
     Registrations,
 };
 use ringside_engine::program::elf::{ElfObject, ProgramImage, Reloc, RelocTarget};
@@ -239,7 +239,7 @@ fn run(reg: &mut Registry, id: ringside_engine::program::ProgId, ctx: RsCtx) -> 
             },
             regs: &regs,
             budgets: &budgets,
-            record: true,
+            record: Some(Detail::Full),
             count_insns: true,
         },
         &mut Fixed(1_000_000),

@@ -14,7 +14,22 @@ pub fn demo_items() -> Vec<Item> {
     let stop = AtomicBool::new(false);
     let (_report, engine) = p.run(&stop).expect("demo run");
     drop(engine);
-    sub.rx.try_iter().map(Item::Engine).collect()
+    sub.try_iter().map(Item::Engine).collect()
+}
+
+/// The demo's engine events as items, decisions inputs-only (as the UI and
+/// `ringside record` get them).
+pub fn demo_items_inputs_only() -> Vec<Item> {
+    let mut p = workload::prepare_demo(&PrepareOptions::default()).expect("demo");
+    let sub = p.engine().subscribe_with(
+        1 << 20,
+        Overflow::Block,
+        ringside_engine::event::Detail::Inputs,
+    );
+    let stop = AtomicBool::new(false);
+    let (_report, engine) = p.run(&stop).expect("demo run");
+    drop(engine);
+    sub.try_iter().map(Item::Engine).collect()
 }
 
 /// Encode items into a complete recording.

@@ -4,7 +4,7 @@
 //! the glue to the engine, the probes and the terminal.
 
 use anyhow::Context;
-use ringside_engine::event::Overflow;
+use ringside_engine::event::{Detail, Overflow};
 use ringside_probes::{AttachOptions, ProbeError, Probes};
 use ringside_recordings::writer::spawn_engine_forwarder;
 use ringside_recordings::{Header, Item, Recorder, RecorderHandle};
@@ -199,7 +199,9 @@ fn record_engine(
     let mut prepared = prepare(&stop)?;
     let recorder = Recorder::create(output, header)
         .with_context(|| format!("creating the recording {}", output.display()))?;
-    let sub = prepared.engine().subscribe(1 << 18, Overflow::Drop);
+    let sub = prepared
+        .engine()
+        .subscribe_with(1 << 18, Overflow::Drop, Detail::Inputs);
     let fwd = spawn_engine_forwarder(sub, recorder.handle())?;
     let probe_stop = Arc::new(AtomicBool::new(false));
     let pump = match probes {

@@ -29,10 +29,11 @@ pub use rings::*;
 pub use stats::*;
 
 use foldhash::{HashMap, HashMapExt};
-use ringside_engine::event::{ProgramInfo, RingInfo};
+use ringside_engine::event::{Detail, Event, EventRecord, ProgramInfo, RingInfo};
 use ringside_probes::discover::RingDirectory;
 use ringside_probes::graph::RequestGraph;
 use ringside_recordings::Item;
+use ringside_recordings::session::Completer;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -99,6 +100,8 @@ pub struct Model {
     /// The newest kernel chain given a row (chain ids grow: a chain gets
     /// its row once, at its first event, with no set of rows to look up).
     newest_kernel_chain: Option<u64>,
+    /// Programs and ring setups, to make inputs-only decisions whole.
+    completer: Completer,
 }
 
 impl Model {
@@ -136,6 +139,37 @@ impl Model {
             notes: VecDeque::new(),
             pauses: 0,
             newest_kernel_chain: None,
+            completer: Completer::default(),
+        }
+    }
+
+    /// `rec`, with an inputs-only decision made whole (run again from its
+    /// inputs): the views show helper calls, map writes and instruction
+    /// counts, which a watched engine leaves out to stay fast. A decision
+    /// that cannot be completed is kept as it came, and counted.
+    fn completed(&mut self, rec: &Arc<EventRecord>) -> Arc<EventRecord> {
+        let epoch = self.clock.epoch();
+        self.completer.observe(epoch, &rec.event);
+        let Event::Decision(d) = &rec.event else {
+            return rec.clone();
+        };
+        if d.detail == Detail::Full {
+            return rec.clone();
+        }
+        let mut whole = d.clone();
+        match self.completer.complete(epoch, &mut whole) {
+            Ok(()) => Arc::new(EventRecord {
+                seq: rec.seq,
+                t_ns: rec.t_ns,
+                event: Event::Decision(whole),
+            }),
+            Err(e) => {
+                self.totals.incomplete += 1;
+                if self.totals.incomplete == 1 {
+                    self.note(format!("shown with its inputs only: {e}"));
+                }
+                rec.clone()
+            }
         }
     }
 
@@ -173,7 +207,7 @@ impl Model {
         match &item {
             Item::Engine(rec) => {
                 self.totals.engine_events += 1;
-                let rec = rec.clone();
+                let rec = self.completed(rec);
                 self.apply_engine(&rec, t);
             }
             Item::Probe(ev) => {

@@ -176,6 +176,9 @@ pub struct Totals {
     pub lost: BTreeMap<String, u64>,
     /// Engine instances seen.
     pub epochs: u32,
+    /// Inputs-only decisions that could not be run again here (shown as
+    /// they came, without helper calls, map writes or counts).
+    pub incomplete: u64,
 }
 
 /// Throughput over event time, in fixed buckets.

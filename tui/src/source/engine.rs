@@ -88,7 +88,9 @@ pub fn spawn_workload(
                         return;
                     }
                 };
-                let sub = prepared.engine().subscribe(src.queue, Overflow::Drop);
+                let sub = prepared
+                    .engine()
+                    .subscribe_with(src.queue, Overflow::Drop, ringside_engine::event::Detail::Inputs);
                 prepared.engine().set_debugger(Some(debugger.clone()));
                 let f2 = feed.clone();
                 let fwd = std::thread::Builder::new()

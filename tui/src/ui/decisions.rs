@@ -241,7 +241,14 @@ fn decision_info(
         ]));
     }
     lines.push(Line::styled(
-        format!("helper calls ({})", d.calls.len()),
+        if d.detail == ringside_engine::decision::Detail::Inputs {
+            format!(
+                "helper calls ({}, inputs only: the decision did not run again here)",
+                d.calls.len()
+            )
+        } else {
+            format!("helper calls ({})", d.calls.len())
+        },
         head,
     ));
     for c in &d.calls {

@@ -65,13 +65,16 @@ impl Engine {
         let mut view = std::mem::take(&mut self.scratch.view);
         self.chains[k].view_into(pos, &mut view);
         let record = self.bus.active();
+        // Breakpoints read only the program, chain and context, which every
+        // record has: the debugger needs no more than the listeners.
+        let detail = self.bus.detail();
         let req = DecisionRequest {
             seq,
             ctx,
             view,
             regs: &self.regs,
             budgets: &self.budgets,
-            record,
+            record: record.then_some(detail),
             count_insns: record,
         };
         let (p, maps) = self
@@ -115,6 +118,8 @@ impl Engine {
                 reason,
                 decision: Some(seq),
             });
+            // The UI must see the pause now, and what follows is later.
+            self.bus.flush_now();
             d.wait(&|| false);
             self.bus.emit(|| Event::Resumed);
         }

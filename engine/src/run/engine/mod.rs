@@ -17,7 +17,7 @@ use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, op};
 use crate::chain::{Chain, ChainKey, ChainSpec, ChainState, ChainTable, Driver, StepState};
 use crate::debug::Debugger;
 use crate::decision::{
-    self, Action, Budgets, DecisionRecord, DecisionRequest, DecisionResult, InputSource,
+    self, Action, Budgets, DecisionRecord, DecisionRequest, DecisionResult, Detail, InputSource,
     Registrations,
 };
 use crate::event::{
@@ -269,10 +269,27 @@ impl Engine {
         self.prelude.push(rec);
     }
 
-    /// Listen to events. The subscriber first gets the setup events (ring,
+    /// Listen to events, decisions in full (every helper call with its
+    /// arguments, map writes, instruction counts: what a script reading
+    /// events expects). The subscriber first gets the setup events (ring,
     /// programs, the application's map writes) it may have missed.
     pub fn subscribe(&mut self, capacity: usize, overflow: Overflow) -> Subscription {
-        self.bus.subscribe(capacity, overflow, &self.prelude)
+        self.subscribe_with(capacity, overflow, Detail::Full)
+    }
+
+    /// [`Engine::subscribe`], decisions with `detail`: a listener that
+    /// shows or stores decisions takes [`Detail::Inputs`] and completes
+    /// the ones it shows ([`crate::decision::complete`]); the engine then
+    /// records only what a re-run cannot recompute, and watching it costs
+    /// little. With several subscribers, every one gets the most any asked.
+    pub fn subscribe_with(
+        &mut self,
+        capacity: usize,
+        overflow: Overflow,
+        detail: Detail,
+    ) -> Subscription {
+        self.bus
+            .subscribe(capacity, overflow, detail, &self.prelude)
     }
 
     /// Attach a debugger: the engine stops after decisions it asks for (see
@@ -718,9 +735,13 @@ impl Engine {
         let mut cqes = std::mem::take(&mut self.cqes);
         self.ring.reap(&mut cqes);
         let n = cqes.len();
+        // The completions were reaped together: their events (and those of
+        // the steps they issue) carry the time they were reaped at.
+        self.bus.begin_batch();
         for cqe in cqes.drain(..) {
             self.on_cqe(cqe);
         }
+        self.bus.end_batch();
         self.cqes = cqes;
         Ok(n)
     }

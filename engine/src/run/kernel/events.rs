@@ -122,7 +122,7 @@ impl KernelLoop {
             view,
             regs: cx.regs,
             budgets: cx.budgets,
-            record: true,
+            record: Some(decision::Detail::Full),
             count_insns: true,
         };
         let Some((lp, maps)) = cx.registry.program_and_maps(prog) else {
