@@ -127,7 +127,7 @@ impl App {
                 .map_err(CommandError::from),
             ["trace", n] => match n.parse::<u64>() {
                 Ok(seq) => {
-                    let e = self.state.epoch;
+                    let e = self.state.epoch();
                     self.open_trace(e, seq);
                     self.view = View::Debug;
                     Ok(())

@@ -399,7 +399,7 @@ impl App {
                 Status::Replay(p) => self.replay = Some(p),
                 Status::Stopped { reason, decision } => {
                     self.state.paused = Some(crate::model::PausedAt {
-                        epoch: self.state.epoch,
+                        epoch: self.state.epoch(),
                         reason,
                         decision,
                     });
