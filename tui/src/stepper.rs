@@ -10,7 +10,7 @@ use ringside_engine::decision::reexecute;
 use ringside_engine::event::ProgramInfo;
 use ringside_engine::program::disasm;
 use ringside_engine::program::interp::TraceStep;
-use ringside_recordings::session::{ProgSlot, Programs};
+use ringside_recordings::session::{LoadRecordedError, ProgSlot, Programs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -112,6 +112,33 @@ impl Trace {
     }
 }
 
+/// Why a decision cannot be traced (the Debug view says it instead).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TraceError {
+    /// The model's history has moved past it.
+    #[error("decision #{seq} is no longer in the history")]
+    Gone {
+        /// Decision number.
+        seq: u64,
+    },
+    /// Its program's `ProgramLoaded` event was not seen (dropped, or
+    /// before a live view attached).
+    #[error("program {prog} was not seen loading")]
+    ProgramNotSeen {
+        /// Program id in its engine.
+        prog: u32,
+    },
+    /// The engine's `RingSetup` (registers, budgets) was not seen.
+    #[error("the ring setup of this engine was not seen")]
+    NoRingSetup,
+    /// The program may not run here (hash, verifier).
+    #[error(transparent)]
+    Refused(#[from] LoadRecordedError),
+    /// Loaded without a refusal and yet not in the registry.
+    #[error("program did not load")]
+    NotLoaded,
+}
+
 /// Loads programs into this process (once per program, through the
 /// recordings crate's [`Programs`], the gate replay and check use) and
 /// traces decisions with them.
@@ -138,21 +165,18 @@ impl Tracer {
     }
 
     /// Re-execute decision `seq` of instance `epoch`, recording every step.
-    pub fn trace(&mut self, state: &Model, epoch: u32, seq: u64) -> Result<Trace, String> {
+    pub fn trace(&mut self, state: &Model, epoch: u32, seq: u64) -> Result<Trace, TraceError> {
         let idx = state
             .find_decision(epoch, seq)
-            .ok_or_else(|| format!("decision #{seq} is no longer in the history"))?;
+            .ok_or(TraceError::Gone { seq })?;
         let entry = &state.decisions[idx];
         let rec = entry.decision();
         let info = state
             .programs
             .get(&(epoch, rec.prog))
-            .ok_or_else(|| format!("program {} was not seen loading", rec.prog))?
+            .ok_or(TraceError::ProgramNotSeen { prog: rec.prog })?
             .clone();
-        let ring = state
-            .ring_info
-            .get(&epoch)
-            .ok_or("the ring setup of this engine was not seen")?;
+        let ring = state.ring_info.get(&epoch).ok_or(TraceError::NoRingSetup)?;
         let disasm = self
             .disasm(state, epoch, rec.prog)
             .unwrap_or_else(|| Arc::new(Disasm::default()));
@@ -169,8 +193,8 @@ impl Tracer {
         }
         let prog = match self.programs.get(epoch, rec.prog) {
             Some((_, Some(p))) => p,
-            Some((ProgSlot { error: Some(e), .. }, None)) => return Err(e.to_string()),
-            _ => return Err("program did not load".into()),
+            Some((ProgSlot { error: Some(e), .. }, None)) => return Err(e.clone().into()),
+            _ => return Err(TraceError::NotLoaded),
         };
         let mut steps = Vec::new();
         let r = reexecute(

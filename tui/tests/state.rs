@@ -220,7 +220,7 @@ fn a_chain_event_by_event() {
         budgets: Default::default(),
         backend: Default::default(),
     }));
-    assert_eq!(f.state.epoch, 2);
+    assert_eq!(f.state.epoch(), 2);
     assert!(f.state.rings[0].closed);
     assert!(f.state.now_ns > f.seq * 1000 - 1000);
 }

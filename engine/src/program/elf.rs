@@ -63,7 +63,7 @@ pub enum LoadProblem {
     BadMagic,
     /// The ELF parser refuses it (its message).
     #[error("malformed ELF: {0}")]
-    Malformed(String),
+    Malformed(object::Error),
     /// A 32-bit ELF.
     #[error("not a 64-bit ELF object (build with clang -target bpf)")]
     Not64Bit,
@@ -78,7 +78,7 @@ pub enum LoadProblem {
     NotRelocatable,
     /// A section's contents cannot be read (the ELF parser's message).
     #[error("unreadable: {0}")]
-    Unreadable(String),
+    Unreadable(object::Error),
     /// A map definition that does not fit the `maps` section.
     #[error(
         "map `{name}`: definition at byte {at} is {size} bytes, needs {MAP_DEF_SIZE} inside a {section_len}-byte section"
@@ -114,7 +114,7 @@ pub enum LoadProblem {
     },
     /// A program section cannot be read (the ELF parser's message).
     #[error("unreadable (truncated file?): {0}")]
-    ProgramUnreadable(String),
+    ProgramUnreadable(object::Error),
     /// `ringside/` with nothing after it.
     #[error("program section without a name")]
     Unnamed,
@@ -132,7 +132,7 @@ pub enum LoadProblem {
     RelocNoSymbol,
     /// A relocation against a symbol the object does not have.
     #[error("relocation names a bad symbol: {0}")]
-    RelocBadSymbol(String),
+    RelocBadSymbol(object::Error),
     /// A 64-bit relocation not at an `lddw`.
     #[error("relocation against `{symbol}` is not on an lddw instruction")]
     RelocNotLddw {
@@ -304,8 +304,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
             ..cx.err(LoadProblem::BadMagic)
         });
     }
-    let obj =
-        object::File::parse(bytes).map_err(|e| cx.err(LoadProblem::Malformed(e.to_string())))?;
+    let obj = object::File::parse(bytes).map_err(|e| cx.err(LoadProblem::Malformed(e)))?;
     let object::File::Elf64(elf) = &obj else {
         return Err(cx.err(LoadProblem::Not64Bit));
     };
@@ -332,7 +331,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
     if let Some(sec) = &maps_section {
         let data = sec
             .data()
-            .map_err(|e| cx.sec_err(MAPS_SECTION, None, LoadProblem::Unreadable(e.to_string())))?;
+            .map_err(|e| cx.sec_err(MAPS_SECTION, None, LoadProblem::Unreadable(e)))?;
         let (sec_off, _) = sec.file_range().unwrap_or((0, 0));
         let mut syms: Vec<_> = obj
             .symbols()
@@ -400,7 +399,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
         if name == ".rodata" || name.starts_with(".rodata.") {
             let data = sec
                 .data()
-                .map_err(|e| cx.sec_err(name, None, LoadProblem::Unreadable(e.to_string())))?;
+                .map_err(|e| cx.sec_err(name, None, LoadProblem::Unreadable(e)))?;
             rodata_index.push((sec.index(), rodata.len()));
             rodata.push(Rodata {
                 name: name.to_string(),
@@ -422,7 +421,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
                 cx.sec_err(
                     sec_name,
                     Some(file_offset),
-                    LoadProblem::ProgramUnreadable(e.to_string()),
+                    LoadProblem::ProgramUnreadable(e),
                 )
             })?
             .to_vec();
@@ -458,7 +457,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ElfObject, LoadError> {
             };
             let sym = obj
                 .symbol_by_index(sym_idx)
-                .map_err(|e| ierr(LoadProblem::RelocBadSymbol(e.to_string())))?;
+                .map_err(|e| ierr(LoadProblem::RelocBadSymbol(e)))?;
             let sym_name = sym.name().unwrap_or("?");
             let sym_section = sym
                 .section_index()

@@ -12,7 +12,7 @@ pub enum EngineError {
     #[error("{what}: {error}")]
     Io {
         /// What we were doing.
-        what: String,
+        what: RingCall,
         /// The error.
         error: std::io::Error,
     },
@@ -134,8 +134,22 @@ impl From<MapError> for EngineError {
     }
 }
 
+/// What the engine asked of the ring when the kernel said no
+/// ([`EngineError::Io`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RingCall {
+    /// Creating the ring (`io_uring_setup`, registering files and buffers).
+    #[error("setting up the io_uring")]
+    Setup,
+    /// Submitting or waiting (`io_uring_enter`).
+    #[error("io_uring_enter")]
+    Enter,
+    /// Queueing the cancel that ends in-flight requests at shutdown.
+    #[error("queueing the shutdown cancel")]
+    ShutdownCancel,
+}
+
 /// `EngineError::Io` for `what`.
-pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
-    let what = what.into();
+pub(crate) fn io_err(what: RingCall) -> impl FnOnce(std::io::Error) -> EngineError {
     move |error| EngineError::Io { what, error }
 }

@@ -87,10 +87,55 @@ pub enum WorkloadError {
     #[error("{what}: {error}")]
     Io {
         /// What we were doing.
-        what: String,
+        what: IoAction,
         /// The error.
         error: std::io::Error,
     },
+}
+
+/// What setup (or the run's start) was doing when the system refused
+/// ([`WorkloadError::Io`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoAction {
+    /// Spawning the thread that writes a stream.
+    WriterThread,
+    /// Spawning the thread that drains a sink.
+    SinkThread,
+    /// Making the directory for a spec's temporary files.
+    TempDir,
+    /// Creating and filling a temporary file.
+    WriteFile {
+        /// The file made.
+        path: PathBuf,
+        /// Its name in the spec.
+        name: String,
+    },
+    /// Making a stream: a socket pair, else a pipe.
+    Stream {
+        /// A socket pair (else a pipe).
+        socket: bool,
+    },
+    /// Making our end of a stream non-blocking.
+    NonBlocking,
+    /// Duplicating a stream's peer end for a writer or a sink.
+    Dup,
+}
+
+impl std::fmt::Display for IoAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoAction::WriterThread => f.write_str("starting a writer thread"),
+            IoAction::SinkThread => f.write_str("starting a sink thread"),
+            IoAction::TempDir => f.write_str("creating a temporary directory"),
+            IoAction::WriteFile { path, name } => {
+                write!(f, "writing {} (`{name}`)", path.display())
+            }
+            IoAction::Stream { socket: true } => f.write_str("socketpair"),
+            IoAction::Stream { socket: false } => f.write_str("pipe"),
+            IoAction::NonBlocking => f.write_str("setting O_NONBLOCK"),
+            IoAction::Dup => f.write_str("dup"),
+        }
+    }
 }
 
 impl From<SpecError> for WorkloadError {
@@ -105,8 +150,7 @@ impl From<EngineError> for WorkloadError {
     }
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> WorkloadError {
-    let what = what.into();
+fn io_err(what: IoAction) -> impl FnOnce(std::io::Error) -> WorkloadError {
     move |error| WorkloadError::Io { what, error }
 }
 
@@ -219,13 +263,13 @@ impl Prepared {
             std::thread::Builder::new()
                 .name(format!("writer {i}"))
                 .spawn(move || run_writer(w))
-                .map_err(io_err("starting a writer thread"))?;
+                .map_err(io_err(IoAction::WriterThread))?;
         }
         for (i, (_, fd)) in self.sinks.drain(..).enumerate() {
             std::thread::Builder::new()
                 .name(format!("sink {i}"))
                 .spawn(move || run_sink(fd))
-                .map_err(io_err("starting a sink thread"))?;
+                .map_err(io_err(IoAction::SinkThread))?;
         }
         let total = self.chain_count();
         let mut report = RunReport {
@@ -572,14 +616,17 @@ fn create(
                         tempfile::Builder::new()
                             .prefix("ringside-")
                             .tempdir()
-                            .map_err(io_err("creating a temporary directory"))?,
+                            .map_err(io_err(IoAction::TempDir))?,
                     );
                 }
                 // Named by number: a spec's name could be a path (`../x`, `/etc/x`).
                 let path = dir
                     .as_ref()
                     .map_or_else(PathBuf::new, |d| d.path().join(format!("file-{i}")));
-                let what = || format!("writing {} (`{}`)", path.display(), f.name);
+                let what = || IoAction::WriteFile {
+                    path: path.clone(),
+                    name: f.name.clone(),
+                };
                 let mut file = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -602,10 +649,10 @@ fn create(
     }
     for s in &plan.streams {
         let (ours, peer) =
-            pipe_pair(s.socket).map_err(io_err(if s.socket { "socketpair" } else { "pipe" }))?;
+            pipe_pair(s.socket).map_err(io_err(IoAction::Stream { socket: s.socket }))?;
         // A pipe is read at [0] and written at [1]; a socket pair is symmetric.
         if s.nonblocking {
-            set_nonblocking(ours.as_raw_fd()).map_err(io_err("setting O_NONBLOCK"))?;
+            set_nonblocking(ours.as_raw_fd()).map_err(io_err(IoAction::NonBlocking))?;
         }
         let kind = if s.socket { "socket" } else { "pipe" };
         files.push((ours.as_raw_fd(), format!("{} ({kind})", s.name)));
@@ -614,7 +661,7 @@ fn create(
             writers.push(Writer {
                 name: s.name.clone(),
                 written: Arc::new(AtomicU64::new(0)),
-                fd: dup(&peer).map_err(io_err("dup"))?,
+                fd: dup(&peer).map_err(io_err(IoAction::Dup))?,
                 content: w.content.reader(w.total),
                 chunks: w.chunks.clone(),
                 interval: w.interval,
@@ -624,7 +671,7 @@ fn create(
             });
         }
         if s.sink {
-            sinks.push((s.name.clone(), dup(&peer).map_err(io_err("dup"))?));
+            sinks.push((s.name.clone(), dup(&peer).map_err(io_err(IoAction::Dup))?));
         }
         // Without a writer that closes, keep the peer open so reads block
         // rather than see EOF; it is closed with the workload.
@@ -719,5 +766,35 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IoAction;
+    use std::path::PathBuf;
+
+    /// The typed actions print what the `String` ones did.
+    #[test]
+    fn io_actions_print_as_before() {
+        let cases = [
+            (IoAction::WriterThread, "starting a writer thread"),
+            (IoAction::SinkThread, "starting a sink thread"),
+            (IoAction::TempDir, "creating a temporary directory"),
+            (
+                IoAction::WriteFile {
+                    path: PathBuf::from("/tmp/ringside-x/file-0"),
+                    name: "data".into(),
+                },
+                "writing /tmp/ringside-x/file-0 (`data`)",
+            ),
+            (IoAction::Stream { socket: true }, "socketpair"),
+            (IoAction::Stream { socket: false }, "pipe"),
+            (IoAction::NonBlocking, "setting O_NONBLOCK"),
+            (IoAction::Dup, "dup"),
+        ];
+        for (a, want) in cases {
+            assert_eq!(a.to_string(), want);
+        }
     }
 }

@@ -2,6 +2,23 @@
 
 use super::*;
 
+/// Why a filter line was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// `chain:` wants a chain id.
+    #[error("chain:{value}: not a number")]
+    Chain {
+        /// What followed `chain:`.
+        value: String,
+    },
+    /// `state:` wants a node state (a prefix of one).
+    #[error("state:{value}: one of {}", NodeState::ALL.map(|s| s.name()).join(", "))]
+    State {
+        /// What followed `state:`.
+        value: String,
+    },
+}
+
 /// Chains view filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChainFilter {
@@ -17,20 +34,20 @@ pub struct ChainFilter {
 
 impl ChainFilter {
     /// Parse `ring:2 chain:7 state:short copy`.
-    pub fn parse(s: &str) -> Result<ChainFilter, String> {
+    pub fn parse(s: &str) -> Result<ChainFilter, FilterError> {
         let mut f = ChainFilter::default();
         for w in s.split_whitespace() {
             if let Some(v) = w.strip_prefix("ring:") {
                 f.ring = Some(v.to_string());
             } else if let Some(v) = w.strip_prefix("chain:") {
-                f.chain = Some(v.parse().map_err(|_| format!("chain:{v}: not a number"))?);
+                f.chain = Some(
+                    v.parse()
+                        .map_err(|_| FilterError::Chain { value: v.into() })?,
+                );
             } else if let Some(v) = w.strip_prefix("state:") {
-                f.state = Some(NodeState::parse(v).ok_or_else(|| {
-                    format!(
-                        "state:{v}: one of {}",
-                        NodeState::ALL.map(|s| s.name()).join(", ")
-                    )
-                })?);
+                f.state = Some(
+                    NodeState::parse(v).ok_or_else(|| FilterError::State { value: v.into() })?,
+                );
             } else {
                 f.text = Some(w.to_string());
             }

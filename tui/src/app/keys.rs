@@ -40,7 +40,7 @@ impl App {
                                 self.filter = f;
                                 self.chains_pos = ListPos::default();
                             }
-                            Err(e) => self.message = Some(e),
+                            Err(e) => self.message = Some(e.to_string()),
                         }
                     }
                     return;

@@ -7,13 +7,13 @@ mod filter;
 mod frame;
 mod keys;
 
-pub use commands::parse_seek;
-pub use filter::ChainFilter;
+pub use commands::{BreakError, CommandError, SeekError, parse_seek};
+pub use filter::{ChainFilter, FilterError};
 pub use keys::HELP;
 
 use crate::model::{Model, NodeState, RowKey};
 use crate::source::{ControlKind, Controller, Ctl, Msg, ReplayPos, RingFill, Status};
-use crate::stepper::{Trace, Tracer};
+use crate::stepper::{Trace, TraceError, Tracer};
 use crossterm::event::{Event as CEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ringside_engine::abi::op;
 use ringside_engine::debug::{Breakpoint, Command};
@@ -236,7 +236,7 @@ pub struct App {
     /// Debug view trace.
     pub trace: Option<Trace>,
     /// Why there is no trace.
-    pub trace_error: Option<String>,
+    pub trace_error: Option<TraceError>,
     tracer: Tracer,
     path_cache: Option<PathCache>,
     /// Chains view: the rows after filtering, as of the last `prepare`.
@@ -399,7 +399,7 @@ impl App {
                 Status::Replay(p) => self.replay = Some(p),
                 Status::Stopped { reason, decision } => {
                     self.state.paused = Some(crate::model::PausedAt {
-                        epoch: self.state.epoch,
+                        epoch: self.state.epoch(),
                         reason,
                         decision,
                     });
@@ -520,7 +520,7 @@ impl App {
 
     fn send(&mut self, c: Ctl) {
         if let Err(e) = self.controller.send(c) {
-            self.message = Some(e);
+            self.message = Some(e.to_string());
         }
     }
 

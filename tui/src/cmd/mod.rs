@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(render(&anyhow::Error::from(e)), once);
         // Error types that print their source and return it too.
         let io = EngineError::Io {
-            what: "setting up the io_uring".into(),
+            what: ringside_engine::engine::RingCall::Setup,
             error: enoent(),
         };
         assert_eq!(

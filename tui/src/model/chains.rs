@@ -212,7 +212,7 @@ impl Model {
 
     pub(super) fn apply_engine(&mut self, rec: &Arc<EventRecord>, t: u64) {
         // A RingSetup starts a new engine instance: its clock and ids start again.
-        let epoch = self.epoch;
+        let epoch = self.epoch();
         match &rec.event {
             Event::RingSetup(info) => {
                 for r in self.rings.iter_mut().filter(|r| r.source == "engine") {

@@ -43,9 +43,7 @@ pub struct Model {
     pub history_cap: usize,
     /// Counters.
     pub totals: Totals,
-    /// Current engine instance (0 before any).
-    pub epoch: u32,
-    /// Session time.
+    /// Session time (and the engine instance: [`Model::epoch`]).
     pub clock: ringside_recordings::session::Clock,
     /// Timeline time of the newest item.
     pub now_ns: u64,
@@ -111,7 +109,6 @@ impl Model {
         Model {
             history_cap: history,
             totals: Totals::default(),
-            epoch: 0,
             clock: ringside_recordings::session::Clock::unanchored(),
             now_ns: 0,
             rings: Vec::new(),
@@ -186,6 +183,12 @@ impl Model {
         }
     }
 
+    /// Current engine instance (0 before any), as the session's clock
+    /// counts them: one count for live and replay alike.
+    pub fn epoch(&self) -> u32 {
+        self.clock.epoch()
+    }
+
     /// Fold one item, placed on the session's clock here.
     pub fn apply(&mut self, item: Item) {
         let t = self.clock.stamp(&item);
@@ -201,8 +204,7 @@ impl Model {
 
     fn fold(&mut self, item: Item, t: u64) {
         self.totals.items += 1;
-        self.epoch = self.clock.epoch();
-        self.totals.epochs = self.epoch;
+        self.totals.epochs = self.clock.epoch();
         self.now_ns = self.clock.now();
         match &item {
             Item::Engine(rec) => {

@@ -243,10 +243,33 @@ pub enum Ctl {
     Speed(i32),
 }
 
+/// Why a source did not take a command (shown on the status line).
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Seek and step back need a recording to go back in.
+    #[error("seeking and stepping back work in replay only")]
+    ReplayOnly,
+    /// Kernel probes watch another process; nothing here can stop it.
+    #[error("kernel probes only watch: the traced process cannot be paused from here")]
+    WatchOnly,
+    /// The socket's reader thread panicked holding the connection.
+    #[error("connection lock")]
+    LockPoisoned,
+    /// No application serves on the socket (yet, or any more).
+    #[error("not connected to the application")]
+    NotConnected,
+    /// Writing the command to the socket failed.
+    #[error("sending: {0}")]
+    Send(#[source] std::io::Error),
+    /// The replay thread is gone.
+    #[error("the replay ended")]
+    ReplayEnded,
+}
+
 /// How the UI steers its source.
 pub trait Controller: Send {
     /// Send a command.
-    fn send(&mut self, c: Ctl) -> Result<(), String>;
+    fn send(&mut self, c: Ctl) -> Result<(), ControlError>;
     /// What the source can do, for the help and status lines.
     fn kind(&self) -> ControlKind;
 }
@@ -266,13 +289,13 @@ pub enum ControlKind {
 pub struct EngineControl(pub Debugger);
 
 impl Controller for EngineControl {
-    fn send(&mut self, c: Ctl) -> Result<(), String> {
+    fn send(&mut self, c: Ctl) -> Result<(), ControlError> {
         match c {
             Ctl::Debug(cmd) => {
                 self.0.command(cmd);
                 Ok(())
             }
-            _ => Err("seeking and stepping back work in replay only".into()),
+            _ => Err(ControlError::ReplayOnly),
         }
     }
     fn kind(&self) -> ControlKind {
@@ -284,8 +307,8 @@ impl Controller for EngineControl {
 pub struct WatchOnly;
 
 impl Controller for WatchOnly {
-    fn send(&mut self, _c: Ctl) -> Result<(), String> {
-        Err("kernel probes only watch: the traced process cannot be paused from here".into())
+    fn send(&mut self, _c: Ctl) -> Result<(), ControlError> {
+        Err(ControlError::WatchOnly)
     }
     fn kind(&self) -> ControlKind {
         ControlKind::WatchOnly

@@ -5,7 +5,7 @@
 //! When the application exits the history stays; the thread keeps looking
 //! for the socket and reconnects when an application serves there again.
 
-use crate::source::{ControlKind, Controller, Ctl, Feed, Status};
+use crate::source::{ControlError, ControlKind, Controller, Ctl, Feed, Status};
 use ringside_recordings::Item;
 use ringside_schema::protocol::{
     ClientMsg, PROTOCOL, RecvError, ServerMsg, ServerReader, write_msg,
@@ -25,15 +25,15 @@ pub struct SocketControl {
 }
 
 impl Controller for SocketControl {
-    fn send(&mut self, c: Ctl) -> Result<(), String> {
+    fn send(&mut self, c: Ctl) -> Result<(), ControlError> {
         let Ctl::Debug(command) = c else {
-            return Err("seeking and stepping back work in replay only".into());
+            return Err(ControlError::ReplayOnly);
         };
-        let mut g = self.conn.lock().map_err(|_| "connection lock")?;
+        let mut g = self.conn.lock().map_err(|_| ControlError::LockPoisoned)?;
         let Some(s) = g.as_mut() else {
-            return Err("not connected to the application".into());
+            return Err(ControlError::NotConnected);
         };
-        write_msg(s, &ClientMsg::Command { command }).map_err(|e| format!("sending: {e}"))
+        write_msg(s, &ClientMsg::Command { command }).map_err(ControlError::Send)
     }
     fn kind(&self) -> ControlKind {
         ControlKind::Engine

@@ -7,12 +7,12 @@
 //! seek and step back: going back resets the model and plays the items
 //! from the start up to the target, as fast as the UI folds them.
 
-use crate::source::{ControlKind, Controller, Ctl, Feed, ReplayPos, Status};
+use crate::source::{ControlError, ControlKind, Controller, Ctl, Feed, ReplayPos, Status};
 use crossbeam_channel::{Receiver, Sender};
 use ringside_engine::debug::{Breakpoint, Command};
 use ringside_engine::event::{Event, EventRecord};
-use ringside_recordings::Item;
 use ringside_recordings::session::Clock;
+use ringside_recordings::{Item, ReadError};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +28,8 @@ pub struct ReplayControl {
 }
 
 impl Controller for ReplayControl {
-    fn send(&mut self, c: Ctl) -> Result<(), String> {
-        self.tx.send(c).map_err(|_| "the replay ended".to_string())
+    fn send(&mut self, c: Ctl) -> Result<(), ControlError> {
+        self.tx.send(c).map_err(|_| ControlError::ReplayEnded)
     }
     fn kind(&self) -> ControlKind {
         ControlKind::Replay
@@ -133,8 +133,9 @@ pub trait Tape {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Position the tape so that `next` returns item `at`.
-    fn rewind(&mut self, at: usize) -> Result<(), String>;
+    /// Position the tape so that `next` returns item `at`; a file tape
+    /// says where the recording could not be read again.
+    fn rewind(&mut self, at: usize) -> Result<(), ReadError>;
     /// The next item (None at the end), with its session time when the
     /// tape knows it (a recording's clock; [`Clock`] stamps the others).
     fn next_item(&mut self) -> Option<(Item, Option<u64>)>;
@@ -159,7 +160,7 @@ impl Tape for VecTape {
     fn len(&self) -> usize {
         self.items.len()
     }
-    fn rewind(&mut self, at: usize) -> Result<(), String> {
+    fn rewind(&mut self, at: usize) -> Result<(), ReadError> {
         self.pos = at.min(self.items.len());
         Ok(())
     }
@@ -233,12 +234,8 @@ impl Tape for FileTape {
     fn len(&self) -> usize {
         self.replay.len() as usize
     }
-    fn rewind(&mut self, at: usize) -> Result<(), String> {
-        self.items = Some(
-            self.replay
-                .iter_from(at as u64)
-                .map_err(|e| e.to_string())?,
-        );
+    fn rewind(&mut self, at: usize) -> Result<(), ReadError> {
+        self.items = Some(self.replay.iter_from(at as u64)?);
         Ok(())
     }
     fn next_item(&mut self) -> Option<(Item, Option<u64>)> {

@@ -65,10 +65,10 @@ pub(super) fn draw_debug(f: &mut Frame, app: &App, area: Rect) {
     head.push(Line::styled(format!(" breakpoints: {bps}"), dim));
     f.render_widget(Paragraph::new(head).wrap(Wrap { trim: true }), rows[0]);
     let Some(t) = &app.trace else {
-        let msg = app
-            .trace_error
-            .clone()
-            .unwrap_or_else(|| "no decision to step through yet".into());
+        let msg = app.trace_error.as_ref().map_or_else(
+            || "no decision to step through yet".into(),
+            ToString::to_string,
+        );
         f.render_widget(
             Paragraph::new(Line::styled(msg, Style::new().fg(Color::DarkGray)))
                 .block(block("Step")),

@@ -11,7 +11,7 @@ mod decide;
 mod issue;
 
 use crate::run::error::io_err;
-pub use crate::run::error::{EngineError, KernelLinkProblem, StepProblem};
+pub use crate::run::error::{EngineError, KernelLinkProblem, RingCall, StepProblem};
 
 use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, op};
 use crate::chain::{Chain, ChainKey, ChainSpec, ChainState, ChainTable, Driver, StepState};
@@ -194,7 +194,7 @@ impl Engine {
             config.entries
         };
         let ring = Ring::with_setup(entries, &fds, &config.buffers, in_kernel)
-            .map_err(io_err("setting up the io_uring"))?;
+            .map_err(io_err(RingCall::Setup))?;
         let kernel = if in_kernel {
             let bufs: Vec<(u64, u64)> = ring
                 .buffers()
@@ -731,7 +731,7 @@ impl Engine {
         let want = usize::from(wait && self.ring.inflight() > 0);
         self.ring
             .submit_timeout(want, timeout)
-            .map_err(io_err("io_uring_enter"))?;
+            .map_err(io_err(RingCall::Enter))?;
         let mut cqes = std::mem::take(&mut self.cqes);
         self.ring.reap(&mut cqes);
         let n = cqes.len();
@@ -808,7 +808,7 @@ impl Engine {
         if self.ring.inflight() > 0 {
             self.ring
                 .cancel_all()
-                .map_err(io_err("queueing the shutdown cancel"))?;
+                .map_err(io_err(RingCall::ShutdownCancel))?;
             let mut last_cancel = Instant::now();
             while self.ring.inflight() > 0 {
                 // Requests that cannot be cancelled (a regular file read under
@@ -816,14 +816,14 @@ impl Engine {
                 if last_cancel.elapsed() > Duration::from_millis(200) {
                     self.ring
                         .cancel_all()
-                        .map_err(io_err("queueing the shutdown cancel"))?;
+                        .map_err(io_err(RingCall::ShutdownCancel))?;
                     last_cancel = Instant::now();
                 }
                 reaped += self.run_timeout(true, Some(Duration::from_millis(50)))? as u64;
             }
         }
         // Flush our own cancel requests' completions.
-        self.ring.submit(0).map_err(io_err("io_uring_enter"))?;
+        self.ring.submit(0).map_err(io_err(RingCall::Enter))?;
         let mut rest = Vec::new();
         self.ring.reap(&mut rest);
         for k in self.chains.keys() {

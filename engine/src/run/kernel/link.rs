@@ -23,7 +23,7 @@
 //! of program N start at [`Loaded::starts`]`[N]`: verifier messages are
 //! renumbered with them.
 
-use super::{KernelError, ObjectProblem};
+use super::{KernelError, MapCall, ObjectProblem};
 use libbpf_sys as sys;
 use std::ffi::{CStr, CString, c_char, c_int, c_long, c_void};
 use std::os::fd::RawFd;
@@ -773,7 +773,7 @@ pub fn create_map(
     };
     if fd < 0 {
         return Err(KernelError::Map {
-            what: format!("creating map {name}"),
+            what: MapCall::Create { name: name.into() },
             errno: -fd,
         });
     }
@@ -881,7 +881,7 @@ impl RingBuf {
         };
         if rb.is_null() {
             return Err(KernelError::Map {
-                what: "opening the events ring buffer".into(),
+                what: MapCall::OpenEvents,
                 errno: errno(),
             });
         }

@@ -95,7 +95,7 @@ pub enum KernelError {
     #[error("{what}: {}", std::io::Error::from_raw_os_error(*errno))]
     Map {
         /// What.
-        what: String,
+        what: MapCall,
         /// errno.
         errno: i32,
     },
@@ -110,6 +110,45 @@ pub enum KernelError {
     /// The loop stopped itself.
     #[error("ringside's kernel loop stopped: {0}")]
     Loop(LoopStop),
+}
+
+/// What the kernel backend was doing with a BPF map when the kernel said
+/// no ([`KernelError::Map`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MapCall {
+    /// Creating a map of the loop or of a program.
+    #[error("creating map {name}")]
+    Create {
+        /// The map's name.
+        name: String,
+    },
+    /// Opening the ring buffer the loop's decisions come through.
+    #[error("opening the events ring buffer")]
+    OpenEvents,
+    /// Copying an application's map, with its entries, to the kernel.
+    #[error("copying map {name} to the kernel")]
+    Copy {
+        /// The map's name.
+        name: String,
+    },
+    /// Writing a program's read-only data.
+    #[error("filling {prog}'s rodata")]
+    FillRodata {
+        /// The program.
+        prog: String,
+    },
+    /// Freezing a program's read-only data.
+    #[error("freezing {prog}'s rodata")]
+    FreezeRodata {
+        /// The program.
+        prog: String,
+    },
+    /// Updating or deleting an entry of a map the loop shares.
+    #[error("writing kernel map {map}")]
+    Write {
+        /// The map's id in the registry.
+        map: u32,
+    },
 }
 
 /// What the kernel backend does not do (yet), with the figures.
@@ -648,7 +687,9 @@ impl KernelLoop {
         // The application's pre-loaded entries.
         for (k, v) in m.entries() {
             link::map_update(fd, &k, &v, 0).map_err(|errno| KernelError::Map {
-                what: format!("copying map {} to the kernel", d.name),
+                what: MapCall::Copy {
+                    name: d.name.clone(),
+                },
                 errno,
             })?;
         }
@@ -664,11 +705,11 @@ impl KernelLoop {
         let mut v = bytes.to_vec();
         v.resize(size as usize, 0);
         link::map_update(fd, &0u32.to_le_bytes(), &v, 0).map_err(|errno| KernelError::Map {
-            what: format!("filling {prog}'s rodata"),
+            what: MapCall::FillRodata { prog: prog.into() },
             errno,
         })?;
         link::freeze(fd).map_err(|errno| KernelError::Map {
-            what: format!("freezing {prog}'s rodata"),
+            what: MapCall::FreezeRodata { prog: prog.into() },
             errno,
         })?;
         Ok(fd)
@@ -716,7 +757,7 @@ impl KernelLoop {
             None => link::map_delete(fd.as_raw_fd(), key),
         };
         r.map_err(|errno| KernelError::Map {
-            what: format!("writing kernel map {}", map.0),
+            what: MapCall::Write { map: map.0 },
             errno,
         })
     }
