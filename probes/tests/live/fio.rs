@@ -231,7 +231,9 @@ fn fio_parent_pid_traces_its_existing_job() {
         (submits + before).abs_diff(total) * 100 <= total,
         "{submits} READ submits traced + {before} before attach, fio counted {total}"
     );
-    assert!(submits * 2 > total, "{submits} of {total}");
+    // How much fio did before the stop depends on the machine's load (a CI
+    // run saw 2024 of 4096 after attach): the sum above is the check.
+    assert!(submits > 0, "{submits} of {total}");
     assert_eq!(summary.counters.total.submitted(), submits);
     assert_eq!(
         summary.stopped,
