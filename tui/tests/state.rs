@@ -233,18 +233,16 @@ fn inputs_only_decisions_are_shown_whole() {
     use ringside_engine::decision::Detail;
     use ringside_engine::event::Overflow;
     use ringside_workload::{PrepareOptions, prepare_demo};
-    let run = |detail: Detail| {
-        let mut p = prepare_demo(&PrepareOptions::default()).unwrap();
-        let sub = p.engine().subscribe_with(1 << 20, Overflow::Block, detail);
-        let (_, engine) = p.run(&std::sync::atomic::AtomicBool::new(false)).unwrap();
-        drop(engine);
-        let mut m = Model::new(1_000_000);
-        for r in sub.try_iter() {
-            m.apply(Item::Engine(r));
-        }
-        m
-    };
-    let m = run(Detail::Inputs);
+    let mut p = prepare_demo(&PrepareOptions::default()).unwrap();
+    let sub = p
+        .engine()
+        .subscribe_with(1 << 20, Overflow::Block, Detail::Inputs);
+    let (_, engine) = p.run(&std::sync::atomic::AtomicBool::new(false)).unwrap();
+    drop(engine);
+    let mut m = Model::new(1_000_000);
+    for r in sub.try_iter() {
+        m.apply(Item::Engine(r));
+    }
     assert_eq!(m.totals.incomplete, 0);
     assert!(m.decisions.len() > 50);
     let mut with_writes = 0;
@@ -255,9 +253,8 @@ fn inputs_only_decisions_are_shown_whole() {
         with_writes += usize::from(!d.map_writes.is_empty());
     }
     assert!(with_writes > 0, "no decision wrote a map");
-    // The Stats view's figures match a session watched in full.
-    let full = run(Detail::Full);
-    let names = |m: &Model| m.cost_by_program.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&m), names(&full));
-    assert_eq!(m.decision_insns.count, full.decision_insns.count);
+    // The Stats view counts every decision's instructions, as for a
+    // session watched in full (two demo runs differ in their short reads,
+    // so the counts are compared within this one).
+    assert_eq!(m.decision_insns.count, m.totals.decisions);
 }
