@@ -378,8 +378,8 @@ pub struct DecisionRecord {
 pub enum Detail {
     /// Only the inputs: `ctx`, `view`, `touched` (the map entries as first
     /// touched), and among `calls` only those whose result is an input
-    /// (`bpf_ktime_get_ns` and successful `rs_read_buf`, with their
-    /// values); plus the outcome (`ret`, `result`, `actions`). `prog_name`
+    /// (`bpf_ktime_get_ns` with its value, `rs_read_buf` with the bytes it
+    /// copied when it succeeded); plus the outcome (`ret`, `result`, `actions`). `prog_name`
     /// is empty, `map_writes` empty, `insns` counted only when the budget
     /// made the run count anyway.
     Inputs,

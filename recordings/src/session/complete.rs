@@ -6,12 +6,8 @@
 //! replay and check) and the ring's registrations and budgets.
 
 use super::programs::{LoadRecordedError, Programs};
-use ringside_engine::decision::{
-    self, Budgets, CompleteError, DecisionRecord, Detail, Registrations,
-};
-use ringside_engine::event::{Event, ProgramInfo};
-use std::collections::HashMap;
-use std::sync::Arc;
+use ringside_engine::decision::{self, CompleteError, DecisionRecord, Detail};
+use ringside_engine::event::{ProgramInfo, RingInfo};
 
 /// Why a decision stays inputs-only.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +19,12 @@ pub enum CompleteFailure {
         seq: u64,
         /// Program id.
         prog: u32,
+    },
+    /// Its engine's ring setup (registrations, budgets) was not seen.
+    #[error("decision #{seq}: the ring setup of its engine was not seen")]
+    NoRingSetup {
+        /// Decision number.
+        seq: u64,
     },
     /// Its program does not load here.
     #[error("decision #{seq}: {error}")]
@@ -37,62 +39,43 @@ pub enum CompleteFailure {
     Rerun(#[from] CompleteError),
 }
 
-/// Programs and ring configuration of each engine instance (epoch) seen,
-/// to complete its inputs-only decisions.
+/// The programs that inputs-only decisions ran, loaded here at their
+/// first such decision (a session of full records verifies nothing). The
+/// caller keeps what the session declared (program infos, ring setups) and
+/// passes it in: this holds only the loaded programs.
 #[derive(Debug, Default)]
 pub struct Completer {
     programs: Programs,
-    /// Programs seen loading, loaded here at their first inputs-only
-    /// decision (a session of full records verifies nothing).
-    seen: HashMap<(u32, u32), Arc<ProgramInfo>>,
-    config: HashMap<u32, (Registrations, Budgets)>,
 }
 
-/// Engine instances whose programs and setups are kept: a live session
-/// that runs engine after engine (the demo's rounds) does not grow without
-/// bound; decisions of older instances are shown as they came.
-const EPOCHS_KEPT: u32 = 16;
+/// Programs kept loaded: a live session that runs engine after engine (the
+/// demo's rounds) does not grow without bound (a registry does not unload,
+/// so past this the cache starts afresh and loads again what is asked for).
+const PROGRAMS_KEPT: usize = 64;
 
 impl Completer {
-    /// Take in what an event of engine instance `epoch` sets up: its ring's
-    /// registrations and budgets, a program it loaded.
-    pub fn observe(&mut self, epoch: u32, event: &Event) {
-        match event {
-            Event::RingSetup(info) => {
-                self.config.insert(epoch, (info.regs.clone(), info.budgets));
-                let oldest = epoch.saturating_sub(EPOCHS_KEPT);
-                if self.config.keys().any(|e| *e < oldest) {
-                    self.config.retain(|e, _| *e >= oldest);
-                    self.seen.retain(|(e, _), _| *e >= oldest);
-                    // A registry does not unload: start afresh, and load
-                    // the kept instances' programs again as they are needed.
-                    self.programs = Programs::default();
-                }
-            }
-            Event::ProgramLoaded(info) => {
-                self.seen.insert((epoch, info.prog), Arc::new(info.clone()));
-            }
-            _ => {}
-        }
-    }
-
-    /// Complete `rec`, a decision of `epoch` (a full record is left alone).
+    /// Complete `rec`, a decision of engine instance `epoch` whose program
+    /// the session declared as `info` and whose ring as `ring` (a full
+    /// record is left alone).
     pub fn complete(
         &mut self,
         epoch: u32,
+        info: Option<&ProgramInfo>,
+        ring: Option<&RingInfo>,
         rec: &mut DecisionRecord,
     ) -> Result<(), CompleteFailure> {
         if rec.detail == Detail::Full {
             return Ok(());
         }
         let (seq, prog) = (rec.seq, rec.prog);
+        let info = info.ok_or(CompleteFailure::UnknownProgram { seq, prog })?;
+        let ring = ring.ok_or(CompleteFailure::NoRingSetup { seq })?;
         if self.programs.get(epoch, prog).is_none() {
-            let info = self
-                .seen
-                .get(&(epoch, prog))
-                .ok_or(CompleteFailure::UnknownProgram { seq, prog })?;
+            if self.programs.len() >= PROGRAMS_KEPT {
+                self.programs = Programs::default();
+            }
             // A refusal is kept in the slot and said at each decision.
-            let _ = self.programs.load(epoch, &info.clone());
+            let _ = self.programs.load(epoch, info);
         }
         let (slot, loaded) = self
             .programs
@@ -104,14 +87,7 @@ impl Completer {
             });
             return Err(CompleteFailure::NotLoaded { seq, error });
         };
-        let default = (Registrations::default(), Budgets::default());
-        let (regs, budgets) = self.config.get(&epoch).unwrap_or(&default);
-        decision::complete(p, rec, regs, budgets)?;
+        decision::complete(p, rec, &ring.regs, &ring.budgets)?;
         Ok(())
-    }
-
-    /// The programs loaded, by (epoch, recorded id).
-    pub fn programs(&self) -> &Programs {
-        &self.programs
     }
 }

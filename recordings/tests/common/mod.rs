@@ -2,30 +2,25 @@
 
 #![allow(dead_code)]
 
-use ringside_engine::event::Overflow;
+use ringside_engine::event::{Detail, Overflow};
 use ringside_recordings::{Header, Item, Writer};
 use ringside_workload::{self as workload, PrepareOptions};
 use std::sync::atomic::AtomicBool;
 
 /// The demo's engine events as items.
 pub fn demo_items() -> Vec<Item> {
-    let mut p = workload::prepare_demo(&PrepareOptions::default()).expect("demo");
-    let sub = p.engine().subscribe(1 << 20, Overflow::Block);
-    let stop = AtomicBool::new(false);
-    let (_report, engine) = p.run(&stop).expect("demo run");
-    drop(engine);
-    sub.try_iter().map(Item::Engine).collect()
+    demo_items_with(Detail::Full)
 }
 
 /// The demo's engine events as items, decisions inputs-only (as the UI and
 /// `ringside record` get them).
 pub fn demo_items_inputs_only() -> Vec<Item> {
+    demo_items_with(Detail::Inputs)
+}
+
+fn demo_items_with(detail: Detail) -> Vec<Item> {
     let mut p = workload::prepare_demo(&PrepareOptions::default()).expect("demo");
-    let sub = p.engine().subscribe_with(
-        1 << 20,
-        Overflow::Block,
-        ringside_engine::event::Detail::Inputs,
-    );
+    let sub = p.engine().subscribe_with(1 << 20, Overflow::Block, detail);
     let stop = AtomicBool::new(false);
     let (_report, engine) = p.run(&stop).expect("demo run");
     drop(engine);

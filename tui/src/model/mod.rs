@@ -145,16 +145,20 @@ impl Model {
     /// counts, which a watched engine leaves out to stay fast. A decision
     /// that cannot be completed is kept as it came, and counted.
     fn completed(&mut self, rec: &Arc<EventRecord>) -> Arc<EventRecord> {
-        let epoch = self.clock.epoch();
-        self.completer.observe(epoch, &rec.event);
         let Event::Decision(d) = &rec.event else {
             return rec.clone();
         };
         if d.detail == Detail::Full {
             return rec.clone();
         }
+        let epoch = self.clock.epoch();
+        let info = self.programs.get(&(epoch, d.prog));
+        let ring = self.ring_info.get(&epoch);
         let mut whole = d.clone();
-        match self.completer.complete(epoch, &mut whole) {
+        match self
+            .completer
+            .complete(epoch, info.map(|i| &**i), ring, &mut whole)
+        {
             Ok(()) => Arc::new(EventRecord {
                 seq: rec.seq,
                 t_ns: rec.t_ns,
