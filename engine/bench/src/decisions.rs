@@ -167,13 +167,135 @@ impl RustPatterns {
     }
 }
 
+/// One pattern program loaded for the decision-cost table: its registry, the
+/// decision it runs (the path that does the most) and that decision's inputs.
+pub struct DecisionBench {
+    reg: Registry,
+    id: ringside_engine::program::ProgId,
+    ctx: RsCtx,
+    view: ChainView,
+    source: BenchSource,
+    regs: Registrations,
+    budgets: Budgets,
+}
+
+impl DecisionBench {
+    /// Load built-in program `name` under `exec`; `None` for an unknown name.
+    pub fn new(name: &str, exec: ExecMode) -> Option<DecisionBench> {
+        let bytes = ringside_engine::progs::ALL
+            .iter()
+            .find(|(n, _)| *n == name)?
+            .1;
+        let mut reg = Registry::new();
+        let obj = reg
+            .load_object(
+                name,
+                bytes,
+                &LoadOptions {
+                    exec,
+                    ..Default::default()
+                },
+            )
+            .expect("built-in program loads");
+        let id = obj.programs[0].1;
+        // btree_lookup reads the tree's root node; the others read a 100-byte
+        // length header (header_body) at the start of their buffer.
+        let node = if name == "btree_lookup" {
+            content::btree(4096, 4).unwrap_or_default()[..512].to_vec()
+        } else {
+            let mut node = vec![0u8; 512];
+            node[..4].copy_from_slice(&100u32.to_le_bytes());
+            node
+        };
+        let ctx = bench_ctx(name);
+        let view = ChainView {
+            chain: 1,
+            step: 0,
+            nsteps: 1,
+            opcode: ctx.opcode,
+            fd: 0,
+            attempt: 1,
+            pending: vec![],
+        };
+        Some(DecisionBench {
+            reg,
+            id,
+            ctx,
+            view,
+            source: BenchSource { node },
+            regs: Registrations {
+                files: 2,
+                buffers: vec![1 << 20],
+            },
+            budgets: Budgets {
+                steps_per_chain: u32::MAX,
+                ..Budgets::default()
+            },
+        })
+    }
+
+    /// Why the compiler refused the program, when it did (the "compiled" run
+    /// is then the interpreter's).
+    pub fn exec_note(&self) -> Option<String> {
+        self.reg.program(self.id).and_then(|p| p.exec_note.clone())
+    }
+
+    /// The decision's instruction count (one counted, recorded run).
+    pub fn insns(&mut self) -> u64 {
+        let (p, maps) = self.reg.program_and_maps(self.id).expect("loaded");
+        let req = DecisionRequest {
+            seq: 0,
+            ctx: self.ctx,
+            view: self.view.clone(),
+            regs: &self.regs,
+            budgets: &self.budgets,
+            record: Some(Detail::Full),
+            count_insns: true,
+        };
+        decision::execute(p, maps, req, &mut self.source)
+            .insns
+            .unwrap_or(0)
+    }
+
+    /// Run the decision `n` times as the engine runs one nobody records (no
+    /// record, buffers reused, the view refilled each time); ns per decision.
+    pub fn run_unrecorded(&mut self, n: u64) -> f64 {
+        let mut scratch = decision::Scratch::default();
+        let start = Instant::now();
+        for _ in 0..n {
+            let (p, maps) = self.reg.program_and_maps(self.id).expect("loaded");
+            scratch.view.clone_from(&self.view);
+            std::hint::black_box(decision::execute_unrecorded(
+                p,
+                maps,
+                &self.ctx,
+                &self.regs,
+                &self.budgets,
+                &mut self.source,
+                &mut scratch,
+                false,
+            ));
+        }
+        start.elapsed().as_nanos() as f64 / n.max(1) as f64
+    }
+
+    /// The same logic in Rust, `n` times; ns per decision.
+    pub fn run_rust(&self, name: &str, n: u64) -> f64 {
+        let mut rust = RustPatterns {
+            maps: HashMap::new(),
+            actions: Vec::new(),
+            node: self.source.node.clone(),
+        };
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(rust.decide(name, std::hint::black_box(&self.ctx)));
+            rust.actions.clear();
+        }
+        (start.elapsed().as_nanos() as f64 / n.max(1) as f64).max(0.1)
+    }
+}
+
 pub(crate) fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()> {
-    let tree = content::btree(4096, 4).unwrap_or_default();
-    // btree_lookup reads the tree's root node; the others read a 100-byte
-    // length header (header_body) at the start of their buffer.
-    let root = tree[..512].to_vec();
-    let mut node = vec![0u8; 512];
-    node[..4].copy_from_slice(&100u32.to_le_bytes());
     writeln!(
         out,
         "Decision cost (ns per decision nobody records, as the engine runs it; the path of each program that does the most work)"
@@ -184,100 +306,21 @@ pub(crate) fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()>
         "| program | interpreter | compiled | interpreter / compiled | Rust | interpreter / Rust | compiled / Rust | instructions |"
     )?;
     writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
-    let regs = Registrations {
-        files: 2,
-        buffers: vec![1 << 20],
-    };
-    let budgets = Budgets {
-        steps_per_chain: u32::MAX,
-        ..Budgets::default()
-    };
-    for (name, bytes) in ringside_engine::progs::ALL {
-        let ctx = bench_ctx(name);
-        let src_node = if name == "btree_lookup" {
-            root.clone()
-        } else {
-            node.clone()
-        };
+    for (name, _) in ringside_engine::progs::ALL {
         let mut per_mode = Vec::new();
         let mut insns = 0;
+        let mut rust_ns = 0.0;
         for exec in [ExecMode::Interpreter, ExecMode::Compiled] {
-            let mut reg = Registry::new();
-            let obj = reg
-                .load_object(
-                    name,
-                    bytes,
-                    &LoadOptions {
-                        exec,
-                        ..Default::default()
-                    },
-                )
-                .expect("built-in program loads");
-            let id = obj.programs[0].1;
+            let mut b = DecisionBench::new(name, exec).expect("a built-in program");
             // A program the compiler refused would make the compiled row a
             // second interpreter row: say so rather than print it as one.
-            if let Some(note) = reg.program(id).and_then(|p| p.exec_note.clone()) {
+            if let Some(note) = b.exec_note() {
                 writeln!(out, "({name}: {note})")?;
             }
-            let mut source = BenchSource {
-                node: src_node.clone(),
-            };
-            let view = ChainView {
-                chain: 1,
-                step: 0,
-                nsteps: 1,
-                opcode: ctx.opcode,
-                fd: 0,
-                attempt: 1,
-                pending: vec![],
-            };
-            // One counted run for the instruction count.
-            {
-                let (p, maps) = reg.program_and_maps(id).expect("loaded");
-                let req = DecisionRequest {
-                    seq: 0,
-                    ctx,
-                    view: view.clone(),
-                    regs: &regs,
-                    budgets: &budgets,
-                    record: Some(Detail::Full),
-                    count_insns: true,
-                };
-                insns = decision::execute(p, maps, req, &mut source)
-                    .insns
-                    .unwrap_or(0);
-            }
-            // Then as the engine runs a decision nobody records: no record,
-            // buffers reused, the view refilled for each decision.
-            let mut scratch = decision::Scratch::default();
-            let start = Instant::now();
-            for _ in 0..n {
-                let (p, maps) = reg.program_and_maps(id).expect("loaded");
-                scratch.view.clone_from(&view);
-                std::hint::black_box(decision::execute_unrecorded(
-                    p,
-                    maps,
-                    &ctx,
-                    &regs,
-                    &budgets,
-                    &mut source,
-                    &mut scratch,
-                    false,
-                ));
-            }
-            per_mode.push(start.elapsed().as_nanos() as f64 / n as f64);
+            insns = b.insns();
+            per_mode.push(b.run_unrecorded(n));
+            rust_ns = b.run_rust(name, n);
         }
-        let mut rust = RustPatterns {
-            maps: HashMap::new(),
-            actions: Vec::new(),
-            node: src_node.clone(),
-        };
-        let start = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(rust.decide(name, std::hint::black_box(&ctx)));
-            rust.actions.clear();
-        }
-        let rust_ns = (start.elapsed().as_nanos() as f64 / n as f64).max(0.1);
         writeln!(
             out,
             "| {name} | {:.0} | {:.0} | {:.1}x | {:.1} | {:.0}x | {:.0}x | {insns} |",

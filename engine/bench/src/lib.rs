@@ -7,7 +7,7 @@
 mod btree;
 mod chains;
 mod common;
-mod decisions;
+pub mod decisions;
 pub mod nops;
 
 use std::io::Write;
