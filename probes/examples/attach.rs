@@ -1,4 +1,7 @@
-//! Runs `ringside_probes::headless::run_headless` until the CLI is wired:
+//! A whole probe trace ([`ringside_probes::trace`]) as JSON Lines, with
+//! nothing but this crate: the live tests run it as a child process (a
+//! signal must reach a process of its own). `ringside attach --pid PID
+//! --headless` is the same trace for users.
 //!
 //! ```text
 //! cargo run -p ringside-probes --example attach -- --pid PID [--pid PID2]
@@ -10,9 +13,23 @@
 //! Errors print one line (`attach: <message>`) and exit with
 //! `ProbeError::exit_code()`.
 
-use ringside_probes::headless::{HeadlessOptions, run_headless};
-use ringside_probes::{KindSet, ProbeError};
+use ringside_probes::KindSet;
+use ringside_probes::trace::{TraceLine, TraceOptions, TraceSink, trace};
+use std::io::Write;
 use std::time::Duration;
+
+/// JSON Lines on stdout.
+struct Lines<W: Write>(W);
+
+impl<W: Write> TraceSink for Lines<W> {
+    fn line(&mut self, line: &TraceLine<'_>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.0, line)?;
+        self.0.write_all(b"\n")
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 fn usage() -> ! {
     eprintln!(
@@ -29,7 +46,7 @@ fn kinds(v: &str) -> KindSet {
 }
 
 fn main() {
-    let mut opts = HeadlessOptions::default();
+    let mut opts = TraceOptions::default();
     let (mut events, mut no_events) = (Vec::new(), Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -62,13 +79,10 @@ fn main() {
         usage();
     }
     opts.attach.kinds = KindSet::select(&events, &no_events);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if let Err(e) = run_headless(&opts, &mut out) {
-        let code = e
-            .downcast_ref::<ProbeError>()
-            .map_or(1, ProbeError::exit_code);
+    let mut out = Lines(std::io::BufWriter::new(std::io::stdout().lock()));
+    if let Err(e) = trace(&opts, &mut out) {
+        let _ = out.flush();
         eprintln!("attach: {e}");
-        std::process::exit(code);
+        std::process::exit(e.exit_code());
     }
 }

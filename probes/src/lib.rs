@@ -5,7 +5,8 @@
 //!   kernel by tgid (and optionally ring), delivering [`ProbeEvent`]s.
 //! - [`graph::RequestGraph`]: requests, link chains, states over time and
 //!   cancellations with their causes, rebuilt from the events.
-//! - [`headless::run_headless`]: `ringside attach --pid PID --headless`.
+//! - [`trace::trace`]: a whole trace, attach to summary, as typed lines (what
+//!   `ringside attach --pid PID --headless` prints).
 //!
 //! The BPF side is C (`bpf/probes.bpf.c`), built by clang into the committed
 //! `bpf/probes.bpf.o` (`make -C probes/bpf`). See docs/probes.md.
@@ -28,9 +29,9 @@ pub mod discover;
 pub mod error;
 pub mod event;
 pub mod graph;
-pub mod headless;
 pub mod kinds;
 pub mod session;
+pub mod trace;
 pub mod tracefs;
 
 pub use counters::{Counters, Counts, RingCounts};

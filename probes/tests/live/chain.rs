@@ -17,13 +17,13 @@ fn chain_case(test: &str, mode: &str) {
     let other = spawn_chain(&exe, &file, mode);
     let (tpid, opid) = (traced.pid, other.pid);
 
-    let h = start_headless(HeadlessOptions {
+    let h = start_headless(TraceOptions {
         attach: AttachOptions {
             pids: vec![tpid],
-            ..HeadlessOptions::default().attach
+            ..TraceOptions::default().attach
         },
         wait_for_rings: mode == "ring-later",
-        ..HeadlessOptions::default()
+        ..TraceOptions::default()
     });
     let attached = h.out.wait_for_kind("attached");
     let ids = attached["program_ids"].as_array().unwrap().len();

@@ -56,12 +56,12 @@ fn fio_io_uring_traced_by_pid() {
     // job in a TCG guest. fio counts a fixed amount of I/O (no
     // --time_based), so the time stopped costs it nothing.
     let job = stopped_fio_job(&main);
-    let h = start_headless(HeadlessOptions {
+    let h = start_headless(TraceOptions {
         attach: AttachOptions {
             pids: vec![job],
-            ..HeadlessOptions::default().attach
+            ..TraceOptions::default().attach
         },
-        ..HeadlessOptions::default()
+        ..TraceOptions::default()
     });
     h.out.wait_for_kind("attached");
     // SAFETY: as above.
@@ -87,10 +87,7 @@ fn fio_io_uring_traced_by_pid() {
     }
     assert_eq!(summary.lost, 0);
     assert_eq!(summary.rings.len(), 1, "{:?}", summary.rings);
-    assert_eq!(
-        summary.stopped,
-        ringside_probes::headless::StopReason::Exited
-    );
+    assert_eq!(summary.stopped, ringside_probes::trace::StopReason::Exited);
     assert!(summary.requests.completed as usize >= full_reads - 8);
     assert_eq!(summary.requests.failed, 0);
     assert_eq!(summary.requests.unobserved, 0, "{summary:?}");
@@ -118,13 +115,13 @@ fn fio_followed_through_fork() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let h = start_headless(HeadlessOptions {
+    let h = start_headless(TraceOptions {
         attach: AttachOptions {
             pids: vec![sh.id()],
-            ..HeadlessOptions::default().attach
+            ..TraceOptions::default().attach
         },
         wait_for_rings: true,
-        ..HeadlessOptions::default()
+        ..TraceOptions::default()
     });
     h.out.wait_for_kind("attached");
     sh.stdin.take().unwrap().write_all(b"go\n").unwrap();
@@ -198,11 +195,11 @@ fn fio_parent_pid_traces_its_existing_job() {
         .info
         .sq_tail
         .unwrap_or(0) as u64;
-    let mut opts = HeadlessOptions::default();
+    let mut opts = TraceOptions::default();
     opts.attach.pids = vec![main.id()];
     opts.attach.follow_forks = false;
     opts.stop = Some(Arc::new(AtomicBool::new(false)));
-    let err = run_headless(&opts, &mut Vec::new()).unwrap_err();
+    let err = trace(&opts, &mut SharedOut::default()).unwrap_err();
     assert!(err.to_string().contains("has no io_uring rings"), "{err}");
     opts.attach.follow_forks = true;
     let h = start_headless(opts);
@@ -235,10 +232,7 @@ fn fio_parent_pid_traces_its_existing_job() {
     // run saw 2024 of 4096 after attach): the sum above is the check.
     assert!(submits > 0, "{submits} of {total}");
     assert_eq!(summary.counters.total.submitted(), submits);
-    assert_eq!(
-        summary.stopped,
-        ringside_probes::headless::StopReason::Exited
-    );
+    assert_eq!(summary.stopped, ringside_probes::trace::StopReason::Exited);
     let exited = lines
         .iter()
         .find(|v| v["kind"] == "exited")

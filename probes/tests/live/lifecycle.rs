@@ -166,9 +166,9 @@ fn clear_errors_for_bad_pids() {
     if !live("clear_errors_for_bad_pids") {
         return;
     }
-    let mut opts = HeadlessOptions::default();
+    let mut opts = TraceOptions::default();
     opts.attach.pids = vec![u32::MAX - 7];
-    let e = run_headless(&opts, &mut Vec::new()).unwrap_err();
+    let e = trace(&opts, &mut SharedOut::default()).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("process {} does not exist", u32::MAX - 7)
@@ -176,11 +176,11 @@ fn clear_errors_for_bad_pids() {
 
     let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
     opts.attach.pids = vec![sleeper.id()];
-    let e = run_headless(&opts, &mut Vec::new()).unwrap_err();
+    let e = trace(&opts, &mut SharedOut::default()).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("has no io_uring rings"), "{msg}");
     assert!(!msg.contains('\n'));
-    let pe = e.downcast_ref::<ringside_probes::ProbeError>().unwrap();
+    let pe: &ringside_probes::ProbeError = &e;
     assert_eq!(pe.exit_code(), 3);
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();

@@ -9,8 +9,8 @@
 
 use ringside_probes::event::{ECANCELED, sqe_flags};
 use ringside_probes::graph::{KernelCause, ReqState, RequestGraph};
-use ringside_probes::headless::{HeadlessOptions, Summary, run_headless};
 use ringside_probes::session::check_privileges;
+use ringside_probes::trace::{Summary, TraceLine, TraceOptions, TraceSink, trace};
 use ringside_probes::{AttachOptions, ProbeEvent, Probes, Ptr};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -90,16 +90,16 @@ fn build_chain(dir: &Path) -> PathBuf {
     exe
 }
 
-/// A shared buffer the headless runner writes into, readable meanwhile.
+/// A shared buffer the trace writes its lines into as JSON Lines (as
+/// `attach --headless` prints them), readable meanwhile.
 #[derive(Clone, Default)]
 struct SharedOut(Arc<Mutex<Vec<u8>>>);
 
-impl Write for SharedOut {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
+impl TraceSink for SharedOut {
+    fn line(&mut self, line: &TraceLine<'_>) -> std::io::Result<()> {
+        let mut b = self.0.lock().unwrap();
+        serde_json::to_writer(&mut *b, line)?;
+        b.push(b'\n');
         Ok(())
     }
 }
@@ -120,7 +120,7 @@ impl SharedOut {
             }
             assert!(
                 t.elapsed() < Duration::from_secs(60),
-                "no {kind:?} line from run_headless"
+                "no {kind:?} line from the trace"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -130,15 +130,15 @@ impl SharedOut {
 struct Headless {
     out: SharedOut,
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<anyhow::Result<Summary>>,
+    handle: std::thread::JoinHandle<Result<Summary, ringside_probes::ProbeError>>,
 }
 
-fn start_headless(mut opts: HeadlessOptions) -> Headless {
+fn start_headless(mut opts: TraceOptions) -> Headless {
     let out = SharedOut::default();
     let stop = Arc::new(AtomicBool::new(false));
     opts.stop = Some(Arc::clone(&stop));
     let mut w = out.clone();
-    let handle = std::thread::spawn(move || run_headless(&opts, &mut w));
+    let handle = std::thread::spawn(move || trace(&opts, &mut w));
     Headless { out, stop, handle }
 }
 
@@ -151,11 +151,11 @@ impl Headless {
             if t.elapsed() > Duration::from_secs(60) {
                 self.stop.store(true, Ordering::Relaxed);
                 let _ = self.handle.join();
-                panic!("run_headless did not stop when the traced process exited");
+                panic!("the trace did not stop when the traced process exited");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let summary = self.handle.join().unwrap().expect("run_headless");
+        let summary = self.handle.join().unwrap().expect("trace");
         (summary, self.out.lines())
     }
 }

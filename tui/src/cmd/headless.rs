@@ -1,4 +1,5 @@
-//! `--headless`: the event stream as JSON Lines, then a summary line.
+//! `--headless`: the event stream as JSON Lines, then a summary line; for
+//! the engine ([`spawn_printer`]) and for kernel probes ([`JsonLines`]).
 
 use ringside_engine::event::{EventRecord, Subscription};
 use ringside_recordings::Item;
@@ -43,6 +44,28 @@ pub fn print_event(out: &mut impl Write, rec: &Arc<EventRecord>) -> std::io::Res
 pub fn print_item(out: &mut impl Write, item: &Item) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, &ringside_recordings::export::item_json(item))?;
     out.write_all(b"\n")
+}
+
+/// A probe trace's lines ([`ringside_probes::trace`]) as JSON Lines,
+/// buffered, flushed whenever the trace says its lines should reach the
+/// reader.
+pub struct JsonLines<W: Write>(std::io::BufWriter<W>);
+
+impl<W: Write> JsonLines<W> {
+    /// Lines to `out`.
+    pub fn new(out: W) -> Self {
+        JsonLines(std::io::BufWriter::with_capacity(1 << 16, out))
+    }
+}
+
+impl<W: Write> ringside_probes::trace::TraceSink for JsonLines<W> {
+    fn line(&mut self, line: &ringside_probes::trace::TraceLine<'_>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.0, line)?;
+        self.0.write_all(b"\n")
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Plain text: one line per finished chain (what a terminal without the UI shows).

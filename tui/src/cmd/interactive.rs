@@ -109,33 +109,28 @@ pub fn attach_pid(
     pid: u32,
     opts: &LiveOpts,
 ) -> anyhow::Result<ExitCode> {
-    use ringside_probes::ProbeError;
-    use ringside_probes::headless::{HeadlessOptions, run_headless};
+    use ringside_probes::trace::{TraceOptions, trace};
     if !opts.headless {
         return ui_probes(a, pid, opts);
     }
     let stop = stop_flag()?;
-    let hopts = HeadlessOptions {
+    let topts = TraceOptions {
         attach: attach_options(a, pid, opts),
         duration: a.duration.map(std::time::Duration::from_secs_f64),
         wait_for_rings: a.wait_for_rings,
         stop: Some(stop),
         keep_kernel_pointers: opts.keep_kernel_pointers,
-        ..HeadlessOptions::default()
+        ..TraceOptions::default()
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    match run_headless(&hopts, &mut out) {
+    let mut out = headless::JsonLines::new(stdout.lock());
+    match trace(&topts, &mut out) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            // A typed probe error has its own exit code and one-line message.
-            if let Some(pe) = e.downcast_ref::<ProbeError>() {
-                use std::io::Write;
-                let _ = out.flush();
-                eprintln!("ringside: {pe}");
-                return Ok(ExitCode::from(pe.exit_code() as u8));
-            }
-            Err(e)
+            // A probe error has its own exit code and one-line message.
+            drop(out);
+            eprintln!("ringside: {e}");
+            Ok(ExitCode::from(e.exit_code() as u8))
         }
     }
 }

@@ -1,10 +1,12 @@
-//! `ringside attach --pid PID --headless`: trace processes' rings and print
-//! JSON Lines.
+//! A whole trace of processes' rings, start to summary, as typed lines:
+//! what `ringside attach --pid PID --headless` prints (the binary writes
+//! each [`TraceLine`] as one JSON object; this crate says what happens and
+//! in which order, not where it goes).
 //!
-//! Output, one JSON object per line, each with a `"kind"`:
-//! 1. `{"kind":"attached", ...}`: pids, the rings discovered in /proc, the
-//!    tracepoints attached or skipped, the BPF program ids, notes (a pid
-//!    without rings yet, a busy ring).
+//! The lines, each serialized with a `"kind"`:
+//! 1. `{"kind":"attached", ...}` ([`Attached`]): pids, the rings discovered
+//!    in /proc, the tracepoints attached or skipped, the BPF program ids,
+//!    notes (a pid without rings yet, a busy ring).
 //! 2. one line per [`ProbeEvent`](crate::ProbeEvent) (`"submit_req"`,
 //!    `"complete"`, `"link"`, `"fail_link"`, ...).
 //! 3. `{"kind":"exited","ts_ns":T,"pids":[...]}` when every traced
@@ -14,20 +16,20 @@
 //!    `counters` are the BPF side's counts of every event
 //!    ([`crate::Counters`]).
 
+use crate::ProbeEvent;
 use crate::counters::Counters;
 use crate::discover::{self, RingDirectory, RingFd, RingIdentity};
 use crate::error::ProbeError;
 use crate::graph::{CancellationCounts, ChainCounts, RequestCounts, RequestGraph};
 use crate::session::{AttachOptions, Probes, Skipped};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Options of [`run_headless`].
+/// Options of [`trace`].
 #[derive(Debug, Clone)]
-pub struct HeadlessOptions {
+pub struct TraceOptions {
     /// What to trace (pids, ring filter, buffer size...).
     pub attach: AttachOptions,
     /// Stop after this long.
@@ -38,24 +40,24 @@ pub struct HeadlessOptions {
     /// creates later.
     pub wait_for_rings: bool,
     /// Stop when this flag becomes true (see [`install_signal_handlers`]).
-    /// When `None`, run_headless installs SIGINT/SIGTERM handlers itself.
+    /// When `None`, [`trace`] installs SIGINT/SIGTERM handlers itself.
     pub stop: Option<Arc<AtomicBool>>,
-    /// Print one line per event (false: only the attached and summary lines).
+    /// One line per event (false: only the attached, exited and summary lines).
     pub print_events: bool,
     /// Requests the graph keeps for the summary (older finished ones are
     /// only counted).
     pub graph_limit: usize,
-    /// Poll timeout: the longest an event waits in the buffer before being
-    /// printed when the traced process is quiet.
+    /// Poll timeout: the longest an event waits in the buffer before the
+    /// sink gets it when the traced process is quiet.
     pub poll_interval: Duration,
     /// Print kernel pointers as they are; by default each becomes a small
     /// stable id ([`crate::event::PtrIds`]): output is often shared.
     pub keep_kernel_pointers: bool,
 }
 
-impl Default for HeadlessOptions {
+impl Default for TraceOptions {
     fn default() -> Self {
-        HeadlessOptions {
+        TraceOptions {
             attach: AttachOptions {
                 follow_forks: true,
                 ..AttachOptions::default()
@@ -118,24 +120,81 @@ pub struct Summary {
     pub counters: Counters,
 }
 
+/// The first line: what was attached.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attached<'a> {
+    /// Pids traced from the start.
+    pub pids: &'a [u32],
+    /// The rings discovered in /proc.
+    pub rings: &'a [RingFd],
+    /// Tracepoints attached.
+    pub tracepoints: &'a [String],
+    /// Tracepoints this kernel lacks or refused.
+    pub skipped: &'a [Skipped],
+    /// The BPF program ids (to find them with bpftool).
+    pub program_ids: &'a [u32],
+    /// Size of the BPF ring buffer.
+    pub ring_buffer_bytes: u32,
+    /// Event kinds delivered.
+    pub kinds: Vec<&'static str>,
+    /// What a reader should know (a pid without rings yet, a busy ring).
+    pub notes: &'a [String],
+}
+
+/// One line of a trace, in order: [`TraceLine::Attached`] once, events,
+/// [`TraceLine::Exited`] when the processes exited, [`TraceLine::Summary`]
+/// last. Serializes as the JSON object `attach --headless` prints.
+#[derive(Debug, Clone)]
+pub enum TraceLine<'a> {
+    /// What was attached.
+    Attached(Attached<'a>),
+    /// An event (kernel pointers already made ids unless kept).
+    Event(&'a ProbeEvent),
+    /// Every traced process exited.
+    Exited {
+        /// When the last one did (the events' clock).
+        ts_ns: u64,
+        /// Every pid traced (forked children included).
+        pids: &'a [u32],
+    },
+    /// The summary.
+    Summary(&'a Summary),
+}
+
+/// The non-event lines' JSON shape (an event is its own JSON object: it
+/// carries its own `"kind"`).
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-enum Line<'a> {
-    Attached {
-        pids: &'a [u32],
-        rings: &'a [RingFd],
-        tracepoints: &'a [String],
-        skipped: &'a [Skipped],
-        program_ids: &'a [u32],
-        ring_buffer_bytes: u32,
-        kinds: Vec<&'static str>,
-        notes: &'a [String],
-    },
-    Exited {
-        ts_ns: u64,
-        pids: &'a [u32],
-    },
+enum Tagged<'a> {
+    Attached(&'a Attached<'a>),
+    Exited { ts_ns: u64, pids: &'a [u32] },
     Summary(&'a Summary),
+}
+
+impl Serialize for TraceLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TraceLine::Attached(a) => Tagged::Attached(a).serialize(s),
+            TraceLine::Event(ev) => ev.serialize(s),
+            TraceLine::Exited { ts_ns, pids } => Tagged::Exited {
+                ts_ns: *ts_ns,
+                pids,
+            }
+            .serialize(s),
+            TraceLine::Summary(sum) => Tagged::Summary(sum).serialize(s),
+        }
+    }
+}
+
+/// Where a trace's lines go.
+pub trait TraceSink {
+    /// One line.
+    fn line(&mut self, line: &TraceLine<'_>) -> std::io::Result<()>;
+    /// The lines so far should reach the reader (after each poll: a quiet
+    /// process's events are not held back).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Installs SIGINT and SIGTERM handlers that set the returned flag instead
@@ -160,16 +219,11 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> ProbeError + '_ {
     }
 }
 
-/// Traces `opts.attach.pids` and writes JSON Lines to `out` until they exit
-/// (or the duration, or a signal); returns the summary it printed last.
-///
-/// Errors are [`ProbeError`]s (downcast the `anyhow::Error` to map them to
-/// exit codes with [`ProbeError::exit_code`]).
-pub fn run_headless(opts: &HeadlessOptions, out: &mut dyn Write) -> anyhow::Result<Summary> {
-    Ok(headless(opts, out)?)
-}
-
-fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, ProbeError> {
+/// Traces `opts.attach.pids` until they exit (or the duration, or a
+/// signal), giving `sink` every line; returns the summary it gave last.
+/// A sink's write error ends the trace as [`ProbeError::Io`] ("writing
+/// output"); [`ProbeError::exit_code`] maps every error to an exit code.
+pub fn trace(opts: &TraceOptions, sink: &mut dyn TraceSink) -> Result<Summary, ProbeError> {
     crate::session::check_privileges()?;
     crate::session::check_io_uring_enabled()?;
     let mut dir = RingDirectory::new();
@@ -201,24 +255,19 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
         None => install_signal_handlers()?,
     };
     let mut probes = Probes::attach(opts.attach.clone())?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
     let pids = probes.pids();
-    serde_json::to_writer(
-        &mut w,
-        &Line::Attached {
-            pids: &pids,
-            rings: &all_fds,
-            tracepoints: probes.tracepoints(),
-            skipped: probes.skipped(),
-            program_ids: probes.program_ids(),
-            ring_buffer_bytes: probes.ring_buffer_bytes(),
-            kinds: probes.kinds().names(),
-            notes: &notes,
-        },
-    )
-    .map_err(|e| io("writing output")(e.into()))?;
-    w.write_all(b"\n").map_err(io("writing output"))?;
-    w.flush().map_err(io("writing output"))?;
+    sink.line(&TraceLine::Attached(Attached {
+        pids: &pids,
+        rings: &all_fds,
+        tracepoints: probes.tracepoints(),
+        skipped: probes.skipped(),
+        program_ids: probes.program_ids(),
+        ring_buffer_bytes: probes.ring_buffer_bytes(),
+        kinds: probes.kinds().names(),
+        notes: &notes,
+    }))
+    .map_err(io("writing output"))?;
+    sink.flush().map_err(io("writing output"))?;
 
     let mut graph = RequestGraph::with_limit(opts.graph_limit);
     let start = Instant::now();
@@ -230,7 +279,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     let mut consume = |probes: &mut Probes,
                        graph: &mut RequestGraph,
                        dir: &mut RingDirectory,
-                       w: &mut std::io::BufWriter<&mut dyn Write>,
+                       sink: &mut dyn TraceSink,
                        timeout: Duration|
      -> Result<usize, ProbeError> {
         let n = probes.poll(timeout, |ev| {
@@ -245,10 +294,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
                 if !opts.keep_kernel_pointers {
                     ids.apply(&mut ev);
                 }
-                let r = serde_json::to_writer(&mut *w, &ev)
-                    .map_err(std::io::Error::from)
-                    .and_then(|_| w.write_all(b"\n"));
-                if let Err(e) = r {
+                if let Err(e) = sink.line(&TraceLine::Event(&ev)) {
                     write_err = Some(e);
                 }
             }
@@ -256,18 +302,12 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
         if let Some(e) = write_err.take() {
             return Err(io("writing output")(e));
         }
-        w.flush().map_err(io("writing output"))?;
+        sink.flush().map_err(io("writing output"))?;
         Ok(n)
     };
 
     let stopped = loop {
-        consume(
-            &mut probes,
-            &mut graph,
-            &mut dir,
-            &mut w,
-            opts.poll_interval,
-        )?;
+        consume(&mut probes, &mut graph, &mut dir, sink, opts.poll_interval)?;
         if stop.load(Ordering::Relaxed) {
             break StopReason::Signal;
         }
@@ -295,7 +335,7 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     };
     let grace = Instant::now();
     loop {
-        let n = consume(&mut probes, &mut graph, &mut dir, &mut w, quiet)?;
+        let n = consume(&mut probes, &mut graph, &mut dir, sink, quiet)?;
         if n == 0 || grace.elapsed() >= cap {
             break;
         }
@@ -321,9 +361,8 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
     traced.extend(probes.pids());
     if let Some(ts_ns) = probes.exited() {
         let all: Vec<u32> = traced.iter().copied().collect();
-        serde_json::to_writer(&mut w, &Line::Exited { ts_ns, pids: &all })
-            .map_err(|e| io("writing output")(e.into()))?;
-        w.write_all(b"\n").map_err(io("writing output"))?;
+        sink.line(&TraceLine::Exited { ts_ns, pids: &all })
+            .map_err(io("writing output"))?;
     }
     let summary = Summary {
         stopped,
@@ -349,9 +388,8 @@ fn headless(opts: &HeadlessOptions, out: &mut dyn Write) -> Result<Summary, Prob
         counters,
     };
     drop(probes);
-    serde_json::to_writer(&mut w, &Line::Summary(&summary))
-        .map_err(|e| io("writing output")(e.into()))?;
-    w.write_all(b"\n").map_err(io("writing output"))?;
-    w.flush().map_err(io("writing output"))?;
+    sink.line(&TraceLine::Summary(&summary))
+        .map_err(io("writing output"))?;
+    sink.flush().map_err(io("writing output"))?;
     Ok(summary)
 }
