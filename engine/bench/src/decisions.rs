@@ -1,7 +1,7 @@
 //! What one decision costs, per pattern program: the interpreter, compiled
 //! code, and the same logic written in Rust.
 
-use ringside_engine::abi::{RsCtx, RsSqe, op};
+use ringside_engine::abi::{self, RsCtx, RsSqe, op};
 use ringside_engine::decision::{
     self, Budgets, ChainView, DecisionRequest, Detail, InputSource, Registrations,
 };
@@ -68,6 +68,15 @@ fn bench_ctx(name: &str) -> RsCtx {
             res: 512,
             len: 512,
             user_data: 1000,
+            ..base
+        },
+        // A step that is not the chain's last: the program submits the next NOP.
+        "nop_chain" => RsCtx {
+            opcode: op::NOP,
+            res: 0,
+            len: 0,
+            fd: -1,
+            buf_index: abi::NO_BUF,
             ..base
         },
         _ => RsCtx {
@@ -264,7 +273,16 @@ impl DecisionBench {
         let start = Instant::now();
         for _ in 0..n {
             let (p, maps) = self.reg.program_and_maps(self.id).expect("loaded");
-            scratch.view.clone_from(&self.view);
+            // As the engine's view_into does: the pending list's allocation
+            // is reused (ChainView's derived clone_from would drop it).
+            let v = &mut scratch.view;
+            let pending = std::mem::take(&mut v.pending);
+            *v = ChainView {
+                pending,
+                ..self.view
+            };
+            v.pending.clear();
+            v.pending.extend_from_slice(&self.view.pending);
             std::hint::black_box(decision::execute_unrecorded(
                 p,
                 maps,
