@@ -7,6 +7,7 @@
 
 use crate::item::Item;
 use crate::reader::{Entry, ReadError, ReadOptions, Reader, Stop};
+use crate::session::CompleteFailure;
 pub use crate::session::{LoadRecordedError, ProgSlot, Programs, load_recorded};
 use ringside_engine::abi::{Verdict, helper_id};
 use ringside_engine::decision::{
@@ -113,6 +114,20 @@ impl Setup {
         self.programs
             .load(self.rings.len() as u32, info)
             .map(|_| ())
+    }
+
+    /// `rec`, a decision at item `index`, made whole when it is
+    /// inputs-only: run again from its inputs with its re-loaded program
+    /// and its ring's registrations and budgets (a full record is left
+    /// alone). What an export writes, so a script reads the same fields
+    /// from any recording.
+    pub fn complete(&self, index: u64, rec: &mut DecisionRecord) -> Result<(), CompleteFailure> {
+        if rec.detail == Detail::Full {
+            return Ok(());
+        }
+        let epoch = self.epoch_at(index);
+        let (regs, budgets) = self.config(epoch);
+        crate::session::complete_with(&self.programs, epoch, rec, &regs, &budgets)
     }
 }
 

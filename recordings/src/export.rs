@@ -9,15 +9,18 @@
 //! from each request to the next one of its link chain, and an `inflight`
 //! counter.
 
+use crate::check::Setup;
 use crate::item::Item;
 use crate::reader::{Entry, ReadError, Reader};
 use crate::replay::Replay;
-use ringside_engine::event::Event;
+use ringside_engine::decision::{DecisionRecord, Detail};
+use ringside_engine::event::{Event, EventRecord};
 use ringside_probes::ProbeEvent;
 use ringside_probes::event::opcode_name;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 /// One item as a JSON Lines object (the `--headless` schema).
 pub fn item_json(item: &Item) -> Value {
@@ -57,6 +60,29 @@ pub enum ExportError {
     Refused(crate::replay::Refusal),
 }
 
+/// `rec`, its decision made whole by `complete` when it is inputs-only (an
+/// export shows every field, whatever the recording kept); as it is when
+/// that fails (the record then says `"detail":"inputs"`).
+fn whole(
+    rec: &Arc<EventRecord>,
+    complete: impl FnOnce(&mut DecisionRecord) -> Result<(), crate::session::CompleteFailure>,
+) -> Arc<EventRecord> {
+    match &rec.event {
+        Event::Decision(d) if d.detail == Detail::Inputs => {
+            let mut d = d.clone();
+            match complete(&mut d) {
+                Ok(()) => Arc::new(EventRecord {
+                    seq: rec.seq,
+                    t_ns: rec.t_ns,
+                    event: Event::Decision(d),
+                }),
+                Err(_) => rec.clone(),
+            }
+        }
+        _ => rec.clone(),
+    }
+}
+
 /// Write every item as one JSON object per line; stops at the first read
 /// error, or at a program that does not verify (returned after the lines
 /// before it were written).
@@ -67,19 +93,25 @@ pub fn jsonl<R: Read>(
 ) -> io::Result<Result<u64, ExportError>> {
     let mut n = 0u64;
     let mut ids = opts.ids(reader.header());
-    let mut scratch = ringside_engine::program::Registry::new();
+    let mut setup = Setup::default();
     for e in reader.by_ref() {
         match e {
-            Ok(e) => {
-                if let Item::Engine(r) = &e.item
-                    && let Event::ProgramLoaded(info) = &r.event
-                    && let Err(why) = crate::session::load_recorded(&mut scratch, info)
-                {
-                    out.flush()?;
-                    return Ok(Err(ExportError::Refused(crate::replay::Refusal {
-                        first: why,
-                        more: 0,
-                    })));
+            Ok(mut e) => {
+                if let Item::Engine(r) = &e.item {
+                    match &r.event {
+                        Event::RingSetup(info) => setup.rings.push((e.index, info.clone())),
+                        Event::ProgramLoaded(info) => {
+                            if let Err(why) = setup.load(info) {
+                                out.flush()?;
+                                return Ok(Err(ExportError::Refused(crate::replay::Refusal {
+                                    first: why,
+                                    more: 0,
+                                })));
+                            }
+                        }
+                        _ => {}
+                    }
+                    e.item = Item::Engine(whole(r, |d| setup.complete(e.index, d)));
                 }
                 let json = match (&mut ids, &e.item) {
                     (Some(ids), Item::Probe(p)) => {
@@ -529,7 +561,8 @@ pub fn chrome(
                 if matches!(rec.event, Event::RingSetup(_)) {
                     epoch += 1;
                 }
-                c.engine(epoch.max(1), ts, rec)?;
+                let rec = whole(rec, |d| replay.complete_at(e.index, d));
+                c.engine(epoch.max(1), ts, &rec)?;
             }
             Item::Probe(p) => match &mut ids {
                 Some(ids) => {

@@ -325,6 +325,16 @@ impl Replay {
         })
     }
 
+    /// `rec`, the decision at item `index`, made whole when it is
+    /// inputs-only ([`Setup::complete`]).
+    pub fn complete_at(
+        &self,
+        index: u64,
+        rec: &mut DecisionRecord,
+    ) -> Result<(), crate::session::CompleteFailure> {
+        self.setup.complete(index, rec)
+    }
+
     /// The re-loaded program a decision at item `index` ran.
     pub fn program_at(&self, index: u64, prog: u32) -> Option<&LoadedProgram> {
         self.setup.program(self.setup.epoch_at(index), prog)?.1

@@ -125,6 +125,23 @@ fn an_inputs_only_recording_checks_and_a_tampered_input_or_outcome_diverges() {
     let r = check_items(&items);
     assert_eq!(r.divergence, None, "{r:?}");
     assert_eq!(r.decisions as usize, ds.len());
+    // An export writes every decision whole, as from a full recording.
+    let mut out = Vec::new();
+    let mut reader = Reader::new(&bytes[..], "t", ReadOptions::default()).unwrap();
+    ringside_recordings::export::jsonl(&mut reader, &mut out, &Default::default())
+        .unwrap()
+        .unwrap();
+    let exported: Vec<serde_json::Value> = out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "decision")
+        .collect();
+    assert_eq!(exported.len(), ds.len());
+    for v in &exported {
+        assert!(v.get("detail").is_none(), "{v}");
+        assert!(v["insns"].is_u64() && v["prog_name"] != "", "{v}");
+    }
 
     // An input: the CQE result a decision saw.
     let mut t = items.clone();

@@ -6,7 +6,9 @@
 //! replay and check) and the ring's registrations and budgets.
 
 use super::programs::{LoadRecordedError, Programs};
-use ringside_engine::decision::{self, CompleteError, DecisionRecord, Detail};
+use ringside_engine::decision::{
+    self, Budgets, CompleteError, DecisionRecord, Detail, Registrations,
+};
 use ringside_engine::event::{ProgramInfo, RingInfo};
 
 /// Why a decision stays inputs-only.
@@ -77,17 +79,30 @@ impl Completer {
             // A refusal is kept in the slot and said at each decision.
             let _ = self.programs.load(epoch, info);
         }
-        let (slot, loaded) = self
-            .programs
-            .get(epoch, prog)
-            .ok_or(CompleteFailure::UnknownProgram { seq, prog })?;
-        let Some(p) = loaded else {
-            let error = slot.error.clone().unwrap_or(LoadRecordedError::Missing {
-                name: slot.info.name.clone(),
-            });
-            return Err(CompleteFailure::NotLoaded { seq, error });
-        };
-        decision::complete(p, rec, &ring.regs, &ring.budgets)?;
-        Ok(())
+        complete_with(&self.programs, epoch, rec, &ring.regs, &ring.budgets)
     }
+}
+
+/// Complete `rec`, a decision of `epoch`, with its program as loaded in
+/// `programs` (the one way both the UI's [`Completer`] and a recording's
+/// setup do it).
+pub(crate) fn complete_with(
+    programs: &Programs,
+    epoch: u32,
+    rec: &mut DecisionRecord,
+    regs: &Registrations,
+    budgets: &Budgets,
+) -> Result<(), CompleteFailure> {
+    let (seq, prog) = (rec.seq, rec.prog);
+    let (slot, loaded) = programs
+        .get(epoch, prog)
+        .ok_or(CompleteFailure::UnknownProgram { seq, prog })?;
+    let p = loaded.ok_or_else(|| CompleteFailure::NotLoaded {
+        seq,
+        error: slot.error.clone().unwrap_or(LoadRecordedError::Missing {
+            name: slot.info.name.clone(),
+        }),
+    })?;
+    decision::complete(p, rec, regs, budgets)?;
+    Ok(())
 }

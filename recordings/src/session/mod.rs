@@ -10,5 +10,6 @@ mod complete;
 mod programs;
 
 pub use clock::{Clock, EPOCH_GAP_NS};
+pub(crate) use complete::complete_with;
 pub use complete::{CompleteFailure, Completer};
 pub use programs::{LoadRecordedError, ProgSlot, Programs, load_recorded};
