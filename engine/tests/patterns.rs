@@ -1,5 +1,8 @@
 //! Every pattern program doing its job on real rings: files, pipes and
 //! socket pairs, with short reads forced by writers that write in odd chunks.
+//! Under either backend: `RINGSIDE_TEST_BACKEND=kernel` runs the same tests
+//! with the same assertions inside the kernel's io_uring BPF loop (a 7.1+
+//! guest of scripts/kernel-checks; docs/kernel-backend.md).
 
 mod common;
 
@@ -21,6 +24,7 @@ fn engine(files: &[&OwnedFd], buffers: &[usize]) -> Engine {
             .map(|f| (f.as_raw_fd(), "f".to_string()))
             .collect(),
         buffers: buffers.to_vec(),
+        backend: backend(),
         ..Default::default()
     })
     .unwrap()

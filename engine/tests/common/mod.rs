@@ -53,3 +53,21 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 pub fn raw(fd: &OwnedFd) -> RawFd {
     fd.as_raw_fd()
 }
+
+/// The backend the engine tests run under: `RINGSIDE_TEST_BACKEND=kernel`
+/// runs them inside the kernel's io_uring BPF loop (scripts/kernel-checks
+/// does in a 7.1+ guest), anything else or unset the userspace engine.
+/// Asking for the kernel backend where the kernel has no loop is a
+/// failure, not a quiet fallback to userspace.
+pub fn backend() -> ringside_engine::kernel::Backend {
+    match std::env::var("RINGSIDE_TEST_BACKEND").as_deref() {
+        Ok("kernel") => {
+            if let Err(e) = ringside_engine::kernel::probe() {
+                panic!("RINGSIDE_TEST_BACKEND=kernel, but: {e}");
+            }
+            ringside_engine::kernel::Backend::Kernel
+        }
+        Ok("user") | Err(_) => ringside_engine::kernel::Backend::User,
+        Ok(other) => panic!("RINGSIDE_TEST_BACKEND={other}: kernel or user"),
+    }
+}
