@@ -55,7 +55,7 @@ fn header_only() -> Vec<u8> {
 
 /// A read error's class and text.
 fn show(e: &ReadError) -> String {
-    format!("{:?}: {e}", e.kind)
+    format!("{:?}: {e}", e.kind())
 }
 
 /// The error a strict read of `b` stops at.
