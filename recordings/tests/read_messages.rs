@@ -156,12 +156,13 @@ fn reader_cases() -> Vec<(&'static str, String)> {
     let g = good();
     let h = header_only();
     let ds = h.len();
-    let mut v: Vec<(&'static str, String)> = Vec::new();
-    v.push(("empty", strict(b"")));
-    v.push(("jsonl", strict(b"{\"kind\":\"ring_setup\"}\n")));
-    v.push(("text", strict(b"hello, world, this is text")));
-    v.push(("magic prefix", strict(&format::MAGIC[..5])));
-    v.push(("fixed part cut", strict(&g[..12])));
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("empty", strict(b"")),
+        ("jsonl", strict(b"{\"kind\":\"ring_setup\"}\n")),
+        ("text", strict(b"hello, world, this is text")),
+        ("magic prefix", strict(&format::MAGIC[..5])),
+        ("fixed part cut", strict(&g[..12])),
+    ];
     let mut b = g.clone();
     b[8] = 9;
     v.push(("newer version", strict(&b)));
