@@ -1,6 +1,8 @@
 //! Primitive encoding: LEB128 varints, zigzag, length-prefixed bytes, and a
 //! bounds-checked cursor whose errors name the field they were reading.
 
+pub use crate::error::{FieldProblem, Width};
+
 /// Appends LEB128 / zigzag values to a byte buffer.
 #[derive(Default, Debug)]
 pub struct Enc {
@@ -78,24 +80,15 @@ impl Enc {
 }
 
 /// Why a field could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` at payload byte {at}: {problem}")]
 pub struct FieldError {
     /// The field (`decision.calls.detail.key`, ...).
     pub field: &'static str,
     /// Byte offset inside the record payload.
     pub at: usize,
     /// What was wrong.
-    pub what: String,
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "field `{}` at payload byte {}: {}",
-            self.field, self.at, self.what
-        )
-    }
+    pub problem: FieldProblem,
 }
 
 /// A cursor over a record payload. Every read is bounds-checked; no length
@@ -133,11 +126,11 @@ impl<'a> Dec<'a> {
     }
 
     /// An error at the current position.
-    pub fn err(&self, field: &'static str, what: impl Into<String>) -> FieldError {
+    pub fn err(&self, field: &'static str, problem: FieldProblem) -> FieldError {
         FieldError {
             field,
             at: self.pos,
-            what: what.into(),
+            problem,
         }
     }
 
@@ -149,7 +142,7 @@ impl<'a> Dec<'a> {
                 self.pos += 1;
                 Ok(b)
             }
-            None => Err(self.err(field, "the record ends here")),
+            None => Err(self.err(field, FieldProblem::Ends)),
         }
     }
 
@@ -162,12 +155,12 @@ impl<'a> Dec<'a> {
         loop {
             let Some(&b) = self.buf.get(self.pos) else {
                 self.pos = start;
-                return Err(self.err(field, "the record ends inside a varint"));
+                return Err(self.err(field, FieldProblem::EndsInVarint));
             };
             self.pos += 1;
             if shift == 63 && b > 1 {
                 self.pos = start;
-                return Err(self.err(field, "varint overflows 64 bits"));
+                return Err(self.err(field, FieldProblem::VarintOverflow));
             }
             v |= ((b & 0x7f) as u64) << shift;
             if b & 0x80 == 0 {
@@ -176,7 +169,7 @@ impl<'a> Dec<'a> {
             shift += 7;
             if shift > 63 {
                 self.pos = start;
-                return Err(self.err(field, "varint longer than 10 bytes"));
+                return Err(self.err(field, FieldProblem::VarintTooLong));
             }
         }
     }
@@ -193,7 +186,7 @@ impl<'a> Dec<'a> {
     pub fn u32(&mut self, field: &'static str) -> DResult<u32> {
         let at = self.pos;
         let v = self.var(field)?;
-        narrow(field, at, v, "32 bits")
+        narrow(field, at, v, Width::U32)
     }
 
     /// Varint that must fit in `u16`.
@@ -201,7 +194,7 @@ impl<'a> Dec<'a> {
     pub fn u16(&mut self, field: &'static str) -> DResult<u16> {
         let at = self.pos;
         let v = self.var(field)?;
-        narrow(field, at, v, "16 bits")
+        narrow(field, at, v, Width::U16)
     }
 
     /// Zigzag varint that must fit in `i32`.
@@ -209,7 +202,7 @@ impl<'a> Dec<'a> {
     pub fn i32(&mut self, field: &'static str) -> DResult<i32> {
         let at = self.pos;
         let v = self.zz(field)?;
-        narrow(field, at, v, "a signed 32-bit value")
+        narrow(field, at, v, Width::I32)
     }
 
     /// A length that must not exceed the bytes left (each counted element
@@ -222,10 +215,10 @@ impl<'a> Dec<'a> {
             return Err(FieldError {
                 field,
                 at,
-                what: format!(
-                    "length {n} exceeds the {} bytes left in the record",
-                    self.remaining()
-                ),
+                problem: FieldProblem::LengthExceeds {
+                    len: n,
+                    left: self.remaining(),
+                },
             });
         }
         Ok(n as usize)
@@ -237,7 +230,10 @@ impl<'a> Dec<'a> {
         if n > self.remaining() {
             return Err(self.err(
                 field,
-                format!("needs {n} bytes, {} left in the record", self.remaining()),
+                FieldProblem::NeedsBytes {
+                    needs: n,
+                    left: self.remaining(),
+                },
             ));
         }
         let r = &self.buf[self.pos..self.pos + n];
@@ -265,10 +261,10 @@ impl<'a> Dec<'a> {
             return Err(FieldError {
                 field,
                 at,
-                what: format!(
-                    "length {n} exceeds the {} bytes left in the record",
-                    self.remaining()
-                ),
+                problem: FieldProblem::LengthExceeds {
+                    len: n,
+                    left: self.remaining(),
+                },
             });
         }
         Ok(Some(self.raw(n as usize, field)?.to_vec()))
@@ -282,7 +278,7 @@ impl<'a> Dec<'a> {
         String::from_utf8(b).map_err(|e| FieldError {
             field,
             at,
-            what: format!("not UTF-8: {e}"),
+            problem: FieldProblem::NotUtf8(e.utf8_error()),
         })
     }
 
@@ -295,7 +291,7 @@ impl<'a> Dec<'a> {
             Some(b) => String::from_utf8(b).map(Some).map_err(|e| FieldError {
                 field,
                 at,
-                what: format!("not UTF-8: {e}"),
+                problem: FieldProblem::NotUtf8(e.utf8_error()),
             }),
         }
     }
@@ -312,7 +308,7 @@ impl<'a> Dec<'a> {
                     v => Err(FieldError {
                         field,
                         at,
-                        what: format!("bad escape {v} after an all-ones optional value"),
+                        problem: FieldProblem::BadEscape { escape: v },
                     }),
                 }
             }
@@ -325,7 +321,9 @@ impl<'a> Dec<'a> {
         if self.remaining() != 0 {
             return Err(self.err(
                 field,
-                format!("{} unexpected bytes after the last field", self.remaining()),
+                FieldProblem::TrailingBytes {
+                    extra: self.remaining(),
+                },
             ));
         }
         Ok(())
@@ -334,15 +332,18 @@ impl<'a> Dec<'a> {
 
 /// `v` as a narrower integer, or the error naming `field` at `at`.
 #[inline]
-fn narrow<S, T>(field: &'static str, at: usize, v: S, fits_in: &str) -> DResult<T>
+fn narrow<S, T>(field: &'static str, at: usize, v: S, width: Width) -> DResult<T>
 where
-    S: Copy + std::fmt::Display,
+    S: Copy + Into<i128>,
     T: TryFrom<S>,
 {
     T::try_from(v).map_err(|_| FieldError {
         field,
         at,
-        what: format!("{v} does not fit in {fits_in}"),
+        problem: FieldProblem::TooWide {
+            value: v.into(),
+            width,
+        },
     })
 }
 
@@ -382,7 +383,7 @@ mod tests {
         assert!(d.var("x").is_err());
         let mut d = Dec::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
         let e = d.var("x").unwrap_err();
-        assert!(e.what.contains("overflows"), "{e}");
+        assert_eq!(e.problem, FieldProblem::VarintOverflow, "{e}");
         let mut d = Dec::new(&[0x05, 1, 2]);
         let e = d.bytes("key").unwrap_err();
         assert!(e.to_string().contains("`key`"), "{e}");

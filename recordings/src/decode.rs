@@ -3,6 +3,7 @@
 //! field and its offset instead of a panic.
 
 use crate::codec::{DResult, Dec, FieldError};
+use crate::error::{Code, FieldProblem as F, MsgPackCause};
 use crate::item::Item;
 use ringside_engine::abi::{RsCtx, RsSqe, Verdict, Where};
 use ringside_engine::decision::{
@@ -29,17 +30,13 @@ fn g_ring(d: &mut Dec) -> DResult<RingSetup> {
         0 => RingWhen::Attach,
         1 => RingWhen::Create,
         2 => RingWhen::Changed,
-        w => return Err(bad("ring.when", at, format!("unknown code {w}"))),
+        w => return Err(bad("ring.when", at, F::UnknownWhen { code: w })),
     };
     let ring = ringside_probes::Ptr(d.var("ring.ring")?);
     let at = d.pos();
     let have = d.var("ring.have")?;
     if have & !ring_have::ALL != 0 {
-        return Err(bad(
-            "ring.have",
-            at,
-            format!("field mask {have:#x} names fields this version does not know"),
-        ));
+        return Err(bad("ring.have", at, F::UnknownFields { mask: have }));
     }
     use ring_have as h;
     let fd = if have & h::FD != 0 {
@@ -157,21 +154,37 @@ fn g_place(d: &mut Dec, field: &'static str) -> DResult<Where> {
         v => Err(FieldError {
             field,
             at,
-            what: format!("{v} is not a placement (0..=2)"),
+            problem: F::BadCode {
+                code: v,
+                of: Code::Placement,
+            },
         }),
     }
 }
 
-fn bad(field: &'static str, at: usize, what: String) -> FieldError {
-    FieldError { field, at, what }
+fn bad(field: &'static str, at: usize, problem: F) -> FieldError {
+    FieldError { field, at, problem }
+}
+
+/// `code` is not one of the codes of `of`.
+fn bad_code(field: &'static str, at: usize, code: u8, of: Code) -> FieldError {
+    bad(field, at, F::BadCode { code, of })
 }
 
 /// `base + delta` where the result must fit in 32 bits.
 fn rel_u32(d: &mut Dec, base: u32, field: &'static str) -> DResult<u32> {
     let at = d.pos();
     let v = d.zz(field)?;
-    u32::try_from(base as i64 + v)
-        .map_err(|_| bad(field, at, format!("{base} + {v} is out of range")))
+    u32::try_from(base as i64 + v).map_err(|_| {
+        bad(
+            field,
+            at,
+            F::SumOutOfRange {
+                base: base.into(),
+                delta: v,
+            },
+        )
+    })
 }
 
 fn g_budget(d: &mut Dec) -> DResult<BudgetViolation> {
@@ -181,7 +194,7 @@ fn g_budget(d: &mut Dec) -> DResult<BudgetViolation> {
         1 => BudgetKind::SubmitsPerDecision,
         2 => BudgetKind::StepsPerChain,
         3 => BudgetKind::AttemptsPerStep,
-        v => return Err(bad("budget.kind", at, format!("{v} is not a budget kind"))),
+        v => return Err(bad_code("budget.kind", at, v, Code::BudgetKind)),
     };
     Ok(BudgetViolation {
         kind,
@@ -239,11 +252,7 @@ fn g_detail(d: &mut Dec) -> DResult<CallDetail> {
             res: d.i32("call.detail.res")?,
         },
         v => {
-            return Err(bad(
-                "call.detail",
-                at,
-                format!("{v} is not a call detail kind"),
-            ));
+            return Err(bad_code("call.detail", at, v, Code::CallDetail));
         }
     })
 }
@@ -271,7 +280,7 @@ fn g_action(d: &mut Dec) -> DResult<Action> {
         4 => Action::SetRes {
             res: d.i32("action.res")?,
         },
-        v => return Err(bad("action", at, format!("{v} is not an action kind"))),
+        v => return Err(bad_code("action", at, v, Code::Action)),
     })
 }
 
@@ -289,10 +298,10 @@ fn g_string_ref(d: &mut Dec, st: &mut State, field: &'static str) -> DResult<Str
             bad(
                 field,
                 at,
-                format!(
-                    "string reference {i} but only {} strings are defined since the last sync",
-                    st.strings.len()
-                ),
+                F::UnknownString {
+                    index: i,
+                    defined: st.strings.len(),
+                },
             )
         }),
     }
@@ -312,8 +321,16 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
     let opcode = d.u8("view.opcode")? ^ c.opcode;
     let at = d.pos();
     let fdv = d.zz("view.fd")?;
-    let fd = i32::try_from(c.fd as i64 + fdv)
-        .map_err(|_| bad("view.fd", at, format!("{} + {fdv} is out of range", c.fd)))?;
+    let fd = i32::try_from(c.fd as i64 + fdv).map_err(|_| {
+        bad(
+            "view.fd",
+            at,
+            F::SumOutOfRange {
+                base: c.fd.into(),
+                delta: fdv,
+            },
+        )
+    })?;
     let attempt = d.u8("view.attempt")? ^ c.attempt;
     let n = d.len("view.pending")?;
     let mut pending = Vec::with_capacity(n);
@@ -321,13 +338,8 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
         let at = d.pos();
         let v = d.var("view.pending")?;
         pending.push(PendingStep {
-            index: u32::try_from(v >> 2).map_err(|_| {
-                bad(
-                    "view.pending",
-                    at,
-                    format!("step {} is out of range", v >> 2),
-                )
-            })?,
+            index: u32::try_from(v >> 2)
+                .map_err(|_| bad("view.pending", at, F::StepOutOfRange { step: v >> 2 }))?,
             dropped: v & 1 != 0,
             unlinked: v & 2 != 0,
         });
@@ -384,11 +396,7 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
                     1 => Verdict::Stop,
                     2 => Verdict::Fail,
                     v => {
-                        return Err(bad(
-                            "decision.result.verdict",
-                            at,
-                            format!("{v} is not a verdict"),
-                        ));
+                        return Err(bad_code("decision.result.verdict", at, v, Code::Verdict));
                     }
                 },
             }
@@ -403,11 +411,7 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
             violation: g_budget(d)?,
         },
         v => {
-            return Err(bad(
-                "decision.result",
-                at,
-                format!("{v} is not a result kind"),
-            ));
+            return Err(bad_code("decision.result", at, v, Code::ResultKind));
         }
     };
     let insns = d.opt_var("decision.insns")?;
@@ -418,7 +422,7 @@ fn g_decision(d: &mut Dec, st: &mut State) -> DResult<DecisionRecord> {
     let exec = match byte & !DETAIL_INPUTS {
         0 => ExecMode::Interpreter,
         1 => ExecMode::Compiled,
-        v => return Err(bad("decision.exec", at, format!("{v} is not an exec mode"))),
+        v => return Err(bad_code("decision.exec", at, v, Code::ExecMode)),
     };
     let detail = if byte & DETAIL_INPUTS != 0 {
         Detail::Inputs
@@ -459,11 +463,7 @@ fn g_probe(d: &mut Dec, st: &mut State) -> DResult<ProbeEvent> {
     let at = d.pos();
     let mask = d.var("probe.fields")?;
     if mask >> PROBE_FIELDS.len() != 0 {
-        return Err(bad(
-            "probe.fields",
-            at,
-            format!("field mask {mask:#x} names fields this version does not know"),
-        ));
+        return Err(bad("probe.fields", at, F::UnknownFields { mask }));
     }
     let mut vals = st.probe;
     let mut w = [0u8; wire::EVENT_SIZE];
@@ -476,14 +476,17 @@ fn g_probe(d: &mut Dec, st: &mut State) -> DResult<ProbeEvent> {
                 return Err(bad(
                     "probe.field",
                     at,
-                    format!("value {:#x} does not fit in {size} bytes", vals[i]),
+                    F::ValueTooWide {
+                        value: vals[i],
+                        size,
+                    },
                 ));
             }
         }
         w[off..off + size].copy_from_slice(&vals[i].to_le_bytes()[..size]);
     }
     w[PROBE_KIND_AT] = kind;
-    let ev = wire::decode(&w).map_err(|e| bad("probe.kind", 0, e.to_string()))?;
+    let ev = wire::decode(&w).map_err(|e| bad("probe.kind", 0, F::ProbeEvent(e)))?;
     st.probe = vals;
     Ok(ev)
 }
@@ -495,7 +498,7 @@ pub fn decode_record(st: &mut State, rt: u8, payload: &[u8]) -> DResult<Record> 
         rtype::SYNC => {
             let m = d.raw(8, "sync.marker")?;
             if m != crate::format::SYNC_MARKER {
-                return Err(bad("sync.marker", 0, "wrong sync marker".into()));
+                return Err(bad("sync.marker", 0, F::SyncMarker));
             }
             let next_index = d.var("sync.next_index")?;
             Record::Sync { next_index }
@@ -565,7 +568,7 @@ pub fn decode_record(st: &mut State, rt: u8, payload: &[u8]) -> DResult<Record> 
                     let step = match d.opt_var("app_completion.step")? {
                         None => None,
                         Some(s) => Some(u32::try_from(s).map_err(|_| {
-                            bad("app_completion.step", at, format!("{s} is out of range"))
+                            bad("app_completion.step", at, F::OutOfRange { value: s })
                         })?),
                     };
                     let user_data = d.var("app_completion.user_data")?;
@@ -578,10 +581,11 @@ pub fn decode_record(st: &mut State, rt: u8, payload: &[u8]) -> DResult<Record> 
                         2 => AppKind::Cancelled,
                         3 => AppKind::Emit,
                         v => {
-                            return Err(bad(
+                            return Err(bad_code(
                                 "app_completion.kind",
                                 at,
-                                format!("{v} is not a completion kind"),
+                                v,
+                                Code::CompletionKind,
                             ));
                         }
                     };
@@ -606,8 +610,10 @@ pub fn decode_record(st: &mut State, rt: u8, payload: &[u8]) -> DResult<Record> 
                 _ => {
                     let at = d.pos();
                     let body = d.rest();
-                    rmp_serde::from_slice::<Event>(body)
-                        .map_err(|e| bad("event", at, format!("MessagePack body: {e}")))?
+                    rmp_serde::from_slice::<Event>(body).map_err(|e| {
+                        let text = e.to_string();
+                        bad("event", at, F::MessagePack(MsgPackCause { text }))
+                    })?
                 }
             };
             st.next_seq = seq.wrapping_add(1);
@@ -615,11 +621,7 @@ pub fn decode_record(st: &mut State, rt: u8, payload: &[u8]) -> DResult<Record> 
             Record::Item(Item::Engine(Arc::new(EventRecord { seq, t_ns, event })))
         }
         other => {
-            return Err(bad(
-                "type",
-                0,
-                format!("record type {other:#04x} is not known to this version"),
-            ));
+            return Err(bad("type", 0, F::UnknownRecordType { record_type: other }));
         }
     };
     d.finish(rtype::name(rt))?;

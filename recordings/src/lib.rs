@@ -14,6 +14,7 @@ pub mod check;
 pub mod codec;
 pub mod decode;
 pub mod encode;
+pub mod error;
 pub mod export;
 pub mod format;
 pub mod fuzzing;
@@ -24,6 +25,7 @@ pub mod session;
 pub mod writer;
 
 pub use check::{CheckReport, Divergence, check_file};
+pub use error::{FieldProblem, ReadProblem};
 pub use format::{FORMAT_VERSION, Header};
 pub use item::Item;
 pub use reader::{Entry, ErrorKind, ReadError, ReadOptions, Reader, Stop};

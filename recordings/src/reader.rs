@@ -2,6 +2,8 @@
 //! memory, that never panics and says where and why it stopped.
 
 use crate::encode::{Record, State};
+pub use crate::error::ReadProblem;
+use crate::error::{IoAction, IoCause, JsonCause, ReadProblem as P};
 use crate::format::{
     self, FORMAT_VERSION, Header, MAGIC, MAX_HEADER, MAX_PAYLOAD, SYNC_MARKER, rtype,
 };
@@ -32,26 +34,26 @@ pub enum ErrorKind {
     Io,
 }
 
-/// A read failure: file, byte offset, what.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A read failure: file, byte offset, what. (The cause is in the message,
+/// not also a `source`: printed with `{:#}`, an error chain then says each
+/// fact once.)
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: offset {offset}: {problem}")]
 pub struct ReadError {
     /// File name as given.
     pub file: String,
     /// Byte offset of the record (or header field) at fault.
     pub offset: u64,
-    /// Class.
-    pub kind: ErrorKind,
-    /// What, for people (names the field where one is at fault).
-    pub message: String,
+    /// What (names the field where one is at fault).
+    pub problem: ReadProblem,
 }
 
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: offset {}: {}", self.file, self.offset, self.message)
+impl ReadError {
+    /// Class (each problem has one).
+    pub fn kind(&self) -> ErrorKind {
+        self.problem.kind()
     }
 }
-
-impl std::error::Error for ReadError {}
 
 /// How reading ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,18 +154,13 @@ impl Reader<std::io::BufReader<std::fs::File>> {
         let f = std::fs::File::open(path).map_err(|e| ReadError {
             file: name.clone(),
             offset: 0,
-            kind: ErrorKind::Io,
-            message: format!("cannot open: {e}"),
+            problem: P::Io {
+                action: IoAction::Open,
+                cause: IoCause::from(&e),
+            },
         })?;
         Reader::new(std::io::BufReader::with_capacity(1 << 16, f), &name, opts)
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl<R: Read> Reader<R> {
@@ -215,13 +212,23 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    fn err(&self, offset: u64, kind: ErrorKind, message: impl Into<String>) -> ReadError {
+    fn err(&self, offset: u64, problem: ReadProblem) -> ReadError {
         ReadError {
             file: self.file.clone(),
             offset,
-            kind,
-            message: message.into(),
+            problem,
         }
+    }
+
+    /// The read failure `read_err` holds.
+    fn read_failed(&self, offset: u64, e: &std::io::Error) -> ReadError {
+        self.err(
+            offset,
+            P::Io {
+                action: IoAction::Read,
+                cause: IoCause::from(e),
+            },
+        )
     }
 
     /// Make `n` bytes available at `pos` if the file has them; false at EOF.
@@ -267,76 +274,37 @@ impl<R: Read> Reader<R> {
         };
         let got = have(self, 16);
         if let Some(e) = self.read_err.take() {
-            return Err(self.err(0, ErrorKind::Io, format!("read failed: {e}")));
+            return Err(self.read_failed(0, &e));
         }
         if got == 0 {
-            return Err(self.err(0, ErrorKind::NotARecording, "the file is empty"));
+            return Err(self.err(0, P::Empty));
         }
         let first = &self.buf[..got.min(8)];
         if first != &MAGIC[..first.len()] || got < 8 {
-            let hint = if first.first() == Some(&b'{') {
-                " (it looks like JSON Lines, e.g. `--headless` or `export --format jsonl` output)"
-            } else {
-                ""
-            };
             if first == &MAGIC[..first.len()] {
-                return Err(self.err(
-                    0,
-                    ErrorKind::Truncated,
-                    format!("the header is cut short: {got} bytes, the fixed part has 16"),
-                ));
+                return Err(self.err(0, P::FixedPartCut { got }));
             }
-            return Err(self.err(
-                0,
-                ErrorKind::NotARecording,
-                format!(
-                    "not a ringside recording: it starts with {} where a recording starts with {}{hint}",
-                    hex(first),
-                    hex(&MAGIC)
-                ),
-            ));
+            let start = first.to_vec();
+            return Err(self.err(0, P::NotARecording { start }));
         }
         if got < 16 {
-            return Err(self.err(
-                got as u64,
-                ErrorKind::Truncated,
-                format!("the header is cut short: {got} bytes, the fixed part has 16"),
-            ));
+            return Err(self.err(got as u64, P::FixedPartCut { got }));
         }
         let version = u16::from_le_bytes([self.buf[8], self.buf[9]]);
         let len = u32::from_le_bytes([self.buf[12], self.buf[13], self.buf[14], self.buf[15]]);
         if version > FORMAT_VERSION {
-            return Err(self.err(
-                8,
-                ErrorKind::NewerVersion,
-                format!(
-                    "field format_version: {version} is newer than this ringside ({}) reads (up to {FORMAT_VERSION}): use a newer ringside",
-                    env!("CARGO_PKG_VERSION")
-                ),
-            ));
+            return Err(self.err(8, P::NewerVersion { version }));
         }
         if version == 0 {
-            return Err(self.err(
-                8,
-                ErrorKind::BadHeader,
-                "field format_version: 0 is not a version",
-            ));
+            return Err(self.err(8, P::VersionZero));
         }
         if len > MAX_HEADER {
-            return Err(self.err(
-                12,
-                ErrorKind::BadHeader,
-                format!("field header_len: {len} bytes exceeds the limit of {MAX_HEADER}"),
-            ));
+            return Err(self.err(12, P::HeaderTooLong { len }));
         }
         let total = 16 + len as usize + 4;
         let got = have(self, total);
         if got < total {
-            return Err(self.err(
-                got as u64,
-                ErrorKind::Truncated,
-                format!("the header is cut short: it needs {total} bytes, the file has {got}"),
-            ));
+            return Err(self.err(got as u64, P::HeaderCut { needs: total, got }));
         }
         let stored = u32::from_le_bytes(
             self.buf[16 + len as usize..total]
@@ -345,17 +313,13 @@ impl<R: Read> Reader<R> {
         );
         let computed = crc32fast::hash(&self.buf[8..16 + len as usize]);
         if stored != computed {
-            return Err(self.err(
-                16 + len as u64,
-                ErrorKind::Checksum,
-                format!(
-                    "header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
-                ),
-            ));
+            return Err(self.err(16 + len as u64, P::HeaderChecksum { stored, computed }));
         }
         let body = &self.buf[16..16 + len as usize];
-        let header: Header = serde_json::from_slice(body)
-            .map_err(|e| self.err(16, ErrorKind::BadHeader, format!("header body (JSON): {e}")))?;
+        let header: Header = serde_json::from_slice(body).map_err(|e| {
+            let cause = JsonCause::from(&e);
+            self.err(16, P::HeaderJson { cause })
+        })?;
         self.header = header;
         self.pos = total;
         self.data_start = total as u64;
@@ -403,10 +367,11 @@ impl<R: Read> Reader<R> {
         self.next_index
     }
 
-    fn io_or(&mut self, offset: u64, kind: ErrorKind, msg: String) -> ReadError {
+    /// `problem`, unless a read failed (the real reason the bytes are missing).
+    fn io_or(&mut self, offset: u64, problem: ReadProblem) -> ReadError {
         match self.read_err.take() {
-            Some(e) => self.err(offset, ErrorKind::Io, format!("read failed: {e}")),
-            None => self.err(offset, kind, msg),
+            Some(e) => self.read_failed(offset, &e),
+            None => self.err(offset, problem),
         }
     }
 
@@ -415,7 +380,7 @@ impl<R: Read> Reader<R> {
         let at = self.offset();
         if !self.ensure(1) {
             if let Some(e) = self.read_err.take() {
-                return Err(self.err(at, ErrorKind::Io, format!("read failed: {e}")));
+                return Err(self.read_failed(at, &e));
             }
             return Ok(None);
         }
@@ -424,11 +389,8 @@ impl<R: Read> Reader<R> {
         let mut nlen = 0usize;
         loop {
             if !self.ensure(nlen + 1) {
-                let m = format!(
-                    "the record at offset {at} is cut short inside its length ({} bytes left)",
-                    self.buf.len() - self.pos
-                );
-                return Err(self.io_or(at, ErrorKind::Truncated, m));
+                let left = self.buf.len() - self.pos;
+                return Err(self.io_or(at, P::LengthCut { at, left }));
             }
             let b = self.buf[self.pos + nlen];
             nlen += 1;
@@ -437,31 +399,17 @@ impl<R: Read> Reader<R> {
                 break;
             }
             if nlen >= 5 {
-                return Err(self.err(
-                    at,
-                    ErrorKind::Checksum,
-                    format!(
-                        "the record at offset {at} has a damaged length (more than 5 length bytes)"
-                    ),
-                ));
+                return Err(self.err(at, P::LengthTooManyBytes { at }));
             }
         }
         if len > MAX_PAYLOAD {
-            return Err(self.err(
-                at,
-                ErrorKind::Checksum,
-                format!(
-                    "the record at offset {at} has a damaged length: {len} bytes exceeds the limit of {MAX_PAYLOAD}"
-                ),
-            ));
+            return Err(self.err(at, P::LengthTooLarge { at, len }));
         }
         let need = nlen + 1 + len as usize + 4;
         if !self.ensure(need) {
             let have = self.buf.len() - self.pos;
-            let m = format!(
-                "the record at offset {at} needs {need} bytes but the file ends {have} bytes later (cut short, or its length is damaged)"
-            );
-            return Err(self.io_or(at, ErrorKind::Truncated, m));
+            let needs = need;
+            return Err(self.io_or(at, P::RecordCut { at, needs, have }));
         }
         let p = self.pos;
         let rt = self.buf[p + nlen];
@@ -470,23 +418,25 @@ impl<R: Read> Reader<R> {
         let stored = u32::from_le_bytes(self.buf[end..end + 4].try_into().unwrap_or([0; 4]));
         let computed = format::frame_crc(&self.buf[p..p + nlen], rt, &self.buf[pay..end]);
         if stored != computed {
+            let record_type = rt;
             return Err(self.err(
                 at,
-                ErrorKind::Checksum,
-                format!(
-                    "checksum mismatch in the record at offset {at} (type {rt:#04x} {}, {len} payload bytes): stored {stored:#010x}, computed {computed:#010x}",
-                    rtype::name(rt)
-                ),
+                P::RecordChecksum {
+                    at,
+                    record_type,
+                    len,
+                    stored,
+                    computed,
+                },
             ));
         }
         if !rtype::known(rt) {
             return Err(self.err(
                 at,
-                ErrorKind::UnknownType,
-                format!(
-                    "record type {rt:#04x} at offset {at} is not known to this ringside ({}, format {FORMAT_VERSION}): the file may come from a newer ringside",
-                    env!("CARGO_PKG_VERSION")
-                ),
+                P::UnknownRecordType {
+                    at,
+                    record_type: rt,
+                },
             ));
         }
         self.pos = end + 4;
@@ -560,12 +510,10 @@ impl<R: Read> Reader<R> {
         self.errors.push(e.clone());
         let final_ = !self.opts.resync
             || matches!(
-                e.kind,
+                e.kind(),
                 ErrorKind::Io | ErrorKind::TrailingData | ErrorKind::NotARecording
             )
-            || (e.kind == ErrorKind::Truncated
-                && self.eof
-                && e.message.contains("without an end record"));
+            || (self.eof && matches!(e.problem, P::NoEndRecord { .. }));
         if final_ {
             self.stop = Some(Stop::Error(e.clone()));
         } else {
@@ -587,11 +535,7 @@ impl<R: Read> Reader<R> {
                 if !self.resync() {
                     let at = self.offset();
                     let last = self.errors.last().cloned();
-                    let e = self.err(
-                        at,
-                        ErrorKind::Truncated,
-                        "no sync point after the damage: the rest of the file is unreadable",
-                    );
+                    let e = self.err(at, P::NoSyncAfterDamage);
                     self.stop = Some(Stop::Error(last.unwrap_or(e)));
                     return None;
                 }
@@ -600,14 +544,8 @@ impl<R: Read> Reader<R> {
                 Ok(Some(f)) => f,
                 Ok(None) => {
                     let at = self.offset();
-                    let e = self.err(
-                        at,
-                        ErrorKind::Truncated,
-                        format!(
-                            "the file ends at offset {at} without an end record: the recording was cut short (the writer crashed, was killed, or is still writing); {} items read",
-                            self.next_index
-                        ),
-                    );
+                    let items = self.next_index;
+                    let e = self.err(at, P::NoEndRecord { at, items });
                     self.errors.push(e.clone());
                     self.stop = Some(Stop::Error(e.clone()));
                     return Some(Err(e));
@@ -620,14 +558,15 @@ impl<R: Read> Reader<R> {
             };
             let rec = match rec {
                 Ok(r) => r,
-                Err(fe) => {
+                Err(field) => {
+                    let record_type = rt;
                     let e = self.err(
                         at,
-                        ErrorKind::BadRecord,
-                        format!(
-                            "the record at offset {at} (type {rt:#04x} {}) is malformed: {fe}",
-                            rtype::name(rt)
-                        ),
+                        P::Malformed {
+                            at,
+                            record_type,
+                            field,
+                        },
                     );
                     return self.fail(e);
                 }
@@ -636,14 +575,9 @@ impl<R: Read> Reader<R> {
                 Record::Sync { next_index } => {
                     self.state.reset();
                     if next_index != self.next_index && !self.opts.resync {
-                        let e = self.err(
-                            at,
-                            ErrorKind::BadRecord,
-                            format!(
-                                "the sync record at offset {at} says the next item is {next_index}, but {} items were read",
-                                self.next_index
-                            ),
-                        );
+                        let read = self.next_index;
+                        let says = next_index;
+                        let e = self.err(at, P::SyncIndex { at, says, read });
                         return self.fail(e);
                     }
                     self.next_index = next_index;
@@ -673,24 +607,23 @@ impl<R: Read> Reader<R> {
                         };
                         let e = self.err(
                             after,
-                            ErrorKind::TrailingData,
-                            format!(
-                                "{n}{} bytes follow the end record at offset {at}",
-                                if n > 1 << 20 { "+" } else { "" }
-                            ),
+                            P::TrailingData {
+                                end_at: at,
+                                bytes: n,
+                            },
                         );
                         self.errors.push(e.clone());
                         self.stop = Some(Stop::Error(e.clone()));
                         return Some(Err(e));
                     }
                     if items != self.next_index && self.errors.is_empty() {
+                        let read = self.next_index;
                         let e = self.err(
                             at,
-                            ErrorKind::BadRecord,
-                            format!(
-                                "the end record says {items} items were written, but {} were read",
-                                self.next_index
-                            ),
+                            P::EndCount {
+                                written: items,
+                                read,
+                            },
                         );
                         return self.fail(e);
                     }
@@ -735,8 +668,7 @@ pub fn read_all(bytes: &[u8], opts: ReadOptions) -> (Vec<Entry>, Result<Stop, Re
         Stop::Error(ReadError {
             file: "<memory>".into(),
             offset: 0,
-            kind: ErrorKind::Truncated,
-            message: "reading stopped without a reason".into(),
+            problem: P::NoReason,
         })
     });
     (v, Ok(stop))

@@ -3,9 +3,10 @@
 //! instruction by instruction. What the replay UI is built on.
 
 use crate::check::{self, CheckReport, Checker, InputsError, LoadRecordedError, Setup};
+use crate::error::{IoAction, IoCause, ReadProblem};
 use crate::format::Header;
 use crate::item::Item;
-use crate::reader::{Entry, ErrorKind, ReadError, ReadOptions, Reader, Stop, SyncPoint};
+use crate::reader::{Entry, ReadError, ReadOptions, Reader, Stop, SyncPoint};
 use crate::session::Clock;
 use ringside_engine::decision::{DecisionRecord, ReexecError, Reexecution, reexecute};
 use ringside_engine::event::{Event, ProgramInfo};
@@ -196,8 +197,7 @@ impl Replay {
         let stop = reader.stop().cloned().unwrap_or(Stop::Error(ReadError {
             file: reader.file().to_string(),
             offset: 0,
-            kind: ErrorKind::Truncated,
-            message: "reading stopped early".into(),
+            problem: ReadProblem::StoppedEarly,
         }));
         Ok(Replay {
             name: reader.file().to_string(),
@@ -354,8 +354,10 @@ impl Replay {
         let io = |e: std::io::Error| ReadError {
             file: self.name.clone(),
             offset: point.offset,
-            kind: ErrorKind::Io,
-            message: format!("cannot read: {e}"),
+            problem: ReadProblem::Io {
+                action: IoAction::Reopen,
+                cause: IoCause::from(&e),
+            },
         };
         let mut f = File::open(&self.path).map_err(io)?;
         f.seek(SeekFrom::Start(point.offset)).map_err(io)?;

@@ -6,7 +6,7 @@ mod common;
 use proptest::prelude::*;
 use ringside_recordings::format::{self, rtype};
 use ringside_recordings::reader::{ErrorKind, ReadOptions, Stop, read_all};
-use ringside_recordings::{Entry, Header, Writer};
+use ringside_recordings::{Entry, FieldProblem, Header, ReadProblem, Writer};
 use std::sync::OnceLock;
 
 fn small() -> &'static (Vec<u8>, Vec<Entry>) {
@@ -82,7 +82,7 @@ fn truncation_at_every_byte_reads_every_complete_record_before_the_cut() {
             assert!(got.is_empty());
             let e = stop.expect_err("a cut header is an error");
             assert!(
-                matches!(e.kind, ErrorKind::Truncated | ErrorKind::NotARecording),
+                matches!(e.kind(), ErrorKind::Truncated | ErrorKind::NotARecording),
                 "cut {cut}: {e}"
             );
             continue;
@@ -95,7 +95,7 @@ fn truncation_at_every_byte_reads_every_complete_record_before_the_cut() {
         assert_eq!(&got[..], &entries[..complete_items], "cut at {cut}");
         match stop.unwrap() {
             Stop::Error(e) => {
-                assert_eq!(e.kind, ErrorKind::Truncated, "cut {cut}: {e}");
+                assert_eq!(e.kind(), ErrorKind::Truncated, "cut {cut}: {e}");
                 // Where: the start of the cut record, or the end of the data.
                 assert!(e.offset as usize <= cut, "cut {cut}: {e}");
                 assert!(e.to_string().contains("offset"), "{e}");
@@ -172,9 +172,12 @@ fn resync_skips_a_damaged_record_and_reports_its_offset() {
     let Stop::Error(e) = stop.unwrap() else {
         panic!("damage not found")
     };
-    assert_eq!(e.kind, ErrorKind::Checksum, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Checksum, "{e}");
     assert_eq!(e.offset as usize, start, "{e}");
-    assert!(e.message.contains("checksum mismatch"), "{e}");
+    assert!(
+        matches!(e.problem, ReadProblem::RecordChecksum { at, .. } if at as usize == start),
+        "{e}"
+    );
     assert!(got.len() < entries.len());
 
     let (got2, _) = read_all(
@@ -206,12 +209,19 @@ fn unknown_record_type_and_newer_version_are_named() {
     let Stop::Error(e) = stop.unwrap() else {
         panic!()
     };
-    assert_eq!(e.kind, ErrorKind::UnknownType);
+    assert_eq!(e.kind(), ErrorKind::UnknownType);
     assert_eq!(e.offset as usize, at);
     assert!(
-        e.message.contains("0x7e") && e.message.contains("newer"),
+        matches!(
+            e.problem,
+            ReadProblem::UnknownRecordType {
+                record_type: 0x7e,
+                ..
+            }
+        ),
         "{e}"
     );
+    assert!(e.to_string().contains("newer"), "{e}");
 
     // A newer format version.
     let mut b = bytes.clone();
@@ -219,20 +229,19 @@ fn unknown_record_type_and_newer_version_are_named() {
     let (got, stop) = read_all(&b, ReadOptions::default());
     assert!(got.is_empty());
     let e = stop.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::NewerVersion);
-    assert!(
-        e.message.contains("format_version") && e.message.contains("newer"),
-        "{e}"
-    );
+    assert_eq!(e.kind(), ErrorKind::NewerVersion);
+    assert_eq!(e.problem, ReadProblem::NewerVersion { version: 9 }, "{e}");
+    assert!(e.to_string().contains("format_version"), "{e}");
 
     // Not a recording; JSON Lines gets a hint.
     let e = read_all(b"{\"kind\":\"ring_setup\"}\n", ReadOptions::default())
         .1
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::NotARecording);
-    assert!(e.message.contains("JSON Lines"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::NotARecording);
+    assert!(e.problem.looks_like_jsonl(), "{e}");
+    assert!(e.to_string().contains("JSON Lines"), "{e}");
     let e = read_all(b"", ReadOptions::default()).1.unwrap_err();
-    assert!(e.message.contains("empty"), "{e}");
+    assert_eq!(e.problem, ReadProblem::Empty, "{e}");
 
     // Bytes after the end record.
     let mut b = bytes.clone();
@@ -240,7 +249,7 @@ fn unknown_record_type_and_newer_version_are_named() {
     let Stop::Error(e) = read_all(&b, ReadOptions::default()).1.unwrap() else {
         panic!()
     };
-    assert_eq!(e.kind, ErrorKind::TrailingData);
+    assert_eq!(e.kind(), ErrorKind::TrailingData);
     assert_eq!(e.offset as usize, bytes.len());
 }
 
@@ -260,9 +269,10 @@ fn malformed_payload_names_the_field() {
     let Stop::Error(e) = stop.unwrap() else {
         panic!()
     };
-    assert_eq!(e.kind, ErrorKind::BadRecord, "{e}");
+    assert_eq!(e.kind(), ErrorKind::BadRecord, "{e}");
     assert_eq!(e.offset as usize, start);
-    assert!(e.message.contains("field `"), "{e}");
+    assert!(matches!(e.problem, ReadProblem::Malformed { .. }), "{e}");
+    assert!(e.to_string().contains("field `"), "{e}");
 }
 
 /// A damaged ring record (valid checksum, bad content) stops the reader
@@ -297,9 +307,12 @@ fn malformed_ring_record_names_the_field() {
     // Cut at every byte: always a field error at this record, no item.
     for cut in 0..payload.len() {
         let (n, e) = read_with(start, &payload[..cut]);
-        assert_eq!(e.kind, ErrorKind::BadRecord, "cut {cut}: {e}");
+        assert_eq!(e.kind(), ErrorKind::BadRecord, "cut {cut}: {e}");
         assert_eq!(e.offset as usize, start, "{e}");
-        assert!(e.message.contains("field `ring."), "cut {cut}: {e}");
+        assert!(
+            matches!(&e.problem, ReadProblem::Malformed { field, .. } if field.field.starts_with("ring.")),
+            "cut {cut}: {e}"
+        );
         assert_eq!(n, good, "no item from the damaged record");
     }
     // ts_ns 1_000_000 (3 bytes), tgid 4242 (2), tid 0, cpu 0, then `when`.
@@ -308,15 +321,20 @@ fn malformed_ring_record_names_the_field() {
     p[7] = 9;
     let (_, e) = read_with(start, &p);
     assert!(
-        e.message.contains("field `ring.when`") && e.message.contains("unknown code 9"),
+        matches!(&e.problem, ReadProblem::Malformed { field, .. }
+            if field.field == "ring.when" && field.problem == FieldProblem::UnknownWhen { code: 9 }),
         "{e}"
     );
     // Trailing bytes after the last field.
     let mut p = payload.clone();
     p.push(0);
     let (_, e) = read_with(start, &p);
-    assert_eq!(e.kind, ErrorKind::BadRecord, "{e}");
-    assert!(e.message.contains("unexpected bytes"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::BadRecord, "{e}");
+    assert!(
+        matches!(&e.problem, ReadProblem::Malformed { field, .. }
+            if matches!(field.problem, FieldProblem::TrailingBytes { extra: 1 })),
+        "{e}"
+    );
     // A buffer count larger than the record (the attach record has no
     // buffers: its last byte is their count).
     let start = rings[1].0;
@@ -324,7 +342,9 @@ fn malformed_ring_record_names_the_field() {
     *p.last_mut().unwrap() = 0x7f;
     let (_, e) = read_with(start, &p);
     assert!(
-        e.message.contains("field `ring.buffers`") && e.message.contains("exceeds"),
+        matches!(&e.problem, ReadProblem::Malformed { field, .. }
+            if field.field == "ring.buffers"
+                && matches!(field.problem, FieldProblem::LengthExceeds { len: 0x7f, .. })),
         "{e}"
     );
     // A field mask naming fields this version does not know.
@@ -336,7 +356,8 @@ fn malformed_ring_record_names_the_field() {
     p[10] |= 0x40;
     let (_, e) = read_with(start, &p);
     assert!(
-        e.message.contains("field `ring.have`") && e.message.contains("does not know"),
+        matches!(&e.problem, ReadProblem::Malformed { field, .. }
+            if field.field == "ring.have" && matches!(field.problem, FieldProblem::UnknownFields { .. })),
         "{e}"
     );
 }
