@@ -18,16 +18,20 @@ use std::time::Duration;
 const MSG_DONTWAIT: u32 = 0x40;
 
 fn engine(files: &[&OwnedFd], buffers: &[usize]) -> Engine {
-    Engine::new(EngineConfig {
+    let backend = backend();
+    let e = Engine::new(EngineConfig {
         files: files
             .iter()
             .map(|f| (f.as_raw_fd(), "f".to_string()))
             .collect(),
         buffers: buffers.to_vec(),
-        backend: backend(),
+        backend,
         ..Default::default()
     })
-    .unwrap()
+    .unwrap();
+    // Never a quiet fallback: the tests ran where they were asked to.
+    assert_eq!(e.backend(), backend);
+    e
 }
 
 fn load(e: &mut Engine, name: &str) -> ProgId {
