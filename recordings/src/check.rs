@@ -586,7 +586,7 @@ impl Checker {
         self.next_seq = Some(rec.seq + 1);
         match &rec.event {
             Event::RingSetup(info) => {
-                self.setup.rings.push((e.index, info.clone()));
+                self.setup.rings.push((e.index, (**info).clone()));
                 self.shadow = Shadow::default();
                 self.completions.clear();
             }

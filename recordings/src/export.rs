@@ -99,7 +99,7 @@ pub fn jsonl<R: Read>(
             Ok(mut e) => {
                 if let Item::Engine(r) = &e.item {
                     match &r.event {
-                        Event::RingSetup(info) => setup.rings.push((e.index, info.clone())),
+                        Event::RingSetup(info) => setup.rings.push((e.index, (**info).clone())),
                         Event::ProgramLoaded(info) => {
                             if let Err(why) = setup.load(info) {
                                 out.flush()?;

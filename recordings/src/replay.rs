@@ -182,7 +182,7 @@ impl Replay {
             }
             if let Item::Engine(r) = &e.item {
                 match &r.event {
-                    Event::RingSetup(info) => setup.rings.push((e.index, info.clone())),
+                    Event::RingSetup(info) => setup.rings.push((e.index, (**info).clone())),
                     Event::ProgramLoaded(info) => {
                         let _ = setup.load(info);
                     }

@@ -45,7 +45,7 @@ fn a_chain_event_by_event() {
         state: Model::new(1000),
         seq: 0,
     };
-    f.ev(Event::RingSetup(RingInfo {
+    f.ev(Event::RingSetup(Box::new(RingInfo {
         fd: 3,
         pid: 1,
         sq_entries: 8,
@@ -54,7 +54,7 @@ fn a_chain_event_by_event() {
         regs: Default::default(),
         budgets: Default::default(),
         backend: Default::default(),
-    }));
+    })));
     f.ev(Event::ChainCreated {
         chain: 1,
         user_data: 9,
@@ -210,7 +210,7 @@ fn a_chain_event_by_event() {
     assert_eq!(f.state.rings[0].inflight, 0);
 
     // A second engine instance starts its own ids and clock.
-    f.ev(Event::RingSetup(RingInfo {
+    f.ev(Event::RingSetup(Box::new(RingInfo {
         fd: 4,
         pid: 1,
         sq_entries: 8,
@@ -219,7 +219,7 @@ fn a_chain_event_by_event() {
         regs: Default::default(),
         budgets: Default::default(),
         backend: Default::default(),
-    }));
+    })));
     assert_eq!(f.state.epoch(), 2);
     assert!(f.state.rings[0].closed);
     assert!(f.state.now_ns > f.seq * 1000 - 1000);

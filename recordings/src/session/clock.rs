@@ -145,7 +145,7 @@ mod tests {
 
     fn engine(t_ns: u64, setup: bool) -> Item {
         let event = if setup {
-            Event::RingSetup(ringside_engine::event::RingInfo {
+            Event::RingSetup(Box::new(ringside_engine::event::RingInfo {
                 fd: 3,
                 pid: 1,
                 sq_entries: 8,
@@ -154,7 +154,7 @@ mod tests {
                 regs: Default::default(),
                 budgets: Default::default(),
                 backend: Default::default(),
-            })
+            }))
         } else {
             Event::Shutdown {
                 chains: 0,

@@ -232,7 +232,7 @@ impl Model {
                 {
                     self.rings.remove(i);
                 }
-                self.ring_info.insert(epoch, info.clone());
+                self.ring_info.insert(epoch, (**info).clone());
                 while self.ring_info.len() > 16 {
                     self.ring_info.pop_first();
                 }
@@ -251,7 +251,7 @@ impl Model {
                     );
                 }
                 self.programs
-                    .insert((epoch, info.prog), Arc::new(info.clone()));
+                    .insert((epoch, info.prog), Arc::new((**info).clone()));
                 // Forget maps and programs of old engine instances.
                 let keep_from = epoch.saturating_sub(2);
                 self.maps.retain(|(e, _), _| *e >= keep_from);

@@ -259,7 +259,7 @@ impl Engine {
             budgets: e.budgets,
             backend: e.backend(),
         };
-        e.emit_setup(Event::RingSetup(info));
+        e.emit_setup(Event::RingSetup(Box::new(info)));
         Ok(e)
     }
 
@@ -449,7 +449,7 @@ impl Engine {
                 object: bytes.clone(),
                 code: Arc::new(p.code().to_vec()),
             };
-            self.emit_setup(Event::ProgramLoaded(info));
+            self.emit_setup(Event::ProgramLoaded(Box::new(info)));
         }
     }
 
