@@ -245,8 +245,9 @@ impl RecorderHandle {
     }
 
     /// Queue an item, waiting for room when the queue is full (lossless:
-    /// for tools and benchmarks, never for a live engine). False when the
-    /// recorder finished.
+    /// for a recording that must be whole, where the source can wait, as
+    /// `ringside record`'s engine does, and for tools and benchmarks).
+    /// False when the recorder finished.
     pub fn push_blocking(&self, item: Item) -> bool {
         self.tx.send(Msg::Item(item)).is_ok()
     }
@@ -255,6 +256,13 @@ impl RecorderHandle {
     /// dropped silently when the queue is full (a later one will do).
     pub fn push_clock(&self, engine_origin_mono_ns: u64) {
         let _ = self.tx.try_send(Msg::Clock(engine_origin_mono_ns));
+    }
+
+    /// [`RecorderHandle::push_clock`], waiting for room: where the queue is
+    /// full most of the time (a lossless forwarder), a dropped clock record
+    /// might never be followed by one that gets in.
+    pub fn push_clock_blocking(&self, engine_origin_mono_ns: u64) {
+        let _ = self.tx.send(Msg::Clock(engine_origin_mono_ns));
     }
 
     /// Live counters.
@@ -499,6 +507,13 @@ fn writer_thread<W: Write>(
 /// origin on CLOCK_MONOTONIC is estimated (the smallest receive time minus
 /// `t_ns` seen, so within the queue's shortest latency) and recorded.
 /// Returns the number of events forwarded.
+///
+/// Nothing is dropped here: the thread waits for room in the recorder's
+/// queue ([`RecorderHandle::push_blocking`]). With a subscription made
+/// with [`Overflow::Block`](ringside_engine::event::Overflow) the engine in
+/// turn waits for this thread, so the whole stream reaches the file at
+/// whatever speed the writer keeps (a NOP workload at full speed produces
+/// events about twice as fast as the writer takes them).
 pub fn spawn_engine_forwarder(
     sub: Subscription,
     rec: RecorderHandle,
@@ -515,7 +530,7 @@ pub fn spawn_engine_forwarder(
                 let now = format::mono_now_ns();
                 origin = origin.min(now.saturating_sub(ev.t_ns));
                 if let Some(count) = sub.newly_dropped(&mut seen_drops) {
-                    rec.push(Item::Lost {
+                    rec.push_blocking(Item::Lost {
                         queue: "engine".into(),
                         count,
                     });
@@ -526,21 +541,21 @@ pub fn spawn_engine_forwarder(
                     && (written_origin == u64::MAX
                         || last_clock.elapsed() >= Duration::from_millis(50))
                 {
-                    rec.push_clock(origin);
+                    rec.push_clock_blocking(origin);
                     written_origin = origin;
                     last_clock = Instant::now();
                 }
-                rec.push(Item::Engine(ev));
+                rec.push_blocking(Item::Engine(ev));
                 n += 1;
             }
             if let Some(count) = sub.newly_dropped(&mut seen_drops) {
-                rec.push(Item::Lost {
+                rec.push_blocking(Item::Lost {
                     queue: "engine".into(),
                     count,
                 });
             }
             if origin < written_origin {
-                rec.push_clock(origin);
+                rec.push_clock_blocking(origin);
             }
             n
         })

@@ -124,13 +124,16 @@ fn spawn_probe_pump(
                 } else {
                     Duration::from_millis(50)
                 };
+                // Waiting for the writer leaves the events in the kernel's
+                // ring buffer, the larger queue: what it cannot hold is
+                // counted there and recorded as lost below.
                 let got = probes.poll(timeout, |ev| {
                     n += 1;
-                    rec.push(Item::Probe(ev));
+                    rec.push_blocking(Item::Probe(ev));
                 })?;
                 let lost = probes.lost().unwrap_or(lost_seen);
                 if lost > lost_seen {
-                    rec.push(Item::Lost {
+                    rec.push_blocking(Item::Lost {
                         queue: "probes".into(),
                         count: lost - lost_seen,
                     });
@@ -199,9 +202,11 @@ fn record_engine(
     let mut prepared = prepare(&stop)?;
     let recorder = Recorder::create(output, header)
         .with_context(|| format!("creating the recording {}", output.display()))?;
+    // A recording keeps every engine event: the engine waits for the
+    // recorder rather than drop (the forwarder waits for the writer).
     let sub = prepared
         .engine()
-        .subscribe_with(1 << 18, Overflow::Drop, Detail::Inputs);
+        .subscribe_with(1 << 18, Overflow::Block, Detail::Inputs);
     let fwd = spawn_engine_forwarder(sub, recorder.handle())?;
     let probe_stop = Arc::new(AtomicBool::new(false));
     let pump = match probes {
@@ -311,18 +316,20 @@ fn record_attach(
         let mut probes = probes;
         let start = Instant::now();
         let mut last_check = Instant::now();
-        // Poll here (not in a thread) so exits are noticed.
+        // Poll here (not in a thread) so exits are noticed. Waiting for the
+        // writer leaves events in the kernel's ring buffer, the larger
+        // queue; what it cannot hold is counted there, recorded as lost.
         let h = recorder.handle();
         let mut n = 0u64;
         let mut lost_seen = 0u64;
         loop {
             probes.poll(Duration::from_millis(50), |ev| {
                 n += 1;
-                h.push(Item::Probe(ev));
+                h.push_blocking(Item::Probe(ev));
             })?;
             let lost = probes.lost().unwrap_or(lost_seen);
             if lost > lost_seen {
-                h.push(Item::Lost {
+                h.push_blocking(Item::Lost {
                     queue: "probes".into(),
                     count: lost - lost_seen,
                 });
@@ -346,7 +353,7 @@ fn record_attach(
                     while quiet.elapsed() < Duration::from_secs(120) {
                         let got = probes.poll(Duration::from_millis(100), |ev| {
                             n += 1;
-                            h.push(Item::Probe(ev));
+                            h.push_blocking(Item::Probe(ev));
                         })?;
                         if got == 0 {
                             break;
@@ -358,7 +365,7 @@ fn record_attach(
         }
         probes.poll(Duration::ZERO, |ev| {
             n += 1;
-            h.push(Item::Probe(ev));
+            h.push_blocking(Item::Probe(ev));
         })?;
         let counters = probes.counters()?;
         drop(probes);
