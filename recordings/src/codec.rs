@@ -1,7 +1,7 @@
 //! Primitive encoding: LEB128 varints, zigzag, length-prefixed bytes, and a
 //! bounds-checked cursor whose errors name the field they were reading.
 
-pub use crate::error::{FieldProblem, Width};
+pub use crate::error::{FieldError, FieldProblem, Width};
 
 /// Appends LEB128 / zigzag values to a byte buffer.
 #[derive(Default, Debug)]
@@ -77,18 +77,6 @@ impl Enc {
             Some(x) => self.var(x + 1),
         }
     }
-}
-
-/// Why a field could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("field `{field}` at payload byte {at}: {problem}")]
-pub struct FieldError {
-    /// The field (`decision.calls.detail.key`, ...).
-    pub field: &'static str,
-    /// Byte offset inside the record payload.
-    pub at: usize,
-    /// What was wrong.
-    pub problem: FieldProblem,
 }
 
 /// A cursor over a record payload. Every read is bounds-checked; no length

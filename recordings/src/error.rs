@@ -9,11 +9,44 @@
 //! its class (where it has one) and the text it printed, in [`IoCause`],
 //! [`JsonCause`] and [`MsgPackCause`].
 
-use crate::codec::FieldError;
 use crate::format::{FORMAT_VERSION, MAGIC, MAX_HEADER, MAX_PAYLOAD, rtype};
-use crate::reader::ErrorKind;
 use ringside_probes::event::wire::DecodeError;
 use thiserror::Error;
+
+/// What went wrong, by class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not a ringside recording at all.
+    NotARecording,
+    /// Written by a newer ringside (format version too new).
+    NewerVersion,
+    /// The header is malformed.
+    BadHeader,
+    /// The file is cut short (inside a record, or without an end record).
+    Truncated,
+    /// A record's checksum does not match.
+    Checksum,
+    /// A record's checksum matches but its content is malformed.
+    BadRecord,
+    /// A record type this version does not know.
+    UnknownType,
+    /// Bytes after the end record.
+    TrailingData,
+    /// The operating system failed to read.
+    Io,
+}
+
+/// Why a field could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` at payload byte {at}: {problem}")]
+pub struct FieldError {
+    /// The field (`decision.calls.detail.key`, ...).
+    pub field: &'static str,
+    /// Byte offset inside the record payload.
+    pub at: usize,
+    /// What was wrong.
+    pub problem: FieldProblem,
+}
 
 /// An I/O failure: its class and the text `std::io::Error` printed.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]

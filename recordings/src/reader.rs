@@ -2,7 +2,7 @@
 //! memory, that never panics and says where and why it stopped.
 
 use crate::encode::{Record, State};
-pub use crate::error::ReadProblem;
+pub use crate::error::{ErrorKind, ReadProblem};
 use crate::error::{IoAction, IoCause, JsonCause, ReadProblem as P};
 use crate::format::{
     self, FORMAT_VERSION, Header, MAGIC, MAX_HEADER, MAX_PAYLOAD, SYNC_MARKER, rtype,
@@ -10,29 +10,6 @@ use crate::format::{
 use crate::item::Item;
 use std::io::Read;
 use std::path::Path;
-
-/// What went wrong, by class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Not a ringside recording at all.
-    NotARecording,
-    /// Written by a newer ringside (format version too new).
-    NewerVersion,
-    /// The header is malformed.
-    BadHeader,
-    /// The file is cut short (inside a record, or without an end record).
-    Truncated,
-    /// A record's checksum does not match.
-    Checksum,
-    /// A record's checksum matches but its content is malformed.
-    BadRecord,
-    /// A record type this version does not know.
-    UnknownType,
-    /// Bytes after the end record.
-    TrailingData,
-    /// The operating system failed to read.
-    Io,
-}
 
 /// A read failure: file, byte offset, what. (The cause is in the message,
 /// not also a `source`: printed with `{:#}`, an error chain then says each
