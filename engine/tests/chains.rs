@@ -1,4 +1,5 @@
-//! Chains on real rings: kernel links next to engine-driven chains.
+//! Chains on real rings: kernel links next to engine-driven chains. Under
+//! either backend (`RINGSIDE_TEST_BACKEND`, as engine/tests/patterns.rs).
 
 mod common;
 
@@ -33,6 +34,7 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
     let mut e = Engine::new(EngineConfig {
         files: vec![(raw(&r), "pipe".into())],
         buffers: vec![4096],
+        backend: backend(),
         ..Default::default()
     })
     .unwrap();
@@ -81,6 +83,7 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
     let mut e = Engine::new(EngineConfig {
         files: vec![(raw(&r), "pipe".into())],
         buffers: vec![4096],
+        backend: backend(),
         ..Default::default()
     })
     .unwrap();

@@ -240,7 +240,7 @@ int BPF_PROG(rs_loop_step, struct iou_ctx *uctx, struct iou_loop_params *lp)
 	/* Nothing more to do now: wait, or give the thread back. */
 	__u32 nt = *cq_tail;
 	int busy = nt != *cq_head ||
-		   (!mem->hdr.shut && mem->hdr.sub_head != mem->hdr.sub_tail && !mem->hdr.barrier) ||
+		   (!mem->hdr.shut && rs_can_start(mem)) ||
 		   ((mem->hdr.ctl & RS_CTL_SHUTDOWN) && !mem->hdr.shut);
 	int stop = 0;
 	if (mem->hdr.pause || mem->hdr.error) {
@@ -250,16 +250,25 @@ int BPF_PROG(rs_loop_step, struct iou_ctx *uctx, struct iou_loop_params *lp)
 		   mem->hdr.fin_tail - mem->hdr.fin_head > RS_FIN_RING - 8 ||
 		   bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (1 << 21)) {
 		stop = 1; /* let userspace read */
-	} else if (!busy && mem->hdr.nstage == 0) {
+	} else if (!busy) {
+		/* About to wait for a completion (what was staged is submitted
+		 * first, below). Not when nothing is in flight or staged, nor
+		 * when userspace did not ask to wait; and a wait has its deadline
+		 * armed even in a step that also issues requests: a chain that
+		 * blocks (a read of an empty pipe) is often just issued. */
 		__u32 idle = mem->hdr.inflight == 0 && mem->hdr.cancels == 0 &&
-			     (!mem->hdr.shut || mem->hdr.timers == 0);
+			     (!mem->hdr.shut || mem->hdr.timers == 0) && mem->hdr.nstage == 0;
 		if (idle || !(mem->hdr.ctl & RS_CTL_WAIT))
 			stop = 1;
+		else if ((mem->hdr.ctl & RS_CTL_WAIT_ONE) &&
+			 (mem->hdr.comp_tail != mem->hdr.comp_head ||
+			  mem->hdr.fin_tail != mem->hdr.fin_head))
+			stop = 1; /* Engine::run: the application has something */
 		else if (mem->hdr.deadline_ns) {
 			__u64 now = bpf_ktime_get_ns();
 			if (now >= mem->hdr.deadline_ns) {
 				stop = 1;
-			} else if (!mem->hdr.timer_armed) {
+			} else if (!mem->hdr.timer_armed && mem->hdr.nstage < RS_STAGE) {
 				__u64 d = mem->hdr.deadline_ns - now;
 				mem->timer_ts.tv_sec = d / 1000000000ull;
 				mem->timer_ts.tv_nsec = d % 1000000000ull;

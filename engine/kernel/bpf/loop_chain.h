@@ -866,6 +866,21 @@ __noinline int rs_on_cqe(struct rs_kmem *mem, __u64 ud, __s32 res, __u32 cqe_fla
 	return 0;
 }
 
+/* Whether rs_start_one would start the next queued chain now: one is
+ * queued, no drain chain runs, and the next is not a drain chain waiting
+ * for running ones. The loop is busy only while this holds: a drain chain
+ * that must wait is not work, and counting it as work made the loop spin
+ * inside io_uring_enter, past its deadline, until an earlier chain ended. */
+static __always_inline int rs_can_start(struct rs_kmem *mem)
+{
+	__u32 h = mem->hdr.sub_head;
+
+	if (h == mem->hdr.sub_tail || mem->hdr.barrier)
+		return 0;
+	__u32 cs = mem->sub[RS_IDX(h, RS_SUB_RING - 1)] & (RS_MAX_CHAINS - 1);
+	return !(chain_at(mem, cs)->drain && mem->hdr.running > 0);
+}
+
 /* Start one queued chain, honouring drain; returns 1 when one started. */
 __noinline int rs_start_one(struct rs_kmem *mem)
 {

@@ -37,6 +37,8 @@
 #define RS_CTL_WAIT 1       /* wait for completions (else one pass, no waiting) */
 #define RS_CTL_PAUSE_EACH 2 /* return to userspace after every decision */
 #define RS_CTL_SHUTDOWN 4   /* stop issuing, cancel, reap everything */
+#define RS_CTL_WAIT_ONE 8   /* with RS_CTL_WAIT: return once the application has a
+                             * completion or a finished chain to read */
 
 /* rs_kmem_hdr.error: the loop stopped itself; nothing runs until reset */
 #define RS_KERR_REGION 1    /* a region was missing or too small */

@@ -71,3 +71,19 @@ pub fn backend() -> ringside_engine::kernel::Backend {
         Ok(other) => panic!("RINGSIDE_TEST_BACKEND={other}: kernel or user"),
     }
 }
+
+/// A test of what only the userspace engine does (docs/kernel-backend.md,
+/// "What differs"): under the kernel backend it says loudly that it did
+/// not run, and why, and returns true (the caller returns).
+pub fn user_backend_only(test: &str, why: &str) -> bool {
+    if backend() != ringside_engine::kernel::Backend::Kernel {
+        return false;
+    }
+    use std::io::Write;
+    // Straight to fd 2: libtest captures what passing tests print.
+    let _ = std::io::stderr().write_all(
+        format!("\n######## SKIP {test}: NOT RUN under the kernel backend: {why} ########\n\n")
+            .as_bytes(),
+    );
+    true
+}

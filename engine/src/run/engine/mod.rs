@@ -749,7 +749,9 @@ impl Engine {
     /// Run until every chain has finished.
     pub fn run_until_idle(&mut self) -> Result<(), EngineError> {
         while self.kernel.as_ref().is_some_and(|k| k.active() > 0) {
-            self.run(true)?;
+            if let Some((k, cx)) = self.kernel_run() {
+                k.run_until_idle(cx)?;
+            }
         }
         while !self.chains.is_empty() {
             let n = self.run(true)?;

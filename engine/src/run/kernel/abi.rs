@@ -20,6 +20,10 @@ pub const MAX_PROGS: usize = 64;
 pub const CTL_WAIT: u32 = 1;
 pub const CTL_PAUSE_EACH: u32 = 2;
 pub const CTL_SHUTDOWN: u32 = 4;
+/// With [`CTL_WAIT`]: return once the application has a completion or a
+/// finished chain to read ([`crate::Engine::run`]; without it the loop
+/// waits until every chain finished or the deadline).
+pub const CTL_WAIT_ONE: u32 = 8;
 
 pub const KERR_REGION: u32 = 1;
 pub const KERR_SUBMIT: u32 = 2;

@@ -858,17 +858,28 @@ impl KernelLoop {
         Ok(())
     }
 
-    /// One io_uring_enter: the loop runs until it has nothing to do
-    /// (`wait`: until every chain finished, or `timeout`), then everything
-    /// it reported is turned into events, completions and finished chains.
-    /// Returns the completions the loop handled.
+    /// One io_uring_enter: the loop runs until it has nothing to do (with
+    /// `wait`: until the application has a completion or a finished chain
+    /// to read, or `timeout`), then everything it reported is turned into
+    /// events, completions and finished chains. [`crate::Engine::run`]'s
+    /// "wait for one completion": not after every completion the loop
+    /// handles (that the process does not wake for those is the point),
+    /// but after one the application sees. Returns the completions the
+    /// loop handled.
     pub fn run(
         &mut self,
         wait: bool,
         timeout: Option<Duration>,
         cx: RunCtx<'_>,
     ) -> Result<usize, KernelError> {
-        self.enter(wait, timeout, false, cx)
+        self.enter(wait, timeout, false, true, cx)
+    }
+
+    /// One io_uring_enter that returns only when every chain finished (or
+    /// the loop must hand something over: a full completion queue, a
+    /// pause, an error): [`crate::Engine::run_until_idle`].
+    pub fn run_until_idle(&mut self, cx: RunCtx<'_>) -> Result<usize, KernelError> {
+        self.enter(true, None, false, false, cx)
     }
 
     /// Shut down: the loop cancels what is pending and reaps what is in flight.
@@ -879,7 +890,13 @@ impl KernelLoop {
         }
         let start = std::time::Instant::now();
         loop {
-            self.enter(true, Some(Duration::from_millis(50)), true, cx.reborrow())?;
+            self.enter(
+                true,
+                Some(Duration::from_millis(50)),
+                true,
+                false,
+                cx.reborrow(),
+            )?;
             let active = self.active;
             let h = &self.mem().hdr;
             if h.shut != 0 && h.inflight == 0 && h.cancels == 0 && h.timers == 0 && active == 0 {
@@ -898,6 +915,7 @@ impl KernelLoop {
         wait: bool,
         timeout: Option<Duration>,
         shut: bool,
+        one: bool,
         mut cx: RunCtx<'_>,
     ) -> Result<usize, KernelError> {
         if self.loaded.is_none() {
@@ -921,13 +939,15 @@ impl KernelLoop {
         {
             let b = *cx.budgets;
             let h = &mut self.mem().hdr;
-            h.ctl = if wait { abi::CTL_WAIT } else { 0 }
-                | if cx.debugger.is_some() {
-                    abi::CTL_PAUSE_EACH
-                } else {
-                    0
-                }
-                | if shut { abi::CTL_SHUTDOWN } else { 0 };
+            h.ctl = match (wait, one) {
+                (true, true) => abi::CTL_WAIT | abi::CTL_WAIT_ONE,
+                (true, false) => abi::CTL_WAIT,
+                (false, _) => 0,
+            } | if cx.debugger.is_some() {
+                abi::CTL_PAUSE_EACH
+            } else {
+                0
+            } | if shut { abi::CTL_SHUTDOWN } else { 0 };
             h.record = record as u32;
             h.deadline_ns = match timeout {
                 Some(t) if wait => monotonic_ns() + t.as_nanos() as u64,
