@@ -96,9 +96,8 @@ fn event(rest: impl FnOnce(&mut Enc)) -> Vec<u8> {
     })
 }
 
-/// A decision payload up to (not including) `decision.touched`: all zero,
-/// with `view.fd`'s delta and one pending step given.
-fn decision_head(e: &mut Enc, fd_delta: i64, pending: Option<u64>) {
+/// A decision payload up to (not including) `decision.chain`: all zero.
+fn decision_ctx(e: &mut Enc) {
     e.zz(0); // decision.seq
     e.var(0); // decision.prog
     e.var(0); // prog_name: a new string
@@ -113,6 +112,12 @@ fn decision_head(e: &mut Enc, fd_delta: i64, pending: Option<u64>) {
     for _ in 0..7 {
         e.var(0);
     }
+}
+
+/// A decision payload up to (not including) `decision.touched`: all zero,
+/// with `view.fd`'s delta and one pending step given.
+fn decision_head(e: &mut Enc, fd_delta: i64, pending: Option<u64>) {
+    decision_ctx(e);
     e.zz(0); // decision.chain
     e.zz(0); // decision.step
     e.zz(0); // view.chain
@@ -354,20 +359,9 @@ fn field_cases() -> Vec<(&'static str, String)> {
     });
     v.push(("string ref", field(rtype::DECISION, &string_ref)));
     let step = event(|e| {
-        e.zz(0);
-        e.var(0);
-        e.var(0);
-        e.str("p");
-        for _ in 0..6 {
-            e.var(0);
-        }
-        e.u8(0);
-        e.u8(0);
-        for _ in 0..7 {
-            e.var(0);
-        }
-        e.zz(0);
-        e.zz(-1);
+        decision_ctx(e);
+        e.zz(0); // decision.chain
+        e.zz(-1); // decision.step
     });
     v.push(("decision.step", field(rtype::DECISION, &step)));
     let fd = event(|e| decision_head(e, i64::MAX, None));
