@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("({name}: {note})");
     }
     let ns = b.run_unrecorded(n);
-    let rust = b.run_rust(name, n);
+    let rust = b.run_rust(n);
     println!(
         "{name}: {ns:.1} ns/decision, {rust:.1} ns the same logic in Rust ({:.1}x)",
         ns / rust

@@ -179,6 +179,7 @@ impl RustPatterns {
 /// One pattern program loaded for the decision-cost table: its registry, the
 /// decision it runs (the path that does the most) and that decision's inputs.
 pub struct DecisionBench {
+    name: &'static str,
     reg: Registry,
     id: ringside_engine::program::ProgId,
     ctx: RsCtx,
@@ -191,10 +192,9 @@ pub struct DecisionBench {
 impl DecisionBench {
     /// Load built-in program `name` under `exec`; `None` for an unknown name.
     pub fn new(name: &str, exec: ExecMode) -> Option<DecisionBench> {
-        let bytes = ringside_engine::progs::ALL
+        let &(name, bytes) = ringside_engine::progs::ALL
             .iter()
-            .find(|(n, _)| *n == name)?
-            .1;
+            .find(|(n, _)| *n == name)?;
         let mut reg = Registry::new();
         let obj = reg
             .load_object(
@@ -227,6 +227,7 @@ impl DecisionBench {
             pending: vec![],
         };
         Some(DecisionBench {
+            name,
             reg,
             id,
             ctx,
@@ -298,7 +299,7 @@ impl DecisionBench {
     }
 
     /// The same logic in Rust, `n` times; ns per decision.
-    pub fn run_rust(&self, name: &str, n: u64) -> f64 {
+    pub fn run_rust(&self, n: u64) -> f64 {
         let mut rust = RustPatterns {
             maps: HashMap::new(),
             actions: Vec::new(),
@@ -306,7 +307,7 @@ impl DecisionBench {
         };
         let start = Instant::now();
         for _ in 0..n {
-            std::hint::black_box(rust.decide(name, std::hint::black_box(&self.ctx)));
+            std::hint::black_box(rust.decide(self.name, std::hint::black_box(&self.ctx)));
             rust.actions.clear();
         }
         (start.elapsed().as_nanos() as f64 / n.max(1) as f64).max(0.1)
@@ -337,7 +338,9 @@ pub(crate) fn decision_costs(out: &mut dyn Write, n: u64) -> std::io::Result<()>
             }
             insns = b.insns();
             per_mode.push(b.run_unrecorded(n));
-            rust_ns = b.run_rust(name, n);
+            if exec == ExecMode::Compiled {
+                rust_ns = b.run_rust(n);
+            }
         }
         writeln!(
             out,
