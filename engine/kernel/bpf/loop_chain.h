@@ -866,9 +866,9 @@ __noinline int rs_on_cqe(struct rs_kmem *mem, __u64 ud, __s32 res, __u32 cqe_fla
 	return 0;
 }
 
-/* Whether rs_start_one would start the next queued chain now: one is
- * queued, no drain chain runs, and the next is not a drain chain waiting
- * for running ones. The loop is busy only while this holds: a drain chain
+/* Whether the next queued chain can start now (rs_start_one starts it):
+ * one is queued, no drain chain runs, and the next is not a drain chain
+ * waiting for running ones. The loop is busy only while this holds: a drain chain
  * that must wait is not work, and counting it as work made the loop spin
  * inside io_uring_enter, past its deadline, until an earlier chain ended. */
 static __always_inline int rs_can_start(struct rs_kmem *mem)
@@ -891,13 +891,11 @@ __noinline int rs_start_one(struct rs_kmem *mem)
 	if (!mem || !s)
 		return 0;
 	s->record = mem->hdr.record;
-	h = mem->hdr.sub_head;
-	if (h == mem->hdr.sub_tail || mem->hdr.barrier)
+	if (!rs_can_start(mem))
 		return 0;
+	h = mem->hdr.sub_head;
 	cs = mem->sub[RS_IDX(h, RS_SUB_RING - 1)] & (RS_MAX_CHAINS - 1);
 	c = chain_at(mem, cs);
-	if (c->drain && mem->hdr.running > 0)
-		return 0;
 	mem->hdr.sub_head = h + 1;
 	if (c->drain)
 		mem->hdr.barrier = cs + 1;

@@ -42,6 +42,17 @@ use std::time::Duration;
 
 pub use ringside_schema::exec::Backend;
 
+/// How long one io_uring_enter keeps the loop waiting for completions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Until {
+    /// Not at all: one pass over what is there.
+    NoWait,
+    /// Until the application has a completion or a finished chain to read.
+    AppHasSome,
+    /// Until every chain finished.
+    Idle,
+}
+
 /// Errors of the kernel backend.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -872,14 +883,19 @@ impl KernelLoop {
         timeout: Option<Duration>,
         cx: RunCtx<'_>,
     ) -> Result<usize, KernelError> {
-        self.enter(wait, timeout, false, true, cx)
+        let until = if wait {
+            Until::AppHasSome
+        } else {
+            Until::NoWait
+        };
+        self.enter(until, timeout, false, cx)
     }
 
     /// One io_uring_enter that returns only when every chain finished (or
     /// the loop must hand something over: a full completion queue, a
     /// pause, an error): [`crate::Engine::run_until_idle`].
     pub fn run_until_idle(&mut self, cx: RunCtx<'_>) -> Result<usize, KernelError> {
-        self.enter(true, None, false, false, cx)
+        self.enter(Until::Idle, None, false, cx)
     }
 
     /// Shut down: the loop cancels what is pending and reaps what is in flight.
@@ -891,10 +907,9 @@ impl KernelLoop {
         let start = std::time::Instant::now();
         loop {
             self.enter(
-                true,
+                Until::Idle,
                 Some(Duration::from_millis(50)),
                 true,
-                false,
                 cx.reborrow(),
             )?;
             let active = self.active;
@@ -912,10 +927,9 @@ impl KernelLoop {
 
     fn enter(
         &mut self,
-        wait: bool,
+        until: Until,
         timeout: Option<Duration>,
         shut: bool,
-        one: bool,
         mut cx: RunCtx<'_>,
     ) -> Result<usize, KernelError> {
         if self.loaded.is_none() {
@@ -939,10 +953,10 @@ impl KernelLoop {
         {
             let b = *cx.budgets;
             let h = &mut self.mem().hdr;
-            h.ctl = match (wait, one) {
-                (true, true) => abi::CTL_WAIT | abi::CTL_WAIT_ONE,
-                (true, false) => abi::CTL_WAIT,
-                (false, _) => 0,
+            h.ctl = match until {
+                Until::NoWait => 0,
+                Until::AppHasSome => abi::CTL_WAIT | abi::CTL_WAIT_ONE,
+                Until::Idle => abi::CTL_WAIT,
             } | if cx.debugger.is_some() {
                 abi::CTL_PAUSE_EACH
             } else {
@@ -950,7 +964,7 @@ impl KernelLoop {
             } | if shut { abi::CTL_SHUTDOWN } else { 0 };
             h.record = record as u32;
             h.deadline_ns = match timeout {
-                Some(t) if wait => monotonic_ns() + t.as_nanos() as u64,
+                Some(t) if until != Until::NoWait => monotonic_ns() + t.as_nanos() as u64,
                 _ => 0,
             };
             h.submits_per_decision = b.submits_per_decision;
