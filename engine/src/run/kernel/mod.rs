@@ -190,6 +190,19 @@ pub enum Unsupported {
         /// `insns_per_decision`.
         budget: u64,
     },
+    /// A program loaded as trusted: its memory accesses were not proved.
+    /// In userspace the interpreter checks each of them as it runs; in the
+    /// kernel only the kernel's verifier would, and it sees the program's
+    /// context as part of the loop's own state (docs/kernel-backend.md), so
+    /// such a program could reach past its context and rewrite what the loop
+    /// has already validated.
+    #[error(
+        "program {program}: it was loaded as trusted (its memory accesses were not proved), and inside the kernel nothing checks them as it runs; load it verified or run it with --backend user"
+    )]
+    Trusted {
+        /// The program.
+        program: String,
+    },
     /// A chain with bpf steps.
     #[error("bpf steps (a step that runs a program instead of IO)")]
     BpfSteps,
@@ -624,6 +637,11 @@ impl KernelLoop {
             return Err(KernelError::Unsupported(Unsupported::Programs));
         }
         for p in registry.programs() {
+            if p.trusted {
+                return Err(KernelError::Unsupported(Unsupported::Trusted {
+                    program: p.name.clone(),
+                }));
+            }
             if decision::needs_count(p, budgets) {
                 return Err(KernelError::Unsupported(Unsupported::LongestPath {
                     program: p.name.clone(),
