@@ -1,4 +1,6 @@
-//! rs_submit's template rules, the budgets, and shutdown with chains in flight.
+//! rs_submit's template rules, the budgets, and shutdown with chains in
+//! flight. Under either backend (`RINGSIDE_TEST_BACKEND`, as
+//! engine/tests/patterns.rs).
 
 mod common;
 
@@ -6,13 +8,23 @@ use common::*;
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::decision::{BudgetKind, Budgets};
 use ringside_engine::event::{CancelCause, Event, LinkMode, Notify, Outcome, Overflow};
+use ringside_engine::kernel::{Backend, KernelError, Unsupported};
 use ringside_engine::program::{LoadOptions, ProgId};
-use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec, progs};
+use ringside_engine::{ChainSpec, Engine, EngineConfig, EngineError, StepSpec, progs};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 const SUBMIT_PROBE: &[u8] = include_bytes!("bpf/submit_probe.bpf.o");
 const RUNAWAY: &[u8] = include_bytes!("bpf/runaway.bpf.o");
+
+/// An engine under the backend the tests run under, and never a quiet
+/// fallback to the other.
+fn engine(config: EngineConfig) -> Engine {
+    let backend = backend();
+    let e = Engine::new(EngineConfig { backend, ..config }).unwrap();
+    assert_eq!(e.backend(), backend);
+    e
+}
 
 fn one_chain(e: &mut Engine, prog: ProgId, user_data: u64) -> (Outcome, i32) {
     e.submit_chain(ChainSpec {
@@ -32,12 +44,11 @@ fn one_chain(e: &mut Engine, prog: ProgId, user_data: u64) -> (Outcome, i32) {
 #[test]
 fn rs_submit_validates_every_field_of_the_template() {
     let (r, _w) = pipe();
-    let mut e = Engine::new(EngineConfig {
+    let mut e = engine(EngineConfig {
         files: vec![(r.as_raw_fd(), "pipe".into())],
         buffers: vec![4096],
         ..Default::default()
-    })
-    .unwrap();
+    });
     let prog = e
         .load_object("submit_probe.o", SUBMIT_PROBE, &LoadOptions::default())
         .unwrap()
@@ -195,7 +206,16 @@ fn rs_submit_validates_every_field_of_the_template() {
 
 #[test]
 fn a_program_that_resubmits_forever_is_stopped_by_its_budget() {
-    let mut e = Engine::new(EngineConfig::default()).unwrap();
+    // Submits per decision below the kernel backend's 16 unfinished steps
+    // per chain, which a decision of the default budget (16 submits, plus
+    // the step it decides about) reaches first there.
+    let mut e = engine(EngineConfig {
+        budgets: Budgets {
+            submits_per_decision: 8,
+            ..Budgets::default()
+        },
+        ..Default::default()
+    });
     let prog = e
         .load_object("runaway.o", RUNAWAY, &LoadOptions::default())
         .unwrap()
@@ -242,7 +262,7 @@ fn a_program_that_resubmits_forever_is_stopped_by_its_budget() {
 fn the_instruction_budget_is_counted_and_enforced() {
     let (r, w) = pipe();
     write_all(w.as_raw_fd(), &[1u8; 64]);
-    let mut e = Engine::new(EngineConfig {
+    let mut e = engine(EngineConfig {
         files: vec![(r.as_raw_fd(), "pipe".into())],
         buffers: vec![64],
         budgets: Budgets {
@@ -250,14 +270,13 @@ fn the_instruction_budget_is_counted_and_enforced() {
             ..Budgets::default()
         },
         ..Default::default()
-    })
-    .unwrap();
+    });
     let prog = e
         .load_object("read_exact.o", progs::READ_EXACT, &LoadOptions::default())
         .unwrap()
         .programs[0]
         .1;
-    e.submit_chain(ChainSpec {
+    let submitted = e.submit_chain(ChainSpec {
         user_data: 1,
         steps: vec![StepSpec::io(RsSqe {
             opcode: op::READ,
@@ -270,8 +289,24 @@ fn the_instruction_budget_is_counted_and_enforced() {
         notify: Notify::Final,
         drain: false,
         link: LinkMode::Auto,
-    })
-    .unwrap();
+    });
+    if e.backend() == Backend::Kernel {
+        // The kernel cannot count instructions: a program whose longest
+        // path may exceed the budget is refused before it runs, by name.
+        match submitted {
+            Err(EngineError::Kernel(KernelError::Unsupported(Unsupported::LongestPath {
+                program,
+                max_path,
+                budget: 10,
+            }))) => {
+                assert_eq!(program, "read_exact");
+                assert!(max_path > 10);
+            }
+            other => panic!("{other:?}"),
+        }
+        return;
+    }
+    submitted.unwrap();
     e.run_until_idle().unwrap();
     let f = e.take_finished().pop().unwrap();
     match f.outcome {
@@ -302,7 +337,7 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
     // 300 engine-driven and 100 kernel-linked chains blocked on pipes that
     // never get data, plus some that are done and some never started.
     let pipes: Vec<_> = (0..4).map(|_| pipe()).collect();
-    let mut e = Engine::new(EngineConfig {
+    let mut e = engine(EngineConfig {
         entries: 512,
         files: pipes
             .iter()
@@ -310,8 +345,7 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
             .collect(),
         buffers: vec![64 * 1024],
         ..Default::default()
-    })
-    .unwrap();
+    });
     let prog = e
         .load_object("read_exact.o", progs::READ_EXACT, &LoadOptions::default())
         .unwrap()
@@ -329,8 +363,14 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
             ..Default::default()
         })
     };
+    // Engine-driven and kernel-linked chains: as many as the kernel
+    // backend's loop holds at once (256 chains) there.
+    let (ne, nk): (u64, u64) = match e.backend() {
+        Backend::Kernel => (150, 50),
+        Backend::User => (300, 100),
+    };
     let mut ids = Vec::new();
-    for i in 0..300u64 {
+    for i in 0..ne {
         ids.push(
             e.submit_chain(ChainSpec {
                 user_data: i,
@@ -343,7 +383,7 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
             .unwrap(),
         );
     }
-    for i in 300..400u64 {
+    for i in ne..ne + nk {
         ids.push(
             e.submit_chain(ChainSpec {
                 user_data: i,
@@ -373,12 +413,12 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
             .unwrap();
     }
     assert_eq!(
-        e.inflight(),
-        300 + 300,
+        e.inflight() as u64,
+        ne + 3 * nk,
         "every engine chain's first read and every kernel link's three reads are in the kernel"
     );
     let report = e.shutdown().unwrap();
-    assert_eq!(report.inflight_at_start, 600);
+    assert_eq!(report.inflight_at_start as u64, ne + 3 * nk);
     assert_eq!(e.inflight(), 0);
     assert_eq!(
         fdinfo_pending(e.ring_fd()),
@@ -399,7 +439,7 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
         .iter()
         .filter(|r| matches!(r.event, Event::ChainFinished { .. }))
         .count();
-    assert_eq!(finished, 401);
+    assert_eq!(finished as u64, ne + nk + 1);
     let shutdown_cancels = evs
         .iter()
         .filter(|r| {
@@ -412,8 +452,8 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
             )
         })
         .count();
-    // 300 x 2 engine steps, 100 x 3 kernel steps, 1 never-started step.
-    assert_eq!(shutdown_cancels, 600 + 300 + 1);
+    // Two steps per engine chain, three per kernel link, one never-started step.
+    assert_eq!(shutdown_cancels as u64, 2 * ne + 3 * nk + 1);
     assert!(
         e.submit_chain(ChainSpec {
             user_data: 1,

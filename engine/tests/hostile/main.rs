@@ -10,8 +10,11 @@
 //! which checks every access, must never stop an accepted program (that
 //! would be a hole in the verifier).
 
+#[path = "../common/mod.rs"]
+mod common;
 mod control;
 mod encoding;
+mod engine;
 mod memory;
 mod pointers;
 mod ranges;
