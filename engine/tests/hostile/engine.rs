@@ -256,6 +256,7 @@ fn refusal(c: &Case, e: &EngineError) -> Option<String> {
                         && !l.starts_with("processed ")
                         && !l.starts_with("verification time")
                         && !l.starts_with("stack depth")
+                        && *l != "Suggestion:"
                 })
                 .take(2)
                 .collect();
