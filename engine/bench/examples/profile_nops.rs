@@ -1,15 +1,17 @@
 //! The engine's NOP-chain row alone, for profilers (callgrind, perf):
 //!
 //! ```sh
-//! cargo build --release -p ringside-engine --example profile_nops
+//! cargo build --release -p ringside-bench --example profile_nops
 //! valgrind --tool=callgrind target/release/examples/profile_nops 200000 64 jit
 //! ```
 //!
-//! Arguments: NOPs (default 1000000), chains (default 64), `jit` or `interp`,
+//! Arguments: NOPs (default 1000000), chains (default 64), `jit`, `interp` or
+//! `kernel` (the kernel backend, Linux 7.1+; compiled otherwise),
 //! and `listen` to add a UI-like event listener (a bounded queue drained by
 //! another thread).
 
-use ringside_bench::nops::{nop_engine, run_nop_chains};
+use ringside_bench::nops::{nop_engine_on, run_nop_chains};
+use ringside_engine::Backend;
 use ringside_engine::event::{Detail, Overflow};
 use ringside_engine::program::vm::ExecMode;
 
@@ -17,12 +19,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: u64 = args.first().map_or(Ok(1_000_000), |s| s.parse())?;
     let chains: usize = args.get(1).map_or(Ok(64), |s| s.parse())?;
-    let exec = match args.get(2).map(String::as_str) {
-        None | Some("jit") => ExecMode::Compiled,
-        Some("interp") => ExecMode::Interpreter,
-        Some(other) => return Err(format!("unknown mode {other}: jit or interp").into()),
+    let (exec, backend) = match args.get(2).map(String::as_str) {
+        None | Some("jit") => (ExecMode::Compiled, Backend::User),
+        Some("interp") => (ExecMode::Interpreter, Backend::User),
+        Some("kernel") => (ExecMode::Compiled, Backend::Kernel),
+        Some(other) => return Err(format!("unknown mode {other}: jit, interp or kernel").into()),
     };
-    let (mut e, prog) = nop_engine(chains, exec)?;
+    let (mut e, prog) = nop_engine_on(chains, exec, backend)?;
     let listener = (args.get(3).map(String::as_str) == Some("listen")).then(|| {
         let sub = e.subscribe_with(1 << 16, Overflow::Drop, Detail::Inputs);
         std::thread::spawn(move || sub.iter().count())

@@ -453,6 +453,17 @@ impl Engine {
         }
     }
 
+    /// Under the kernel backend, link the loaded programs into the loop and
+    /// load it now, so that the kernel's verifier judges them here rather
+    /// than at the next submitted chain (it takes long: about a second
+    /// under qemu TCG). Nothing to do under the user backend.
+    pub fn link_programs(&mut self) -> Result<(), EngineError> {
+        if let Some(k) = self.kernel.as_deref_mut() {
+            k.ensure_linked(&self.registry, &self.budgets)?;
+        }
+        Ok(())
+    }
+
     /// Find a loaded program by name.
     pub fn program_by_name(&self, name: &str) -> Option<ProgId> {
         self.registry

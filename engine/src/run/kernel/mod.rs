@@ -624,6 +624,18 @@ impl KernelLoop {
         )
     }
 
+    /// Link the loop with every program of `registry` unless it already is.
+    pub(crate) fn ensure_linked(
+        &mut self,
+        registry: &Registry,
+        budgets: &Budgets,
+    ) -> Result<(), KernelError> {
+        if self.loaded.is_none() || self.linked.len() != registry.programs().len() {
+            self.link(registry, budgets)?;
+        }
+        Ok(())
+    }
+
     /// Link every program of `registry` into the loop and attach it.
     fn link(&mut self, registry: &Registry, budgets: &Budgets) -> Result<(), KernelError> {
         if self.active > 0 {
@@ -831,9 +843,7 @@ impl KernelLoop {
                 steps: spec.steps.len(),
             }));
         }
-        if self.loaded.is_none() || self.linked.len() != registry.programs().len() {
-            self.link(registry, budgets)?;
-        }
+        self.ensure_linked(registry, budgets)?;
         let slot_of = |p: Option<ProgId>| -> u16 {
             p.and_then(|p| self.linked.iter().position(|&q| q == p))
                 .map_or(0, |s| s as u16 + 1)
