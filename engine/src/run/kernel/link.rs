@@ -508,7 +508,9 @@ fn u64s(v: &[u64], n: usize) -> Vec<u8> {
 }
 
 /// Verifier messages with ringside's numbering: an instruction of user
-/// program N at absolute index i is named `<name> insn i - start`.
+/// program N at absolute index i is named `<name> insn i - start`, both in
+/// the lines the verifier walks (`i: (op) ...`) and in the lines newer
+/// kernels quote it in when they explain an error (`  i | (op) ...`).
 pub fn renumber(
     log: &str,
     progs: &[UserProg],
@@ -517,13 +519,17 @@ pub fn renumber(
     let mut last = None;
     let mut out = String::new();
     for line in log.lines() {
-        let num: String = line.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let num: String = body.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let rest = &body[num.len()..];
         let mut l = line.to_string();
-        if !num.is_empty() && line[num.len()..].starts_with(':') {
+        let walked = indent.is_empty() && rest.starts_with(':');
+        if !num.is_empty() && (walked || rest.starts_with(" |")) {
             let i: usize = num.parse().unwrap_or(usize::MAX);
             for (p, &s) in progs.iter().zip(starts) {
                 if i >= s && i < s + p.code.len() / 8 {
-                    l = format!("[{} insn {}]{}", p.name, i - s, &line[num.len()..]);
+                    l = format!("{indent}[{} insn {}]{rest}", p.name, i - s);
                     last = Some((p.name.clone(), i - s));
                 }
             }
@@ -945,6 +951,23 @@ mod tests {
         assert_eq!(lines[3], "R2 !read_ok");
         assert_eq!(lines[4], "115: (95) exit", "past b's end: the loop's");
         assert_eq!(at, Some(("b".to_string(), 2)));
+    }
+
+    #[test]
+    fn quoted_instructions_in_an_explanation_get_the_numbering_too() {
+        // 7.3.4 explains a refusal by quoting the instruction.
+        let progs = [prog("h", 10)];
+        let starts = [4900];
+        let log = "4907: (7a) *(u64 *)(r4 +0) = 1\ninvalid variable-offset write to stack R4\n  4907 | (7a) *(u64 *)(r4 +0) = 1\nSuggestion:\n  12 | not ours\n";
+        let (at, out) = renumber(log, &progs, &starts);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "[h insn 7]: (7a) *(u64 *)(r4 +0) = 1");
+        assert_eq!(lines[2], "  [h insn 7] | (7a) *(u64 *)(r4 +0) = 1");
+        assert_eq!(
+            lines[4], "  12 | not ours",
+            "outside every program: as it was"
+        );
+        assert_eq!(at, Some(("h".to_string(), 7)));
     }
 
     #[test]
