@@ -186,6 +186,8 @@ fn run_case(c: &Case, backend: Backend, trusted: bool) -> Result<Run, EngineErro
             ..Default::default()
         },
     )?;
+    // The kernel's verdict now, before any chain (a no-op in userspace).
+    e.link_programs()?;
     let prog = obj.programs[0].1;
     let mut ends = Vec::new();
     let mut completions = Vec::new();
@@ -243,8 +245,20 @@ fn say(text: &str) {
 
 fn refusal(c: &Case, e: &EngineError) -> Option<String> {
     match e {
-        EngineError::Kernel(KernelError::Verifier { message, .. }) => {
+        EngineError::Kernel(KernelError::Verifier {
+            program,
+            insn,
+            message,
+        }) => {
             assert!(!message.trim().is_empty(), "{}: an empty refusal", c.name);
+            // Where, in ringside's numbering: the case's program, one of
+            // its instructions.
+            let len = object(c).programs[0].code.len() / 8;
+            assert!(
+                program.as_deref() == Some("h") && insn.is_some_and(|i| i < len),
+                "{}: the refusal names {program:?} insn {insn:?} (of {len}):\n{message}",
+                c.name
+            );
             // The reason and the kernel's hint, not the statistics the log
             // ends with.
             let mut why: Vec<&str> = message
