@@ -14,11 +14,20 @@ fn children_of(pid: u32) -> Vec<u32> {
     v
 }
 
+/// Paces a job started for [`stopped_fio_job`]: unpaced, its 4096 reads of a
+/// page-cached file take about 10 ms on the host, and a job that ends
+/// between two polls is never seen (a CI run waited 60 s for it). At 4000
+/// IOPS it lasts a second; the amount of I/O is the same.
+const PACED: &str = "--rate_iops=4000";
+
 /// fio forks one process per job: waits for the one that owns a ring,
 /// stops it (SIGSTOP) and returns its pid.
-fn stopped_fio_job(main: &Child) -> u32 {
+fn stopped_fio_job(main: &mut Child) -> u32 {
     let t = Instant::now();
     let job = loop {
+        if let Ok(Some(status)) = main.try_wait() {
+            panic!("fio ended ({status}) before its job's ring was seen");
+        }
         let found = children_of(main.id()).into_iter().find(|&c| {
             ringside_probes::discover(c)
                 .map(|r| !r.is_empty())
@@ -49,13 +58,14 @@ fn fio_io_uring_traced_by_pid() {
     let file = fio_data(dir.path());
     let mut main = Command::new(&fio)
         .args(fio_cmd(&file, None, None))
+        .arg(PACED)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     // Stopped while the probes load: loading takes longer than the whole
     // job in a TCG guest. fio counts a fixed amount of I/O (no
     // --time_based), so the time stopped costs it nothing.
-    let job = stopped_fio_job(&main);
+    let job = stopped_fio_job(&mut main);
     let h = start_headless(TraceOptions {
         attach: AttachOptions {
             pids: vec![job],
@@ -184,13 +194,14 @@ fn fio_parent_pid_traces_its_existing_job() {
     let report = dir.path().join("fio.json");
     let mut main = Command::new(&fio)
         .args(fio_cmd(&file, None, Some(&report)))
+        .arg(PACED)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     // Stopped while the probes load (as in fio_io_uring_traced_by_pid):
     // fio counts a fixed amount of I/O, so we see all of it but what it
     // did before the stop.
-    let job = stopped_fio_job(&main);
+    let job = stopped_fio_job(&mut main);
     let before = ringside_probes::discover(job).unwrap()[0]
         .info
         .sq_tail
