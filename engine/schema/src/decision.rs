@@ -99,7 +99,7 @@ pub struct PendingStep {
 
 /// The part of a chain a decision may act on; recorded with the decision so
 /// it can be re-executed from its event alone.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainView {
     /// Chain id.
     pub chain: u64,
@@ -115,6 +115,32 @@ pub struct ChainView {
     pub attempt: u8,
     /// Steps not yet issued.
     pub pending: Vec<PendingStep>,
+}
+
+// By hand for `clone_from`, which keeps the destination's allocation: the
+// engine copies a view into a reused one for every watched decision.
+impl Clone for ChainView {
+    fn clone(&self) -> ChainView {
+        ChainView {
+            pending: self.pending.clone(),
+            ..*self
+        }
+    }
+
+    fn clone_from(&mut self, src: &ChainView) {
+        let ChainView {
+            chain,
+            step,
+            nsteps,
+            opcode,
+            fd,
+            attempt,
+            pending,
+        } = src;
+        (self.chain, self.step, self.nsteps) = (*chain, *step, *nsteps);
+        (self.opcode, self.fd, self.attempt) = (*opcode, *fd, *attempt);
+        self.pending.clone_from(pending);
+    }
 }
 
 /// A change a decision asks for; applied by the engine after the program returns.

@@ -53,22 +53,22 @@ pub fn execute(
     source: &mut dyn InputSource,
 ) -> DecisionRecord {
     let mut rec = DecisionRecord::default();
-    execute_into(prog, maps, req, source, &mut rec);
+    let _ = execute_into(prog, maps, req, source, &mut rec);
     rec
 }
 
 /// [`execute`] into `out`, reusing its buffers: a caller that keeps one
-/// record for its unrecorded decisions allocates nothing per decision. When
-/// the decision is not recorded, `out.view` holds the working copy of the
-/// chain view afterwards (its allocation is there to be reused), not the
-/// input.
+/// record, and the view this returns for its next request's view, allocates
+/// nothing per decision. When the decision is not recorded, `out.view`
+/// holds the working copy of the chain view afterwards, not the input.
+/// Returns a spent view, whose allocation is there to be reused.
 pub fn execute_into(
     prog: &LoadedProgram,
     maps: &mut [Map],
     req: DecisionRequest<'_>,
     source: &mut dyn InputSource,
     out: &mut DecisionRecord,
-) {
+) -> ChainView {
     let (chain, step) = (req.view.chain, req.view.step);
     let limit = insn_limit(prog, req.budgets);
     let full = req.record == Some(Detail::Full);
@@ -95,11 +95,9 @@ pub fn execute_into(
         ..
     } = req;
     // The input view is only needed to replay a recorded decision.
-    out.view = if record.is_some() {
-        view.clone()
-    } else {
-        ChainView::default()
-    };
+    if record.is_some() {
+        out.view.clone_from(&view);
+    }
     let mut env = Env::new(
         prog,
         maps,
@@ -127,9 +125,11 @@ pub fn execute_into(
         view: working,
         ..
     } = env;
-    if record.is_none() {
-        out.view = working;
-    }
+    let spent = if record.is_none() {
+        std::mem::replace(&mut out.view, working)
+    } else {
+        working
+    };
     out.seq = seq;
     out.prog = prog.id.0;
     // Names are for people reading events; nobody reads an unrecorded one,
@@ -169,7 +169,7 @@ pub fn execute_into(
                 out.result = DecisionResult::VmError {
                     message: format!("re-execution for counting failed: {e}"),
                 };
-                return;
+                return spent;
             }
         }
     }
@@ -180,6 +180,7 @@ pub fn execute_into(
         out.touched.clear();
         out.map_writes.clear();
     }
+    spent
 }
 
 /// Why an inputs-only record could not be completed ([`complete`]).

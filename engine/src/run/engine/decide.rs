@@ -61,8 +61,10 @@ impl Engine {
         seq: u64,
         ctx: RsCtx,
     ) -> DecisionResult {
-        // One record is reused for every decision that is not sent out.
-        let mut view = std::mem::take(&mut self.scratch.view);
+        // One record is reused for every decision (a sent one is swapped
+        // with a spare of the event batch), and one view: nothing here
+        // allocates once the buffers have grown.
+        let mut view = std::mem::take(&mut self.scratch_view);
         self.chains[k].view_into(pos, &mut view);
         let record = self.bus.active();
         // Breakpoints read only the program, chain and context, which every
@@ -84,33 +86,19 @@ impl Engine {
         let mut source = LiveSource {
             bufs: self.ring.buffers(),
         };
-        decision::execute_into(p, maps, req, &mut source, &mut self.scratch);
+        self.scratch_view = decision::execute_into(p, maps, req, &mut source, &mut self.scratch);
         self.stats.decision_ns += self.scratch.duration_ns;
         let result = self.scratch.result.clone();
-        let verdict = result.verdict().is_some();
-        let (rec, actions) = if record {
-            // The record goes out as an event; the next decision starts afresh.
-            let rec = std::mem::take(&mut self.scratch);
-            let actions = if verdict {
-                rec.actions.clone()
-            } else {
-                Vec::new()
-            };
-            (Some(rec), actions)
-        } else {
-            let actions = if verdict {
-                std::mem::take(&mut self.scratch.actions)
-            } else {
-                Vec::new()
-            };
-            (None, actions)
-        };
+        let mut actions = std::mem::take(&mut self.scratch_actions);
+        if result.verdict().is_some() {
+            actions.extend_from_slice(&self.scratch.actions);
+        }
         let stop = self
             .debugger
             .as_ref()
-            .and_then(|d| d.should_stop(rec.as_ref().unwrap_or(&self.scratch)));
-        if let Some(rec) = rec {
-            self.bus.emit(|| Event::Decision(Box::new(rec)));
+            .and_then(|d| d.should_stop(&self.scratch));
+        if record {
+            self.bus.emit_decision(&mut self.scratch);
         }
         if let (Some(reason), Some(d)) = (stop, self.debugger.clone()) {
             // Stopped after the decision ran, before it takes effect.
@@ -123,13 +111,10 @@ impl Engine {
             d.wait(&|| false);
             self.bus.emit(|| Event::Resumed);
         }
-        let mut actions = actions;
         for a in actions.drain(..) {
             self.apply(k, seq, a);
         }
-        if !record {
-            self.scratch.actions = actions; // keep the allocation
-        }
+        self.scratch_actions = actions;
         result
     }
 

@@ -17,8 +17,8 @@ use crate::abi::{self, RsCtx, RsSqe, Verdict, Where, op};
 use crate::chain::{Chain, ChainKey, ChainSpec, ChainState, ChainTable, Driver, StepState};
 use crate::debug::Debugger;
 use crate::decision::{
-    self, Action, Budgets, DecisionRecord, DecisionRequest, DecisionResult, Detail, InputSource,
-    Registrations,
+    self, Action, Budgets, ChainView, DecisionRecord, DecisionRequest, DecisionResult, Detail,
+    InputSource, Registrations,
 };
 use crate::event::{
     AppCompletion, AppKind, CancelCause, Event, EventBus, EventRecord, FINAL_FAILED, FileInfo,
@@ -145,9 +145,13 @@ pub struct Engine {
     shutdown_outcomes: Option<Vec<(u64, Outcome)>>,
     finished: Vec<ChainEnd>,
     debugger: Option<Debugger>,
-    /// Buffers of the last decision recorded but not sent out (debugger,
-    /// counting), reused by the next.
-    scratch: DecisionRecord,
+    /// The record recorded decisions are written into, buffers and all
+    /// (one sent out comes back as a spare of the event batch).
+    scratch: Box<DecisionRecord>,
+    /// The working chain view of recorded decisions.
+    scratch_view: ChainView,
+    /// The actions of a recorded decision, to apply.
+    scratch_actions: Vec<Action>,
     /// Buffers of unrecorded decisions.
     quick: decision::Scratch,
 }
@@ -246,7 +250,9 @@ impl Engine {
             shutdown_outcomes: None,
             finished: Vec::new(),
             debugger: None,
-            scratch: DecisionRecord::default(),
+            scratch: Box::default(),
+            scratch_view: ChainView::default(),
+            scratch_actions: Vec::new(),
             quick: decision::Scratch::default(),
         };
         let info = RingInfo {

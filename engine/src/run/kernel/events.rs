@@ -128,8 +128,8 @@ impl KernelLoop {
         let Some((lp, maps)) = cx.registry.program_and_maps(prog) else {
             return;
         };
-        let mut rec = DecisionRecord::default();
-        decision::execute_into(lp, maps, req, &mut source, &mut rec);
+        let mut rec = Box::<DecisionRecord>::default();
+        let _ = decision::execute_into(lp, maps, req, &mut source, &mut rec);
         // What the kernel saw replaces what the re-run saw: where they
         // differ, `ringside check` reports it.
         let mut kcalls = p.calls.iter().filter(|c| c.0 >= 0x1000);
@@ -158,7 +158,7 @@ impl KernelLoop {
         }
         let stop = cx.debugger.as_ref().and_then(|dbg| dbg.should_stop(&rec));
         let seq = rec.seq;
-        cx.bus.emit(|| Event::Decision(Box::new(rec)));
+        cx.bus.emit_decision(&mut rec);
         if let (Some(reason), Some(dbg)) = (stop, cx.debugger.clone()) {
             // The loop returned to userspace after this decision (it
             // pauses after every one while a debugger is attached); the
