@@ -33,6 +33,12 @@ pub enum Overflow {
 /// the dearest part of a watched step.
 const BATCH: usize = 256;
 
+/// What a new batch has room for. Batches grow to what the engine puts in
+/// them and keep it on their way back; one chain's step is 4 events, and a
+/// batch made for 256 (24 KiB of fresh pages) each step was most of a
+/// watched step there.
+const FIRST_BATCH: usize = 16;
+
 /// One batch on its way to a subscriber. Decision records travel beside
 /// the events: the reader boxes a copy of each as it hands the event out,
 /// and the batch comes back with the records' buffers, which the engine
@@ -84,6 +90,8 @@ struct Subscriber {
     /// Batches the reader emptied, to be filled again: a fresh batch each
     /// time costs its pages' first touch, a watched step's dearest part.
     recycled: Receiver<Batch>,
+    /// Room for events in the batches waiting in `recycled`.
+    spare: Arc<AtomicUsize>,
     /// Events sent and not yet taken by the reader (the queue's bound is
     /// in events, whatever the batches).
     queued: Arc<AtomicUsize>,
@@ -102,6 +110,10 @@ struct Subscriber {
 pub struct Subscription {
     rx: Receiver<Batch>,
     recycle: Sender<Batch>,
+    /// See [`Subscriber::spare`]: what is waiting stays within the queue's
+    /// bound, in events.
+    spare: Arc<AtomicUsize>,
+    capacity: usize,
     queued: Arc<AtomicUsize>,
     /// The batch being read.
     batch: RefCell<Reading>,
@@ -137,9 +149,15 @@ impl Subscription {
                 decisions: next.decisions,
             };
             let done = std::mem::replace(&mut *batch, next);
-            if done.items.capacity() >= BATCH {
-                // Empty: back to the engine (or dropped, when it has enough).
-                let _ = self.recycle.try_send(Batch {
+            let room = done.items.capacity();
+            // Empty: back to the engine, unless it has as much as the
+            // queue holds waiting already. A reader that sleeps a poll
+            // interval (1 ms) finds hundreds of batches at once; they must
+            // all come back, or the engine fills new ones without spare
+            // records.
+            if room > 0 && self.spare.load(Ordering::Relaxed) + room <= self.capacity {
+                self.spare.fetch_add(room, Ordering::Relaxed);
+                let _ = self.recycle.send(Batch {
                     items: Vec::from(done.items),
                     decisions: done.decisions,
                 });
@@ -268,11 +286,9 @@ impl EventBus {
         // Whatever is pending was emitted before this subscriber came.
         self.flush();
         let (tx, rx) = crossbeam_channel::unbounded();
-        // A reader that sleeps a poll interval (1 ms) finds tens of batches
-        // waiting; they all come back, up to what the queue's bound holds
-        // anyway, or the engine fills fresh ones without spare records.
-        let spares = (capacity / BATCH).clamp(4, 64);
-        let (recycle, recycled) = crossbeam_channel::bounded(spares);
+        let (recycle, recycled) = crossbeam_channel::unbounded();
+        let spare = Arc::new(AtomicUsize::new(0));
+        let capacity = capacity.max(prelude.len() + 1);
         let queued = Arc::new(AtomicUsize::new(prelude.len()));
         if !prelude.is_empty() {
             let items = prelude.iter().map(|r| Item::Event((**r).clone()));
@@ -285,8 +301,9 @@ impl EventBus {
         self.subs.push(Subscriber {
             tx,
             recycled,
+            spare: spare.clone(),
             queued: queued.clone(),
-            capacity: capacity.max(prelude.len() + 1),
+            capacity,
             overflow,
             dropped: dropped.clone(),
             detail,
@@ -295,6 +312,8 @@ impl EventBus {
         Subscription {
             rx,
             recycle,
+            spare,
+            capacity: capacity.max(BATCH),
             queued,
             batch: RefCell::new(Reading::default()),
             dropped,
@@ -391,8 +410,12 @@ impl EventBus {
             self.pending = self
                 .subs
                 .last()
-                .and_then(|s| s.recycled.try_recv().ok())
-                .unwrap_or_else(|| Batch::with_capacity(BATCH));
+                .and_then(|s| {
+                    let b = s.recycled.try_recv().ok()?;
+                    s.spare.fetch_sub(b.items.capacity(), Ordering::Relaxed);
+                    Some(b)
+                })
+                .unwrap_or_else(|| Batch::with_capacity(FIRST_BATCH));
         }
     }
 
