@@ -7,7 +7,7 @@ use common::*;
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::event::{AppKind, CancelCause, Event, LinkMode, Notify, Outcome, Overflow};
 use ringside_engine::program::LoadOptions;
-use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec, progs};
+use ringside_engine::{ChainSpec, EngineConfig, StepSpec, progs};
 
 fn read(fd: i32, buf_off: u64, len: u32, user_data: u64) -> StepSpec {
     StepSpec::io(RsSqe {
@@ -31,13 +31,11 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
     // Kernel link.
     let (r, w) = pipe();
     write_all(raw(&w), &data[..150]);
-    let mut e = Engine::new(EngineConfig {
+    let mut e = engine_with(EngineConfig {
         files: vec![(raw(&r), "pipe".into())],
         buffers: vec![4096],
-        backend: backend(),
         ..Default::default()
-    })
-    .unwrap();
+    });
     let sub = e.subscribe(1024, Overflow::Block);
     let chain = ChainSpec {
         user_data: 1,
@@ -80,13 +78,11 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
     // The same chain under the engine with read_exact.
     let (r, w) = pipe();
     write_all(raw(&w), &data[..150]);
-    let mut e = Engine::new(EngineConfig {
+    let mut e = engine_with(EngineConfig {
         files: vec![(raw(&r), "pipe".into())],
         buffers: vec![4096],
-        backend: backend(),
         ..Default::default()
-    })
-    .unwrap();
+    });
     let obj = e
         .load_object("read_exact.o", progs::READ_EXACT, &LoadOptions::default())
         .unwrap();

@@ -18,20 +18,14 @@ use std::time::Duration;
 const MSG_DONTWAIT: u32 = 0x40;
 
 fn engine(files: &[&OwnedFd], buffers: &[usize]) -> Engine {
-    let backend = backend();
-    let e = Engine::new(EngineConfig {
+    engine_with(EngineConfig {
         files: files
             .iter()
             .map(|f| (f.as_raw_fd(), "f".to_string()))
             .collect(),
         buffers: buffers.to_vec(),
-        backend,
         ..Default::default()
     })
-    .unwrap();
-    // Never a quiet fallback: the tests ran where they were asked to.
-    assert_eq!(e.backend(), backend);
-    e
 }
 
 fn load(e: &mut Engine, name: &str) -> ProgId {

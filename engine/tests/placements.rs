@@ -18,13 +18,11 @@ use std::sync::Arc;
 const STEER: &[u8] = include_bytes!("bpf/steer.bpf.o");
 
 fn setup(files: Vec<(i32, String)>) -> (Engine, ProgId, ringside_engine::event::Subscription) {
-    let mut e = Engine::new(EngineConfig {
+    let mut e = engine_with(EngineConfig {
         files,
         buffers: vec![4096],
-        backend: backend(),
         ..Default::default()
-    })
-    .unwrap();
+    });
     let p = e
         .load_object("steer.o", STEER, &LoadOptions::default())
         .unwrap()

@@ -17,15 +17,6 @@ use std::time::Duration;
 const SUBMIT_PROBE: &[u8] = include_bytes!("bpf/submit_probe.bpf.o");
 const RUNAWAY: &[u8] = include_bytes!("bpf/runaway.bpf.o");
 
-/// An engine under the backend the tests run under, and never a quiet
-/// fallback to the other.
-fn engine(config: EngineConfig) -> Engine {
-    let backend = backend();
-    let e = Engine::new(EngineConfig { backend, ..config }).unwrap();
-    assert_eq!(e.backend(), backend);
-    e
-}
-
 fn one_chain(e: &mut Engine, prog: ProgId, user_data: u64) -> (Outcome, i32) {
     e.submit_chain(ChainSpec {
         user_data,
@@ -44,7 +35,7 @@ fn one_chain(e: &mut Engine, prog: ProgId, user_data: u64) -> (Outcome, i32) {
 #[test]
 fn rs_submit_validates_every_field_of_the_template() {
     let (r, _w) = pipe();
-    let mut e = engine(EngineConfig {
+    let mut e = engine_with(EngineConfig {
         files: vec![(r.as_raw_fd(), "pipe".into())],
         buffers: vec![4096],
         ..Default::default()
@@ -209,7 +200,7 @@ fn a_program_that_resubmits_forever_is_stopped_by_its_budget() {
     // Submits per decision below the kernel backend's 16 unfinished steps
     // per chain, which a decision of the default budget (16 submits, plus
     // the step it decides about) reaches first there.
-    let mut e = engine(EngineConfig {
+    let mut e = engine_with(EngineConfig {
         budgets: Budgets {
             submits_per_decision: 8,
             ..Budgets::default()
@@ -262,7 +253,7 @@ fn a_program_that_resubmits_forever_is_stopped_by_its_budget() {
 fn the_instruction_budget_is_counted_and_enforced() {
     let (r, w) = pipe();
     write_all(w.as_raw_fd(), &[1u8; 64]);
-    let mut e = engine(EngineConfig {
+    let mut e = engine_with(EngineConfig {
         files: vec![(r.as_raw_fd(), "pipe".into())],
         buffers: vec![64],
         budgets: Budgets {
@@ -337,7 +328,7 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
     // 300 engine-driven and 100 kernel-linked chains blocked on pipes that
     // never get data, plus some that are done and some never started.
     let pipes: Vec<_> = (0..4).map(|_| pipe()).collect();
-    let mut e = engine(EngineConfig {
+    let mut e = engine_with(EngineConfig {
         entries: 512,
         files: pipes
             .iter()

@@ -87,3 +87,25 @@ pub fn user_backend_only(test: &str, why: &str) -> bool {
     );
     true
 }
+
+/// An engine with `config` under the backend the tests run under
+/// ([`backend`]).
+pub fn engine_with(config: ringside_engine::EngineConfig) -> ringside_engine::Engine {
+    engine_under(backend(), config)
+}
+
+/// An engine with `config` under `backend`, and never a quiet fallback to
+/// the other: a test that asked for the kernel ran in the kernel.
+pub fn engine_under(
+    backend: ringside_engine::kernel::Backend,
+    config: ringside_engine::EngineConfig,
+) -> ringside_engine::Engine {
+    let e = ringside_engine::Engine::new(ringside_engine::EngineConfig { backend, ..config })
+        .unwrap_or_else(|e| panic!("an engine under the {backend:?} backend: {e}"));
+    assert_eq!(
+        e.backend(),
+        backend,
+        "never a quiet fallback to another backend"
+    );
+    e
+}
