@@ -17,7 +17,7 @@
 //!   programs that the kernel's verifier let through).
 
 use super::*;
-use crate::common::backend;
+use crate::common::{backend, engine_under};
 use object::write::{Object, Relocation, StandardSegment, Symbol, SymbolSection};
 use object::{
     Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags, SymbolKind,
@@ -38,8 +38,7 @@ const R_BPF_64_64: u32 = 1;
 
 /// The case as the ELF object clang would have written: its code in
 /// `ringside/h`, the corpus' maps in `maps`, a relocation per map `lddw`.
-fn elf(c: &Case) -> Vec<u8> {
-    let parsed = object(c);
+fn elf(parsed: &ElfObject) -> Vec<u8> {
     let mut o = Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
     let maps = o.add_section(
         o.segment_name(StandardSegment::Data).to_vec(),
@@ -114,18 +113,17 @@ fn files() -> Files {
 }
 
 fn engine(files: &Files, backend: Backend) -> Engine {
-    let e = Engine::new(EngineConfig {
-        files: vec![
-            (files.data.as_raw_fd(), "data".into()),
-            (files.null.as_raw_fd(), "null".into()),
-        ],
-        buffers: vec![4096],
+    engine_under(
         backend,
-        ..Default::default()
-    })
-    .expect("an engine");
-    assert_eq!(e.backend(), backend, "never a quiet fallback");
-    e
+        EngineConfig {
+            files: vec![
+                (files.data.as_raw_fd(), "data".into()),
+                (files.null.as_raw_fd(), "null".into()),
+            ],
+            buffers: vec![4096],
+            ..Default::default()
+        },
+    )
 }
 
 /// Two-step chains whose first completion gives the program a success, a
@@ -175,12 +173,12 @@ struct Run {
 
 /// Each chain alone, to its end or for at most 3 s (a program may ask for
 /// a long timeout), then shutdown. `Err` is the kernel's refusal.
-fn run_case(c: &Case, backend: Backend, trusted: bool) -> Result<Run, EngineError> {
+fn run_case(c: &Case, elf: &[u8], backend: Backend, trusted: bool) -> Result<Run, EngineError> {
     let f = files();
     let mut e = engine(&f, backend);
     let obj = e.load_object(
         "hostile.o",
-        &elf(c),
+        elf,
         &LoadOptions {
             trusted,
             ..Default::default()
@@ -243,39 +241,25 @@ fn say(text: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
-fn refusal(c: &Case, e: &EngineError) -> Option<String> {
+fn refusal(c: &Case, len: usize, e: &EngineError) -> Option<String> {
     match e {
         EngineError::Kernel(KernelError::Verifier {
             program,
             insn,
+            reason,
             message,
         }) => {
-            assert!(!message.trim().is_empty(), "{}: an empty refusal", c.name);
             // Where, in ringside's numbering: the case's program, one of
             // its instructions.
-            let len = object(c).programs[0].code.len() / 8;
             assert!(
                 program.as_deref() == Some("h") && insn.is_some_and(|i| i < len),
                 "{}: the refusal names {program:?} insn {insn:?} (of {len}):\n{message}",
                 c.name
             );
-            // The reason and the kernel's hint, not the statistics the log
-            // ends with.
-            let mut why: Vec<&str> = message
-                .lines()
-                .rev()
-                .map(str::trim)
-                .filter(|l| {
-                    !l.is_empty()
-                        && !l.starts_with("processed ")
-                        && !l.starts_with("verification time")
-                        && !l.starts_with("stack depth")
-                        && *l != "Suggestion:"
-                })
-                .take(2)
-                .collect();
-            why.reverse();
-            let why = why.join(" / ");
+            // And why, in the verifier's words.
+            let why = reason
+                .as_deref()
+                .unwrap_or_else(|| panic!("{}: a refusal without a reason:\n{message}", c.name));
             Some(format!("{} [{}]: {why}", c.name, c.class))
         }
         _ => None,
@@ -292,7 +276,10 @@ fn accepted_programs_end_their_chains_alike_under_both_backends() {
     let mut failures = Vec::new();
     let mut refused = Vec::new();
     for c in &accepted {
-        let user = match run_case(c, Backend::User, false) {
+        let parsed = object(c);
+        let bytes = elf(&parsed);
+        let len = parsed.programs[0].code.len() / 8;
+        let user = match run_case(c, &bytes, Backend::User, false) {
             Ok(r) => r,
             Err(e) => {
                 failures.push(format!("{} [{}]: user backend: {e}", c.name, c.class));
@@ -312,13 +299,13 @@ fn accepted_programs_end_their_chains_alike_under_both_backends() {
         if !kernel {
             continue;
         }
-        match run_case(c, Backend::Kernel, false) {
+        match run_case(c, &bytes, Backend::Kernel, false) {
             Ok(k) if k == user => {}
             Ok(k) => failures.push(format!(
                 "{} [{}]: the backends disagree:\n  user:   {user:?}\n  kernel: {k:?}",
                 c.name, c.class
             )),
-            Err(e) => match refusal(c, &e) {
+            Err(e) => match refusal(c, len, &e) {
                 Some(r) => refused.push(r),
                 None => failures.push(format!("{} [{}]: kernel backend: {e}", c.name, c.class)),
             },
@@ -348,7 +335,7 @@ fn refused_programs_loaded_as_trusted_never_run_unchecked() {
         .filter(|c| !matches!(c.verdict, Pass))
         .collect();
     for c in &refused {
-        match run_case(c, backend, true) {
+        match run_case(c, &elf(&object(c)), backend, true) {
             // Userspace: the interpreter checked every access, and every
             // chain ended (run_case asserts it).
             Ok(_) if backend == Backend::User => ran += 1,

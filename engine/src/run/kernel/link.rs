@@ -540,19 +540,38 @@ pub fn renumber(
     (last, out)
 }
 
+/// Whether a verifier log line is an instruction it walked (`12: (61) ...`,
+/// or renumbered, `[h insn 7]: ...`).
+fn is_insn_line(l: &str) -> bool {
+    let d = l.bytes().take_while(u8::is_ascii_digit).count();
+    (d > 0 && l[d..].starts_with(": ")) || l.starts_with('[')
+}
+
 /// The verifier's conclusion: from the last instruction it walked (with
 /// the line that says what is wrong) to the end, at most 40 lines.
 fn verifier_tail(lines: &[&str]) -> String {
-    let is_insn = |l: &&str| {
-        let d: String = l.chars().take_while(|c| c.is_ascii_digit()).collect();
-        (!d.is_empty() && l[d.len()..].starts_with(": ")) || l.starts_with("[")
-    };
     let from = lines
         .iter()
-        .rposition(is_insn)
+        .rposition(|l| is_insn_line(l))
         .unwrap_or(lines.len().saturating_sub(12));
     let from = from.max(lines.len().saturating_sub(40));
     lines[from..].join("\n")
+}
+
+/// What the verifier said is wrong: the first line after the last
+/// instruction it walked (from the log's start when it walked none, as
+/// for a back-edge), unless that is already its statistics.
+fn verifier_reason(lines: &[&str]) -> Option<String> {
+    let from = lines
+        .iter()
+        .rposition(|l| is_insn_line(l))
+        .map_or(0, |i| i + 1);
+    let line = lines[from..]
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty())?;
+    let stats = ["processed ", "verification time", "stack depth"];
+    (!stats.iter().any(|p| line.starts_with(p))).then(|| line.to_string())
 }
 
 /// Open, link, load and attach the loop to `ring_fd`.
@@ -719,11 +738,11 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
             }
             // The verifier's conclusion is at the end; keep the tail.
             let lines: Vec<&str> = renumbered.lines().collect();
-            let tail = verifier_tail(&lines);
             return Err(KernelError::Verifier {
                 program: at.as_ref().map(|a| a.0.clone()),
                 insn: at.map(|a| a.1),
-                message: tail,
+                reason: verifier_reason(&lines),
+                message: verifier_tail(&lines),
             });
         }
         loaded.starts = std::mem::take(&mut prep.starts);
@@ -979,5 +998,30 @@ mod tests {
         let t = verifier_tail(&lines);
         assert!(t.starts_with("[p insn 7]"), "{t}");
         assert_eq!(t.lines().count(), 3);
+        assert_eq!(
+            verifier_reason(&lines).as_deref(),
+            Some("R2 invalid mem access 'scalar'")
+        );
+    }
+
+    #[test]
+    fn a_verifier_log_without_a_reason_gives_none() {
+        let lines = ["0: (b7) r0 = 0", "", "processed 1 insns"];
+        assert_eq!(verifier_reason(&lines), None);
+        assert_eq!(
+            verifier_reason(&["back-edge from insn 5 to 3", "processed 0 insns"]).as_deref(),
+            Some("back-edge from insn 5 to 3"),
+            "no instruction walked: the log's first words"
+        );
+        let hint = [
+            "[h insn 7]: (7a) *(u64 *)(r4 +0) = 1",
+            "  ",
+            "invalid variable-offset write to stack R4",
+            "Suggestion:",
+        ];
+        assert_eq!(
+            verifier_reason(&hint).as_deref(),
+            Some("invalid variable-offset write to stack R4")
+        );
     }
 }

@@ -87,6 +87,9 @@ pub enum KernelError {
         program: Option<String>,
         /// Its instruction, in ringside's numbering.
         insn: Option<usize>,
+        /// What the verifier said is wrong there (the line after the last
+        /// instruction it walked), when it said it.
+        reason: Option<String>,
         /// The end of the verifier's log, renumbered.
         message: String,
     },
