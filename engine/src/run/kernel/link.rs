@@ -26,6 +26,7 @@
 use super::{KernelError, MapCall, ObjectProblem};
 use libbpf_sys as sys;
 use std::ffi::{CStr, CString, c_char, c_int, c_long, c_void};
+use std::fmt::Write as _;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
 
@@ -510,7 +511,9 @@ fn u64s(v: &[u64], n: usize) -> Vec<u8> {
 /// Verifier messages with ringside's numbering: an instruction of user
 /// program N at absolute index i is named `<name> insn i - start`, both in
 /// the lines the verifier walks (`i: (op) ...`) and in the lines newer
-/// kernels quote it in when they explain an error (`  i | (op) ...`).
+/// kernels quote it in when they explain an error (`  i | (op) ...`, the
+/// failing one marked `  >>> i | (op) ...`). The place returned is the
+/// last instruction walked: the quoted ones are context around it.
 pub fn renumber(
     log: &str,
     progs: &[UserProg],
@@ -520,22 +523,36 @@ pub fn renumber(
     let mut out = String::new();
     for line in log.lines() {
         let body = line.trim_start();
-        let indent = &line[..line.len() - body.len()];
-        let num: String = body.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let rest = &body[num.len()..];
-        let mut l = line.to_string();
-        let walked = indent.is_empty() && rest.starts_with(':');
-        if !num.is_empty() && (walked || rest.starts_with(" |")) {
-            let i: usize = num.parse().unwrap_or(usize::MAX);
-            for (p, &s) in progs.iter().zip(starts) {
-                if i >= s && i < s + p.code.len() / 8 {
-                    l = format!("{indent}[{} insn {}]{rest}", p.name, i - s);
-                    last = Some((p.name.clone(), i - s));
+        let (marker, body) = match body.strip_prefix(">>> ") {
+            Some(b) => (">>> ", b),
+            None => ("", body),
+        };
+        let indent = &line[..line.len() - body.len() - marker.len()];
+        let d = body.bytes().take_while(u8::is_ascii_digit).count();
+        let (num, rest) = body.split_at(d);
+        let walked = indent.is_empty() && marker.is_empty() && rest.starts_with(':');
+        let at = (d > 0 && (walked || rest.starts_with(" |")))
+            .then(|| num.parse::<usize>().ok())
+            .flatten()
+            .and_then(|i| {
+                progs
+                    .iter()
+                    .zip(starts)
+                    .find(|&(p, &s)| i >= s && i < s + p.code.len() / 8)
+                    .map(|(p, &s)| (p.name.clone(), i - s))
+            });
+        match at {
+            Some((name, i)) => {
+                let _ = writeln!(out, "{indent}{marker}[{name} insn {i}]{rest}");
+                if walked {
+                    last = Some((name, i));
                 }
             }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
         }
-        out.push_str(&l);
-        out.push('\n');
     }
     (last, out)
 }
@@ -544,18 +561,18 @@ pub fn renumber(
 /// or renumbered, `[h insn 7]: ...`).
 fn is_insn_line(l: &str) -> bool {
     let d = l.bytes().take_while(u8::is_ascii_digit).count();
-    (d > 0 && l[d..].starts_with(": ")) || l.starts_with('[')
+    (d > 0 && l[d..].starts_with(": ")) || (l.starts_with('[') && l.contains("]: "))
 }
 
 /// The verifier's conclusion: from the last instruction it walked (with
-/// the line that says what is wrong) to the end, at most 40 lines.
+/// the line that says what is wrong, and a newer kernel's explanation
+/// after it) on, at most 60 lines; the last 12 when it walked none.
 fn verifier_tail(lines: &[&str]) -> String {
     let from = lines
         .iter()
         .rposition(|l| is_insn_line(l))
         .unwrap_or(lines.len().saturating_sub(12));
-    let from = from.max(lines.len().saturating_sub(40));
-    lines[from..].join("\n")
+    lines[from..lines.len().min(from + 60)].join("\n")
 }
 
 /// What the verifier said is wrong: the first line after the last
@@ -987,6 +1004,86 @@ mod tests {
             "outside every program: as it was"
         );
         assert_eq!(at, Some(("h".to_string(), 7)));
+    }
+
+    /// 7.3.4's explanation of a refusal, as the hostile corpus met it: the
+    /// walked instructions, the classic reason, then a block that quotes
+    /// the failing instruction and its neighbours twice.
+    const EXPLAINED: &str = "4903: (d4) r3 = le32 r3
+4904: (bf) r4 = r10
+4905: (1f) r4 -= r3
+R4 subtraction from stack pointer prohibited
+Verification failed: Register Type Safety: Subtraction from stack pointer
+
+Reason:
+  R4 is a stack pointer. The verifier does not allow BPF_SUB to move stack pointers.
+
+At:
+  rs_dispatch_stub @ loop_helpers.h:342:0
+  Source context:
+      340 | ...
+      341 | ...
+  >>> 342 | static __noinline int rs_dispatch_stub(const struct rs_ctx *ctx, __u32 prog)
+          | ^-- error: subtraction from stack pointer
+      343 | ...
+      344 | ...
+  Instruction context:
+      4903 | (d4) r3 = le32 r3
+      4904 | (bf) r4 = r10
+  >>> 4905 | (1f) r4 -= r3
+      4906 | (7a) *(u64 *)(r4 +0) = 1
+      4907 | (b7) r0 = 0
+
+Causal path:
+  rs_dispatch_stub @ loop_helpers.h:342:0
+  Source context:
+      340 | ...
+      341 | ...
+  >>> 342 | static __noinline int rs_dispatch_stub(const struct rs_ctx *ctx, __u32 prog)
+          | ^-- update: R4 changed from uninitialized value to stack pointer at offset 0
+      343 | ...
+      344 | ...
+  Instruction context:
+      4903 | (d4) r3 = le32 r3
+  >>> 4904 | (bf) r4 = r10
+      4905 | (1f) r4 -= r3
+      4906 | (7a) *(u64 *)(r4 +0) = 1
+
+Suggestion:
+  Use addition from R10 to form stack addresses within the tracked stack frame.
+
+processed 10640 insns (limit 1000000) max_states_per_insn 4 total_states 137 peak_states 60 mark_read 0
+";
+
+    #[test]
+    fn an_explained_refusal_names_the_walked_instruction_and_keeps_the_reason() {
+        let progs = [prog("h", 8)];
+        let (at, out) = renumber(EXPLAINED, &progs, &[4901]);
+        assert_eq!(
+            at,
+            Some(("h".to_string(), 4)),
+            "the failing instruction, not the last one quoted around it"
+        );
+        assert!(
+            out.contains("\n  >>> [h insn 4] | (1f) r4 -= r3\n"),
+            "{out}"
+        );
+        assert!(out.contains("\n      [h insn 5] | (7a)"), "{out}");
+        assert!(
+            out.contains("\n  >>> 342 | static"),
+            "a source line stays:\n{out}"
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            verifier_reason(&lines).as_deref(),
+            Some("R4 subtraction from stack pointer prohibited")
+        );
+        let tail = verifier_tail(&lines);
+        assert!(
+            tail.starts_with("[h insn 4]: (1f) r4 -= r3\nR4 subtraction"),
+            "{tail}"
+        );
+        assert!(tail.contains("Use addition from R10"), "{tail}");
     }
 
     #[test]
