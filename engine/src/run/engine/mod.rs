@@ -187,6 +187,8 @@ impl Engine {
                 entries: config.entries,
             });
         }
+        // Calibrated here, not in the first decision it times.
+        decision::calibrate_timer();
         let fds: Vec<RawFd> = config.files.iter().map(|(fd, _)| *fd).collect();
         let in_kernel = config.backend == Backend::Kernel;
         if in_kernel {
