@@ -25,8 +25,9 @@ use std::sync::LazyLock;
 
 /// What times a decision's run: the TSC where it is invariant (quanta
 /// calibrates it against the OS clock once, in about 0.6 ms), the OS clock
-/// elsewhere. Two `clock_gettime` reads cost a watched NOP step 40 ns of
-/// its 245 (a third of what watching adds); two TSC reads cost 15.
+/// elsewhere. Two `clock_gettime` reads cost a watched NOP step about
+/// 30 ns of its 235 (a quarter of what watching adds); two TSC reads about
+/// 10 (docs/bench.md, "Watching the engine").
 static TIMER: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
 
 /// Calibrate the decision timer now (once per process; about 0.6 ms).
