@@ -508,20 +508,30 @@ fn u64s(v: &[u64], n: usize) -> Vec<u8> {
     out
 }
 
+/// A verifier log in ringside's numbering ([`renumber`]).
+pub struct Renumbered {
+    /// The whole log.
+    pub text: String,
+    /// Where it stopped in a user program: the last instruction it
+    /// walked, when that was one of a user program's.
+    pub at: Option<(String, usize)>,
+    /// The line of the last instruction it walked (the loop's own too).
+    walked: Option<usize>,
+}
+
 /// Verifier messages with ringside's numbering: an instruction of user
 /// program N at absolute index i is named `<name> insn i - start`, both in
 /// the lines the verifier walks (`i: (op) ...`) and in the lines newer
 /// kernels quote it in when they explain an error (`  i | (op) ...`, the
-/// failing one marked `  >>> i | (op) ...`). The place returned is the
+/// failing one marked `  >>> i | (op) ...`). Where it stopped is the
 /// last instruction walked: the quoted ones are context around it.
-pub fn renumber(
-    log: &str,
-    progs: &[UserProg],
-    starts: &[usize],
-) -> (Option<(String, usize)>, String) {
-    let mut last = None;
-    let mut out = String::new();
-    for line in log.lines() {
+pub fn renumber(log: &str, progs: &[UserProg], starts: &[usize]) -> Renumbered {
+    let mut r = Renumbered {
+        text: String::new(),
+        at: None,
+        walked: None,
+    };
+    for (n, line) in log.lines().enumerate() {
         let body = line.trim_start();
         let (marker, body) = match body.strip_prefix(">>> ") {
             Some(b) => (">>> ", b),
@@ -530,8 +540,11 @@ pub fn renumber(
         let indent = &line[..line.len() - body.len() - marker.len()];
         let d = body.bytes().take_while(u8::is_ascii_digit).count();
         let (num, rest) = body.split_at(d);
-        let walked = indent.is_empty() && marker.is_empty() && rest.starts_with(':');
-        let at = (d > 0 && (walked || rest.starts_with(" |")))
+        let walked = d > 0 && indent.is_empty() && marker.is_empty() && rest.starts_with(':');
+        if walked {
+            r.walked = Some(n);
+        }
+        let at = (walked || (d > 0 && rest.starts_with(" |")))
             .then(|| num.parse::<usize>().ok())
             .flatten()
             .and_then(|i| {
@@ -543,52 +556,45 @@ pub fn renumber(
             });
         match at {
             Some((name, i)) => {
-                let _ = writeln!(out, "{indent}{marker}[{name} insn {i}]{rest}");
+                let _ = writeln!(r.text, "{indent}{marker}[{name} insn {i}]{rest}");
                 if walked {
-                    last = Some((name, i));
+                    r.at = Some((name, i));
                 }
             }
             None => {
-                out.push_str(line);
-                out.push('\n');
+                r.text.push_str(line);
+                r.text.push('\n');
             }
         }
     }
-    (last, out)
+    r
 }
 
-/// Whether a verifier log line is an instruction it walked (`12: (61) ...`,
-/// or renumbered, `[h insn 7]: ...`).
-fn is_insn_line(l: &str) -> bool {
-    let d = l.bytes().take_while(u8::is_ascii_digit).count();
-    (d > 0 && l[d..].starts_with(": ")) || (l.starts_with('[') && l.contains("]: "))
-}
+impl Renumbered {
+    /// The verifier's conclusion: from the last instruction it walked
+    /// (with the line that says what is wrong, and a newer kernel's
+    /// explanation after it) on, at most 60 lines; the last 12 when it
+    /// walked none.
+    pub fn tail(&self) -> String {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let from = self.walked.unwrap_or(lines.len().saturating_sub(12));
+        lines[from..lines.len().min(from + 60)].join("\n")
+    }
 
-/// The verifier's conclusion: from the last instruction it walked (with
-/// the line that says what is wrong, and a newer kernel's explanation
-/// after it) on, at most 60 lines; the last 12 when it walked none.
-fn verifier_tail(lines: &[&str]) -> String {
-    let from = lines
-        .iter()
-        .rposition(|l| is_insn_line(l))
-        .unwrap_or(lines.len().saturating_sub(12));
-    lines[from..lines.len().min(from + 60)].join("\n")
-}
-
-/// What the verifier said is wrong: the first line after the last
-/// instruction it walked (from the log's start when it walked none, as
-/// for a back-edge), unless that is already its statistics.
-fn verifier_reason(lines: &[&str]) -> Option<String> {
-    let from = lines
-        .iter()
-        .rposition(|l| is_insn_line(l))
-        .map_or(0, |i| i + 1);
-    let line = lines[from..]
-        .iter()
-        .map(|l| l.trim())
-        .find(|l| !l.is_empty())?;
-    let stats = ["processed ", "verification time", "stack depth"];
-    (!stats.iter().any(|p| line.starts_with(p))).then(|| line.to_string())
+    /// What the verifier said is wrong: the first line after the last
+    /// instruction it walked (from the log's start when it walked none,
+    /// as for a back-edge), unless that is already its statistics.
+    pub fn reason(&self) -> Option<String> {
+        let from = self.walked.map_or(0, |i| i + 1);
+        let line = self
+            .text
+            .lines()
+            .skip(from)
+            .map(str::trim)
+            .find(|l| !l.is_empty())?;
+        let stats = ["processed ", "verification time", "stack depth"];
+        (!stats.iter().any(|p| line.starts_with(p))).then(|| line.to_string())
+    }
 }
 
 /// Open, link, load and attach the loop to `ring_fd`.
@@ -748,18 +754,18 @@ pub fn load(progs: &[UserProg], cfg: &LoopConfig, ring_fd: RawFd) -> Result<Load
                     libbpf: libbpf_said(),
                 }));
             }
-            let (at, renumbered) = renumber(&text, progs, &prep.starts);
+            let r = renumber(&text, progs, &prep.starts);
             // The whole log, renumbered, where the user asked for it.
             if let Some(path) = std::env::var_os("RINGSIDE_KERNEL_VERIFIER_LOG") {
-                let _ = std::fs::write(path, &renumbered);
+                let _ = std::fs::write(path, &r.text);
             }
             // The verifier's conclusion is at the end; keep the tail.
-            let lines: Vec<&str> = renumbered.lines().collect();
+            let (reason, message) = (r.reason(), r.tail());
             return Err(KernelError::Verifier {
-                program: at.as_ref().map(|a| a.0.clone()),
-                insn: at.map(|a| a.1),
-                reason: verifier_reason(&lines),
-                message: verifier_tail(&lines),
+                program: r.at.as_ref().map(|a| a.0.clone()),
+                insn: r.at.map(|a| a.1),
+                reason,
+                message,
             });
         }
         loaded.starts = std::mem::take(&mut prep.starts);
@@ -979,7 +985,7 @@ mod tests {
         let starts = [100, 110];
         let log =
             "99: (95) exit\n100: (b7) r0 = 0\n112: (85) call pc+3\nR2 !read_ok\n115: (95) exit\n";
-        let (at, out) = renumber(log, &progs, &starts);
+        let Renumbered { at, text: out, .. } = renumber(log, &progs, &starts);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "99: (95) exit", "the loop's own numbering stays");
         assert_eq!(lines[1], "[a insn 0]: (b7) r0 = 0");
@@ -995,7 +1001,7 @@ mod tests {
         let progs = [prog("h", 10)];
         let starts = [4900];
         let log = "4907: (7a) *(u64 *)(r4 +0) = 1\ninvalid variable-offset write to stack R4\n  4907 | (7a) *(u64 *)(r4 +0) = 1\nSuggestion:\n  12 | not ours\n";
-        let (at, out) = renumber(log, &progs, &starts);
+        let Renumbered { at, text: out, .. } = renumber(log, &progs, &starts);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "[h insn 7]: (7a) *(u64 *)(r4 +0) = 1");
         assert_eq!(lines[2], "  [h insn 7] | (7a) *(u64 *)(r4 +0) = 1");
@@ -1058,9 +1064,10 @@ processed 10640 insns (limit 1000000) max_states_per_insn 4 total_states 137 pea
     #[test]
     fn an_explained_refusal_names_the_walked_instruction_and_keeps_the_reason() {
         let progs = [prog("h", 8)];
-        let (at, out) = renumber(EXPLAINED, &progs, &[4901]);
+        let r = renumber(EXPLAINED, &progs, &[4901]);
+        let out = &r.text;
         assert_eq!(
-            at,
+            r.at,
             Some(("h".to_string(), 4)),
             "the failing instruction, not the last one quoted around it"
         );
@@ -1073,12 +1080,11 @@ processed 10640 insns (limit 1000000) max_states_per_insn 4 total_states 137 pea
             out.contains("\n  >>> 342 | static"),
             "a source line stays:\n{out}"
         );
-        let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
-            verifier_reason(&lines).as_deref(),
+            r.reason().as_deref(),
             Some("R4 subtraction from stack pointer prohibited")
         );
-        let tail = verifier_tail(&lines);
+        let tail = r.tail();
         assert!(
             tail.starts_with("[h insn 4]: (1f) r4 -= r3\nR4 subtraction"),
             "{tail}"
@@ -1088,36 +1094,32 @@ processed 10640 insns (limit 1000000) max_states_per_insn 4 total_states 137 pea
 
     #[test]
     fn the_verifier_tail_starts_at_its_last_instruction() {
-        let mut lines = vec!["0: (b7) r0 = 0"; 100];
-        lines.push("[p insn 7]: (61) r1 = *(u32 *)(r2 +0)");
-        lines.push("R2 invalid mem access 'scalar'");
-        lines.push("processed 12 insns");
-        let t = verifier_tail(&lines);
+        let mut log = "0: (b7) r0 = 0\n".repeat(100);
+        log.push_str("107: (61) r1 = *(u32 *)(r2 +0)\n");
+        log.push_str("R2 invalid mem access 'scalar'\nprocessed 12 insns\n");
+        let r = renumber(&log, &[prog("p", 10)], &[100]);
+        let t = r.tail();
         assert!(t.starts_with("[p insn 7]"), "{t}");
         assert_eq!(t.lines().count(), 3);
         assert_eq!(
-            verifier_reason(&lines).as_deref(),
+            r.reason().as_deref(),
             Some("R2 invalid mem access 'scalar'")
         );
     }
 
     #[test]
     fn a_verifier_log_without_a_reason_gives_none() {
-        let lines = ["0: (b7) r0 = 0", "", "processed 1 insns"];
-        assert_eq!(verifier_reason(&lines), None);
+        let h = [prog("h", 10)];
+        let reason = |log: &str| renumber(log, &h, &[4900]).reason();
+        assert_eq!(reason("0: (b7) r0 = 0\n\nprocessed 1 insns\n"), None);
         assert_eq!(
-            verifier_reason(&["back-edge from insn 5 to 3", "processed 0 insns"]).as_deref(),
+            reason("back-edge from insn 5 to 3\nprocessed 0 insns\n").as_deref(),
             Some("back-edge from insn 5 to 3"),
             "no instruction walked: the log's first words"
         );
-        let hint = [
-            "[h insn 7]: (7a) *(u64 *)(r4 +0) = 1",
-            "  ",
-            "invalid variable-offset write to stack R4",
-            "Suggestion:",
-        ];
+        let hint = "4907: (7a) *(u64 *)(r4 +0) = 1\n  \ninvalid variable-offset write to stack R4\nSuggestion:\n";
         assert_eq!(
-            verifier_reason(&hint).as_deref(),
+            reason(hint).as_deref(),
             Some("invalid variable-offset write to stack R4")
         );
     }
