@@ -8,6 +8,7 @@
 //! [`event::Event`].
 
 pub use ringside_schema::abi;
+pub mod clock;
 pub mod debug;
 pub mod event;
 pub mod fuzzing;

@@ -8,13 +8,14 @@
 pub use ringside_schema::decision::Detail;
 pub use ringside_schema::event::*;
 
+use crate::clock;
 use ringside_schema::decision::DecisionRecord;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a subscriber's queue does when full.
@@ -86,20 +87,59 @@ struct Reading {
 }
 
 struct Subscriber {
-    tx: Sender<Batch>,
+    tx: rtrb::Producer<Batch>,
     /// Batches the reader emptied, to be filled again: a fresh batch each
     /// time costs its pages' first touch, a watched step's dearest part.
-    recycled: Receiver<Batch>,
-    /// Room for events in the batches waiting in `recycled`.
-    spare: Arc<AtomicUsize>,
-    /// Events sent and not yet taken by the reader (the queue's bound is
-    /// in events, whatever the batches).
-    queued: Arc<AtomicUsize>,
+    recycled: rtrb::Consumer<Batch>,
+    /// Events sent, and the reader's count of events taken as last seen:
+    /// what is queued is their difference (see [`Counter`]).
+    sent: u64,
+    taken: Counter,
+    /// Room for events in the batches taken back from `recycled` (the
+    /// reader bounds what waits there by what it sent back minus this).
+    reused: Arc<AtomicU64>,
+    reused_total: u64,
     capacity: usize,
     overflow: Overflow,
     dropped: Arc<AtomicU64>,
     detail: Detail,
 }
+
+/// A running total one side of a subscription stores and the other reads,
+/// with the reader's last reading cached: it looks again only when the
+/// cached value says the queue is full. A count both sides modify (an
+/// atomic add on one, a subtract on the other) moved its cache line
+/// between the CPUs twice a batch, and with the channel's own lines that
+/// was most of what watching cost a chain stepping alone (docs/bench.md).
+struct Counter {
+    shared: Arc<AtomicU64>,
+    seen: u64,
+}
+
+impl Counter {
+    fn new(shared: Arc<AtomicU64>) -> Counter {
+        Counter { shared, seen: 0 }
+    }
+
+    /// The total as last read.
+    fn cached(&self) -> u64 {
+        self.seen
+    }
+
+    /// Read the total afresh.
+    fn refresh(&mut self) -> u64 {
+        self.seen = self.shared.load(Ordering::Acquire);
+        self.seen
+    }
+}
+
+/// Most batches on their way to a subscriber (and most waiting to come
+/// back): the handoff is a ring of this many slots, allocated up front
+/// (48 bytes each). A queue's bound is in events; at one chain a batch is
+/// a step's 4 events, so a 65,536-event queue fills this ring and its
+/// bound together. A reader that falls so far behind with smaller batches
+/// loses (or, blocking, waits for) events below its bound.
+const MAX_BATCHES: usize = 1 << 14;
 
 /// A subscription: the receiving end and its drop counter.
 ///
@@ -108,17 +148,54 @@ struct Subscriber {
 /// parked on the channel makes the engine pay a futex wake-up on every
 /// batch it sends (about 1 us, more than the rest of a step).
 pub struct Subscription {
-    rx: Receiver<Batch>,
-    recycle: Sender<Batch>,
-    /// See [`Subscriber::spare`]: what is waiting stays within the queue's
-    /// bound, in events.
-    spare: Arc<AtomicUsize>,
+    ring: RefCell<ReaderRing>,
     capacity: usize,
-    queued: Arc<AtomicUsize>,
     /// The batch being read.
     batch: RefCell<Reading>,
     /// Events dropped because the queue was full.
     pub dropped: Arc<AtomicU64>,
+}
+
+/// The reader's ends of the handoff, and its totals (see [`Counter`]).
+struct ReaderRing {
+    rx: rtrb::Consumer<Batch>,
+    recycle: rtrb::Producer<Batch>,
+    /// Events taken, stored for the engine.
+    taken: Arc<AtomicU64>,
+    taken_total: u64,
+    /// Room sent back, and the engine's total of room taken back.
+    returned: u64,
+    reused: Counter,
+}
+
+impl ReaderRing {
+    /// The next batch, or why there is none.
+    fn next(&mut self) -> Result<Batch, TryRecvError> {
+        match self.rx.pop() {
+            Ok(b) => Ok(b),
+            // Pushed before the engine's end went: read it all first.
+            Err(_) if self.rx.is_abandoned() => {
+                self.rx.pop().map_err(|_| TryRecvError::Disconnected)
+            }
+            Err(_) => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Send an emptied batch back, unless as much room as the queue holds
+    /// waits there already.
+    fn give_back(&mut self, batch: Batch, capacity: usize) {
+        let room = batch.items.capacity() as u64;
+        if room == 0 {
+            return;
+        }
+        let fits = |reused: u64| self.returned - reused + room <= capacity as u64;
+        if !fits(self.reused.cached()) && !fits(self.reused.refresh()) {
+            return;
+        }
+        if self.recycle.push(batch).is_ok() {
+            self.returned += room;
+        }
+    }
 }
 
 /// How long a polling reader sleeps when the queue is empty: short against a
@@ -142,26 +219,25 @@ impl Subscription {
                 }
                 None => {}
             }
-            let next = self.rx.try_recv()?;
-            self.queued.fetch_sub(next.items.len(), Ordering::Relaxed);
+            let mut ring = self.ring.borrow_mut();
+            let next = ring.next()?;
+            ring.taken_total += next.items.len() as u64;
+            ring.taken.store(ring.taken_total, Ordering::Release);
             let next = Reading {
                 items: VecDeque::from(next.items),
                 decisions: next.decisions,
             };
             let done = std::mem::replace(&mut *batch, next);
-            let room = done.items.capacity();
-            // Empty: back to the engine, unless it has as much as the
-            // queue holds waiting already. A reader that sleeps a poll
-            // interval (1 ms) finds hundreds of batches at once; they must
-            // all come back, or the engine fills new ones without spare
-            // records.
-            if room > 0 && self.spare.load(Ordering::Relaxed) + room <= self.capacity {
-                self.spare.fetch_add(room, Ordering::Relaxed);
-                let _ = self.recycle.send(Batch {
+            // A reader that sleeps a poll interval (1 ms) finds hundreds
+            // of batches at once; they must all come back, or the engine
+            // fills new ones without spare records.
+            ring.give_back(
+                Batch {
                     items: Vec::from(done.items),
                     decisions: done.decisions,
-                });
-            }
+                },
+                self.capacity,
+            );
         }
     }
 
@@ -230,7 +306,8 @@ pub struct EventBus {
     pending: Batch,
     /// Decision records in `pending` (the rest of its `decisions` are spares).
     decisions: usize,
-    start: Instant,
+    /// When the bus started ([`clock::now`]).
+    start: u64,
     seq: u64,
 }
 
@@ -255,7 +332,7 @@ impl EventBus {
             batch_now: None,
             pending: Batch::default(),
             decisions: 0,
-            start: Instant::now(),
+            start: clock::now(),
             seq: 0,
         }
     }
@@ -285,24 +362,30 @@ impl EventBus {
     ) -> Subscription {
         // Whatever is pending was emitted before this subscriber came.
         self.flush();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (recycle, recycled) = crossbeam_channel::unbounded();
-        let spare = Arc::new(AtomicUsize::new(0));
         let capacity = capacity.max(prelude.len() + 1);
-        let queued = Arc::new(AtomicUsize::new(prelude.len()));
+        let slots = capacity.clamp(2, MAX_BATCHES);
+        let (mut tx, rx) = rtrb::RingBuffer::new(slots);
+        let (recycle, recycled) = rtrb::RingBuffer::new(slots);
+        let (taken, reused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut sent = 0;
         if !prelude.is_empty() {
             let items = prelude.iter().map(|r| Item::Event((**r).clone()));
-            let _ = tx.send(Batch {
+            let batch = Batch {
                 items: items.collect(),
                 decisions: Vec::new(),
-            });
+            };
+            sent = batch.items.len() as u64;
+            // The ring is empty and has a slot: this cannot fail.
+            let _ = tx.push(batch);
         }
         let dropped = Arc::new(AtomicU64::new(0));
         self.subs.push(Subscriber {
             tx,
             recycled,
-            spare: spare.clone(),
-            queued: queued.clone(),
+            sent,
+            taken: Counter::new(taken.clone()),
+            reused: reused.clone(),
+            reused_total: 0,
             capacity,
             overflow,
             dropped: dropped.clone(),
@@ -310,11 +393,15 @@ impl EventBus {
         });
         self.detail = self.detail.max(detail);
         Subscription {
-            rx,
-            recycle,
-            spare,
+            ring: RefCell::new(ReaderRing {
+                rx,
+                recycle,
+                taken,
+                taken_total: 0,
+                returned: 0,
+                reused: Counter::new(reused),
+            }),
             capacity: capacity.max(BATCH),
-            queued,
             batch: RefCell::new(Reading::default()),
             dropped,
         }
@@ -324,8 +411,10 @@ impl EventBus {
     /// batch was first asked for.
     pub fn now_ns(&mut self) -> u64 {
         match &mut self.batch_now {
-            None => self.start.elapsed().as_nanos() as u64,
-            Some(cached) => *cached.get_or_insert_with(|| self.start.elapsed().as_nanos() as u64),
+            None => clock::nanos_between(self.start, clock::now()),
+            Some(cached) => {
+                *cached.get_or_insert_with(|| clock::nanos_between(self.start, clock::now()))
+            }
         }
     }
 
@@ -409,10 +498,11 @@ impl EventBus {
         if self.pending.items.capacity() == 0 {
             self.pending = self
                 .subs
-                .last()
+                .last_mut()
                 .and_then(|s| {
-                    let b = s.recycled.try_recv().ok()?;
-                    s.spare.fetch_sub(b.items.capacity(), Ordering::Relaxed);
+                    let b = s.recycled.pop().ok()?;
+                    s.reused_total += b.items.capacity() as u64;
+                    s.reused.store(s.reused_total, Ordering::Release);
                     Some(b)
                 })
                 .unwrap_or_else(|| Batch::with_capacity(FIRST_BATCH));
@@ -434,40 +524,49 @@ impl EventBus {
         }
         self.decisions = 0;
         let mut batch = std::mem::take(&mut self.pending);
+        let n = batch.items.len();
         let last = self.subs.len().saturating_sub(1);
         let mut i = 0;
-        self.subs.retain(|s| {
+        self.subs.retain_mut(|s| {
             let mine = i;
             i += 1;
-            let n = batch.items.len();
-            loop {
-                let queued = s.queued.load(Ordering::Relaxed);
-                // An empty queue takes any batch (one may exceed a small bound).
-                if queued == 0 || queued + n <= s.capacity {
-                    break;
-                }
-                match s.overflow {
-                    Overflow::Drop => {
-                        s.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                        return true;
-                    }
-                    // The reader polls: so does the writer.
-                    Overflow::Block => {
-                        if Arc::strong_count(&s.queued) == 1 {
-                            return false;
-                        }
-                        std::thread::sleep(Duration::from_micros(50));
-                    }
-                }
-            }
             // The last subscriber takes the batch itself; the others a copy.
-            let out = if mine == last {
+            let mut out = if mine == last {
                 std::mem::take(&mut batch)
             } else {
                 batch.clone()
             };
-            s.queued.fetch_add(n, Ordering::Relaxed);
-            s.tx.send(out).is_ok()
+            loop {
+                let room = |taken: u64| {
+                    let queued = s.sent - taken;
+                    // An empty queue takes any batch (one may exceed a small bound).
+                    queued == 0 || queued + n as u64 <= s.capacity as u64
+                };
+                if room(s.taken.cached()) || room(s.taken.refresh()) {
+                    match s.tx.push(out) {
+                        Ok(()) => {
+                            s.sent += n as u64;
+                            // A reader that has gone takes no more.
+                            return !s.tx.is_abandoned();
+                        }
+                        Err(rtrb::PushError::Full(b)) => out = b,
+                    }
+                }
+                if s.tx.is_abandoned() {
+                    return false;
+                }
+                match s.overflow {
+                    Overflow::Drop => {
+                        s.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                        if mine == last {
+                            batch = out;
+                        }
+                        return true;
+                    }
+                    // The reader polls: so does the writer.
+                    Overflow::Block => std::thread::sleep(Duration::from_micros(50)),
+                }
+            }
         });
         if self.subs.iter().all(|s| s.detail < self.detail) {
             // The subscriber that wanted the most has gone.
@@ -516,6 +615,70 @@ mod tests {
             sub.recv_timeout(Duration::from_secs(10)),
             Err(RecvTimeoutError::Disconnected)
         ));
+    }
+
+    /// `n` events in one engine batch.
+    fn burst(bus: &mut EventBus, n: usize) {
+        bus.begin_batch();
+        for _ in 0..n {
+            bus.emit(|| Event::Resumed);
+        }
+        bus.end_batch();
+    }
+
+    #[test]
+    fn a_full_drop_queue_loses_whole_batches_counts_them_and_delivers_the_rest() {
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(8, Overflow::Drop, Detail::Inputs, &[]);
+        // Five batches of 4 with nobody reading: two fit, three are lost.
+        for _ in 0..5 {
+            burst(&mut bus, 4);
+        }
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 12);
+        let seqs: Vec<u64> = sub.try_iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (0..8).collect::<Vec<_>>());
+        // Read, the queue has room again; the lost events keep their numbers.
+        burst(&mut bus, 4);
+        drop(bus);
+        let seqs: Vec<u64> = sub.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (20..24).collect::<Vec<_>>());
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 12);
+    }
+
+    #[test]
+    fn a_reader_that_went_away_is_forgotten() {
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(1 << 10, Overflow::Block, Detail::Full, &[]);
+        let kept = bus.subscribe(1 << 10, Overflow::Block, Detail::Inputs, &[]);
+        drop(sub);
+        burst(&mut bus, 3);
+        // The one that went wanted full records; the one left, inputs.
+        assert_eq!(bus.subs.len(), 1);
+        assert_eq!(bus.detail(), Detail::Inputs);
+        drop(kept);
+        // A blocking subscriber's reader gone must not hang the engine.
+        for _ in 0..2000 {
+            burst(&mut bus, 4);
+        }
+        assert!(!bus.active());
+    }
+
+    #[test]
+    fn a_reader_far_behind_with_small_batches_stays_within_the_ring() {
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(1 << 20, Overflow::Drop, Detail::Inputs, &[]);
+        // More one-event batches than the ring has slots: the rest are lost
+        // and counted; what arrived is in order, and then the queue works.
+        for _ in 0..MAX_BATCHES + 10 {
+            bus.emit(|| Event::Resumed);
+        }
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 10);
+        assert_eq!(sub.try_iter().count(), MAX_BATCHES);
+        bus.emit(|| Event::Resumed);
+        assert_eq!(
+            sub.try_iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![MAX_BATCHES as u64 + 10]
+        );
     }
 
     /// Decision `i` of [`every_decision_arrives_whole_through_recycled_spares`]:

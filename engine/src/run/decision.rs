@@ -17,23 +17,11 @@ use super::reexecute::rerun;
 pub use super::reexecute::{InputMismatch, ReexecError, Reexecution, maps_for_replay, reexecute};
 
 use crate::abi::{RsCtx, Verdict};
+use crate::clock;
 use crate::program::LoadedProgram;
 use crate::program::interp::InterpError;
 use crate::program::maps::Map;
 use crate::program::vm::{ExecMode, RunError};
-use std::sync::LazyLock;
-
-/// What times a decision's run: the TSC where it is invariant (quanta
-/// calibrates it against the OS clock once, in about 0.6 ms), the OS clock
-/// elsewhere. Two `clock_gettime` reads cost a watched NOP step about
-/// 30 ns of its 235 (a quarter of what watching adds); two TSC reads about
-/// 10 (docs/bench.md, "Watching the engine").
-static TIMER: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
-
-/// Calibrate the decision timer now (once per process; about 0.6 ms).
-pub fn calibrate_timer() {
-    LazyLock::force(&TIMER);
-}
 
 /// Run `f`, and how long it took in nanoseconds when `time`.
 #[inline]
@@ -41,11 +29,10 @@ fn timed<T>(time: bool, f: impl FnOnce() -> T) -> (T, Option<u64>) {
     if !time {
         return (f(), None);
     }
-    let clock = &*TIMER;
-    let start = clock.raw();
+    let start = clock::now();
     let out = f();
-    let end = clock.raw();
-    (out, Some(clock.delta_as_nanos(start, end)))
+    let end = clock::now();
+    (out, Some(clock::nanos_between(start, end)))
 }
 
 /// What the engine asks of one decision.

@@ -188,7 +188,7 @@ impl Engine {
             });
         }
         // Calibrated here, not in the first decision it times.
-        decision::calibrate_timer();
+        crate::clock::calibrate();
         let fds: Vec<RawFd> = config.files.iter().map(|(fd, _)| *fd).collect();
         let in_kernel = config.backend == Backend::Kernel;
         if in_kernel {
