@@ -99,6 +99,7 @@ pub enum Where {
 
 impl Where {
     /// Decode the helper argument.
+    #[inline]
     pub fn from_raw(v: u64) -> Option<Where> {
         match v {
             0 => Some(Where::AfterCurrent),
@@ -155,6 +156,7 @@ pub mod op {
     ];
 
     /// True when `opcode` is on the allow-list.
+    #[inline]
     pub fn allowed(opcode: u8) -> bool {
         ALLOWED.contains(&opcode)
     }
@@ -258,6 +260,7 @@ pub mod op {
     }
 
     /// Whether the opcode needs a registered file.
+    #[inline]
     pub fn needs_file(opcode: u8) -> bool {
         matches!(
             opcode,
@@ -266,6 +269,7 @@ pub mod op {
     }
 
     /// Whether the opcode moves data through a buffer.
+    #[inline]
     pub fn needs_buffer(opcode: u8) -> bool {
         matches!(
             opcode,
@@ -275,6 +279,7 @@ pub mod op {
 
     /// Whether a result shorter than `len` is a link failure, as the kernel
     /// treats IOSQE_IO_LINK chains (short reads and writes break links).
+    #[inline]
     pub fn short_is_failure(opcode: u8) -> bool {
         matches!(
             opcode,
@@ -338,12 +343,15 @@ pub const CTX_FIELDS: [(&str, usize, usize); 15] = [
     ("buf_off", 56, 8),
 ];
 
+#[inline]
 fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
+#[inline]
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
+#[inline]
 fn le_u16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
 }
@@ -372,6 +380,7 @@ impl RsCtx {
     }
 
     /// Decode the 64 context bytes.
+    #[inline]
     pub fn from_bytes(b: &[u8; CTX_SIZE]) -> RsCtx {
         RsCtx {
             user_data: le_u64(b, 0),
@@ -419,6 +428,7 @@ pub struct RsSqe {
 
 impl RsSqe {
     /// Decode the 40 template bytes.
+    #[inline]
     pub fn from_bytes(b: &[u8; SQE_SIZE]) -> RsSqe {
         RsSqe {
             opcode: b[0],
@@ -434,6 +444,7 @@ impl RsSqe {
     }
 
     /// Little-endian bytes as a program writes them.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; SQE_SIZE] {
         let mut b = [0u8; SQE_SIZE];
         b[0] = self.opcode;
@@ -463,6 +474,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// Decode a program's return value; anything else is a program error.
+    #[inline]
     pub fn from_ret(ret: u64) -> Option<Verdict> {
         match ret {
             RS_NEXT => Some(Verdict::Next),
