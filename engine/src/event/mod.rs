@@ -99,17 +99,22 @@ impl Batch {
 struct Reading {
     /// The batch, its items in a queue (taken from the front, so that the
     /// reader writes nothing into the lines the engine fills next).
-    batch: Batch,
+    batch: Box<Batch>,
     items: VecDeque<Item>,
     /// Items taken.
     taken: usize,
 }
 
+/// The engine's end of a subscription. The handoff is a ring with a slot
+/// per event of the queue's bound, so that a queue of one-event batches
+/// (events of different times) holds as many events as one of full
+/// batches: the bound is in events and nothing else binds first. Slots
+/// hold boxes (8 bytes each, allocated up front; a batch in place was 80).
 struct Subscriber {
-    tx: rtrb::Producer<Batch>,
+    tx: rtrb::Producer<Box<Batch>>,
     /// Batches the reader emptied, to be filled again: a fresh batch each
     /// time costs its pages' first touch, a watched step's dearest part.
-    recycled: rtrb::Consumer<Batch>,
+    recycled: rtrb::Consumer<Box<Batch>>,
     /// Events sent, and the reader's count of events taken as last seen:
     /// what is queued is their difference (see [`Counter`]).
     sent: u64,
@@ -152,13 +157,10 @@ impl Counter {
     }
 }
 
-/// Most batches on their way to a subscriber (and most waiting to come
-/// back): the handoff is a ring of this many slots, allocated up front
-/// (48 bytes each). A queue's bound is in events; at one chain a batch is
-/// a step's 4 events, so a 65,536-event queue fills this ring and its
-/// bound together. A reader that falls so far behind with smaller batches
-/// loses (or, blocking, waits for) events below its bound.
-const MAX_BATCHES: usize = 1 << 14;
+/// The longest queue a subscriber gets, in events (a larger ask is cut
+/// to this): 4M events hold 320 MiB and more, far more than any reader
+/// catches up on.
+const MAX_QUEUE: usize = 1 << 22;
 
 /// A subscription: the receiving end and its drop counter.
 ///
@@ -177,8 +179,8 @@ pub struct Subscription {
 
 /// The reader's ends of the handoff, and its totals (see [`Counter`]).
 struct ReaderRing {
-    rx: rtrb::Consumer<Batch>,
-    recycle: rtrb::Producer<Batch>,
+    rx: rtrb::Consumer<Box<Batch>>,
+    recycle: rtrb::Producer<Box<Batch>>,
     /// Events taken, stored for the engine.
     taken: Arc<AtomicU64>,
     taken_total: u64,
@@ -189,7 +191,7 @@ struct ReaderRing {
 
 impl ReaderRing {
     /// The next batch, or why there is none.
-    fn next(&mut self) -> Result<Batch, TryRecvError> {
+    fn next(&mut self) -> Result<Box<Batch>, TryRecvError> {
         match self.rx.pop() {
             Ok(b) => Ok(b),
             // Pushed before the engine's end went: read it all first.
@@ -202,7 +204,7 @@ impl ReaderRing {
 
     /// Send an emptied batch back, unless as much room as the queue holds
     /// waits there already.
-    fn give_back(&mut self, batch: Batch, capacity: usize) {
+    fn give_back(&mut self, batch: Box<Batch>, capacity: usize) {
         let room = batch.items.capacity() as u64;
         if room == 0 {
             return;
@@ -253,16 +255,11 @@ impl Subscription {
             // A reader that sleeps a poll interval (1 ms) finds hundreds
             // of batches at once; they must all come back, or the engine
             // fills new ones without spare records.
-            let mut items = Vec::from(done.items);
-            items.clear();
-            ring.give_back(
-                Batch {
-                    items,
-                    stamps: None,
-                    ..done.batch
-                },
-                self.capacity,
-            );
+            let mut back = done.batch;
+            back.items = Vec::from(done.items);
+            back.items.clear();
+            back.stamps = None;
+            ring.give_back(back, self.capacity);
         }
     }
 
@@ -327,8 +324,8 @@ pub struct EventBus {
     /// Inside a batch ([`EventBus::begin_batch`]): the time every event of
     /// the batch carries, read at its first use.
     batch_now: Option<Option<u64>>,
-    /// Events not sent yet.
-    pending: Batch,
+    /// Events not sent yet, once a batch is ready for them.
+    pending: Option<Box<Batch>>,
     /// Decision records in `pending` (the rest of its `decisions` are spares).
     decisions: usize,
     /// When the bus started ([`clock::now`]).
@@ -355,7 +352,7 @@ impl EventBus {
             subs: Vec::new(),
             detail: Detail::Inputs,
             batch_now: None,
-            pending: Batch::default(),
+            pending: None,
             decisions: 0,
             start: clock::now(),
             seq: 0,
@@ -387,21 +384,23 @@ impl EventBus {
     ) -> Subscription {
         // Whatever is pending was emitted before this subscriber came.
         self.flush();
-        let capacity = capacity.max(prelude.len() + 1);
-        let slots = capacity.clamp(2, MAX_BATCHES);
+        let capacity = capacity.min(MAX_QUEUE).max(prelude.len() + 1);
+        // Every batch holds an event: the queue's bound in events bounds
+        // the batches in it (and the reader gives back no more room).
+        let slots = capacity.max(2);
         let (mut tx, rx) = rtrb::RingBuffer::new(slots);
         let (recycle, recycled) = rtrb::RingBuffer::new(slots);
         let (taken, reused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let mut sent = 0;
         if !prelude.is_empty() {
-            let batch = Batch {
+            let batch = Box::new(Batch {
                 items: prelude
                     .iter()
                     .map(|r| Item::Event(r.event.clone()))
                     .collect(),
                 stamps: Some(prelude.iter().map(|r| (r.seq, r.t_ns)).collect()),
                 ..Batch::default()
-            };
+            });
             sent = batch.items.len() as u64;
             // The ring is empty and has a slot: this cannot fail.
             let _ = tx.push(batch);
@@ -477,8 +476,8 @@ impl EventBus {
             return;
         }
         let t_ns = self.now_ns();
-        self.ready_for(t_ns);
-        self.push(Item::Event(f()));
+        self.ready_for(t_ns).items.push(Item::Event(f()));
+        self.pushed();
     }
 
     /// Emit [`Event::Decision`] with `rec`, if anyone listens. `rec` is
@@ -489,16 +488,19 @@ impl EventBus {
             return;
         }
         let t_ns = self.now_ns();
+        // After ready_for, which may have sent what was pending.
         self.ready_for(t_ns);
         let slot = self.decisions;
         self.decisions += 1;
-        match self.pending.decisions.get_mut(slot) {
+        let batch = self.ready();
+        match batch.decisions.get_mut(slot) {
             Some(spare) => std::mem::swap(spare, rec),
             // Until batches come back with spares; a copy keeps the
             // caller's buffers.
-            None => self.pending.decisions.push(rec.clone()),
+            None => batch.decisions.push(rec.clone()),
         }
-        self.push(Item::Decision(slot as u32));
+        batch.items.push(Item::Decision(slot as u32));
+        self.pushed();
     }
 
     /// Emit an event whether or not anyone listens, and return it (for
@@ -512,68 +514,84 @@ impl EventBus {
         if self.subs.is_empty() {
             self.seq += 1;
         } else {
-            self.ready_for(rec.t_ns);
-            self.push(Item::Event(rec.event.clone()));
+            self.ready_for(rec.t_ns)
+                .items
+                .push(Item::Event(rec.event.clone()));
+            self.pushed();
         }
         rec
     }
 
-    /// A batch to fill in `pending`: one the reader emptied, or a new one.
-    fn ready(&mut self) {
-        if self.pending.items.capacity() == 0 {
-            self.pending = self
-                .subs
-                .last_mut()
+    /// The batch to fill: `pending`, or else one the reader emptied, or
+    /// else a new one.
+    fn ready(&mut self) -> &mut Batch {
+        let subs = &mut self.subs;
+        self.pending.get_or_insert_with(|| {
+            subs.last_mut()
                 .and_then(|s| {
                     let b = s.recycled.pop().ok()?;
                     s.reused_total += b.items.capacity() as u64;
                     s.reused.store(s.reused_total, Ordering::Release);
                     Some(b)
                 })
-                .unwrap_or_else(|| Batch::with_capacity(FIRST_BATCH));
-        }
+                .unwrap_or_else(|| Box::new(Batch::with_capacity(FIRST_BATCH)))
+        })
     }
 
-    /// Make `pending` ready for an item of time `t_ns`: a batch's items
+    /// The batch to fill with an item of time `t_ns`: a batch's items
     /// share their time, so one of another time (a batch ended early)
     /// sends what is pending first.
-    fn ready_for(&mut self, t_ns: u64) {
-        if !self.pending.items.is_empty() && self.pending.t_ns != t_ns {
+    fn ready_for(&mut self, t_ns: u64) -> &mut Batch {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| !p.items.is_empty() && p.t_ns != t_ns)
+        {
             self.flush();
         }
-        self.ready();
-        if self.pending.items.is_empty() {
-            self.pending.seq = self.seq;
-            self.pending.t_ns = t_ns;
+        let seq = self.seq;
+        let batch = self.ready();
+        if batch.items.is_empty() {
+            batch.seq = seq;
+            batch.t_ns = t_ns;
         }
+        batch
     }
 
-    /// Append `item` to `pending` (made ready with [`Self::ready_for`]).
-    fn push(&mut self, item: Item) {
+    /// Count the item just put in the batch, and send the batch if it is
+    /// full or no batch of completions is being handled.
+    fn pushed(&mut self) {
         self.seq += 1;
-        self.pending.items.push(item);
-        if self.batch_now.is_none() || self.pending.items.len() >= BATCH {
+        let full = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.items.len() >= BATCH);
+        if self.batch_now.is_none() || full {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
-        if self.pending.items.is_empty() {
+        let Some(batch) = self.pending.take_if(|p| !p.items.is_empty()) else {
             return;
-        }
+        };
         self.decisions = 0;
-        let mut batch = std::mem::take(&mut self.pending);
         let n = batch.items.len();
         let last = self.subs.len().saturating_sub(1);
+        let mut batch = Some(batch);
         let mut i = 0;
         self.subs.retain_mut(|s| {
             let mine = i;
             i += 1;
             // The last subscriber takes the batch itself; the others a copy.
-            let mut out = if mine == last {
-                std::mem::take(&mut batch)
-            } else {
-                batch.clone()
+            let mut out = match (mine == last, batch.take()) {
+                (true, Some(b)) => b,
+                (false, Some(b)) => {
+                    let copy = b.clone();
+                    batch = Some(b);
+                    copy
+                }
+                (_, None) => unreachable!("only the last subscriber takes the batch"),
             };
             loop {
                 let room = |taken: u64| {
@@ -598,7 +616,7 @@ impl EventBus {
                     Overflow::Drop => {
                         s.dropped.fetch_add(n as u64, Ordering::Relaxed);
                         if mine == last {
-                            batch = out;
+                            batch = Some(out);
                         }
                         return true;
                     }
@@ -616,10 +634,10 @@ impl EventBus {
                 .max()
                 .unwrap_or(Detail::Inputs);
         }
-        // Reuse the batch's allocation when nobody took it.
-        if batch.items.capacity() > 0 {
+        // Reuse the batch when nobody took it.
+        if let Some(mut batch) = batch {
             batch.items.clear();
-            self.pending = batch;
+            self.pending = Some(batch);
         }
     }
 }
@@ -733,21 +751,31 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_far_behind_with_small_batches_stays_within_the_ring() {
+    fn one_event_batches_fill_the_queue_to_its_bound_in_events() {
+        // Events of different times go one per batch (a kernel backend's
+        // do): a reader far behind still loses nothing below the bound.
         let mut bus = EventBus::new();
-        let sub = bus.subscribe(1 << 20, Overflow::Drop, Detail::Inputs, &[]);
-        // More one-event batches than the ring has slots: the rest are lost
-        // and counted; what arrived is in order, and then the queue works.
-        for _ in 0..MAX_BATCHES + 10 {
+        let sub = bus.subscribe(50_000, Overflow::Drop, Detail::Inputs, &[]);
+        for _ in 0..50_010 {
             bus.emit(|| Event::Resumed);
         }
         assert_eq!(sub.dropped.load(Ordering::Relaxed), 10);
-        assert_eq!(sub.try_iter().count(), MAX_BATCHES);
+        let seqs: Vec<u64> = sub.try_iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (0..50_000).collect::<Vec<_>>());
         bus.emit(|| Event::Resumed);
         assert_eq!(
             sub.try_iter().map(|r| r.seq).collect::<Vec<_>>(),
-            vec![MAX_BATCHES as u64 + 10]
+            vec![50_010]
         );
+    }
+
+    #[test]
+    fn a_queue_asked_beyond_reason_is_cut_to_the_longest() {
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(usize::MAX, Overflow::Drop, Detail::Inputs, &[]);
+        assert_eq!(bus.subs[0].capacity, MAX_QUEUE);
+        burst(&mut bus, 3);
+        assert_eq!(sub.try_iter().count(), 3);
     }
 
     /// Decision `i` of [`every_decision_arrives_whole_through_recycled_spares`]:
