@@ -8,7 +8,10 @@
 //! Arguments: NOPs (default 1000000), chains (default 64), `jit`, `interp` or
 //! `kernel` (the kernel backend, Linux 7.1+; compiled otherwise),
 //! and `listen` to add a UI-like event listener (a bounded queue drained by
-//! another thread).
+//! another thread, dropping what does not fit) or `block` for one the engine
+//! waits for. Under callgrind, use `block`: valgrind runs one thread at a
+//! time, so a dropping listener gets a few percent of the events and the
+//! profile is of the dropping path.
 
 use ringside_bench::nops::{nop_engine_on, run_nop_chains};
 use ringside_engine::Backend;
@@ -26,8 +29,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(other) => return Err(format!("unknown mode {other}: jit, interp or kernel").into()),
     };
     let (mut e, prog) = nop_engine_on(chains, exec, backend)?;
-    let listener = (args.get(3).map(String::as_str) == Some("listen")).then(|| {
-        let sub = e.subscribe_with(1 << 16, Overflow::Drop, Detail::Inputs);
+    let overflow = match args.get(3).map(String::as_str) {
+        None => None,
+        Some("listen") => Some(Overflow::Drop),
+        Some("block") => Some(Overflow::Block),
+        Some(other) => return Err(format!("unknown listener {other}: listen or block").into()),
+    };
+    let listener = overflow.map(|overflow| {
+        let sub = e.subscribe_with(1 << 16, overflow, Detail::Inputs);
         std::thread::spawn(move || sub.iter().count())
     });
     let start = std::time::Instant::now();
