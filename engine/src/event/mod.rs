@@ -436,13 +436,24 @@ impl EventBus {
 
     /// Nanoseconds since the bus started; inside a batch, the time the
     /// batch was first asked for.
+    #[inline]
     pub fn now_ns(&mut self) -> u64 {
-        match &mut self.batch_now {
-            None => clock::nanos_between(self.start, clock::now()),
-            Some(cached) => {
-                *cached.get_or_insert_with(|| clock::nanos_between(self.start, clock::now()))
-            }
+        // Inline: every event asks, and an out-of-line call with its
+        // prologue was 96 of a watched step's instructions at 64 chains.
+        match self.batch_now {
+            Some(Some(t)) => t,
+            _ => self.read_clock(),
         }
+    }
+
+    /// Read the clock, and keep the time for the rest of the batch.
+    #[inline(never)]
+    fn read_clock(&mut self) -> u64 {
+        let t = clock::nanos_between(self.start, clock::now());
+        if let Some(cached) = &mut self.batch_now {
+            *cached = Some(t);
+        }
+        t
     }
 
     /// Start a batch: the events of one reaped batch of completions (and
@@ -524,18 +535,24 @@ impl EventBus {
 
     /// The batch to fill: `pending`, or else one the reader emptied, or
     /// else a new one.
+    #[inline]
     fn ready(&mut self) -> &mut Batch {
         let subs = &mut self.subs;
-        self.pending.get_or_insert_with(|| {
-            subs.last_mut()
-                .and_then(|s| {
-                    let b = s.recycled.pop().ok()?;
-                    s.reused_total += b.items.capacity() as u64;
-                    s.reused.store(s.reused_total, Ordering::Release);
-                    Some(b)
-                })
-                .unwrap_or_else(|| Box::new(Batch::with_capacity(FIRST_BATCH)))
-        })
+        self.pending.get_or_insert_with(|| Self::fresh_batch(subs))
+    }
+
+    /// A batch the last subscriber's reader emptied, or else a new one
+    /// (out of line: the inline rest is the check for a pending batch).
+    #[inline(never)]
+    fn fresh_batch(subs: &mut [Subscriber]) -> Box<Batch> {
+        subs.last_mut()
+            .and_then(|s| {
+                let b = s.recycled.pop().ok()?;
+                s.reused_total += b.items.capacity() as u64;
+                s.reused.store(s.reused_total, Ordering::Release);
+                Some(b)
+            })
+            .unwrap_or_else(|| Box::new(Batch::with_capacity(FIRST_BATCH)))
     }
 
     /// The batch to fill with an item of time `t_ns`: a batch's items
