@@ -16,7 +16,7 @@ use ringside_probes::event::sqe_flags;
 use ringside_probes::{Header, ProbeEvent, Ptr};
 use ringside_recordings::Item;
 use ringside_tui::app::{App, Mode, View};
-use ringside_tui::model::Model;
+use ringside_tui::model::{Model, RowKey};
 use ringside_tui::source::{EngineControl, Msg, Status};
 use std::sync::Arc;
 
@@ -485,6 +485,72 @@ fn decision_detail_zoomed() {
     assert!(s.contains("helper calls"), "{s}");
     assert!(s.contains("rs_submit") || s.contains("call"), "{s}");
     insta::assert_snapshot!(s);
+}
+
+/// Lone kernel requests, `n` NOPs each submitted and completed on their own
+/// (what the probes see of a ring that links nothing, the engine's own).
+fn lone_nops(n: u64) -> Vec<Item> {
+    let ring = Ptr(0xffff_8881_0000_2000);
+    let t0 = 9_000_000_000u64;
+    let mut evs = Vec::new();
+    for i in 0..n {
+        let req = Ptr(0x10_0000 + i * 0x100);
+        evs.push(ProbeEvent::SubmitReq {
+            hdr: hdr(t0 + i * 100),
+            ring,
+            req,
+            user_data: i,
+            opcode: 0,
+            flags: 0,
+            sq_thread: false,
+        });
+        evs.push(ProbeEvent::Complete {
+            hdr: hdr(t0 + i * 100 + 50),
+            ring,
+            req,
+            user_data: i,
+            res: 0,
+            cflags: 0,
+            extra1: 0,
+            extra2: 0,
+        });
+    }
+    evs.into_iter().map(Item::Probe).collect()
+}
+
+#[test]
+fn a_flood_of_lone_kernel_requests_keeps_the_engine_chains() {
+    let mut a = app(10_000);
+    let cap = a.state.caps().0;
+    let engine: Vec<RowKey> = a
+        .state
+        .rows
+        .iter()
+        .filter(|k| matches!(k, RowKey::Engine { .. }))
+        .collect();
+    assert!(!engine.is_empty());
+    for it in lone_nops(2 * cap as u64 + 7) {
+        a.handle_msg(Msg::Item(it));
+    }
+    let rows: Vec<RowKey> = a.state.rows.iter().collect();
+    for k in &engine {
+        assert!(rows.contains(k), "{k:?} was pushed out by lone requests");
+        if let RowKey::Engine { epoch, chain } = k {
+            assert!(a.state.chains.contains_key(&(*epoch, *chain)));
+        }
+    }
+    // Lone requests keep to their own cap, the newest of them.
+    assert_eq!(a.state.rows.requests(), cap);
+    assert!(
+        matches!(rows.last(), Some(RowKey::KernelReq(_))),
+        "{:?}",
+        rows.last()
+    );
+    // The Chains view shows the engine's chains by default.
+    a.view = View::Chains;
+    let s = draw(&mut a, 120, 40).backend().to_string();
+    assert!(!s.contains("no chains yet"), "{s}");
+    assert!(s.contains("read_exact"), "{s}");
 }
 
 #[test]

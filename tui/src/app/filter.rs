@@ -86,7 +86,6 @@ impl App {
         self.state
             .rows
             .iter()
-            .copied()
             .filter(|k| match k {
                 RowKey::Engine { epoch, chain } => {
                     if let Some(r) = &f.ring

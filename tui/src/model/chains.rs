@@ -197,16 +197,91 @@ pub fn outcome_name(o: &Outcome) -> &'static str {
     }
 }
 
+/// The Chains view's rows, oldest first. Chains (the engine's, and the
+/// kernel's linked ones) and lone kernel requests are kept to a cap each:
+/// in one, every NOP of a traced ring (the engine's own, at millions a
+/// second) pushed out the engine chains it belonged to, and a live view
+/// of a NOP-chain run said "no chains yet".
+#[derive(Debug)]
+pub struct Rows {
+    /// (order of arrival, row), chains and lone requests apart.
+    chains: VecDeque<(u64, RowKey)>,
+    requests: VecDeque<(u64, RowKey)>,
+    next: u64,
+    cap: usize,
+}
+
+impl Rows {
+    /// Rows keeping at most `cap` chains and `cap` lone requests.
+    pub fn new(cap: usize) -> Rows {
+        Rows {
+            chains: VecDeque::new(),
+            requests: VecDeque::new(),
+            next: 0,
+            cap,
+        }
+    }
+
+    /// How many rows are kept.
+    pub fn len(&self) -> usize {
+        self.chains.len() + self.requests.len()
+    }
+
+    /// True when no row is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most rows of each kind kept.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Chain rows kept (the engine's and the kernel's linked ones).
+    pub fn chains(&self) -> usize {
+        self.chains.len()
+    }
+
+    /// Lone kernel request rows kept.
+    pub fn requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Every row, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = RowKey> + '_ {
+        let (mut a, mut b) = (
+            self.chains.iter().peekable(),
+            self.requests.iter().peekable(),
+        );
+        std::iter::from_fn(move || {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 < y.0 => a.next(),
+                (Some(_), Some(_)) | (None, _) => b.next(),
+                (Some(_), None) => a.next(),
+            };
+            next.map(|(_, k)| *k)
+        })
+    }
+
+    /// Add a row; returns the row it pushed out of its kind's cap.
+    fn push(&mut self, key: RowKey) -> Option<RowKey> {
+        let q = match key {
+            RowKey::KernelReq(_) => &mut self.requests,
+            RowKey::Engine { .. } | RowKey::KernelChain(_) => &mut self.chains,
+        };
+        q.push_back((self.next, key));
+        self.next += 1;
+        (q.len() > self.cap)
+            .then(|| q.pop_front())
+            .flatten()
+            .map(|(_, k)| k)
+    }
+}
+
 impl Model {
     pub(super) fn push_row(&mut self, key: RowKey) {
-        self.rows.push_back(key);
-        while self.rows.len() > self.rows_cap {
-            match self.rows.pop_front() {
-                Some(RowKey::Engine { epoch, chain }) => {
-                    self.chains.remove(&(epoch, chain));
-                }
-                Some(RowKey::KernelChain(_) | RowKey::KernelReq(_)) | None => {}
-            }
+        if let Some(RowKey::Engine { epoch, chain }) = self.rows.push(key) {
+            self.chains.remove(&(epoch, chain));
         }
     }
 

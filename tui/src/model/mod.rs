@@ -56,8 +56,7 @@ pub struct Model {
     /// Engine chains.
     pub chains: HashMap<(u32, u64), ChainRow>,
     /// Chains view rows, oldest first.
-    pub rows: VecDeque<RowKey>,
-    rows_cap: usize,
+    pub rows: Rows,
     /// Decisions, oldest first.
     pub decisions: VecDeque<DecisionEntry>,
     decisions_cap: usize,
@@ -115,8 +114,7 @@ impl Model {
             ring_info: BTreeMap::new(),
             programs: BTreeMap::new(),
             chains: HashMap::new(),
-            rows: VecDeque::new(),
-            rows_cap: (history / 20).max(500),
+            rows: Rows::new((history / 20).max(500)),
             decisions: VecDeque::new(),
             decisions_cap: (history / 10).max(1000),
             cancels: BTreeMap::new(),
@@ -174,9 +172,9 @@ impl Model {
         }
     }
 
-    /// (chains, decisions) the model keeps at most.
+    /// (rows of each kind, decisions) the model keeps at most.
     pub fn caps(&self) -> (usize, usize) {
-        (self.rows_cap, self.decisions_cap)
+        (self.rows.cap(), self.decisions_cap)
     }
 
     /// Add a note for the status line.

@@ -247,14 +247,24 @@ pub(super) fn draw_stats(f: &mut Frame, app: &App, area: Rect) {
             .collect::<Vec<_>>()
             .join(" · ")
     };
+    let rows = &app.state.rows;
+    let lone = if rows.requests() > 0 {
+        format!(
+            ", {}/{} lone kernel requests",
+            fmt_count(rows.requests() as u64),
+            fmt_count(rows.cap() as u64)
+        )
+    } else {
+        String::new()
+    };
     let lines = vec![
         Line::raw(format!(
-            "events {} (engine {}, kernel {}) · kept {}/{} chains, {}/{} decisions",
+            "events {} (engine {}, kernel {}) · kept {}/{} chains{lone}, {}/{} decisions",
             fmt_count(t.items),
             fmt_count(t.engine_events),
             fmt_count(t.probe_events),
-            fmt_count(app.state.rows.len() as u64),
-            fmt_count(app.state.caps().0 as u64),
+            fmt_count(rows.chains() as u64),
+            fmt_count(rows.cap() as u64),
             fmt_count(app.state.decisions.len() as u64),
             fmt_count(app.state.caps().1 as u64)
         )),
