@@ -215,12 +215,76 @@ impl Feed {
         }
         match self.tx.try_send(m) {
             Ok(()) => true,
+            // What gives the view its shape waits briefly for room: shed,
+            // a chain would never end (a live run of 64 NOP chains the
+            // view could not keep up with ended 42 of them).
+            Err(TrySendError::Full(m)) if keeps_shape(&m) => {
+                match self.tx.send_timeout(m, SHAPE_WAIT) {
+                    Ok(()) => true,
+                    Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
+                    Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => false,
+                }
+            }
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+}
+
+/// How long an item the view's shape needs waits for room in a full UI
+/// queue before it is dropped and counted like any other.
+const SHAPE_WAIT: Duration = Duration::from_millis(50);
+
+/// The items a UI that cannot keep up still shows: what opens or ends a
+/// ring, a program, a chain or a run, the engine's pauses, and the counts
+/// of what other queues lost. The rest (steps, requests, decisions) is
+/// shed first. Rare: a few per chain.
+fn keeps_shape(m: &Msg) -> bool {
+    use ringside_engine::event::Event as E;
+    use ringside_probes::ProbeEvent as P;
+    let (Msg::Item(item) | Msg::ItemAt(item, _)) = m else {
+        return true;
+    };
+    match item {
+        Item::Lost { .. } => true,
+        Item::Engine(rec) => match &rec.event {
+            E::RingSetup(_)
+            | E::ProgramLoaded(_)
+            | E::RingProgram { .. }
+            | E::ChainCreated { .. }
+            | E::ChainFinished { .. }
+            | E::Shutdown { .. }
+            | E::Paused { .. }
+            | E::Resumed => true,
+            E::ChainStarted { .. }
+            | E::StepAdded { .. }
+            | E::Submitted { .. }
+            | E::Completed { .. }
+            | E::Decision(_)
+            | E::Cancelled { .. }
+            | E::Unlinked { .. }
+            | E::AppCompletion(_)
+            | E::MapUpdate { .. } => false,
+        },
+        Item::Probe(ev) => match ev {
+            P::Create { .. } | P::Ring(_) | P::NewTask { .. } => true,
+            P::SubmitReq { .. }
+            | P::Complete { .. }
+            | P::Link { .. }
+            | P::FailLink { .. }
+            | P::ReqFailed { .. }
+            | P::CqeOverflow { .. }
+            | P::ShortWrite { .. }
+            | P::PollArm { .. }
+            | P::QueueAsyncWork { .. }
+            | P::TaskWorkRun { .. } => false,
+        },
     }
 }
 
@@ -318,4 +382,103 @@ impl Controller for WatchOnly {
 /// Wrap an engine record as an item.
 pub fn engine_item(rec: EventRecord) -> Item {
     Item::Engine(Arc::new(rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_engine::event::{Event, Outcome};
+
+    fn engine(seq: u64, event: Event) -> Item {
+        Item::Engine(Arc::new(EventRecord {
+            seq,
+            t_ns: seq,
+            event,
+        }))
+    }
+
+    fn completed(seq: u64) -> Item {
+        engine(
+            seq,
+            Event::Completed {
+                chain: 1,
+                step: seq as u32,
+                res: 0,
+                flags: 0,
+                latency_ns: 0,
+                short: false,
+            },
+        )
+    }
+
+    fn finished(seq: u64) -> Item {
+        engine(
+            seq,
+            Event::ChainFinished {
+                chain: 1,
+                outcome: Outcome::Completed,
+                res: 0,
+                steps: 1,
+            },
+        )
+    }
+
+    fn seqs(rx: &Receiver<Msg>) -> Vec<u64> {
+        rx.try_iter()
+            .filter_map(|m| match m {
+                Msg::Item(Item::Engine(r)) => Some(r.seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_ui_queue_sheds_steps_and_makes_room_for_a_chain_s_end() {
+        let (feed, rx, dropped) = Feed::new(16);
+        for i in 0..16 {
+            assert!(feed.item(completed(i)));
+        }
+        // Full: a step is shed at once and counted.
+        assert!(feed.item(completed(16)));
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        // A chain's end waits for the reader to make room.
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Ok(Msg::Item(Item::Engine(r))) = rx.recv() {
+                got.push(r.seq);
+                if matches!(r.event, Event::ChainFinished { .. }) {
+                    break;
+                }
+            }
+            got
+        });
+        assert!(feed.item(finished(17)));
+        // Gone, so that a reader still waiting sees the end of the queue.
+        drop(feed);
+        let got = reader.join().unwrap();
+        assert_eq!(got.last(), Some(&17), "{got:?}");
+        assert_eq!(got.len(), 17, "the 16 queued steps, then the end: {got:?}");
+    }
+
+    #[test]
+    fn a_chain_s_end_that_finds_no_room_in_time_is_counted_not_lost_silently() {
+        let (feed, rx, dropped) = Feed::new(16);
+        for i in 0..16 {
+            feed.item(completed(i));
+        }
+        // Nobody reads: the end waits its while, then is dropped and counted.
+        assert!(feed.item(finished(16)));
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(seqs(&rx), (0..16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn what_the_view_s_shape_needs_is_told_from_what_can_be_shed() {
+        assert!(keeps_shape(&Msg::Item(finished(0))));
+        assert!(!keeps_shape(&Msg::Item(completed(0))));
+        assert!(keeps_shape(&Msg::Item(Item::Lost {
+            queue: "engine".into(),
+            count: 3
+        })));
+    }
 }
