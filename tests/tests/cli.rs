@@ -110,16 +110,20 @@ step = [
     .unwrap();
     let o = run(&["run", spec.to_str().unwrap(), "--headless"]);
     assert!(o.status.success());
-    let lines = json_lines(&stdout(&o));
+    let out = stdout(&o);
+    let lines = json_lines(&out);
     let fin = lines
         .iter()
         .find(|l| l["kind"] == "chain_finished")
         .unwrap();
-    assert_eq!(fin["outcome"]["outcome"], "completed");
-    assert_eq!(fin["res"], 30000);
+    // Every event on a mismatch: the reads' sizes depend on the writer's
+    // timing, and a wrong sum (once 29238 in CI, not reproduced since)
+    // needs the decisions that made it to be explained.
+    assert_eq!(fin["outcome"]["outcome"], "completed", "{out}");
+    assert_eq!(fin["res"], 30000, "{out}");
     let summary = lines.last().unwrap();
-    assert_eq!(summary["report"]["completed"], 1);
-    assert_eq!(summary["report"]["written"]["p"], 30000);
+    assert_eq!(summary["report"]["completed"], 1, "{out}");
+    assert_eq!(summary["report"]["written"]["p"], 30000, "{out}");
 }
 
 #[test]
