@@ -213,27 +213,23 @@ impl Feed {
         if self.lossless {
             return self.tx.send(m).is_ok();
         }
-        match self.tx.try_send(m) {
-            Ok(()) => true,
-            // What gives the view its shape waits briefly for room: shed,
-            // a chain would never end (a live run of 64 NOP chains the
-            // view could not keep up with ended 42 of them).
-            Err(TrySendError::Full(m)) if keeps_shape(&m) => {
-                match self.tx.send_timeout(m, SHAPE_WAIT) {
-                    Ok(()) => true,
-                    Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        true
-                    }
-                    Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => false,
-                }
+        let m = match self.tx.try_send(m) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(m)) => m,
+        };
+        // What gives the view its shape waits briefly for room: shed, a
+        // chain would never end (a live run of 64 NOP chains the view
+        // could not keep up with ended 42 of them).
+        if keeps_shape(&m) {
+            match self.tx.send_timeout(m, SHAPE_WAIT) {
+                Ok(()) => return true,
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {}
             }
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(TrySendError::Disconnected(_)) => false,
         }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        true
     }
 }
 
