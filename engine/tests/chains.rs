@@ -126,3 +126,47 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
     assert_eq!(&e.buffer(0).unwrap()[..300], &data[..]);
     assert!(done.iter().all(|c| c.res != -libc::ECANCELED));
 }
+
+/// The `_into` takers hand over the same chain ends and completions as
+/// `take_finished` and `take_completions`, each exactly once, into the
+/// caller's buffers (cleared for chain ends, appended to for completions).
+#[test]
+fn chain_ends_and_completions_taken_into_buffers_come_once_each() {
+    let mut e = engine_with(EngineConfig::default());
+    let nop_chain = |user_data: u64| ChainSpec {
+        user_data,
+        steps: vec![
+            StepSpec::nop(user_data * 10),
+            StepSpec::nop(user_data * 10 + 1),
+        ],
+        program: None,
+        notify: Notify::Final,
+        drain: false,
+        link: LinkMode::Engine,
+    };
+    let (mut ends, mut posted) = (Vec::new(), Vec::new());
+    for round in 1..=3u64 {
+        let a = e.submit_chain(nop_chain(round * 2)).unwrap();
+        let b = e.submit_chain(nop_chain(round * 2 + 1)).unwrap();
+        e.run_until_idle().unwrap();
+        e.take_finished_into(&mut ends);
+        let mut got: Vec<(u64, u64)> = ends.iter().map(|f| (f.chain, f.user_data)).collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            vec![(a, round * 2), (b, round * 2 + 1)],
+            "round {round}"
+        );
+        assert!(ends.iter().all(|f| f.outcome == Outcome::Completed));
+        // Taken once: the engine has none left.
+        e.take_finished_into(&mut ends);
+        assert!(ends.is_empty() && e.take_finished().is_empty());
+        e.take_completions_into(&mut posted);
+        assert_eq!(posted.len() as u64, round * 2, "round {round}");
+        assert!(e.take_completions().is_empty());
+    }
+    let mut finals: Vec<u64> = posted.iter().map(|c| c.user_data).collect();
+    finals.sort_unstable();
+    assert_eq!(finals, (2..8).collect::<Vec<_>>());
+    assert!(posted.iter().all(|c| c.kind == AppKind::Final));
+}

@@ -4,7 +4,7 @@
 //! Everything runs side by side in one process and one run, and prints a
 //! table with ratios. Nothing here is a test: no numbers are asserted.
 
-mod btree;
+pub mod btree;
 mod chains;
 mod common;
 pub mod decisions;

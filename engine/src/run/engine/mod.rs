@@ -596,9 +596,26 @@ impl Engine {
         self.completions.drain(..).collect()
     }
 
+    /// Move the completions posted so far to the end of `out`: a caller
+    /// that keeps `out` allocates nothing per call (as
+    /// [`Engine::take_completions`] does for every call that finds some).
+    pub fn take_completions_into(&mut self, out: &mut Vec<AppCompletion>) {
+        out.extend(self.completions.drain(..));
+    }
+
     /// Take the chains that finished so far (whatever their notify policy).
     pub fn take_finished(&mut self) -> Vec<ChainEnd> {
         std::mem::take(&mut self.finished)
+    }
+
+    /// [`Engine::take_finished`] into `out` (cleared first), whose buffer
+    /// the engine keeps in exchange: the engine's list and the caller's
+    /// keep their room, so a loop that takes chain ends after every
+    /// [`Engine::run`] allocates nothing for them. (`take_finished` leaves
+    /// the engine an empty list, and the next chain to end allocates one.)
+    pub fn take_finished_into(&mut self, out: &mut Vec<ChainEnd>) {
+        out.clear();
+        std::mem::swap(&mut self.finished, out);
     }
 
     /// Pop one completion posted to the application.
