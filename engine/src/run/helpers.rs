@@ -725,6 +725,10 @@ impl Env<'_> {
 
     /// After the run: direct writes through looked-up pointers.
     pub(crate) fn collect_direct_writes(&mut self) {
+        // Most decisions look nothing up: no iterator to build and drop.
+        if self.watches.is_empty() {
+            return;
+        }
         for (local, key, addr, last) in std::mem::take(&mut self.watches) {
             let Some(idx) = self.map_index_of(local) else {
                 continue;
