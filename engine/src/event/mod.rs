@@ -12,6 +12,7 @@ use crate::clock;
 use ringside_schema::decision::DecisionRecord;
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
+use crossbeam_utils::atomic::AtomicCell;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -48,16 +49,21 @@ const FIRST_BATCH: usize = 16;
 /// allocated there and freed on the reader's, the allocator's slow path
 /// (a fifth of a watched NOP step).
 ///
-/// The events of a batch the engine fills all happen at one time (one
-/// reaped batch of completions) and have consecutive numbers: the batch
-/// says them once, and an item is 80 bytes instead of 96 (the copying
+/// The events of a batch the engine fills have consecutive numbers, and
+/// come in runs of one time each (one reaped batch of completions, and
+/// the steps it issues): the batch says the first number once and each
+/// run's time once, and an item is 80 bytes instead of 96 (the copying
 /// into memory the reader's CPU touched last is what watching costs).
 #[derive(Clone, Default)]
 struct Batch {
     /// The number of `items[0]`; the others follow one by one.
     seq: u64,
-    /// When every item happened.
+    /// When the items of the first run happened.
     t_ns: u64,
+    /// Later runs: (index of the run's first item, its time), in order.
+    runs: Vec<(u32, u64)>,
+    /// The time of the last run (checked at every event).
+    last_t: u64,
     /// Each item's own number and time instead (older events a new
     /// subscriber is sent first).
     stamps: Option<Box<[(u64, u64)]>>,
@@ -85,14 +91,28 @@ impl Batch {
         }
     }
 
-    /// The number and time of the `i`th item.
-    fn stamp(&self, i: usize) -> (u64, u64) {
-        match &self.stamps {
-            Some(s) => s.get(i).copied().unwrap_or_default(),
-            None => (self.seq + i as u64, self.t_ns),
-        }
+    /// Start a run of items of time `t_ns` (out of line: once a reaped
+    /// batch at most).
+    #[inline(never)]
+    fn new_run(&mut self, t_ns: u64) {
+        self.runs.push((self.items.len() as u32, t_ns));
+        self.last_t = t_ns;
+    }
+
+    /// Empty, its room kept.
+    fn clear(&mut self) {
+        self.items.clear();
+        self.runs.clear();
+        self.stamps = None;
     }
 }
+
+/// Where the engine leaves a partly filled batch between two reaped
+/// batches of completions when one subscriber listens: the engine takes it
+/// back at its next event, and the reader takes it when its queue has run
+/// dry (at once from [`Subscription::try_recv`], after a poll interval
+/// from [`Subscription::recv_timeout`]). Lock-free: a pointer-sized cell.
+type Parked = Arc<AtomicCell<Option<Box<Batch>>>>;
 
 /// The batch a [`Subscription`] is reading.
 #[derive(Default)]
@@ -103,6 +123,50 @@ struct Reading {
     items: VecDeque<Item>,
     /// Items taken.
     taken: usize,
+    /// The time of the run being read, the next run, and the item it
+    /// begins at (`usize::MAX`: none).
+    t_ns: u64,
+    next_run: usize,
+    next_run_at: usize,
+}
+
+impl Reading {
+    /// Start reading `batch`, whose items are `items`.
+    fn new(batch: Box<Batch>, items: VecDeque<Item>) -> Reading {
+        let mut r = Reading {
+            t_ns: batch.t_ns,
+            batch,
+            items,
+            taken: 0,
+            next_run: 0,
+            next_run_at: 0,
+        };
+        r.next_run_at = r.run_start(0);
+        r
+    }
+
+    fn run_start(&self, run: usize) -> usize {
+        self.batch
+            .runs
+            .get(run)
+            .map_or(usize::MAX, |r| r.0 as usize)
+    }
+
+    /// The number and time of the next item: the reader goes through a
+    /// batch in order, so its runs are walked, not searched.
+    #[inline]
+    fn next_stamp(&mut self) -> (u64, u64) {
+        let i = self.taken;
+        if let Some(s) = &self.batch.stamps {
+            return s.get(i).copied().unwrap_or_default();
+        }
+        while i >= self.next_run_at {
+            self.t_ns = self.batch.runs[self.next_run].1;
+            self.next_run += 1;
+            self.next_run_at = self.run_start(self.next_run);
+        }
+        (self.batch.seq + i as u64, self.t_ns)
+    }
 }
 
 /// The engine's end of a subscription. The handoff is a ring with a slot
@@ -127,6 +191,9 @@ struct Subscriber {
     overflow: Overflow,
     dropped: Arc<AtomicU64>,
     detail: Detail,
+    /// The batch left for the reader between reaps, and its events then.
+    parked: Parked,
+    parked_len: u64,
 }
 
 /// A running total one side of a subscription stores and the other reads,
@@ -187,18 +254,62 @@ struct ReaderRing {
     /// Room sent back, and the engine's total of room taken back.
     returned: u64,
     reused: Counter,
+    /// The engine's parked batch, and one taken from there that waits for
+    /// the ring's older batches.
+    parked: Parked,
+    held: Option<Box<Batch>>,
+    /// Since when the ring has been found empty.
+    empty_since: Option<Instant>,
 }
 
+/// How long a queue stays empty before a [`Subscription::recv_timeout`]
+/// takes the engine's parked batch: a reader that keeps up with a busy
+/// engine finds full batches instead and leaves the engine's to fill.
+const TAKE_PARKED_AFTER: Duration = POLL;
+
 impl ReaderRing {
-    /// The next batch, or why there is none.
-    fn next(&mut self) -> Result<Box<Batch>, TryRecvError> {
+    /// The next batch, or why there is none; `take_parked`: whether an
+    /// empty ring's reader takes the engine's parked batch now or only
+    /// once the ring has been empty for [`TAKE_PARKED_AFTER`].
+    fn next(&mut self, take_parked: bool) -> Result<Box<Batch>, TryRecvError> {
+        if let Some(held) = &self.held {
+            // The ring's batches pushed before the parked one was taken
+            // are older than it: they go first.
+            if self.rx.peek().is_ok_and(|b| b.seq < held.seq)
+                && let Ok(b) = self.rx.pop()
+            {
+                return Ok(b);
+            }
+            return self.held.take().ok_or(TryRecvError::Empty);
+        }
         match self.rx.pop() {
-            Ok(b) => Ok(b),
-            // Pushed before the engine's end went: read it all first.
+            Ok(b) => {
+                self.empty_since = None;
+                Ok(b)
+            }
+            // Pushed before the engine's end went: read it all first (a
+            // bus that goes sends its parked batch first).
             Err(_) if self.rx.is_abandoned() => {
                 self.rx.pop().map_err(|_| TryRecvError::Disconnected)
             }
-            Err(_) => Err(TryRecvError::Empty),
+            Err(_) => {
+                let now = Instant::now();
+                let since = *self.empty_since.get_or_insert(now);
+                if !take_parked && now.duration_since(since) < TAKE_PARKED_AFTER {
+                    return Err(TryRecvError::Empty);
+                }
+                // Taken, it is the newest batch there is: any older one
+                // pushed meanwhile is in the ring now (the engine pushes
+                // before it parks), and goes first.
+                match self.parked.take() {
+                    Some(b) => {
+                        self.empty_since = None;
+                        self.held = Some(b);
+                        self.next(take_parked)
+                    }
+                    None => Err(TryRecvError::Empty),
+                }
+            }
         }
     }
 
@@ -226,10 +337,15 @@ const POLL: Duration = Duration::from_millis(1);
 impl Subscription {
     /// The next event if one is queued.
     pub fn try_recv(&self) -> Result<Arc<EventRecord>, TryRecvError> {
+        self.next_event(true)
+    }
+
+    /// The next event if one is queued; `take_parked` as in [`ReaderRing::next`].
+    fn next_event(&self, take_parked: bool) -> Result<Arc<EventRecord>, TryRecvError> {
         let mut batch = self.batch.borrow_mut();
         loop {
             if let Some(item) = batch.items.pop_front() {
-                let (seq, t_ns) = batch.batch.stamp(batch.taken);
+                let (seq, t_ns) = batch.next_stamp();
                 batch.taken += 1;
                 let event = match item {
                     Item::Event(e) => e,
@@ -241,24 +357,19 @@ impl Subscription {
                 return Ok(Arc::new(EventRecord { seq, t_ns, event }));
             }
             let mut ring = self.ring.borrow_mut();
-            let next = ring.next()?;
+            let next = ring.next(take_parked)?;
             ring.taken_total += next.items.len() as u64;
             ring.taken.store(ring.taken_total, Ordering::Release);
             let mut next = next;
             let items = VecDeque::from(std::mem::take(&mut next.items));
-            let next = Reading {
-                batch: next,
-                items,
-                taken: 0,
-            };
+            let next = Reading::new(next, items);
             let done = std::mem::replace(&mut *batch, next);
             // A reader that sleeps a poll interval (1 ms) finds hundreds
             // of batches at once; they must all come back, or the engine
             // fills new ones without spare records.
             let mut back = done.batch;
             back.items = Vec::from(done.items);
-            back.items.clear();
-            back.stamps = None;
+            back.clear();
             ring.give_back(back, self.capacity);
         }
     }
@@ -273,14 +384,18 @@ impl Subscription {
         // The clock is read only once the queue is found empty.
         let mut deadline = None;
         loop {
-            match self.try_recv() {
+            // A queue found empty twice a poll interval apart takes the
+            // engine's parked batch (an engine that went quiet).
+            match self.next_event(false) {
                 Ok(rec) => return Ok(rec),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {
                     let now = Instant::now();
                     let deadline = *deadline.get_or_insert(now + timeout);
                     if now >= deadline {
-                        return Err(RecvTimeoutError::Timeout);
+                        // A wait shorter than the poll interval still
+                        // gets what the engine parked.
+                        return self.next_event(true).map_err(|_| RecvTimeoutError::Timeout);
                     }
                     std::thread::sleep(POLL.min(deadline - now));
                 }
@@ -315,8 +430,10 @@ impl Subscription {
 ///
 /// Events wait in a batch until it is full, the engine ends a batch of
 /// completions ([`EventBus::end_batch`]), or the bus is dropped; an event
-/// emitted outside a batch goes out at once. A reader never waits longer
-/// for an event than the engine takes to handle one reaped batch.
+/// emitted outside a batch goes out at once. With one subscriber, a batch
+/// the engine ends with room left is parked instead, for the engine to
+/// fill on or the reader to take when its queue runs dry ([`Parked`]): a
+/// reader waits at most about two poll intervals for an engine gone quiet.
 pub struct EventBus {
     subs: Vec<Subscriber>,
     /// The most any subscriber asked decisions to hold.
@@ -326,6 +443,8 @@ pub struct EventBus {
     batch_now: Option<Option<u64>>,
     /// Events not sent yet, once a batch is ready for them.
     pending: Option<Box<Batch>>,
+    /// `pending` is parked in the only subscriber's cell instead.
+    parked: bool,
     /// Decision records in `pending` (the rest of its `decisions` are spares).
     decisions: usize,
     /// When the bus started ([`clock::now`]).
@@ -353,6 +472,7 @@ impl EventBus {
             detail: Detail::Inputs,
             batch_now: None,
             pending: None,
+            parked: false,
             decisions: 0,
             start: clock::now(),
             seq: 0,
@@ -406,6 +526,7 @@ impl EventBus {
             let _ = tx.push(batch);
         }
         let dropped = Arc::new(AtomicU64::new(0));
+        let parked: Parked = Arc::new(AtomicCell::new(None));
         self.subs.push(Subscriber {
             tx,
             recycled,
@@ -417,6 +538,8 @@ impl EventBus {
             overflow,
             dropped: dropped.clone(),
             detail,
+            parked: parked.clone(),
+            parked_len: 0,
         });
         self.detail = self.detail.max(detail);
         Subscription {
@@ -427,6 +550,9 @@ impl EventBus {
                 taken_total: 0,
                 returned: 0,
                 reused: Counter::new(reused),
+                parked,
+                held: None,
+                empty_since: None,
             }),
             capacity: capacity.max(BATCH),
             batch: RefCell::new(Reading::default()),
@@ -465,10 +591,46 @@ impl EventBus {
     }
 
     /// End the batch: what it emitted goes out, and events read the clock
-    /// again each.
+    /// again each. With one subscriber, a batch with room left is parked
+    /// instead: the next reaped batch goes on filling it, unless the
+    /// reader, its queue empty, has taken it meanwhile. At one chain (a
+    /// reaped batch of one completion) each batch paid the handoff
+    /// (the ring's slot, the reader's wake, the lines it moved).
     pub fn end_batch(&mut self) {
         self.batch_now = None;
-        self.flush();
+        let park = self.subs.len() == 1
+            && self
+                .pending
+                .as_ref()
+                .is_some_and(|p| !p.items.is_empty() && p.items.len() < BATCH)
+            && !self.subs[0].tx.is_abandoned();
+        if !park {
+            self.flush();
+            return;
+        }
+        let batch = self.pending.take();
+        let s = &mut self.subs[0];
+        s.parked_len = batch.as_ref().map_or(0, |b| b.items.len() as u64);
+        // The cell is empty: only the engine puts a batch there.
+        let _ = s.parked.swap(batch);
+        self.parked = true;
+    }
+
+    /// Take the parked batch back to fill on, or learn that the reader
+    /// took it (its events count as sent).
+    #[inline(never)]
+    fn unpark(&mut self) {
+        self.parked = false;
+        let Some(s) = self.subs.first_mut() else {
+            return;
+        };
+        match s.parked.take() {
+            Some(b) => self.pending = Some(b),
+            None => {
+                s.sent += s.parked_len;
+                self.decisions = 0;
+            }
+        }
     }
 
     /// Send what is pending now, and read the clock afresh for what comes
@@ -537,6 +699,9 @@ impl EventBus {
     /// else a new one.
     #[inline]
     fn ready(&mut self) -> &mut Batch {
+        if self.parked {
+            self.unpark();
+        }
         let subs = &mut self.subs;
         self.pending.get_or_insert_with(|| Self::fresh_batch(subs))
     }
@@ -559,18 +724,14 @@ impl EventBus {
     /// share their time, so one of another time (a batch ended early)
     /// sends what is pending first.
     fn ready_for(&mut self, t_ns: u64) -> &mut Batch {
-        if self
-            .pending
-            .as_ref()
-            .is_some_and(|p| !p.items.is_empty() && p.t_ns != t_ns)
-        {
-            self.flush();
-        }
         let seq = self.seq;
         let batch = self.ready();
         if batch.items.is_empty() {
             batch.seq = seq;
             batch.t_ns = t_ns;
+            batch.last_t = t_ns;
+        } else if batch.last_t != t_ns {
+            batch.new_run(t_ns);
         }
         batch
     }
@@ -589,6 +750,9 @@ impl EventBus {
     }
 
     fn flush(&mut self) {
+        if self.parked {
+            self.unpark();
+        }
         let Some(batch) = self.pending.take_if(|p| !p.items.is_empty()) else {
             return;
         };
@@ -612,7 +776,9 @@ impl EventBus {
             };
             loop {
                 let room = |taken: u64| {
-                    let queued = s.sent - taken;
+                    // The reader counts a parked batch it took before
+                    // the engine learns of it (at its next event).
+                    let queued = s.sent.saturating_sub(taken);
                     // An empty queue takes any batch (one may exceed a small bound).
                     queued == 0 || queued + n as u64 <= s.capacity as u64
                 };
@@ -653,7 +819,7 @@ impl EventBus {
         }
         // Reuse the batch when nobody took it.
         if let Some(mut batch) = batch {
-            batch.items.clear();
+            batch.clear();
             self.pending = Some(batch);
         }
     }
@@ -730,19 +896,25 @@ mod tests {
         bus.end_batch();
     }
 
+    /// [`burst`], then sent (a full batch, or a debugger's pause).
+    fn sent_burst(bus: &mut EventBus, n: usize) {
+        burst(bus, n);
+        bus.flush_now();
+    }
+
     #[test]
     fn a_full_drop_queue_loses_whole_batches_counts_them_and_delivers_the_rest() {
         let mut bus = EventBus::new();
         let sub = bus.subscribe(8, Overflow::Drop, Detail::Inputs, &[]);
         // Five batches of 4 with nobody reading: two fit, three are lost.
         for _ in 0..5 {
-            burst(&mut bus, 4);
+            sent_burst(&mut bus, 4);
         }
         assert_eq!(sub.dropped.load(Ordering::Relaxed), 12);
         let seqs: Vec<u64> = sub.try_iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (0..8).collect::<Vec<_>>());
         // Read, the queue has room again; the lost events keep their numbers.
-        burst(&mut bus, 4);
+        sent_burst(&mut bus, 4);
         drop(bus);
         let seqs: Vec<u64> = sub.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (20..24).collect::<Vec<_>>());
@@ -784,6 +956,119 @@ mod tests {
             sub.try_iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![50_010]
         );
+    }
+
+    #[test]
+    fn one_subscribers_bursts_share_a_parked_batch_until_it_is_full() {
+        assert!(AtomicCell::<Option<Box<Batch>>>::is_lock_free());
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(1 << 16, Overflow::Drop, Detail::Inputs, &[]);
+        // 100 reaped batches of 4 events: one full batch of 256 went out,
+        // the other 144 events wait parked; nothing is read yet.
+        for _ in 0..100 {
+            burst(&mut bus, 4);
+        }
+        assert_eq!(bus.subs[0].sent, 256);
+        assert!(bus.parked && bus.pending.is_none());
+        let got: Vec<(u64, u64)> = sub.try_iter().map(|r| (r.seq, r.t_ns)).collect();
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            (0..400).collect::<Vec<_>>()
+        );
+        // Each reaped batch keeps its one time, and time does not go back.
+        for b in got.chunks(4) {
+            assert!(b.iter().all(|g| g.1 == b[0].1), "{b:?}");
+        }
+        assert!(got.windows(2).all(|w| w[0].1 <= w[1].1));
+        // The reader took the parked batch: the engine learns it at its
+        // next event and counts those as sent.
+        burst(&mut bus, 4);
+        assert_eq!(bus.subs[0].sent, 400);
+        assert_eq!(
+            sub.try_iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (400..404).collect::<Vec<_>>()
+        );
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_polling_reader_gets_what_a_quiet_engine_left_parked() {
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(1 << 10, Overflow::Drop, Detail::Inputs, &[]);
+        burst(&mut bus, 3);
+        // The engine does nothing more, and is not dropped: the reader's
+        // queue stays empty for a poll interval, and it takes the batch.
+        let t = Instant::now();
+        let seqs: Vec<u64> = (0..3)
+            .map(|_| {
+                sub.recv_timeout(Duration::from_secs(10))
+                    .expect("parked events")
+                    .seq
+            })
+            .collect();
+        assert_eq!(seqs, vec![0, 1, 2]);
+        assert!(t.elapsed() < Duration::from_secs(10));
+        // And even within a wait shorter than the poll interval.
+        burst(&mut bus, 2);
+        let r = sub.recv_timeout(Duration::ZERO).expect("parked event");
+        assert_eq!(r.seq, 3);
+        assert_eq!(
+            sub.recv_timeout(Duration::ZERO).map(|r| r.seq).ok(),
+            Some(4)
+        );
+        // Two subscribers: nothing is parked, each reaped batch goes out.
+        let other = bus.subscribe(1 << 10, Overflow::Drop, Detail::Inputs, &[]);
+        burst(&mut bus, 2);
+        assert!(!bus.parked);
+        assert_eq!(other.try_iter().count(), 2);
+        assert_eq!(sub.try_iter().count(), 2);
+    }
+
+    #[test]
+    fn an_engine_and_a_reader_racing_for_the_parked_batch_lose_and_repeat_nothing() {
+        // Bursts of 1 to 40 events with pauses of no time to 2 ms between
+        // them, against a reader that polls with short waits: the parked
+        // batch is taken by either side at any point, full batches are
+        // pushed while the reader takes one, and every event arrives once,
+        // in order, with its burst's time.
+        let mut bus = EventBus::new();
+        let sub = bus.subscribe(1 << 20, Overflow::Block, Detail::Inputs, &[]);
+        let engine = std::thread::spawn(move || {
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            let mut total = 0u64;
+            for _ in 0..3000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = (x % 40 + 1) as usize;
+                burst(&mut bus, n);
+                total += n as u64;
+                match x % 16 {
+                    0 => std::thread::sleep(Duration::from_micros(x % 2000)),
+                    1..=3 => std::thread::yield_now(),
+                    _ => {}
+                }
+            }
+            (bus, total)
+        });
+        let mut got = Vec::new();
+        loop {
+            match sub.recv_timeout(Duration::from_micros(300)) {
+                Ok(r) => got.push((r.seq, r.t_ns)),
+                Err(RecvTimeoutError::Timeout) if engine.is_finished() => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let (bus, total) = engine.join().expect("engine thread");
+        drop(bus);
+        got.extend(sub.iter().map(|r| (r.seq, r.t_ns)));
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            (0..total).collect::<Vec<_>>()
+        );
+        assert!(got.windows(2).all(|w| w[0].1 <= w[1].1), "time went back");
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 0);
     }
 
     #[test]
