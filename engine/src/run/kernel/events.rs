@@ -9,9 +9,14 @@ impl KernelLoop {
     /// Everything the loop reported since the last call.
     pub(super) fn collect(&mut self, cx: &mut RunCtx<'_>) -> Result<(), KernelError> {
         let records = self.rb.as_mut().map(|rb| rb.consume()).unwrap_or_default();
+        // One batch of events, as the userspace engine's reaped batch: one
+        // clock read, and with one subscriber one handoff for all of them
+        // (each was a batch of its own).
+        cx.bus.begin_batch();
         for r in records {
             self.record(&r, cx);
         }
+        cx.bus.end_batch();
         // Completions for the application, then finished chains.
         let mut done = Vec::new();
         {
@@ -167,6 +172,8 @@ impl KernelLoop {
                 reason,
                 decision: Some(seq),
             });
+            // The UI must see the pause now, and what follows is later.
+            cx.bus.flush_now();
             dbg.wait(&|| false);
             cx.bus.emit(|| Event::Resumed);
         }
