@@ -79,14 +79,7 @@ fn fio_io_uring_traced_by_pid() {
     let (summary, lines) = h.finish();
     assert!(main.wait().unwrap().success());
     let evs = events_of(&lines);
-    let subs = evs
-        .iter()
-        .filter(|e| matches!(e, ProbeEvent::SubmitReq { opcode: 22, .. }))
-        .count();
-    let full_reads = evs
-        .iter()
-        .filter(|e| matches!(e, ProbeEvent::Complete { res: 4096, .. }))
-        .count();
+    let (subs, full_reads) = reads_and_full_pages(&evs);
     assert!(subs > 100, "only {subs} READ submissions traced");
     assert!(
         full_reads > 100,
@@ -162,15 +155,9 @@ fn fio_followed_through_fork() {
     // seen, submitted and completed (within 1%: fio's count and ours are
     // taken at slightly different moments of its shutdown).
     let total = fio_total_reads(&report);
-    let submits = evs
-        .iter()
-        .filter(|e| matches!(e, ProbeEvent::SubmitReq { opcode: 22, .. }))
-        .count() as u64;
-    let reads = evs
-        .iter()
-        .filter(|e| matches!(e, ProbeEvent::Complete { res: 4096, .. }))
-        .count() as u64;
+    let (submits, reads) = reads_and_full_pages(&evs);
     for (what, n) in [("READ submits", submits), ("4 KiB completions", reads)] {
+        let n = n as u64;
         assert!(
             n.abs_diff(total) * 100 <= total,
             "{what}: {n} traced, fio counted {total} reads"
@@ -228,10 +215,7 @@ fn fio_parent_pid_traces_its_existing_job() {
     assert!(main.wait().unwrap().success());
     let total = fio_total_reads(&report);
     let evs = events_of(&lines);
-    let submits = evs
-        .iter()
-        .filter(|e| matches!(e, ProbeEvent::SubmitReq { opcode: 22, .. }))
-        .count() as u64;
+    let submits = reads_and_full_pages(&evs).0 as u64;
     assert_eq!(summary.lost, 0);
     // The reads before the SIGSTOP were not seen: at most `before` (the
     // SQ tail then) of them, plus 1% for fio's and our moments of counting.

@@ -1,5 +1,5 @@
 //! Live tests against the running kernel: real tracepoints, real clients
-//! (a liburing C program built here, fio). They need root (or CAP_BPF +
+//! (a liburing C program built here, fio, tokio-uring). They need root (or CAP_BPF +
 //! CAP_PERFMON) and tracefs; without them each test prints a loud SKIP line
 //! to stderr. With them, a missing tool (cc, liburing-dev, fio, bpftool)
 //! is a failure, not a skip: CI must install them.
@@ -233,6 +233,20 @@ fn events_of(lines: &[Value]) -> Vec<ProbeEvent> {
         .collect()
 }
 
+/// READ submissions and 4 KiB completions among `evs` (the page-sized
+/// reads fio and the tokio-uring client issue).
+fn reads_and_full_pages(evs: &[ProbeEvent]) -> (usize, usize) {
+    let submits = evs
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::SubmitReq { opcode: 22, .. }))
+        .count();
+    let full = evs
+        .iter()
+        .filter(|e| matches!(e, ProbeEvent::Complete { res: 4096, .. }))
+        .count();
+    (submits, full)
+}
+
 /// fio's command line: random 4 KiB reads of `file` for `runtime`
 /// seconds, or else 16 MiB of them; `json_out`: write its JSON report
 /// there (else no report).
@@ -287,4 +301,5 @@ mod fio;
 mod kinds;
 mod lifecycle;
 mod rings;
+mod tokio_uring;
 mod tracepoints;
