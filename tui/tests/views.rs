@@ -279,6 +279,77 @@ fn stats_120x40() {
     insta::assert_snapshot!(view(View::Stats, 120, 40));
 }
 
+/// Kernel probes alone (`ringside attach`): no engine, so no decisions,
+/// and the decision panel says so instead of charting zeros.
+#[test]
+fn stats_without_decisions_says_none_were_seen() {
+    let mut a = App::new(
+        Model::new(1000),
+        Mode {
+            title: "attach (fixture)".into(),
+        },
+        Box::new(EngineControl(Debugger::new())),
+    );
+    for it in probe_items() {
+        a.handle_msg(Msg::Item(it));
+    }
+    a.view = View::Stats;
+    let screen = draw(&mut a, 120, 40).backend().to_string();
+    assert!(screen.contains("decision insns · none yet"), "{screen}");
+    assert!(screen.contains("no decisions yet"), "{screen}");
+    assert!(!screen.contains("decision insns p50"), "{screen}");
+    // The kernel's completions are still charted.
+    assert!(screen.contains("kernel completions"), "{screen}");
+    // With decisions (the demo fixture), the histogram is back.
+    assert!(view(View::Stats, 120, 40).contains("decision insns p50 100"));
+}
+
+/// Decisions whose records carry no instruction count (compiled code
+/// counts nothing): the panel says so, and still gives their time.
+#[test]
+fn stats_of_uncounted_decisions_says_they_were_not_counted() {
+    let mut a = App::new(
+        Model::new(1000),
+        Mode {
+            title: "run (fixture)".into(),
+        },
+        Box::new(EngineControl(Debugger::new())),
+    );
+    let mut decisions = 0;
+    for it in engine_items() {
+        let it = match it {
+            Item::Engine(r) => match &r.event {
+                Event::Decision(d) => {
+                    decisions += 1;
+                    let mut d = d.clone();
+                    d.insns = None;
+                    Item::Engine(Arc::new(EventRecord {
+                        event: Event::Decision(d),
+                        ..(*r).clone()
+                    }))
+                }
+                _ => Item::Engine(r),
+            },
+            other => other,
+        };
+        a.handle_msg(Msg::Item(it));
+    }
+    assert!(decisions > 0);
+    a.view = View::Stats;
+    let screen = draw(&mut a, 120, 40).backend().to_string();
+    assert!(
+        screen.contains("decision insns · not counted · time p50"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "{decisions} decisions, none with an instruction count"
+        )),
+        "{screen}"
+    );
+    assert!(!screen.contains("decision insns p50"), "{screen}");
+}
+
 #[test]
 fn debug_idle_80x24() {
     insta::assert_snapshot!(view(View::Debug, 80, 24));

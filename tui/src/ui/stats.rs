@@ -169,7 +169,6 @@ pub(super) fn draw_stats(f: &mut Frame, app: &App, area: Rect) {
     );
     let mid =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(rows[1]);
-    let bars_w = |r: Rect| ((r.width.saturating_sub(2)) / 6).max(1) as usize;
     // Engine completions when there are any; else what the probes saw.
     let lat = if app.state.latency.count > 0 || app.state.kernel_latency.count == 0 {
         &app.state.latency
@@ -204,30 +203,38 @@ pub(super) fn draw_stats(f: &mut Frame, app: &App, area: Rect) {
             .data(BarGroup::default().bars(&hist_bars(lat, fmt_dur_short, bars_w(mid[0])))),
         mid[0],
     );
-    let dc = &app.state.decision_insns;
-    let t = format!(
-        "decision insns p50 {} max {}{}",
-        dc.quantile(0.5),
-        dc.max,
-        if mid[1].width >= 56 {
-            format!(
-                " · time p50 {}",
-                fmt_dur(app.state.decision_ns.quantile(0.5))
+    // Zeros charted here would read as decisions that cost nothing: say
+    // why there is nothing to chart instead.
+    let decided = app.state.totals.decisions;
+    if decided == 0 {
+        // Kernel probes alone, or an engine that has not decided yet.
+        f.render_widget(
+            Paragraph::new(
+                "no decisions yet: they come from the BPF link engine (ringside run, demo)",
             )
-        } else {
-            String::new()
-        }
-    );
-    f.render_widget(
-        BarChart::default()
-            .block(block(&t))
-            .bar_width(5)
-            .bar_gap(1)
-            .bar_style(Style::new().fg(Color::Magenta))
-            .value_style(Style::new().fg(Color::White).bg(Color::Magenta))
-            .data(BarGroup::default().bars(&hist_bars(dc, |v| format!("{v}"), bars_w(mid[1])))),
-        mid[1],
-    );
+            .wrap(Wrap { trim: true })
+            .block(block("decision insns · none yet")),
+            mid[1],
+        );
+    } else if app.state.decision_insns.count == 0 {
+        // Decisions whose records carry no count (compiled code counts
+        // nothing; a count is recorded where someone asked for one).
+        f.render_widget(
+            Paragraph::new(format!(
+                "{} decisions, none with an instruction count (compiled code \
+                 does not count; --interpreter does)",
+                fmt_count(decided)
+            ))
+            .wrap(Wrap { trim: true })
+            .block(block(&format!(
+                "decision insns · not counted · time p50 {}",
+                fmt_dur(app.state.decision_ns.quantile(0.5))
+            ))),
+            mid[1],
+        );
+    } else {
+        draw_decision_insns(f, app, mid[1]);
+    }
     let t = &app.state.totals;
     let b = block("Counters");
     let inner = b.inner(rows[3]);
@@ -318,4 +325,37 @@ fn fmt_dur_short(ns: u64) -> String {
     } else {
         format!("{}s", ns / 1_000_000_000)
     }
+}
+
+/// How many histogram bars fit in `r` (5 wide, a gap of 1).
+fn bars_w(r: Rect) -> usize {
+    ((r.width.saturating_sub(2)) / 6).max(1) as usize
+}
+
+/// The decisions' instruction counts, as a histogram (some were seen).
+fn draw_decision_insns(f: &mut Frame, app: &App, area: Rect) {
+    let dc = &app.state.decision_insns;
+    let t = format!(
+        "decision insns p50 {} max {}{}",
+        dc.quantile(0.5),
+        dc.max,
+        if area.width >= 56 {
+            format!(
+                " · time p50 {}",
+                fmt_dur(app.state.decision_ns.quantile(0.5))
+            )
+        } else {
+            String::new()
+        }
+    );
+    f.render_widget(
+        BarChart::default()
+            .block(block(&t))
+            .bar_width(5)
+            .bar_gap(1)
+            .bar_style(Style::new().fg(Color::Magenta))
+            .value_style(Style::new().fg(Color::White).bg(Color::Magenta))
+            .data(BarGroup::default().bars(&hist_bars(dc, |v| format!("{v}"), bars_w(area)))),
+        area,
+    );
 }
