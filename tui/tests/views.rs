@@ -133,14 +133,19 @@ fn probe_items() -> Vec<Item> {
     evs.into_iter().map(Item::Probe).collect()
 }
 
-fn app(history: usize) -> App {
-    let mut app = App::new(
+/// An app with nothing in it yet.
+fn empty_app(history: usize, title: &str) -> App {
+    App::new(
         Model::new(history),
         Mode {
-            title: "demo (fixture)".into(),
+            title: title.into(),
         },
         Box::new(EngineControl(Debugger::new())),
-    );
+    )
+}
+
+fn app(history: usize) -> App {
+    let mut app = empty_app(history, "demo (fixture)");
     app.handle_msg(Msg::Status(Status::Source("demo: round 1".into())));
     for it in engine_items().into_iter().chain(probe_items()) {
         app.handle_msg(Msg::Item(it));
@@ -283,13 +288,7 @@ fn stats_120x40() {
 /// and the decision panel says so instead of charting zeros.
 #[test]
 fn stats_without_decisions_says_none_were_seen() {
-    let mut a = App::new(
-        Model::new(1000),
-        Mode {
-            title: "attach (fixture)".into(),
-        },
-        Box::new(EngineControl(Debugger::new())),
-    );
+    let mut a = empty_app(1000, "attach (fixture)");
     for it in probe_items() {
         a.handle_msg(Msg::Item(it));
     }
@@ -308,13 +307,7 @@ fn stats_without_decisions_says_none_were_seen() {
 /// counts nothing): the panel says so, and still gives their time.
 #[test]
 fn stats_of_uncounted_decisions_says_they_were_not_counted() {
-    let mut a = App::new(
-        Model::new(1000),
-        Mode {
-            title: "run (fixture)".into(),
-        },
-        Box::new(EngineControl(Debugger::new())),
-    );
+    let mut a = empty_app(1000, "run (fixture)");
     let mut decisions = 0;
     for it in engine_items() {
         let it = match it {
