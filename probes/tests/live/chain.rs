@@ -18,12 +18,8 @@ fn chain_case(test: &str, mode: &str) {
     let (tpid, opid) = (traced.pid, other.pid);
 
     let h = start_headless(TraceOptions {
-        attach: AttachOptions {
-            pids: vec![tpid],
-            ..TraceOptions::default().attach
-        },
         wait_for_rings: mode == "ring-later",
-        ..TraceOptions::default()
+        ..trace_pid(tpid)
     });
     let attached = h.out.wait_for_kind("attached");
     let ids = attached["program_ids"].as_array().unwrap().len();

@@ -66,13 +66,7 @@ fn fio_io_uring_traced_by_pid() {
     // job in a TCG guest. fio counts a fixed amount of I/O (no
     // --time_based), so the time stopped costs it nothing.
     let job = stopped_fio_job(&mut main);
-    let h = start_headless(TraceOptions {
-        attach: AttachOptions {
-            pids: vec![job],
-            ..TraceOptions::default().attach
-        },
-        ..TraceOptions::default()
-    });
+    let h = start_headless(trace_pid(job));
     h.out.wait_for_kind("attached");
     // SAFETY: as above.
     unsafe { libc::kill(job as i32, libc::SIGCONT) };
@@ -119,12 +113,8 @@ fn fio_followed_through_fork() {
         .spawn()
         .unwrap();
     let h = start_headless(TraceOptions {
-        attach: AttachOptions {
-            pids: vec![sh.id()],
-            ..TraceOptions::default().attach
-        },
         wait_for_rings: true,
-        ..TraceOptions::default()
+        ..trace_pid(sh.id())
     });
     h.out.wait_for_kind("attached");
     sh.stdin.take().unwrap().write_all(b"go\n").unwrap();

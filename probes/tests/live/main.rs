@@ -133,6 +133,17 @@ struct Headless {
     handle: std::thread::JoinHandle<Result<Summary, ringside_probes::ProbeError>>,
 }
 
+/// A trace of `pid` (and, as by default, its children), the rest default.
+fn trace_pid(pid: u32) -> TraceOptions {
+    TraceOptions {
+        attach: AttachOptions {
+            pids: vec![pid],
+            ..TraceOptions::default().attach
+        },
+        ..TraceOptions::default()
+    }
+}
+
 fn start_headless(mut opts: TraceOptions) -> Headless {
     let out = SharedOut::default();
     let stop = Arc::new(AtomicBool::new(false));

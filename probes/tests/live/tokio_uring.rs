@@ -40,17 +40,11 @@ fn tokio_uring_reads_traced_by_pid() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), format!("ready {}", child.id()));
     let pid = child.id();
+    assert_eq!(line.trim(), format!("ready {pid}"));
     // Its ring exists (the runtime made it, and opened the file through
     // it); nothing more is submitted until the line below.
-    let h = start_headless(TraceOptions {
-        attach: AttachOptions {
-            pids: vec![pid],
-            ..TraceOptions::default().attach
-        },
-        ..TraceOptions::default()
-    });
+    let h = start_headless(trace_pid(pid));
     h.out.wait_for_kind("attached");
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let (summary, lines) = h.finish();

@@ -193,16 +193,8 @@ pub(super) fn draw_stats(f: &mut Frame, app: &App, area: Rect) {
         fmt_dur(lat.quantile(0.5)),
         fmt_dur(lat.quantile(0.99))
     );
-    f.render_widget(
-        BarChart::default()
-            .block(block(&t))
-            .bar_width(5)
-            .bar_gap(1)
-            .bar_style(Style::new().fg(Color::Blue))
-            .value_style(Style::new().fg(Color::White).bg(Color::Blue))
-            .data(BarGroup::default().bars(&hist_bars(lat, fmt_dur_short, bars_w(mid[0])))),
-        mid[0],
-    );
+    let bars = hist_bars(lat, fmt_dur_short, bars_w(mid[0]));
+    f.render_widget(hist_chart(&t, Color::Blue, &bars), mid[0]);
     // Zeros charted here would read as decisions that cost nothing: say
     // why there is nothing to chart instead.
     let decided = app.state.totals.decisions;
@@ -327,6 +319,17 @@ fn fmt_dur_short(ns: u64) -> String {
     }
 }
 
+/// A histogram's bars (from [`hist_bars`]) in `colour`, under `title`.
+fn hist_chart<'a>(title: &'a str, colour: Color, bars: &'a [Bar<'a>]) -> BarChart<'a> {
+    BarChart::default()
+        .block(block(title))
+        .bar_width(5)
+        .bar_gap(1)
+        .bar_style(Style::new().fg(colour))
+        .value_style(Style::new().fg(Color::White).bg(colour))
+        .data(BarGroup::default().bars(bars))
+}
+
 /// How many histogram bars fit in `r` (5 wide, a gap of 1).
 fn bars_w(r: Rect) -> usize {
     ((r.width.saturating_sub(2)) / 6).max(1) as usize
@@ -348,14 +351,6 @@ fn draw_decision_insns(f: &mut Frame, app: &App, area: Rect) {
             String::new()
         }
     );
-    f.render_widget(
-        BarChart::default()
-            .block(block(&t))
-            .bar_width(5)
-            .bar_gap(1)
-            .bar_style(Style::new().fg(Color::Magenta))
-            .value_style(Style::new().fg(Color::White).bg(Color::Magenta))
-            .data(BarGroup::default().bars(&hist_bars(dc, |v| format!("{v}"), bars_w(area)))),
-        area,
-    );
+    let bars = hist_bars(dc, |v| format!("{v}"), bars_w(area));
+    f.render_widget(hist_chart(&t, Color::Magenta, &bars), area);
 }
