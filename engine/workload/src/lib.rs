@@ -258,12 +258,13 @@ impl Prepared {
         // workload's fds close. Progress is reported through counters.
         let mut written = Vec::new();
         for (i, w) in self.writers.drain(..).enumerate() {
-            written.push((w.name.clone(), w.written.clone()));
+            let (name, counter) = (w.name.clone(), w.written.clone());
             // Thread names are ours: a spec's names may hold anything (a NUL).
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("writer {i}"))
                 .spawn(move || run_writer(w))
                 .map_err(io_err(IoAction::WriterThread))?;
+            written.push((name, counter, thread));
         }
         for (i, (_, fd)) in self.sinks.drain(..).enumerate() {
             std::thread::Builder::new()
@@ -349,12 +350,28 @@ impl Prepared {
         report.decisions = stats.decisions;
         report.enter_calls = stats.enter_calls;
         report.elapsed_s = start.elapsed().as_secs_f64();
-        for (name, n) in written {
+        // A reader can consume a write before the writer's write() returns
+        // and its counter moves: the last chunk went uncounted once in CI.
+        // Writers that are done exit at once; one stuck on a full pipe does
+        // not, so the wait is bounded.
+        let grace = Instant::now() + WRITER_GRACE;
+        for (name, n, thread) in written {
+            while !thread.is_finished() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if thread.is_finished() {
+                // Returns at once; orders the writer's last store before the load.
+                let _ = thread.join();
+            }
             report.written.insert(name, n.load(Ordering::Relaxed));
         }
         Ok((report, self.engine))
     }
 }
+
+/// How long a finished run waits for its writers to return from their last
+/// write before it reports what they wrote.
+const WRITER_GRACE: Duration = Duration::from_millis(200);
 
 fn tally(report: &mut RunReport, outcome: &Outcome) {
     match outcome {
@@ -417,7 +434,8 @@ fn run_writer(mut w: Writer) {
             done += n as u64;
             w.written.store(done, Ordering::Relaxed);
         }
-        if !w.interval.is_zero() && !pause(w.interval, &w.over) {
+        // No pause after the last chunk: the writer is done.
+        if w.content.remaining() > 0 && !w.interval.is_zero() && !pause(w.interval, &w.over) {
             break;
         }
     }
