@@ -336,21 +336,15 @@ impl Env<'_> {
     }
 }
 
-/// Largest key a map may have (see maps.rs): keys are copied into a stack
-/// buffer of this size (the program may overwrite its own copy through a
-/// map value), so an unrecorded decision allocates nothing.
-const KEY_BUF: usize = crate::program::maps::MAX_KEY_SIZE as usize;
+/// A copy of key or value bytes the program pointed at: inline when small
+/// (most keys and values are a few words), so an unrecorded decision
+/// neither allocates nor clears a buffer the size of the largest key. A
+/// copy, because the bytes may lie in a map value the call then changes.
+type Bytes = smallvec::SmallVec<[u8; 64]>;
 
-/// Copy the key the program pointed at into `buf`.
-fn read_key<'k>(
-    mem: &AddrSpace<'_>,
-    addr: u64,
-    len: usize,
-    buf: &'k mut [u8; KEY_BUF],
-) -> Option<&'k [u8]> {
-    let len = len.min(KEY_BUF);
-    buf[..len].copy_from_slice(mem.read(addr, len)?);
-    Some(&buf[..len])
+/// Copy the `len` bytes the program pointed at.
+fn read_bytes(mem: &AddrSpace<'_>, addr: u64, len: usize) -> Option<Bytes> {
+    mem.read(addr, len).map(Bytes::from_slice)
 }
 
 impl HelperHost for Env<'_> {
@@ -370,9 +364,8 @@ impl HelperHost for Env<'_> {
                     );
                     return 0;
                 };
-                let mut kb = [0u8; KEY_BUF];
                 let ks = self.maps[idx].def().key_size as usize;
-                let Some(key) = read_key(mem, a2, ks, &mut kb) else {
+                let Some(key) = read_bytes(mem, a2, ks) else {
                     self.log(
                         id,
                         args,
@@ -382,8 +375,8 @@ impl HelperHost for Env<'_> {
                     );
                     return 0;
                 };
-                self.touch(local, idx, key);
-                match self.maps[idx].lookup_ptr(key) {
+                self.touch(local, idx, &key);
+                match self.maps[idx].lookup_ptr(&key) {
                     Ok(Some(addr)) => {
                         if self.full() {
                             let value = self.maps[idx].value_at(addr).to_vec();
@@ -406,14 +399,13 @@ impl HelperHost for Env<'_> {
                         mem.map_value_addr(local, addr as *mut u8)
                     }
                     r => {
-                        let key = key.to_vec();
                         self.log(
                             id,
                             args,
                             0,
                             || CallDetail::MapLookup {
                                 map: local,
-                                key,
+                                key: key.to_vec(),
                                 value: None,
                             },
                             || r.err().map(|e| e.to_string()),
@@ -438,12 +430,11 @@ impl HelperHost for Env<'_> {
                     self.maps[idx].def().key_size as usize,
                     self.maps[idx].def().value_size as usize,
                 );
-                let mut kb = [0u8; KEY_BUF];
                 let fault = |arg, len| {
                     let ret = errno(libc::EFAULT);
                     (ret, bad_pointer(arg, len, false))
                 };
-                let Some(key) = read_key(mem, a2, ks, &mut kb) else {
+                let Some(key) = read_bytes(mem, a2, ks) else {
                     let (ret, why) = fault(2, ks);
                     self.log(id, args, ret, || CallDetail::None, || Some(why));
                     return ret as u64;
@@ -460,19 +451,19 @@ impl HelperHost for Env<'_> {
                 } else {
                     &[]
                 };
-                self.touch(local, idx, key);
+                self.touch(local, idx, &key);
                 let before = if self.full() {
-                    self.maps[idx].get(key).ok().flatten()
+                    self.maps[idx].get(&key).ok().flatten()
                 } else {
                     None
                 };
                 // The value is copied before the map changes: it may be
                 // another value of this very map (the program's own memory).
-                let value = value.to_vec();
+                let value = Bytes::from_slice(value);
                 let res = if id == helper_id::MAP_UPDATE_ELEM {
-                    self.maps[idx].update(key, &value, a4)
+                    self.maps[idx].update(&key, &value, a4)
                 } else {
-                    self.maps[idx].delete(key)
+                    self.maps[idx].delete(&key)
                 };
                 let ret = match &res {
                     Ok(()) => 0,
@@ -484,7 +475,7 @@ impl HelperHost for Env<'_> {
                         CallDetail::MapUpdate {
                             map: local,
                             key: key.clone(),
-                            value,
+                            value: value.to_vec(),
                             flags: a4,
                         }
                     } else {
