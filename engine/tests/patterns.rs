@@ -127,6 +127,9 @@ fn read_exact_on_a_pipe_and_a_socket_gets_every_byte() {
             .collect();
         e.submit_chain(chain(p, steps, 1, Notify::Final)).unwrap();
         let sub = e.subscribe(1 << 16, Overflow::Drop);
+        // The first read waits in the kernel before a byte is written, so
+        // the writer's first chunk makes it short however the threads run.
+        e.run(false).unwrap();
         let h = writer(w, data.clone(), &[1000, 3000, 777, 5000], 1);
         let done = run(&mut e);
         h.join().unwrap();
@@ -339,6 +342,18 @@ fn retry_eagain_retries_until_data_and_gives_up_after_n_attempts() {
         .unwrap();
     e.submit_chain(chain(p, vec![s2], 2, Notify::Final))
         .unwrap();
+    // The writer starts once both first attempts are back (-EAGAIN: nothing
+    // was written yet), so the slow socket needs a retry however the
+    // threads are scheduled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while e.stats().completed < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first attempts did not complete"
+        );
+        e.run_timeout(true, Some(Duration::from_millis(10)))
+            .unwrap();
+    }
     let h = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(8));
         write_all(slow_peer.as_raw_fd(), &[7u8; 100]);

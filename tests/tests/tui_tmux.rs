@@ -569,33 +569,52 @@ fn fio_in_the_live_view(dir: &std::path::Path) -> FioResult {
     let want = result.total_ios;
     t.wait_for("the end of fio to show", &["ENDED", "exited"]);
     t.keys(&["1"]);
-    // The last counters arrive with the exit; give a frame to draw them.
-    std::thread::sleep(Duration::from_millis(600));
-    let s = t.screen();
+    // The fio job's ring: the kernel row with the most requests, as
+    // (requests, (rates)).
+    let fio_row = |s: &str| -> Option<(u64, (String, String))> {
+        s.lines()
+            .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
+            .filter(|l| l.starts_with("kernel "))
+            .filter_map(|l| {
+                let c: Vec<&str> = l.split_whitespace().collect();
+                Some((
+                    parse_count(c.get(8)?)?,
+                    (c.get(6)?.to_string(), c.get(7)?.to_string()),
+                ))
+            })
+            .max_by_key(|(n, _)| *n)
+    };
+    // The last counters arrive with the exit and the rates fall to zero a
+    // frame or two later: wait (bounded) for the screen to settle rather
+    // than for a fixed time.
+    let settled = |s: &str| {
+        fio_row(s)
+            .is_some_and(|(n, r)| n.abs_diff(want) * 100 <= want && r == ("0".into(), "0".into()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = t.screen();
+    while !settled(&s) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        s = t.screen();
+    }
     t.save("fio-rings");
     assert!(
         !s.contains("LOST"),
         "events were lost before ringside:\n{s}"
     );
-    // The fio job's ring: the kernel row with the most requests.
-    let rows: Vec<Vec<&str>> = s
-        .lines()
-        .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
-        .filter(|l| l.starts_with("kernel "))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    let (got, rates) = rows
-        .iter()
-        .filter_map(|c| Some((parse_count(c.get(8)?)?, (*c.get(6)?, *c.get(7)?))))
-        .max_by_key(|(n, _)| *n)
-        .unwrap_or_else(|| panic!("no kernel ring row in the Rings view:\n{s}"));
+    let (got, rates) =
+        fio_row(&s).unwrap_or_else(|| panic!("no kernel ring row in the Rings view:\n{s}"));
     let diff = got.abs_diff(want) as f64 / want.max(1) as f64;
     assert!(
         diff <= 0.01,
         "the UI counted {got} requests, fio did {want} ({:.2}% apart):\n{s}",
         diff * 100.0
     );
-    assert_eq!(rates, ("0", "0"), "rates go on after fio exited:\n{s}");
+    assert_eq!(
+        (rates.0.as_str(), rates.1.as_str()),
+        ("0", "0"),
+        "rates go on after fio exited:\n{s}"
+    );
     eprintln!("fio did {want} reads; the live view counted {got}");
     t.keys(&["q"]);
     assert_restored(&t, "q after fio exited");
