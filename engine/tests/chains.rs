@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::event::{AppKind, CancelCause, Event, LinkMode, Notify, Outcome, Overflow};
-use ringside_engine::program::LoadOptions;
 use ringside_engine::{ChainSpec, EngineConfig, StepSpec, progs};
 
 fn read(fd: i32, buf_off: u64, len: u32, user_data: u64) -> StepSpec {
@@ -84,7 +83,7 @@ fn short_read_cancels_kernel_link_but_not_read_exact() {
         ..Default::default()
     });
     let obj = e
-        .load_object("read_exact.o", progs::READ_EXACT, &LoadOptions::default())
+        .load_object("read_exact.o", progs::READ_EXACT, &load_options())
         .unwrap();
     let prog = obj.programs[0].1;
     let sub = e.subscribe(1 << 16, Overflow::Block);

@@ -10,7 +10,8 @@ use common::*;
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::decision::{self, DecisionRecord, Detail};
 use ringside_engine::event::{Event, LinkMode, Notify, Overflow};
-use ringside_engine::program::{LoadOptions, ProgId};
+use ringside_engine::program::ProgId;
+use ringside_engine::program::vm::ExecMode;
 use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec, progs};
 use ringside_workload::{PrepareOptions, prepare_demo};
 use std::collections::BTreeMap;
@@ -24,7 +25,11 @@ fn inputs_of(full: &DecisionRecord) -> DecisionRecord {
     d.calls.retain(|c| Detail::Inputs.keeps_call(c.helper));
     d.map_writes.clear();
     d.prog_name.clear();
-    d.insns = None;
+    // The interpreter counts as it runs, so its count stays (it is free);
+    // compiled code's is left to the re-run.
+    if d.exec != ExecMode::Interpreter {
+        d.insns = None;
+    }
     d.detail = Detail::Inputs;
     d
 }
@@ -91,7 +96,7 @@ fn deterministic_run(detail: Detail) -> Vec<DecisionRecord> {
         e.load_object(
             &format!("{name}.o"),
             progs::builtin(name).unwrap(),
-            &LoadOptions::default(),
+            &load_options(),
         )
         .unwrap()
         .programs[0]

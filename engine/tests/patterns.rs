@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::event::{AppKind, Event, LinkMode, Notify, Outcome, Overflow};
-use ringside_engine::program::{LoadOptions, ProgId};
+use ringside_engine::program::ProgId;
 use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec, progs};
 use ringside_workload::content;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -33,7 +33,7 @@ fn load(e: &mut Engine, name: &str) -> ProgId {
         .load_object(
             &format!("{name}.o"),
             progs::builtin(name).unwrap(),
-            &LoadOptions::default(),
+            &load_options(),
         )
         .unwrap();
     obj.programs[0].1
@@ -112,6 +112,16 @@ fn writer(
             std::thread::sleep(Duration::from_millis(pause_ms));
         }
     })
+}
+
+#[test]
+fn programs_run_as_ringside_test_exec_says() {
+    // The switch scripts/test runs these tests under twice: a switch that
+    // did nothing would run the same backend twice.
+    let mut e = engine(&[], &[]);
+    let p = load(&mut e, "nop_chain");
+    let prog = e.registry().program(p).unwrap();
+    assert_eq!(prog.exec_mode(), exec(), "{:?}", prog.exec_note);
 }
 
 #[test]

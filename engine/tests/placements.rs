@@ -10,7 +10,7 @@ use ringside_engine::abi::{OP_BPF, RsSqe, op};
 use ringside_engine::event::{
     AppKind, CancelCause, Event, EventRecord, LinkMode, Notify, Outcome, Overflow, StepKind,
 };
-use ringside_engine::program::{LoadOptions, ProgId};
+use ringside_engine::program::ProgId;
 use ringside_engine::{ChainSpec, Engine, EngineConfig, StepSpec};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ fn setup(files: Vec<(i32, String)>) -> (Engine, ProgId, ringside_engine::event::
         ..Default::default()
     });
     let p = e
-        .load_object("steer.o", STEER, &LoadOptions::default())
+        .load_object("steer.o", STEER, &load_options())
         .unwrap()
         .programs[0]
         .1;

@@ -9,7 +9,7 @@ use ringside_engine::abi::{RsSqe, op};
 use ringside_engine::decision::{BudgetKind, Budgets};
 use ringside_engine::event::{CancelCause, Event, LinkMode, Notify, Outcome, Overflow};
 use ringside_engine::kernel::{Backend, KernelError, Unsupported};
-use ringside_engine::program::{LoadOptions, ProgId};
+use ringside_engine::program::ProgId;
 use ringside_engine::{ChainSpec, Engine, EngineConfig, EngineError, StepSpec, progs};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -41,7 +41,7 @@ fn rs_submit_validates_every_field_of_the_template() {
         ..Default::default()
     });
     let prog = e
-        .load_object("submit_probe.o", SUBMIT_PROBE, &LoadOptions::default())
+        .load_object("submit_probe.o", SUBMIT_PROBE, &load_options())
         .unwrap()
         .programs[0]
         .1;
@@ -208,7 +208,7 @@ fn a_program_that_resubmits_forever_is_stopped_by_its_budget() {
         ..Default::default()
     });
     let prog = e
-        .load_object("runaway.o", RUNAWAY, &LoadOptions::default())
+        .load_object("runaway.o", RUNAWAY, &load_options())
         .unwrap()
         .programs[0]
         .1;
@@ -263,7 +263,7 @@ fn the_instruction_budget_is_counted_and_enforced() {
         ..Default::default()
     });
     let prog = e
-        .load_object("read_exact.o", progs::READ_EXACT, &LoadOptions::default())
+        .load_object("read_exact.o", progs::READ_EXACT, &load_options())
         .unwrap()
         .programs[0]
         .1;
@@ -338,7 +338,7 @@ fn shutdown_with_hundreds_of_chains_in_flight_leaves_nothing_pending() {
         ..Default::default()
     });
     let prog = e
-        .load_object("read_exact.o", progs::READ_EXACT, &LoadOptions::default())
+        .load_object("read_exact.o", progs::READ_EXACT, &load_options())
         .unwrap()
         .programs[0]
         .1;

@@ -72,6 +72,27 @@ pub fn backend() -> ringside_engine::kernel::Backend {
     }
 }
 
+/// How the engine tests' programs run in userspace:
+/// `RINGSIDE_TEST_EXEC=interpreter` under the interpreter (scripts/test runs
+/// the engine's tests once each way), `compiled` or unset compiled, the
+/// default. Anything else is a failure, not a quiet default.
+pub fn exec() -> ringside_engine::program::vm::ExecMode {
+    use ringside_engine::program::vm::ExecMode;
+    match std::env::var("RINGSIDE_TEST_EXEC").as_deref() {
+        Ok("interpreter") => ExecMode::Interpreter,
+        Ok("compiled") | Err(_) => ExecMode::Compiled,
+        Ok(other) => panic!("RINGSIDE_TEST_EXEC={other}: interpreter or compiled"),
+    }
+}
+
+/// Load options of the engine tests: the defaults, run as [`exec`] says.
+pub fn load_options() -> ringside_engine::program::LoadOptions {
+    ringside_engine::program::LoadOptions {
+        exec: exec(),
+        ..Default::default()
+    }
+}
+
 /// A test of what only the userspace engine does (docs/kernel-backend.md,
 /// "What differs"): under the kernel backend it says loudly that it did
 /// not run, and why, and returns true (the caller returns).

@@ -17,7 +17,7 @@
 //!   programs that the kernel's verifier let through).
 
 use super::*;
-use crate::common::{backend, engine_under};
+use crate::common::{backend, engine_under, load_options};
 use object::write::{Object, Relocation, StandardSegment, Symbol, SymbolSection};
 use object::{
     Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags, SymbolKind,
@@ -181,7 +181,7 @@ fn run_case(c: &Case, elf: &[u8], backend: Backend, trusted: bool) -> Result<Run
         elf,
         &LoadOptions {
             trusted,
-            ..Default::default()
+            ..load_options()
         },
     )?;
     // The kernel's verdict now, before any chain (a no-op in userspace).
