@@ -116,8 +116,8 @@ fn writer(
 
 #[test]
 fn programs_run_as_ringside_test_exec_says() {
-    // The switch scripts/test runs these tests under twice: a switch that
-    // did nothing would run the same backend twice.
+    // scripts/test runs these tests once in each mode: a switch that did
+    // nothing would run the same mode twice.
     let mut e = engine(&[], &[]);
     let p = load(&mut e, "nop_chain");
     let prog = e.registry().program(p).unwrap();
