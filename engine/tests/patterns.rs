@@ -63,18 +63,20 @@ fn chain(prog: ProgId, steps: Vec<RsSqe>, user_data: u64, notify: Notify) -> Cha
     }
 }
 
+/// Run the engine until `done` holds (at most 20 s, then fail with `what`).
+fn drive_until(e: &mut Engine, what: &str, done: impl Fn(&Engine) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done(e) {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        e.run_timeout(true, Some(Duration::from_millis(10)))
+            .unwrap();
+    }
+}
+
 /// Run until every chain finished; returns the finished chains' (user_data, outcome, res).
 fn run(e: &mut Engine) -> Vec<(u64, Outcome, i32)> {
     let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while e.active_chains() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "chains did not finish"
-        );
-        e.run_timeout(true, Some(Duration::from_millis(100)))
-            .unwrap();
-    }
+    drive_until(e, "chains did not finish", |e| e.active_chains() == 0);
     for c in e.take_finished() {
         out.push((c.user_data, c.outcome, c.res));
     }
@@ -355,15 +357,9 @@ fn retry_eagain_retries_until_data_and_gives_up_after_n_attempts() {
     // The writer starts once both first attempts are back (-EAGAIN: nothing
     // was written yet), so the slow socket needs a retry however the
     // threads are scheduled.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while e.stats().completed < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first attempts did not complete"
-        );
-        e.run_timeout(true, Some(Duration::from_millis(10)))
-            .unwrap();
-    }
+    drive_until(&mut e, "the first attempts did not complete", |e| {
+        e.stats().completed >= 2
+    });
     let h = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(8));
         write_all(slow_peer.as_raw_fd(), &[7u8; 100]);

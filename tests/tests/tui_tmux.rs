@@ -79,20 +79,28 @@ impl Tmux {
         }
     }
 
-    /// Wait until the screen shows every one of `want`.
-    fn wait_for(&self, what: &str, want: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// The screen once `done` holds of it, or the last one after `timeout`
+    /// (the caller's assertions say what was wrong with it).
+    fn settle(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
         loop {
             let s = self.screen();
-            if want.iter().all(|w| s.contains(w)) {
+            if done(&s) || Instant::now() >= deadline {
                 return s;
             }
-            assert!(
-                Instant::now() < deadline,
-                "waiting for {what}: the screen never showed {want:?}; it shows:\n{s}"
-            );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Wait until the screen shows every one of `want`.
+    fn wait_for(&self, what: &str, want: &[&str]) -> String {
+        let shows = |s: &str| want.iter().all(|w| s.contains(w));
+        let s = self.settle(Duration::from_secs(60), shows);
+        assert!(
+            shows(&s),
+            "waiting for {what}: the screen never showed {want:?}; it shows:\n{s}"
+        );
+        s
     }
 
     fn save(&self, name: &str) {
@@ -570,51 +578,37 @@ fn fio_in_the_live_view(dir: &std::path::Path) -> FioResult {
     t.wait_for("the end of fio to show", &["ENDED", "exited"]);
     t.keys(&["1"]);
     // The fio job's ring: the kernel row with the most requests, as
-    // (requests, (rates)).
-    let fio_row = |s: &str| -> Option<(u64, (String, String))> {
+    // (requests, whether both its rates read 0).
+    let fio_row = |s: &str| -> Option<(u64, bool)> {
         s.lines()
             .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
             .filter(|l| l.starts_with("kernel "))
             .filter_map(|l| {
                 let c: Vec<&str> = l.split_whitespace().collect();
-                Some((
-                    parse_count(c.get(8)?)?,
-                    (c.get(6)?.to_string(), c.get(7)?.to_string()),
-                ))
+                Some((parse_count(c.get(8)?)?, c.get(6..8)? == ["0", "0"]))
             })
             .max_by_key(|(n, _)| *n)
     };
+    let apart = |n: u64| n.abs_diff(want) as f64 / want.max(1) as f64;
     // The last counters arrive with the exit and the rates fall to zero a
     // frame or two later: wait (bounded) for the screen to settle rather
     // than for a fixed time.
-    let settled = |s: &str| {
-        fio_row(s)
-            .is_some_and(|(n, r)| n.abs_diff(want) * 100 <= want && r == ("0".into(), "0".into()))
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = t.screen();
-    while !settled(&s) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        s = t.screen();
-    }
+    let s = t.settle(Duration::from_secs(20), |s| {
+        fio_row(s).is_some_and(|(n, idle)| apart(n) <= 0.01 && idle)
+    });
     t.save("fio-rings");
     assert!(
         !s.contains("LOST"),
         "events were lost before ringside:\n{s}"
     );
-    let (got, rates) =
+    let (got, idle) =
         fio_row(&s).unwrap_or_else(|| panic!("no kernel ring row in the Rings view:\n{s}"));
-    let diff = got.abs_diff(want) as f64 / want.max(1) as f64;
     assert!(
-        diff <= 0.01,
+        apart(got) <= 0.01,
         "the UI counted {got} requests, fio did {want} ({:.2}% apart):\n{s}",
-        diff * 100.0
+        apart(got) * 100.0
     );
-    assert_eq!(
-        (rates.0.as_str(), rates.1.as_str()),
-        ("0", "0"),
-        "rates go on after fio exited:\n{s}"
-    );
+    assert!(idle, "rates go on after fio exited:\n{s}");
     eprintln!("fio did {want} reads; the live view counted {got}");
     t.keys(&["q"]);
     assert_restored(&t, "q after fio exited");

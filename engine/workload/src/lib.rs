@@ -253,9 +253,10 @@ impl Prepared {
         let start = Instant::now();
         let deadline = self.timeout.map(|t| self.started + t);
         let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
-        // Writers are never joined: one may sit on a full pipe nobody reads
-        // any more (a failed kernel link); it ends with EPIPE when the
-        // workload's fds close. Progress is reported through counters.
+        // Writers are joined only once done (see the report below): one may
+        // sit on a full pipe nobody reads any more (a failed kernel link); it
+        // ends with EPIPE when the workload's fds close. Progress is reported
+        // through counters.
         let mut written = Vec::new();
         for (i, w) in self.writers.drain(..).enumerate() {
             let (name, counter) = (w.name.clone(), w.written.clone());
